@@ -1,0 +1,128 @@
+# smtpd-stdio: one SMTP session over stdin/stdout, one handler per message.
+# GNU make; `make help` lists the targets.
+
+PREFIX		?= /usr/local
+SBINDIR		?= $(PREFIX)/sbin
+LIBEXECDIR	?= $(PREFIX)/libexec
+MANDIR		?= $(PREFIX)/share/man
+DESTDIR		?=
+
+CC		?= cc
+SANITIZE	?= 0
+
+# Debian packages the build, the tests and the lint need (see README).
+BUILD_DEPS	= libbsd-dev pkg-config
+TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
+		  mandoc shellcheck
+DEPS		= $(BUILD_DEPS) $(TEST_DEPS)
+
+# Sanitizer builds go to their own directory so both can coexist.
+ifeq ($(SANITIZE),1)
+O		= src/.build-san
+SAN_FLAGS	= -fsanitize=address,undefined -fno-sanitize-recover=all \
+		  -fno-omit-frame-pointer
+OPT		= -O1 -g
+else
+O		= src/.build
+SAN_FLAGS	=
+OPT		= -O2 -g
+endif
+
+# Recursive (=) so pkg-config runs after the deps step installed it.
+BSD_CFLAGS	= $(shell pkg-config --cflags libbsd-overlay)
+BSD_LIBS	= $(shell pkg-config --libs libbsd-overlay)
+WARN		= -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla \
+		  -Wmissing-prototypes -Wstrict-prototypes
+HARDEN		= -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
+		  -fstack-clash-protection
+CFLAGS		?= $(OPT)
+ALL_CFLAGS	= -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(SAN_FLAGS) \
+		  $(BSD_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS	= -pie -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
+
+SRCS		= main.c session.c addr.c data.c spool.c handler.c reply.c \
+		  log.c peer.c buf.c
+OBJS		= $(SRCS:%.c=$(O)/%.o)
+BIN		= $(O)/smtpd-stdio
+HANDLERS	= maildir relay debug
+
+.PHONY: all deps run check check-san lint install uninstall clean help
+
+all: $(BIN)
+
+help:
+	@echo 'make            build $(BIN)'
+	@echo 'make run        build and serve SMTP on 127.0.0.1:2525 into ./var/Maildir'
+	@echo 'make check      build and run the bats suite (SANITIZE=1: under ASan+UBSan)'
+	@echo 'make lint       mandoc -Tlint on the man page, shellcheck on the handlers'
+	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) [$(PREFIX)]'
+	@echo '                (SBINDIR, LIBEXECDIR, MANDIR may be set apart)'
+	@echo 'make uninstall  remove what install put there'
+	@echo 'make deps       apt-get install the missing Debian packages (as root)'
+	@echo 'make clean      remove build output and ./var'
+
+# Install what is missing, non-interactively; never touch what is there.
+deps:
+	@missing=$$(for p in $(DEPS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "missing Debian packages: $$missing (run make deps as root)" >&2; \
+			exit 1; \
+		fi; \
+		echo "installing: $$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(O):
+	mkdir -p $@
+
+$(O)/%.o: src/%.c src/smtpd-stdio.h | $(O) deps
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BIN): $(OBJS)
+	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS)
+
+run: $(BIN)
+	@mkdir -p var/Maildir
+	@echo 'smtpd-stdio: serving SMTP on 127.0.0.1:2525, mail lands in $(CURDIR)/var/Maildir/new/'
+	@echo 'send a test mail from another terminal with:'
+	@echo '  swaks --server 127.0.0.1:2525 --from me@example.org --to you@example.org'
+	@echo 'stop with Ctrl-C'
+	exec systemd-socket-activate --inetd -l 127.0.0.1:2525 \
+		$(CURDIR)/$(BIN) --log stderr \
+		$(CURDIR)/src/handlers/maildir $(CURDIR)/var/Maildir
+
+check: $(BIN)
+	SMTPD=$(CURDIR)/$(BIN) tests/run
+
+check-san:
+	$(MAKE) check SANITIZE=1
+
+lint: deps
+	mandoc -Tlint -W warning smtpd-stdio.8
+	shellcheck -s sh $(HANDLERS:%=src/handlers/%)
+
+install: $(BIN)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio \
+		$(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/smtpd-stdio
+	for h in $(HANDLERS); do \
+		install -m 0755 src/handlers/$$h \
+			$(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h || exit 1; \
+	done
+	install -m 0644 smtpd-stdio.8 $(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/smtpd-stdio \
+		$(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
+	for h in $(HANDLERS); do \
+		rm -f $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h; \
+	done
+	-rmdir $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio
+
+clean:
+	rm -rf src/.build src/.build-san var

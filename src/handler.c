@@ -1,0 +1,401 @@
+/*
+ * Run the handler for one message, SPEC 5.1: posix_spawn without a shell,
+ * in its own process group, the spool on stdin, stdout captured for the
+ * reply, stderr logged, a wall-clock limit enforced with TERM then KILL.
+ */
+#include <sys/pidfd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "smtpd-stdio.h"
+
+extern char **environ;
+
+/* What we set for the handler; inherited copies are dropped. */
+static const char *const smtp_vars[] = {
+	"SMTP_ID", "SMTP_REMOTE_ADDR", "SMTP_REMOTE_PORT", "SMTP_LOCAL_ADDR",
+	"SMTP_LOCAL_PORT", "SMTP_HELO", "SMTP_PROTOCOL", "SMTP_MAIL_FROM",
+	"SMTP_RCPT_TO", "SMTP_RCPT_COUNT", "SMTP_MAIL_OPTIONS",
+	"SMTP_RCPT_OPTIONS", "SMTP_SIZE", "SMTP_RELAY"
+};
+#define NSMTP_VARS	(sizeof(smtp_vars) / sizeof(smtp_vars[0]))
+
+/* Handler stderr, cut into log lines. */
+struct errlog {
+	const char	*id;
+	char		 line[SMTP_REPLYLINE_MAX];
+	size_t		 len;
+	unsigned int	 lines;
+};
+
+/* The running handler and the pipes we read. */
+struct child {
+	pid_t		 pid;
+	int		 pidfd;
+	int		 out;	/* -1 once at EOF */
+	int		 err;
+	struct errlog	 elog;
+};
+
+static char	**build_argv(const struct handler_job *);
+static char	**build_env(const struct handler_job *);
+static char	 *join(char *const *, size_t, char);
+static int	  is_smtp_var(const char *);
+static int	  spawn(const struct handler_job *, struct child *);
+static void	  errlog_feed(struct errlog *, const char *, size_t);
+static void	  errlog_line(struct errlog *);
+static void	  drain(int *, struct handler_result *, struct errlog *, size_t);
+static void	  supervise(const struct handler_job *, struct child *,
+		    struct handler_result *);
+static long long  now_ms(void);
+static void	  free_vector(char **);
+
+static long long
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+free_vector(char **v)
+{
+	size_t	 i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Join strings with sep between them (no trailing sep). */
+static char *
+join(char *const *v, size_t n, char sep)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	size_t		 i;
+
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_append(&b, &sep, 1);
+		buf_append(&b, v[i], strlen(v[i]));
+	}
+	buf_append(&b, "", 1);
+	return b.data;
+}
+
+/* argv with {sender} and {recipients} expanded, SPEC 5.1. */
+static char **
+build_argv(const struct handler_job *job)
+{
+	const struct txn	 *t = &job->sess->txn;
+	char			**in = job->conf->handler_argv, **argv;
+	size_t			  n = 0, i, j, k = 0;
+
+	for (i = 0; in[i] != NULL; i++)
+		n += strcmp(in[i], "{recipients}") == 0 ? t->nrcpt : 1;
+	if ((argv = calloc(n + 1, sizeof(*argv))) == NULL)
+		fatalx("out of memory");
+	for (i = 0; in[i] != NULL; i++) {
+		if (strcmp(in[i], "{recipients}") == 0)
+			for (j = 0; j < t->nrcpt; j++)
+				argv[k++] = strdup(t->rcpt[j]);
+		else if (strcmp(in[i], "{sender}") == 0)
+			argv[k++] = strdup(t->mail_from);
+		else
+			argv[k++] = strdup(in[i]);
+		if (k > 0 && argv[k - 1] == NULL)
+			fatalx("out of memory");
+	}
+	return argv;
+}
+
+static int
+is_smtp_var(const char *entry)
+{
+	size_t	 i, n;
+
+	for (i = 0; i < NSMTP_VARS; i++) {
+		n = strlen(smtp_vars[i]);
+		if (strncmp(entry, smtp_vars[i], n) == 0 && entry[n] == '=')
+			return 1;
+	}
+	return 0;
+}
+
+/* Our environment, without stale SMTP_* copies, plus the envelope. */
+static char **
+build_env(const struct handler_job *job)
+{
+	const struct session	 *s = job->sess;
+	const struct txn	 *t = &s->txn;
+	const struct peer	 *p = job->peer;
+	char			**env, *rcpts, *ropts;
+	size_t			  n = 0, i, k = 0;
+
+	while (environ[n] != NULL)
+		n++;
+	if ((env = calloc(n + NSMTP_VARS + 1, sizeof(*env))) == NULL)
+		fatalx("out of memory");
+	for (i = 0; i < n; i++)
+		if (!is_smtp_var(environ[i]) &&
+		    (env[k++] = strdup(environ[i])) == NULL)
+			fatalx("out of memory");
+	rcpts = join(t->rcpt, t->nrcpt, '\n');
+	ropts = join(t->rcpt_options, t->nrcpt, '\n');
+	if (asprintf(&env[k++], "SMTP_ID=%s", job->id) == -1 ||
+	    asprintf(&env[k++], "SMTP_REMOTE_ADDR=%s", p->remote_addr) == -1 ||
+	    asprintf(&env[k++], "SMTP_REMOTE_PORT=%s", p->remote_port) == -1 ||
+	    asprintf(&env[k++], "SMTP_LOCAL_ADDR=%s", p->local_addr) == -1 ||
+	    asprintf(&env[k++], "SMTP_LOCAL_PORT=%s", p->local_port) == -1 ||
+	    asprintf(&env[k++], "SMTP_HELO=%s", s->helo) == -1 ||
+	    asprintf(&env[k++], "SMTP_PROTOCOL=%s",
+	    s->esmtp ? "ESMTP" : "SMTP") == -1 ||
+	    asprintf(&env[k++], "SMTP_MAIL_FROM=%s", t->mail_from) == -1 ||
+	    asprintf(&env[k++], "SMTP_RCPT_TO=%s", rcpts) == -1 ||
+	    asprintf(&env[k++], "SMTP_RCPT_COUNT=%zu", t->nrcpt) == -1 ||
+	    asprintf(&env[k++], "SMTP_MAIL_OPTIONS=%s", t->mail_options) == -1 ||
+	    asprintf(&env[k++], "SMTP_RCPT_OPTIONS=%s", ropts) == -1 ||
+	    asprintf(&env[k++], "SMTP_SIZE=%llu",
+	    (unsigned long long)job->spool_size) == -1 ||
+	    (job->conf->relay != NULL && asprintf(&env[k++], "SMTP_RELAY=%s",
+	    job->conf->relay) == -1))
+		fatalx("out of memory");
+	free(rcpts);
+	free(ropts);
+	return env;
+}
+
+/*
+ * Start the handler: spool on 0, pipes on 1 and 2, nothing else open,
+ * default signal dispositions, a process group of its own.  On failure
+ * errno is set and -1 returned.
+ */
+static int
+spawn(const struct handler_job *job, struct child *c)
+{
+	posix_spawn_file_actions_t	 fa;
+	posix_spawnattr_t		 attr;
+	sigset_t			 none, all;
+	char				**argv, **envp;
+	int				 out[2], err[2], rc;
+
+	if (pipe2(out, O_CLOEXEC) == -1)
+		return -1;
+	if (pipe2(err, O_CLOEXEC) == -1) {
+		rc = errno;
+		(void)close(out[0]);
+		(void)close(out[1]);
+		errno = rc;
+		return -1;
+	}
+	argv = build_argv(job);
+	envp = build_env(job);
+	sigemptyset(&none);
+	sigfillset(&all);
+	if (posix_spawn_file_actions_init(&fa) != 0 ||
+	    posix_spawnattr_init(&attr) != 0)
+		fatalx("posix_spawn setup failed");
+	(void)posix_spawn_file_actions_adddup2(&fa, job->spool_fd, 0);
+	(void)posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	(void)posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	(void)posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	(void)posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	(void)posix_spawnattr_setpgroup(&attr, 0);
+	(void)posix_spawnattr_setsigmask(&attr, &none);
+	(void)posix_spawnattr_setsigdefault(&attr, &all);
+	/* posix_spawnp: a name without a slash is looked up in PATH. */
+	rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	free_vector(argv);
+	free_vector(envp);
+	(void)close(out[1]);
+	(void)close(err[1]);
+	if (rc != 0) {
+		(void)close(out[0]);
+		(void)close(err[0]);
+		errno = rc;
+		return -1;
+	}
+	c->out = out[0];
+	c->err = err[0];
+	(void)fcntl(c->out, F_SETFL, O_NONBLOCK);
+	(void)fcntl(c->err, F_SETFL, O_NONBLOCK);
+	c->pidfd = pidfd_open(c->pid, 0);
+	return 0;
+}
+
+static void
+errlog_line(struct errlog *e)
+{
+	char	 esc[LOG_LINE_MAX];
+
+	if (e->lines < HANDLER_STDERR_LINES)
+		log_info("%s: handler: %s", e->id,
+		    log_escape(esc, sizeof(esc), e->line, e->len));
+	else if (e->lines == HANDLER_STDERR_LINES)
+		log_info("%s: handler: more stderr output not logged", e->id);
+	e->lines++;
+	e->len = 0;
+}
+
+/* Cut handler stderr into lines; over-long lines are split. */
+static void
+errlog_feed(struct errlog *e, const char *p, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] == '\n') {
+			errlog_line(e);
+			continue;
+		}
+		e->line[e->len++] = p[i];
+		if (e->len == sizeof(e->line))
+			errlog_line(e);
+	}
+}
+
+/*
+ * Read what is there on one pipe, up to limit bytes.  stdout keeps its
+ * first bytes in res, stderr goes to the log.  Closes the pipe and sets
+ * *fd to -1 at EOF.
+ */
+static void
+drain(int *fd, struct handler_result *res, struct errlog *elog, size_t limit)
+{
+	char	 buf[8192];
+	ssize_t	 n;
+	size_t	 keep, total = 0;
+
+	while (total < limit) {
+		n = read(*fd, buf, sizeof(buf));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			(void)close(*fd);
+			*fd = -1;
+			return;
+		}
+		total += (size_t)n;
+		if (elog != NULL) {
+			errlog_feed(elog, buf, (size_t)n);
+			continue;
+		}
+		keep = sizeof(res->out) - res->outlen;
+		if (keep > (size_t)n)
+			keep = (size_t)n;
+		memcpy(res->out + res->outlen, buf, keep);
+		res->outlen += keep;
+	}
+}
+
+/*
+ * Wait for the handler to exit, reading its output meanwhile.  The reply
+ * is due when the handler exits, even if a child of it keeps a pipe open.
+ */
+static void
+supervise(const struct handler_job *job, struct child *c,
+    struct handler_result *res)
+{
+	long long	 deadline = now_ms() + job->conf->handler_timeout * 1000;
+	struct pollfd	 pfd[3];
+	int		 status, signalled = 0, timeout;
+	pid_t		 w;
+
+	for (;;) {
+		w = waitpid(c->pid, &status, WNOHANG);
+		if (w == c->pid)
+			break;
+		if (w == -1 && errno != EINTR)
+			fatalx("waitpid: %s", strerror(errno));
+		timeout = (int)(deadline - now_ms());
+		if (timeout <= 0) {
+			/* TERM first, then KILL after a grace period. */
+			(void)kill(-c->pid, signalled ? SIGKILL : SIGTERM);
+			if (!signalled)
+				log_warn("%s: handler timed out after %llds, "
+				    "sending SIGTERM", job->id,
+				    job->conf->handler_timeout);
+			signalled++;
+			res->end = HE_TIMEOUT;
+			deadline = now_ms() + HANDLER_KILL_GRACE * 1000;
+			continue;
+		}
+		pfd[0].fd = c->pidfd;
+		pfd[1].fd = c->out;
+		pfd[2].fd = c->err;
+		pfd[0].events = pfd[1].events = pfd[2].events = POLLIN;
+		/* Without a pidfd, look at the child every 100 ms. */
+		if (c->pidfd == -1 && timeout > 100)
+			timeout = 100;
+		if (poll(pfd, 3, timeout) == -1 && errno != EINTR)
+			fatalx("poll: %s", strerror(errno));
+		if (c->out != -1 && pfd[1].revents != 0)
+			drain(&c->out, res, NULL, SIZE_MAX);
+		if (c->err != -1 && pfd[2].revents != 0)
+			drain(&c->err, res, &c->elog, SIZE_MAX);
+	}
+	/*
+	 * Take what the handler wrote before it exited; a child it left
+	 * behind may keep writing, so take a bounded amount only.
+	 */
+	if (c->out != -1)
+		drain(&c->out, res, NULL, HANDLER_FINAL_DRAIN);
+	if (c->err != -1)
+		drain(&c->err, res, &c->elog, HANDLER_FINAL_DRAIN);
+	if (c->elog.len > 0)
+		errlog_line(&c->elog);
+	if (signalled)
+		(void)kill(-c->pid, SIGKILL);	/* stragglers in the group */
+	else if (WIFSIGNALED(status)) {
+		res->end = HE_SIGNALED;
+		res->status = WTERMSIG(status);
+	} else {
+		res->end = HE_EXITED;
+		res->status = WEXITSTATUS(status);
+	}
+}
+
+void
+handler_run(const struct handler_job *job, struct handler_result *res)
+{
+	struct child	 c;
+
+	memset(res, 0, sizeof(*res));
+	memset(&c, 0, sizeof(c));
+	c.elog.id = job->id;
+	if (spawn(job, &c) == -1) {
+		log_warn("%s: cannot run handler %s: %s", job->id,
+		    job->conf->handler_argv[0], strerror(errno));
+		res->end = HE_EXEC_FAILED;
+		res->status = errno;
+		return;
+	}
+	supervise(job, &c, res);
+	if (c.out != -1)
+		(void)close(c.out);
+	if (c.err != -1)
+		(void)close(c.err);
+	if (c.pidfd != -1)
+		(void)close(c.pidfd);
+}

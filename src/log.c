@@ -1,0 +1,103 @@
+/*
+ * Diagnostics: syslog (facility mail) or stderr.  Client text is escaped
+ * with log_escape() before it gets here; nothing here goes to fd 0 or 1.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+#define LIBBSD_NETBSD_VIS	/* strnvisx(dst, dlen, src, len, flag) */
+#include <vis.h>
+
+#include "smtpd-stdio.h"
+
+static enum log_target	log_to = LOGTO_STDERR;
+static int		log_verbose;
+
+static void	log_emit(int, const char *, va_list)
+		    __attribute__((format(printf, 2, 0)));
+
+void
+log_init(enum log_target to, int verbose)
+{
+	log_to = to;
+	log_verbose = verbose;
+	if (to == LOGTO_SYSLOG)
+		openlog("smtpd-stdio", LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+static void
+log_emit(int prio, const char *fmt, va_list ap)
+{
+	char	 line[LOG_LINE_MAX];
+
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	if (log_to == LOGTO_SYSLOG)
+		syslog(prio, "%s", line);
+	else
+		(void)dprintf(STDERR_FILENO, "smtpd-stdio[%ld]: %s\n",
+		    (long)getpid(), line);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_INFO, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_WARNING, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	log_emit(LOG_DEBUG, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_CRIT, fmt, ap);
+	va_end(ap);
+	_exit(EXIT_SOFTWARE);
+}
+
+/*
+ * Escape untrusted bytes (client text, handler output) into dst so that a
+ * log line can never be split or carry terminal controls.  Returns dst.
+ */
+const char *
+log_escape(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	if (dstlen == 0)
+		return dst;
+	/* strnvisx needs up to 4 bytes per input byte; cut the input. */
+	if (len > (dstlen - 1) / 4)
+		len = (dstlen - 1) / 4;
+	if (strnvisx(dst, dstlen, src, len, VIS_CSTYLE | VIS_OCTAL |
+	    VIS_TAB | VIS_NL) == -1)
+		dst[0] = '\0';
+	return dst;
+}

@@ -1,0 +1,507 @@
+/*
+ * smtpd-stdio: options, process setup, and the I/O loop around the session
+ * engine.  This is the only place that waits: for the client, for the
+ * spool, for the handler.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "smtpd-stdio.h"
+
+#define USAGE	"usage: smtpd-stdio [--7bit] [--crlf] [--dsn] [--no-received] " \
+		"[--smtputf8] [-v]\n" \
+		"                   [--handler-timeout seconds] [--hostname name] " \
+		"[--log syslog|stderr]\n" \
+		"                   [--max-errors n] [--max-messages n] " \
+		"[--max-recipients n]\n" \
+		"                   [--relay host[:port]] [--size-limit bytes] " \
+		"[--timeout seconds]\n" \
+		"                   [--] handler [arg ...]\n"
+
+enum {
+	OPT_HOSTNAME = 256, OPT_SIZE_LIMIT, OPT_SMTPUTF8, OPT_7BIT, OPT_RELAY,
+	OPT_MAX_RECIPIENTS, OPT_MAX_MESSAGES, OPT_TIMEOUT, OPT_HANDLER_TIMEOUT,
+	OPT_MAX_ERRORS, OPT_DSN, OPT_CRLF, OPT_NO_RECEIVED, OPT_LOG,
+	OPT_VERSION, OPT_HELP
+};
+
+static const struct option longopts[] = {
+	{ "hostname",		required_argument, NULL, OPT_HOSTNAME },
+	{ "size-limit",		required_argument, NULL, OPT_SIZE_LIMIT },
+	{ "smtputf8",		no_argument,	   NULL, OPT_SMTPUTF8 },
+	{ "7bit",		no_argument,	   NULL, OPT_7BIT },
+	{ "relay",		required_argument, NULL, OPT_RELAY },
+	{ "max-recipients",	required_argument, NULL, OPT_MAX_RECIPIENTS },
+	{ "max-messages",	required_argument, NULL, OPT_MAX_MESSAGES },
+	{ "timeout",		required_argument, NULL, OPT_TIMEOUT },
+	{ "handler-timeout",	required_argument, NULL, OPT_HANDLER_TIMEOUT },
+	{ "max-errors",		required_argument, NULL, OPT_MAX_ERRORS },
+	{ "dsn",		no_argument,	   NULL, OPT_DSN },
+	{ "crlf",		no_argument,	   NULL, OPT_CRLF },
+	{ "no-received",	no_argument,	   NULL, OPT_NO_RECEIVED },
+	{ "log",		required_argument, NULL, OPT_LOG },
+	{ "verbose",		no_argument,	   NULL, 'v' },
+	{ "version",		no_argument,	   NULL, OPT_VERSION },
+	{ "help",		no_argument,	   NULL, OPT_HELP },
+	{ NULL,			0,		   NULL, 0 }
+};
+
+/* Where a read of the client ended. */
+enum input {
+	INPUT_DATA,
+	INPUT_EOF,
+	INPUT_TIMEOUT
+};
+
+static void	 usage_error(const char *, ...)
+		    __attribute__((format(printf, 1, 2), noreturn));
+static long long number(const char *, const char *, long long, long long);
+static int	 name_ok(const char *);
+static void	 parse_options(int, char **, struct config *);
+static const char *default_hostname(void);
+static void	 setup_fds(struct config *);
+static enum input read_input(char *, size_t, size_t *, long long);
+static int	 flush_replies(struct session *, long long);
+static void	 spool_start(struct session *, struct spool *,
+		    const struct peer *);
+static const char *handler_status(const struct handler_result *, char *,
+		    size_t);
+static void	 spool_data(struct session *, struct spool *,
+		    const struct peer *);
+static void	 deliver(struct session *, struct spool *,
+		    const struct peer *);
+static int	 serve(const struct config *, const struct peer *);
+
+/* SPEC 1: one line on stderr, exit 64, nothing on stdout. */
+static void
+usage_error(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	(void)fputs("smtpd-stdio: ", stderr);
+	va_start(ap, fmt);
+	(void)vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	(void)fputs(" (see smtpd-stdio --help)\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+static long long
+number(const char *opt, const char *arg, long long min, long long max)
+{
+	const char	*errstr;
+	long long	 n;
+
+	n = strtonum(arg, min, max, &errstr);
+	if (errstr != NULL)
+		usage_error("--%s %s: value is %s (allowed %lld to %lld)", opt,
+		    arg, errstr, min, max);
+	return n;
+}
+
+/* Host names and relay addresses: no spaces or controls, they get echoed. */
+static int
+name_ok(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static void
+parse_options(int argc, char **argv, struct config *c)
+{
+	int	 ch;
+
+	opterr = 0;
+	/* "+": stop at the first non-option, the rest is the handler's. */
+	while ((ch = getopt_long(argc, argv, "+:vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_HOSTNAME:
+			if (!name_ok(optarg))
+				usage_error("--hostname: bad name");
+			c->hostname = optarg;
+			break;
+		case OPT_SIZE_LIMIT:
+			c->size_limit = number("size-limit", optarg, 0,
+			    LLONG_MAX / 2);
+			break;
+		case OPT_SMTPUTF8:
+			c->smtputf8 = 1;
+			break;
+		case OPT_7BIT:
+			c->sevenbit = 1;
+			break;
+		case OPT_RELAY:
+			if (!name_ok(optarg))
+				usage_error("--relay: bad host[:port]");
+			c->relay = optarg;
+			break;
+		case OPT_MAX_RECIPIENTS:
+			c->max_recipients = number("max-recipients", optarg,
+			    1, INT_MAX);
+			break;
+		case OPT_MAX_MESSAGES:
+			c->max_messages = number("max-messages", optarg, 0,
+			    LLONG_MAX);
+			break;
+		case OPT_TIMEOUT:
+			c->timeout = number("timeout", optarg, 1, INT_MAX / 1000);
+			break;
+		case OPT_HANDLER_TIMEOUT:
+			c->handler_timeout = number("handler-timeout", optarg,
+			    1, INT_MAX / 1000);
+			break;
+		case OPT_MAX_ERRORS:
+			c->max_errors = number("max-errors", optarg, 1,
+			    LLONG_MAX);
+			break;
+		case OPT_DSN:
+			c->dsn = 1;
+			break;
+		case OPT_CRLF:
+			c->crlf = 1;
+			break;
+		case OPT_NO_RECEIVED:
+			c->received = 0;
+			break;
+		case OPT_LOG:
+			if (strcmp(optarg, "syslog") == 0)
+				c->log = LOGTO_SYSLOG;
+			else if (strcmp(optarg, "stderr") == 0)
+				c->log = LOGTO_STDERR;
+			else
+				usage_error("--log: want syslog or stderr, "
+				    "not %s", optarg);
+			break;
+		case 'v':
+			c->verbose = 1;
+			break;
+		case OPT_VERSION:
+			(void)printf("smtpd-stdio %s\n", SMTPD_VERSION);
+			exit(EXIT_OK);
+		case 'h':
+		case OPT_HELP:
+			(void)fputs(USAGE, stdout);
+			exit(EXIT_OK);
+		case ':':
+			usage_error("option %s needs a value",
+			    argv[optind - 1]);
+		default:
+			usage_error("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		usage_error("no handler given");
+	if (c->sevenbit && c->smtputf8)
+		usage_error("--7bit and --smtputf8 contradict each other");
+	c->handler_argv = argv + optind;
+}
+
+/* The FQDN if the resolver knows it, else gethostname(). */
+static const char *
+default_hostname(void)
+{
+	static char	 name[256];
+	struct addrinfo	 hints, *res;
+
+	if (gethostname(name, sizeof(name) - 1) == -1)
+		(void)strlcpy(name, "localhost", sizeof(name));
+	if (strchr(name, '.') != NULL)
+		return name;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_CANONNAME;
+	if (getaddrinfo(name, NULL, &hints, &res) == 0) {
+		if (res->ai_canonname != NULL && name_ok(res->ai_canonname))
+			(void)strlcpy(name, res->ai_canonname, sizeof(name));
+		freeaddrinfo(res);
+	}
+	return name;
+}
+
+/*
+ * fds 0-2 exist, nothing else is inherited, and log lines never reach
+ * the client: under inetd fd 2 is the client socket too.
+ */
+static void
+setup_fds(struct config *c)
+{
+	struct stat	 st0, st2;
+	int		 fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) != -1 && fd <= 2)
+		;
+	if (fd > 2)
+		(void)close(fd);
+	closefrom(3);
+	if (fstat(0, &st0) == 0 && fstat(2, &st2) == 0 &&
+	    S_ISSOCK(st2.st_mode) && st0.st_dev == st2.st_dev &&
+	    st0.st_ino == st2.st_ino) {
+		if ((fd = open("/dev/null", O_WRONLY)) != -1) {
+			(void)dup2(fd, 2);
+			(void)close(fd);
+		}
+		c->log = LOGTO_SYSLOG;
+	}
+}
+
+/* One read of the client, waiting at most timeout seconds. */
+static enum input
+read_input(char *buf, size_t size, size_t *got, long long timeout)
+{
+	struct pollfd	 pfd = { 0, POLLIN, 0 };
+	ssize_t		 n;
+	int		 r;
+
+	for (;;) {
+		r = poll(&pfd, 1, (int)(timeout * 1000));
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == 0)
+			return INPUT_TIMEOUT;
+		n = read(0, buf, size);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0) {
+			if (n == -1)
+				log_info("read from client: %s",
+				    strerror(errno));
+			return INPUT_EOF;
+		}
+		*got = (size_t)n;
+		return INPUT_DATA;
+	}
+}
+
+/* Write all queued replies in one go.  -1 if the client is gone. */
+static int
+flush_replies(struct session *s, long long timeout)
+{
+	struct pollfd	 pfd = { 1, POLLOUT, 0 };
+	ssize_t		 n;
+	int		 r;
+
+	while (s->out.len > 0) {
+		n = write(1, s->out.data, s->out.len);
+		if (n >= 0) {
+			buf_consume(&s->out, (size_t)n);
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			log_info("write to client: %s", strerror(errno));
+			return -1;
+		}
+		/* A non-blocking socket: wait, but not forever. */
+		if ((r = poll(&pfd, 1, (int)(timeout * 1000))) == 0) {
+			log_info("write to client: timeout");
+			return -1;
+		}
+		if (r == -1 && errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* Start the spool for the current transaction if not done yet. */
+static void
+spool_start(struct session *s, struct spool *sp, const struct peer *p)
+{
+	struct received_info	 ri;
+	char			 esc[LOG_LINE_MAX];
+
+	if (sp->seq == s->txn_seq)
+		return;
+	sp->seq = s->txn_seq;
+	spool_new_id(sp->id, sizeof(sp->id));
+	ri.helo = s->helo;
+	ri.peer = p;
+	ri.hostname = s->conf->hostname;
+	ri.protocol = s->esmtp ? "ESMTP" : "SMTP";
+	ri.id = sp->id;
+	ri.single_rcpt = s->txn.nrcpt == 1 ? s->txn.rcpt[0] : NULL;
+	ri.crlf = s->conf->crlf;
+	if (spool_begin(sp, s->conf->received ? &ri : NULL) == -1)
+		log_warn("%s: spool: %s (from=<%s>)", sp->id, strerror(errno),
+		    log_escape(esc, sizeof(esc), s->txn.mail_from,
+		    strlen(s->txn.mail_from)));
+}
+
+static void
+spool_data(struct session *s, struct spool *sp, const struct peer *p)
+{
+	int	 ok;
+
+	spool_start(s, sp, p);
+	ok = spool_write(sp, s->data, s->datalen) == 0;
+	if (!ok && sp->failed == 1) {
+		log_warn("%s: spool write: %s", sp->id, strerror(errno));
+		sp->failed = 2;		/* said once */
+	}
+	session_spooled(s, ok);
+}
+
+static const char *
+handler_status(const struct handler_result *r, char *buf, size_t len)
+{
+	switch (r->end) {
+	case HE_EXITED:
+		(void)snprintf(buf, len, "exit %d", r->status);
+		break;
+	case HE_SIGNALED:
+		(void)snprintf(buf, len, "signal %d", r->status);
+		break;
+	case HE_TIMEOUT:
+		(void)snprintf(buf, len, "timeout");
+		break;
+	case HE_EXEC_FAILED:
+		(void)snprintf(buf, len, "exec failed");
+		break;
+	}
+	return buf;
+}
+
+/* Run the handler on the spooled message and hand its reply back. */
+static void
+deliver(struct session *s, struct spool *sp, const struct peer *p)
+{
+	struct handler_job	 job;
+	struct handler_result	 res;
+	struct buf		 text = { NULL, 0, 0 };
+	struct timespec		 t0, t1;
+	char			 from[SMTP_PATH_MAX * 4 + 1], st[32];
+	int			 code;
+
+	spool_start(s, sp, p);
+	if (sp->failed || spool_rewind(sp) == -1) {
+		session_delivered(s,
+		    "452 4.3.1 Error: insufficient system storage\r\n");
+		return;
+	}
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	job.conf = s->conf;
+	job.peer = p;
+	job.sess = s;
+	job.id = sp->id;
+	job.spool_fd = sp->fd;
+	job.spool_size = sp->size;
+	handler_run(&job, &res);
+	code = reply_from_handler(&res, sp->id, &text);
+	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("%s: client=%s from=<%s> rcpts=%zu size=%llu handler=%s "
+	    "reply=%d duration=%.3fs", sp->id,
+	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
+	    log_escape(from, sizeof(from), s->txn.mail_from,
+	    strlen(s->txn.mail_from)), s->txn.nrcpt,
+	    (unsigned long long)sp->size, handler_status(&res, st, sizeof(st)),
+	    code, (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	buf_append(&text, "", 1);
+	session_delivered(s, text.data);
+	buf_free(&text);
+}
+
+static int
+serve(const struct config *c, const struct peer *p)
+{
+	static char		 in[INPUT_CHUNK];
+	struct session		 s;
+	struct spool		 sp = { -1, 0, 0, 0, "" };
+	size_t			 off = 0, len = 0, used;
+	enum session_action	 act;
+	int			 status;
+
+	session_init(&s, c);
+	for (;;) {
+		act = session_feed(&s, in + off, len - off, &used);
+		off += used;
+		switch (act) {
+		case SA_NEED_INPUT:
+			if (flush_replies(&s, c->timeout) == -1)
+				return EXIT_FAIL;
+			off = len = 0;
+			switch (read_input(in, sizeof(in), &len, c->timeout)) {
+			case INPUT_DATA:
+				break;
+			case INPUT_EOF:
+				(void)session_eof(&s);
+				break;
+			case INPUT_TIMEOUT:
+				(void)session_timeout(&s);
+				break;
+			}
+			break;
+		case SA_FLUSH:
+			if (flush_replies(&s, c->timeout) == -1)
+				return EXIT_FAIL;
+			break;
+		case SA_SPOOL:
+			spool_data(&s, &sp, p);
+			break;
+		case SA_DELIVER:
+			if (flush_replies(&s, c->timeout) == -1)
+				return EXIT_FAIL;
+			deliver(&s, &sp, p);
+			break;
+		case SA_CLOSE:
+			status = s.exit_status;
+			if (flush_replies(&s, c->timeout) == -1)
+				status = EXIT_FAIL;
+			log_info("disconnect from %s: messages=%lld errors=%lld "
+			    "exit=%d", p->remote_addr[0] != '\0' ?
+			    p->remote_addr : "unknown", s.messages, s.errors,
+			    status);
+			session_free(&s);
+			return status;
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config	 conf;
+	struct peer	 peer;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.size_limit = 33554432;
+	conf.max_recipients = 1000;
+	conf.timeout = 300;
+	conf.handler_timeout = 300;
+	conf.max_errors = 20;
+	conf.received = 1;
+	conf.log = LOGTO_SYSLOG;
+	parse_options(argc, argv, &conf);
+
+	/* A client that hangs up must not kill us mid-write (SPEC 6). */
+	(void)signal(SIGPIPE, SIG_IGN);
+	umask(077);
+	setup_fds(&conf);
+	log_init(conf.log, conf.verbose);
+	if (conf.hostname == NULL)
+		conf.hostname = default_hostname();
+	peer_lookup(&peer);
+	log_info("connect from %s port %s", peer.remote_addr[0] != '\0' ?
+	    peer.remote_addr : "unknown", peer.remote_port[0] != '\0' ?
+	    peer.remote_port : "-");
+	return serve(&conf, &peer);
+}

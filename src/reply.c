@@ -1,0 +1,190 @@
+/*
+ * From handler result to SMTP reply, SPEC 5.2: the exit-status table, and
+ * the check that turns handler output into a well-formed reply or nothing.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "smtpd-stdio.h"
+
+/* Only statuses that say "this message or recipient is wrong" bounce. */
+static const struct status_reply {
+	int		 status;
+	const char	*reply;
+} status_replies[] = {
+	{ 65,  "554 5.6.0 Error: message refused by handler (data error)" },
+	{ 67,  "550 5.1.1 Error: recipient unknown" },
+	{ 68,  "550 5.1.2 Error: recipient domain unknown" },
+	{ 69,  "554 5.3.0 Error: message refused by handler (unavailable)" },
+	{ 76,  "554 5.5.0 Error: message refused by handler (protocol)" },
+	{ 77,  "550 5.7.1 Error: message refused by handler (no permission)" },
+	{ 100, "554 5.3.0 Error: message refused by handler" },
+	{ 78,  "451 4.3.5 Error: handler configuration error, try again later" },
+};
+static const char reply_tempfail[] =
+    "451 4.3.0 Error: temporary handler failure, try again later";
+
+static int	reply_line_ok(const char *, size_t, int);
+static int	has_enhanced_code(const char *, size_t);
+static size_t	clean_line(const char *, size_t, char *);
+static void	append_line(struct buf *, const char *, size_t, int);
+static int	code_of(const char *);
+static const char *reply_for_status(const struct handler_result *);
+
+/* "DDD", "DDD text" or "DDD-text" with a code we may pass on. */
+static int
+reply_line_ok(const char *l, size_t len, int code)
+{
+	int	 c;
+
+	if (len < 3 || !isdigit((unsigned char)l[0]) ||
+	    !isdigit((unsigned char)l[1]) || !isdigit((unsigned char)l[2]))
+		return 0;
+	if (l[0] != '2' && l[0] != '4' && l[0] != '5')
+		return 0;
+	if (l[1] > '5')
+		return 0;
+	if (len > 3 && l[3] != ' ' && l[3] != '-')
+		return 0;
+	c = (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
+	return code == 0 || c == code ? c : 0;
+}
+
+/* RFC 3463 status-code "class.subject.detail" at the start of text. */
+static int
+has_enhanced_code(const char *t, size_t len)
+{
+	size_t	 i = 0, part, digits;
+
+	if (len < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') ||
+	    t[1] != '.')
+		return 0;
+	i = 2;
+	for (part = 0; part < 2; part++) {
+		for (digits = 0; i < len && isdigit((unsigned char)t[i]);
+		    i++)
+			digits++;
+		if (digits == 0 || digits > 3)
+			return 0;
+		if (part == 0 && (i >= len || t[i++] != '.'))
+			return 0;
+	}
+	return i == len || t[i] == ' ';
+}
+
+/* Copy a line without control characters; returns its length. */
+static size_t
+clean_line(const char *l, size_t len, char *dst)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)l[i] >= 0x20 && l[i] != 0x7f)
+			dst[n++] = l[i];
+	return n;
+}
+
+/* Append one checked line as "DDD-" or "DDD ", with an enhanced code. */
+static void
+append_line(struct buf *out, const char *l, size_t len, int last)
+{
+	char	 line[SMTP_REPLYLINE_MAX];
+	size_t	 n, tlen = len > 4 ? len - 4 : 0;
+
+	n = (size_t)snprintf(line, sizeof(line), "%.3s%c", l, last ? ' ' : '-');
+	if (!has_enhanced_code(l + 4, tlen))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%c.0.0%s",
+		    l[0], tlen > 0 ? " " : "");
+	if (tlen > sizeof(line) - 2 - n)
+		tlen = sizeof(line) - 2 - n;
+	memcpy(line + n, l + 4, tlen);
+	memcpy(line + n + tlen, "\r\n", 2);
+	buf_append(out, line, n + tlen + 2);
+}
+
+/*
+ * Turn handler output into reply lines in out (CRLF-terminated).  Returns
+ * the reply code, 0 when the output holds no text at all, -1 when it is
+ * not a reply.  Every line gets an enhanced status code and fits in 512.
+ */
+int
+reply_parse_text(const char *text, size_t len, struct buf *out)
+{
+	char		 clean[HANDLER_OUTPUT_MAX];
+	size_t		 start[HANDLER_OUTPUT_MAX / 2], llen[HANDLER_OUTPUT_MAX / 2];
+	const char	*p, *end, *nl;
+	size_t		 nlines = 0, used = 0, n, i;
+	int		 code = 0;
+
+	if (len > sizeof(clean))
+		len = sizeof(clean);
+	for (p = text, end = text + len; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		n = clean_line(p, (size_t)(nl - p), clean + used);
+		if (n == 0)
+			continue;	/* blank lines carry nothing */
+		if ((code = reply_line_ok(clean + used, n, code)) == 0)
+			return -1;
+		start[nlines] = used;
+		llen[nlines++] = n;
+		used += n;
+	}
+	for (i = 0; i < nlines; i++)
+		append_line(out, clean + start[i], llen[i], i + 1 == nlines);
+	return code;
+}
+
+static int
+code_of(const char *reply)
+{
+	return (reply[0] - '0') * 100 + (reply[1] - '0') * 10 + (reply[2] - '0');
+}
+
+/* Non-zero exit, signal, timeout or exec failure, SPEC 5.2 item 4. */
+static const char *
+reply_for_status(const struct handler_result *r)
+{
+	size_t	 i;
+
+	if (r->end != HE_EXITED)
+		return reply_tempfail;
+	for (i = 0; i < sizeof(status_replies) / sizeof(status_replies[0]); i++)
+		if (status_replies[i].status == r->status)
+			return status_replies[i].reply;
+	return reply_tempfail;
+}
+
+/*
+ * The reply for one handler run, appended to out.  Returns the reply
+ * code.  A 2xx comes only from an exit status of 0.
+ */
+int
+reply_from_handler(const struct handler_result *r, const char *id,
+    struct buf *out)
+{
+	struct buf	 parsed = { NULL, 0, 0 };
+	const char	*text;
+	char		 esc[HANDLER_OUTPUT_MAX];
+	int		 code, ok;
+
+	code = reply_parse_text(r->out, r->outlen, &parsed);
+	ok = r->end == HE_EXITED && r->status == 0;
+	if (ok && code == 0) {
+		buf_appendf(out, "250 2.0.0 OK: queued as %s\r\n", id);
+		code = 250;
+	} else if ((ok && code > 0) || code >= 400)
+		buf_append(out, parsed.data, parsed.len);
+	else {
+		if (ok)
+			log_warn("%s: handler exited 0 but its output is not "
+			    "an SMTP reply: %s", id, log_escape(esc,
+			    sizeof(esc), r->out, r->outlen));
+		text = ok ? reply_tempfail : reply_for_status(r);
+		buf_appendf(out, "%s\r\n", text);
+		code = code_of(text);
+	}
+	buf_free(&parsed);
+	return code;
+}

@@ -1,0 +1,563 @@
+/*
+ * The SMTP dialogue, RFC 5321: a state machine fed with the client's bytes
+ * that queues replies and asks the I/O layer for actions (write, spool,
+ * run the handler, close).  No I/O happens here, so the same input gives
+ * the same replies however it is split into reads.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "smtpd-stdio.h"
+
+#define ST(x)		(1U << (x))
+#define ST_ANY		(ST(SS_INIT) | ST(SS_HELO) | ST(SS_MAIL) | ST(SS_RCPT))
+#define ST_GREETED	(ST(SS_HELO) | ST(SS_MAIL) | ST(SS_RCPT))
+
+enum args {
+	ARGS_NONE,
+	ARGS_OPTIONAL,
+	ARGS_REQUIRED
+};
+
+struct command {
+	const char	*verb;
+	unsigned int	 states;	/* where the verb may run */
+	enum args	 args;
+	const char	*out_of_sequence;
+	void		(*run)(struct session *, const char *, size_t);
+};
+
+static void	cmd_helo(struct session *, const char *, size_t);
+static void	cmd_ehlo(struct session *, const char *, size_t);
+static void	cmd_mail(struct session *, const char *, size_t);
+static void	cmd_rcpt(struct session *, const char *, size_t);
+static void	cmd_data(struct session *, const char *, size_t);
+static void	cmd_rset(struct session *, const char *, size_t);
+static void	cmd_noop(struct session *, const char *, size_t);
+static void	cmd_quit(struct session *, const char *, size_t);
+static void	cmd_vrfy(struct session *, const char *, size_t);
+static void	cmd_expn(struct session *, const char *, size_t);
+static void	cmd_help(struct session *, const char *, size_t);
+
+static const struct command commands[] = {
+	{ "HELO", ST_ANY, ARGS_REQUIRED, NULL, cmd_helo },
+	{ "EHLO", ST_ANY, ARGS_REQUIRED, NULL, cmd_ehlo },
+	{ "MAIL", ST(SS_HELO), ARGS_REQUIRED,
+	    "503 5.5.1 Error: nested MAIL command", cmd_mail },
+	{ "RCPT", ST(SS_MAIL) | ST(SS_RCPT), ARGS_REQUIRED,
+	    "503 5.5.1 Error: need MAIL command", cmd_rcpt },
+	{ "DATA", ST(SS_RCPT), ARGS_NONE,
+	    "503 5.5.1 Error: need RCPT command", cmd_data },
+	{ "RSET", ST_ANY, ARGS_NONE, NULL, cmd_rset },
+	{ "NOOP", ST_ANY, ARGS_OPTIONAL, NULL, cmd_noop },
+	{ "QUIT", ST_ANY, ARGS_NONE, NULL, cmd_quit },
+	{ "VRFY", ST_ANY, ARGS_REQUIRED, NULL, cmd_vrfy },
+	{ "EXPN", ST_ANY, ARGS_OPTIONAL, NULL, cmd_expn },
+	{ "HELP", ST_ANY, ARGS_OPTIONAL, NULL, cmd_help },
+};
+
+/* First words of an HTTP request: the client is a browser or a proxy. */
+static const char *const http_methods[] = {
+	"GET ", "POST ", "HEAD ", "CONNECT ", "PUT ", "OPTIONS "
+};
+
+static void	reply(struct session *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	close_session(struct session *, int);
+static void	count_error(struct session *);
+static void	txn_reset(struct session *);
+static int	helo_arg_ok(const char *, size_t);
+static void	greet(struct session *, const char *, size_t, int);
+static const struct command *command_find(const char *, size_t);
+static int	is_http(const char *, size_t);
+static void	process_line(struct session *);
+static size_t	line_feed(struct session *, const char *, size_t);
+static size_t	data_feed(struct session *, const char *, size_t);
+static void	data_end(struct session *);
+static int	data_discarding(const struct session *);
+
+void
+session_init(struct session *s, const struct config *conf)
+{
+	memset(s, 0, sizeof(*s));
+	s->conf = conf;
+	s->state = SS_INIT;
+	if ((s->data = malloc(DATA_CHUNK)) == NULL)
+		fatalx("out of memory");
+	reply(s, "220 %s ESMTP smtpd-stdio", conf->hostname);
+}
+
+void
+session_free(struct session *s)
+{
+	txn_reset(s);
+	buf_free(&s->out);
+	free(s->data);
+	s->data = NULL;
+}
+
+/* Queue one reply line; the text is ours or already sanitised. */
+static void
+reply(struct session *s, const char *fmt, ...)
+{
+	char	 line[SMTP_REPLYLINE_MAX - 2];
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("vsnprintf failed");
+	log_debug("> %s", line);
+	buf_append(&s->out, line, strlen(line));
+	buf_append(&s->out, "\r\n", 2);
+	s->last_code = line[0];
+}
+
+static void
+close_session(struct session *s, int status)
+{
+	s->state = SS_CLOSED;
+	s->exit_status = status;
+}
+
+/* RFC 5321 says nothing on how many errors to take; we take max_errors. */
+static void
+count_error(struct session *s)
+{
+	if (++s->errors < s->conf->max_errors || s->state == SS_CLOSED)
+		return;
+	reply(s, "421 4.7.0 %s Error: too many errors", s->conf->hostname);
+	close_session(s, EXIT_FAIL);
+}
+
+static void
+txn_reset(struct session *s)
+{
+	struct txn	*t = &s->txn;
+	size_t		 i;
+
+	free(t->mail_from);
+	free(t->mail_options);
+	for (i = 0; i < t->nrcpt; i++) {
+		free(t->rcpt[i]);
+		free(t->rcpt_options[i]);
+	}
+	free(t->rcpt);
+	free(t->rcpt_options);
+	memset(t, 0, sizeof(*t));
+}
+
+/* HELO/EHLO argument: printable ASCII only, it ends up in a header. */
+static int
+helo_arg_ok(const char *arg, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)arg[i] < 0x20 || (unsigned char)arg[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* HELO and EHLO, RFC 5321 4.1.1.1: both reset the transaction. */
+static void
+greet(struct session *s, const char *arg, size_t len, int esmtp)
+{
+	if (!helo_arg_ok(arg, len)) {
+		reply(s, "501 5.5.4 Syntax: %s hostname",
+		    esmtp ? "EHLO" : "HELO");
+		return;
+	}
+	txn_reset(s);
+	memcpy(s->helo, arg, len);
+	s->helo[len] = '\0';
+	s->esmtp = esmtp;
+	s->state = SS_HELO;
+}
+
+static void
+cmd_helo(struct session *s, const char *arg, size_t len)
+{
+	greet(s, arg, len, 0);
+	if (s->state == SS_HELO)
+		reply(s, "250 %s", s->conf->hostname);
+}
+
+static void
+cmd_ehlo(struct session *s, const char *arg, size_t len)
+{
+	const struct config	*c = s->conf;
+
+	greet(s, arg, len, 1);
+	if (s->state != SS_HELO)
+		return;
+	reply(s, "250-%s", c->hostname);
+	reply(s, "250-PIPELINING");
+	if (c->size_limit > 0)
+		reply(s, "250-SIZE %lld", c->size_limit);
+	else
+		reply(s, "250-SIZE");
+	if (!c->sevenbit)
+		reply(s, "250-8BITMIME");
+	if (c->smtputf8)
+		reply(s, "250-SMTPUTF8");
+	if (c->dsn)
+		reply(s, "250-DSN");
+	reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void
+cmd_mail(struct session *s, const char *arg, size_t len)
+{
+	const struct config	*c = s->conf;
+	struct addr_limits	 lim = { c->size_limit, c->smtputf8,
+				    c->sevenbit, 0 };
+	struct addr_result	 res;
+
+	if (c->max_messages > 0 && s->messages >= c->max_messages) {
+		reply(s, "421 4.7.0 %s Error: too many messages in one session",
+		    c->hostname);
+		close_session(s, EXIT_OK);
+		return;
+	}
+	if (addr_parse(ADDR_MAIL, arg, len, &lim, &res) == -1) {
+		reply(s, "%s", res.reply);
+		return;
+	}
+	if ((s->txn.mail_from = strdup(res.path)) == NULL ||
+	    (s->txn.mail_options = strdup(res.options)) == NULL)
+		fatalx("out of memory");
+	s->txn.utf8 = res.utf8;
+	s->state = SS_MAIL;
+	reply(s, "250 2.1.0 OK");
+}
+
+static void
+cmd_rcpt(struct session *s, const char *arg, size_t len)
+{
+	const struct config	*c = s->conf;
+	struct addr_limits	 lim = { c->size_limit, c->smtputf8,
+				    c->sevenbit, s->txn.utf8 };
+	struct addr_result	 res;
+	struct txn		*t = &s->txn;
+	char			**rcpt, **opts;
+
+	if ((long long)t->nrcpt >= c->max_recipients) {
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (addr_parse(ADDR_RCPT, arg, len, &lim, &res) == -1) {
+		reply(s, "%s", res.reply);
+		return;
+	}
+	rcpt = reallocarray(t->rcpt, t->nrcpt + 1, sizeof(*rcpt));
+	if (rcpt == NULL)
+		fatalx("out of memory");
+	t->rcpt = rcpt;
+	opts = reallocarray(t->rcpt_options, t->nrcpt + 1, sizeof(*opts));
+	if (opts == NULL)
+		fatalx("out of memory");
+	t->rcpt_options = opts;
+	if ((t->rcpt[t->nrcpt] = strdup(res.path)) == NULL ||
+	    (t->rcpt_options[t->nrcpt] = strdup(res.options)) == NULL)
+		fatalx("out of memory");
+	t->nrcpt++;
+	s->state = SS_RCPT;
+	reply(s, "250 2.1.5 OK");
+}
+
+static void
+cmd_data(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	data_init(&s->dec, s->conf->crlf);
+	s->datalen = 0;
+	s->txn_seq++;
+	s->state = SS_DATA;
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+cmd_rset(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	txn_reset(s);
+	if (s->state != SS_INIT)
+		s->state = SS_HELO;
+	reply(s, "250 2.0.0 OK");
+}
+
+static void
+cmd_noop(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	reply(s, "250 2.0.0 OK");
+}
+
+static void
+cmd_quit(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	reply(s, "221 2.0.0 Bye");
+	close_session(s, EXIT_OK);
+}
+
+static void
+cmd_vrfy(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	reply(s, "252 2.5.0 Cannot VRFY user, but will accept message "
+	    "and attempt delivery");
+}
+
+static void
+cmd_expn(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	reply(s, "502 5.5.1 EXPN not supported");
+}
+
+static void
+cmd_help(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP "
+	    "QUIT VRFY HELP");
+}
+
+static const struct command *
+command_find(const char *verb, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strlen(commands[i].verb) == len &&
+		    strncasecmp(commands[i].verb, verb, len) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int
+is_http(const char *line, size_t len)
+{
+	size_t	 i, n;
+
+	for (i = 0; i < sizeof(http_methods) / sizeof(http_methods[0]); i++) {
+		n = strlen(http_methods[i]);
+		if (len >= n && memcmp(line, http_methods[i], n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * One complete command line in s->line (terminator included).  Checks
+ * that apply to every verb come first, then the table decides.
+ */
+static void
+process_line(struct session *s)
+{
+	const struct command	*cmd;
+	const char		*line = s->line, *arg, *sp;
+	size_t			 total = s->linelen, len = s->linelen, vlen;
+	char			 esc[SMTP_MAILLINE_MAX * 4 + 1];
+
+	/* Strip the terminator: CRLF, or a bare LF (SPEC 4). */
+	if (len > 0 && line[len - 1] == '\n')
+		len--;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (s->conf->verbose)
+		log_debug("< %s", log_escape(esc, sizeof(esc), line, len));
+	s->last_code = 0;
+
+	if (s->line_overflow || (total > SMTP_CMDLINE_MAX &&
+	    !(len >= 5 && (strncasecmp(line, "MAIL ", 5) == 0 ||
+	    strncasecmp(line, "RCPT ", 5) == 0))))
+		reply(s, "500 5.5.2 Error: line too long");
+	else if (is_http(line, len)) {
+		reply(s, "421 4.7.0 %s Error: this is an SMTP server",
+		    s->conf->hostname);
+		close_session(s, EXIT_FAIL);
+		return;
+	} else if (memchr(line, '\0', len) != NULL ||
+	    memchr(line, '\r', len) != NULL)
+		reply(s, "501 5.5.4 Syntax error: NUL or CR in command");
+	else {
+		sp = memchr(line, ' ', len);
+		vlen = sp != NULL ? (size_t)(sp - line) : len;
+		arg = line + vlen;
+		while (arg < line + len && *arg == ' ')
+			arg++;
+		len -= (size_t)(arg - line);
+		while (len > 0 && arg[len - 1] == ' ')
+			len--;
+		if ((cmd = command_find(line, vlen)) == NULL)
+			reply(s, "500 5.5.2 Error: command not recognized");
+		else if (!(cmd->states & ST(s->state)))
+			reply(s, "%s", s->state == SS_INIT ?
+			    "503 5.5.1 Error: send HELO/EHLO first" :
+			    cmd->out_of_sequence);
+		else if ((cmd->args == ARGS_NONE && len > 0) ||
+		    (cmd->args == ARGS_REQUIRED && len == 0))
+			reply(s, "501 5.5.4 Syntax error in parameters for %s",
+			    cmd->verb);
+		else
+			cmd->run(s, arg, len);
+	}
+	if (s->last_code == '5')
+		count_error(s);
+}
+
+/*
+ * Gather bytes of a command line; process it when its LF arrives.  A line
+ * longer than the buffer is dropped whole and answered once at its end.
+ */
+static size_t
+line_feed(struct session *s, const char *in, size_t len)
+{
+	const char	*lf = memchr(in, '\n', len);
+	size_t		 n = lf != NULL ? (size_t)(lf - in) + 1 : len;
+
+	if (!s->line_overflow) {
+		if (n > sizeof(s->line) - s->linelen)
+			s->line_overflow = 1;
+		else {
+			memcpy(s->line + s->linelen, in, n);
+			s->linelen += n;
+		}
+	}
+	if (lf != NULL) {
+		process_line(s);
+		s->linelen = 0;
+		s->line_overflow = 0;
+	}
+	return n;
+}
+
+/* A failed message is still read to its end, but not spooled. */
+static int
+data_discarding(const struct session *s)
+{
+	return s->txn.too_big || s->txn.spool_failed ||
+	    (s->conf->sevenbit && s->dec.eightbit);
+}
+
+static size_t
+data_feed(struct session *s, const char *in, size_t len)
+{
+	size_t	 n, produced;
+
+	n = data_decode(&s->dec, in, len, s->data + s->datalen,
+	    DATA_CHUNK - s->datalen, &produced);
+	s->datalen += produced;
+	if (s->conf->size_limit > 0 &&
+	    s->dec.wire_size > (uint64_t)s->conf->size_limit)
+		s->txn.too_big = 1;
+	if (data_discarding(s))
+		s->datalen = 0;
+	return n;
+}
+
+/* The final dot has arrived: answer now, or let the handler decide. */
+static void
+data_end(struct session *s)
+{
+	if (s->txn.too_big)
+		reply(s, "552 5.3.4 Error: message size exceeds fixed limit");
+	else if (s->conf->sevenbit && s->dec.eightbit)
+		reply(s, "554 5.6.0 Error: 8-bit data refused (7-bit only)");
+	else if (s->txn.spool_failed)
+		reply(s, "452 4.3.1 Error: insufficient system storage");
+	else {
+		s->state = SS_DELIVER;
+		return;
+	}
+	txn_reset(s);
+	s->state = SS_HELO;
+	if (s->last_code == '5')
+		count_error(s);
+}
+
+enum session_action
+session_feed(struct session *s, const char *in, size_t len, size_t *used)
+{
+	size_t	 i = 0;
+
+	for (;;) {
+		if (s->state == SS_CLOSED) {
+			*used = i;
+			return SA_CLOSE;
+		}
+		if (s->state == SS_DATA && s->datalen > 0 &&
+		    (s->dec.done || DATA_CHUNK - s->datalen < DATA_CHUNK / 4)) {
+			*used = i;
+			return SA_SPOOL;
+		}
+		if (s->state == SS_DATA && s->dec.done)
+			data_end(s);
+		if (s->state == SS_DELIVER) {
+			*used = i;
+			return SA_DELIVER;
+		}
+		if (s->out.len >= OUTPUT_FLUSH) {
+			*used = i;
+			return SA_FLUSH;
+		}
+		if (i == len)
+			break;
+		if (s->state == SS_DATA)
+			i += data_feed(s, in + i, len - i);
+		else
+			i += line_feed(s, in + i, len - i);
+	}
+	/* Out of input: spool what is decoded so it is not held here. */
+	*used = i;
+	return s->state == SS_DATA && s->datalen > 0 ? SA_SPOOL : SA_NEED_INPUT;
+}
+
+void
+session_spooled(struct session *s, int ok)
+{
+	s->datalen = 0;
+	if (!ok)
+		s->txn.spool_failed = 1;
+}
+
+/* The handler's reply, already checked and CRLF-terminated (reply.c). */
+void
+session_delivered(struct session *s, const char *text)
+{
+	buf_append(&s->out, text, strlen(text));
+	if (text[0] == '2')
+		s->messages++;
+	txn_reset(s);
+	s->state = SS_HELO;
+}
+
+enum session_action
+session_eof(struct session *s)
+{
+	close_session(s, EXIT_OK);
+	return SA_CLOSE;
+}
+
+enum session_action
+session_timeout(struct session *s)
+{
+	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->conf->hostname);
+	close_session(s, EXIT_FAIL);
+	return SA_CLOSE;
+}

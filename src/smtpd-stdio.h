@@ -1,0 +1,263 @@
+/*
+ * smtpd-stdio: one SMTP session over stdin/stdout, one handler run per
+ * message.  Shared types, limits and the prototypes of every module.
+ */
+#ifndef SMTPD_STDIO_H
+#define SMTPD_STDIO_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SMTPD_VERSION		"0.1.0"
+
+/* Limits, with the rule they come from. */
+#define SMTP_CMDLINE_MAX	512	/* RFC 5321 4.5.3.1.4, incl. CRLF */
+#define SMTP_MAILLINE_MAX	2048	/* MAIL/RCPT with RFC 1870/6152/6531/3461 parameters */
+#define SMTP_PATH_MAX		256	/* RFC 5321 4.5.3.1.3, incl. brackets */
+#define SMTP_LOCALPART_MAX	64	/* RFC 5321 4.5.3.1.1 */
+#define SMTP_DOMAIN_MAX		255	/* RFC 5321 4.5.3.1.2 */
+#define SMTP_REPLYLINE_MAX	512	/* RFC 5321 4.5.3.1.5, incl. CRLF */
+#define HANDLER_OUTPUT_MAX	4096	/* handler stdout that counts, SPEC 5.1 */
+#define HANDLER_KILL_GRACE	2	/* seconds between SIGTERM and SIGKILL */
+#define HANDLER_FINAL_DRAIN	(1024 * 1024)	/* bytes read after the handler exits */
+#define HANDLER_STDERR_LINES	200	/* stderr lines logged per message */
+#define LOG_LINE_MAX		1024	/* one log line, after escaping */
+#define DATA_CHUNK		65536	/* decoded message bytes per spool write */
+#define INPUT_CHUNK		65536	/* bytes per read(2) of the client */
+#define OUTPUT_FLUSH		16384	/* replies queued before a forced write */
+
+/* Exit statuses, SPEC 7 (sysexits values). */
+#define EXIT_OK			0
+#define EXIT_FAIL		1
+#define EXIT_USAGE		64
+#define EXIT_SOFTWARE		70
+
+enum log_target {
+	LOGTO_SYSLOG,
+	LOGTO_STDERR
+};
+
+/* Everything the command line decides; read-only once parsed. */
+struct config {
+	const char	 *hostname;
+	long long	  size_limit;		/* 0 = no limit */
+	int		  smtputf8;
+	int		  sevenbit;
+	const char	 *relay;		/* NULL unless --relay */
+	long long	  max_recipients;
+	long long	  max_messages;		/* 0 = unlimited */
+	long long	  timeout;		/* seconds */
+	long long	  handler_timeout;	/* seconds */
+	long long	  max_errors;
+	int		  dsn;
+	int		  crlf;
+	int		  received;
+	enum log_target	  log;
+	int		  verbose;
+	char		**handler_argv;
+};
+
+/* Where the client is, SPEC 3.  Empty strings when unknown. */
+struct peer {
+	char	remote_addr[64];
+	char	remote_port[8];
+	char	local_addr[64];
+	char	local_port[8];
+	char	remote_host[256];	/* sanitised TCPREMOTEHOST, or "" */
+};
+
+/* A growable byte buffer. */
+struct buf {
+	char	*data;
+	size_t	 len;
+	size_t	 cap;
+};
+
+void	 buf_append(struct buf *, const void *, size_t);
+void	 buf_appendf(struct buf *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	 buf_consume(struct buf *, size_t);
+void	 buf_free(struct buf *);
+
+/* addr.c: MAIL/RCPT arguments, RFC 5321 4.1.2 and the ESMTP parameters. */
+enum addr_verb {
+	ADDR_MAIL,
+	ADDR_RCPT
+};
+
+struct addr_limits {
+	long long	size_limit;	/* 0 = no limit */
+	int		smtputf8;	/* --smtputf8 given */
+	int		sevenbit;	/* --7bit given */
+	int		utf8_txn;	/* MAIL carried SMTPUTF8 (for RCPT) */
+};
+
+struct addr_result {
+	char	 path[SMTP_PATH_MAX + 1];	/* without brackets; "" for <> */
+	char	 options[SMTP_MAILLINE_MAX];	/* "SIZE=10 BODY=8BITMIME" */
+	int	 utf8;				/* SMTPUTF8 parameter present */
+	int	 code;				/* reply code when parsing failed */
+	const char *reply;			/* full reply text when failed */
+};
+
+int	 addr_parse(enum addr_verb, const char *, size_t,
+	    const struct addr_limits *, struct addr_result *);
+
+/* session.c: the SMTP dialogue, fed bytes, emits replies and actions. */
+enum session_action {
+	SA_NEED_INPUT,	/* all input consumed: flush replies, read more */
+	SA_FLUSH,	/* reply queue is large: write it before going on */
+	SA_SPOOL,	/* append session.data to the spool, then clear it */
+	SA_DELIVER,	/* spool done: flush, run the handler, call back */
+	SA_CLOSE	/* flush and exit with session.exit_status */
+};
+
+enum session_state {
+	SS_INIT,	/* before HELO/EHLO */
+	SS_HELO,	/* greeted, no transaction */
+	SS_MAIL,	/* MAIL accepted */
+	SS_RCPT,	/* at least one RCPT accepted */
+	SS_DATA,	/* reading the message */
+	SS_DELIVER,	/* waiting for the handler's reply */
+	SS_CLOSED
+};
+
+/* DATA decoder states, see data.c. */
+enum data_state {
+	DS_BOL,		/* at the start of a line */
+	DS_DOT,		/* a dot at the start of a line */
+	DS_DOT_CR,	/* ".\r" at the start of a line */
+	DS_TEXT,	/* inside a line */
+	DS_CR		/* a CR inside a line */
+};
+
+struct data_decoder {
+	enum data_state	 state;
+	int		 bol_crlf;	/* this line began after a CRLF */
+	int		 crlf_out;	/* emit CRLF line ends, else LF */
+	int		 done;		/* saw <CRLF>.<CRLF> */
+	int		 eightbit;	/* saw a byte >= 0x80 */
+	uint64_t	 wire_size;	/* RFC 1870 size so far */
+};
+
+void	 data_init(struct data_decoder *, int);
+size_t	 data_decode(struct data_decoder *, const char *, size_t,
+	    char *, size_t, size_t *);
+
+/* The envelope of the transaction in progress. */
+struct txn {
+	char		 *mail_from;
+	char		 *mail_options;
+	int		  utf8;
+	char		**rcpt;
+	char		**rcpt_options;
+	size_t		  nrcpt;
+	int		  too_big;
+	int		  spool_failed;
+};
+
+struct session {
+	const struct config	*conf;
+	enum session_state	 state;
+	int			 esmtp;
+	char			 helo[SMTP_CMDLINE_MAX];
+	struct txn		 txn;
+	unsigned int		 txn_seq;	/* increments at each DATA */
+	struct data_decoder	 dec;
+	long long		 errors;
+	long long		 messages;	/* transactions answered 2xx */
+	char			 last_code;	/* first digit of the last reply */
+	int			 exit_status;
+
+	/* Command line being assembled. */
+	char			 line[SMTP_MAILLINE_MAX + 2];
+	size_t			 linelen;
+	int			 line_overflow;
+
+	/* Output towards the I/O layer. */
+	struct buf		 out;		/* replies to send */
+	char			*data;		/* decoded message bytes */
+	size_t			 datalen;
+};
+
+void	 session_init(struct session *, const struct config *);
+void	 session_free(struct session *);
+enum session_action session_feed(struct session *, const char *, size_t,
+	    size_t *);
+enum session_action session_eof(struct session *);
+enum session_action session_timeout(struct session *);
+void	 session_spooled(struct session *, int);
+void	 session_delivered(struct session *, const char *);
+
+/* spool.c: the unlinked spool file and its Received header. */
+struct spool {
+	int		 fd;		/* -1 until first used */
+	unsigned int	 seq;		/* transaction the content belongs to */
+	int		 failed;
+	uint64_t	 size;		/* bytes in the file */
+	char		 id[64];
+};
+
+struct received_info {
+	const char		*helo;
+	const struct peer	*peer;
+	const char		*hostname;
+	const char		*protocol;
+	const char		*id;
+	const char		*single_rcpt;	/* NULL unless one recipient */
+	int			 crlf;
+};
+
+int	 spool_begin(struct spool *, const struct received_info *);
+int	 spool_write(struct spool *, const char *, size_t);
+int	 spool_rewind(struct spool *);
+void	 spool_new_id(char *, size_t);
+size_t	 received_header(char *, size_t, const struct received_info *,
+	    time_t);
+
+/* handler.c: run the handler once for a message. */
+enum handler_end {
+	HE_EXITED,
+	HE_SIGNALED,
+	HE_TIMEOUT,
+	HE_EXEC_FAILED
+};
+
+struct handler_result {
+	enum handler_end end;
+	int		 status;	/* exit status or signal number */
+	char		 out[HANDLER_OUTPUT_MAX];
+	size_t		 outlen;
+};
+
+struct handler_job {
+	const struct config	*conf;
+	const struct peer	*peer;
+	const struct session	*sess;
+	const char		*id;
+	int			 spool_fd;
+	uint64_t		 spool_size;
+};
+
+void	 handler_run(const struct handler_job *, struct handler_result *);
+
+/* reply.c: handler result to SMTP reply, SPEC 5.2. */
+int	 reply_from_handler(const struct handler_result *, const char *,
+	    struct buf *);
+int	 reply_parse_text(const char *, size_t, struct buf *);
+
+/* log.c */
+void	 log_init(enum log_target, int);
+void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+const char *log_escape(char *, size_t, const char *, size_t);
+void	 fatalx(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+/* peer.c */
+void	 peer_lookup(struct peer *);
+
+#endif /* SMTPD_STDIO_H */

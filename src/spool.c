@@ -1,0 +1,145 @@
+/*
+ * The spool: one unlinked file per session, emptied for each message,
+ * that becomes the handler's stdin.  It never has a name anyone can see
+ * (O_TMPFILE, else mkstemp+unlink), so nothing is left behind.
+ */
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "smtpd-stdio.h"
+
+static int	spool_open(void);
+
+static int
+spool_open(void)
+{
+	const char	*dir;
+	char		 path[PATH_MAX];
+	int		 fd;
+
+	if ((dir = getenv("TMPDIR")) == NULL || dir[0] == '\0')
+		dir = "/tmp";
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd != -1 || (errno != EOPNOTSUPP && errno != EISDIR &&
+	    errno != EINVAL))
+		return fd;
+	/* No O_TMPFILE here: a random name, unlinked at once. */
+	if (snprintf(path, sizeof(path), "%s/smtpd-stdio.XXXXXXXXXX", dir) >=
+	    (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = mkostemp(path, O_CLOEXEC)) == -1)
+		return -1;
+	(void)unlink(path);
+	return fd;
+}
+
+/* A message id: time, microseconds, pid and a counter, in hex. */
+void
+spool_new_id(char *id, size_t len)
+{
+	static unsigned int	 counter;
+	struct timeval		 tv;
+
+	(void)gettimeofday(&tv, NULL);
+	(void)snprintf(id, len, "%llX%05lX.%lX.%u",
+	    (unsigned long long)tv.tv_sec, (unsigned long)tv.tv_usec,
+	    (unsigned long)getpid(), ++counter);
+}
+
+/* The trace header, RFC 5321 4.4, folded as RFC 5322 2.2.3 allows. */
+size_t
+received_header(char *dst, size_t len, const struct received_info *ri,
+    time_t now)
+{
+	const char	*eol = ri->crlf ? "\r\n" : "\n";
+	char		 date[64], addr[80] = "", forpart[SMTP_PATH_MAX + 16] = "";
+	struct tm	 tm;
+	int		 n;
+
+	(void)localtime_r(&now, &tm);
+	(void)strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (ri->peer->remote_addr[0] != '\0')
+		(void)snprintf(addr, sizeof(addr), " [%s]",
+		    ri->peer->remote_addr);
+	if (ri->single_rcpt != NULL)
+		(void)snprintf(forpart, sizeof(forpart), "%s\tfor <%s>", eol,
+		    ri->single_rcpt);
+	n = snprintf(dst, len, "Received: from %s (%s%s)%s"
+	    "\tby %s (smtpd-stdio) with %s id %s%s;%s%s%s%s",
+	    ri->helo, ri->peer->remote_host[0] != '\0' ?
+	    ri->peer->remote_host : "unknown", addr, eol,
+	    ri->hostname, ri->protocol, ri->id, forpart,
+	    ri->single_rcpt != NULL ? " " : eol,
+	    ri->single_rcpt != NULL ? "" : "\t", date, eol);
+	if (n < 0 || (size_t)n >= len)
+		return 0;
+	return (size_t)n;
+}
+
+/*
+ * Start the spool for a new message: open it on first use, else empty
+ * it, then write the Received header if wanted.  -1 on failure.
+ */
+int
+spool_begin(struct spool *sp, const struct received_info *ri)
+{
+	char	 hdr[2048];
+	size_t	 n;
+
+	sp->size = 0;
+	sp->failed = 0;
+	if (sp->fd == -1) {
+		if ((sp->fd = spool_open()) == -1)
+			goto fail;
+	} else if (ftruncate(sp->fd, 0) == -1 ||
+	    lseek(sp->fd, 0, SEEK_SET) == -1)
+		goto fail;
+	if (ri == NULL)
+		return 0;
+	if ((n = received_header(hdr, sizeof(hdr), ri, time(NULL))) == 0) {
+		errno = ENAMETOOLONG;
+		goto fail;
+	}
+	return spool_write(sp, hdr, n);
+fail:
+	sp->failed = 1;
+	return -1;
+}
+
+int
+spool_write(struct spool *sp, const char *p, size_t len)
+{
+	ssize_t	 n;
+
+	if (sp->failed)
+		return -1;
+	while (len > 0) {
+		if ((n = write(sp->fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			sp->failed = 1;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		sp->size += (uint64_t)n;
+	}
+	return 0;
+}
+
+int
+spool_rewind(struct spool *sp)
+{
+	return lseek(sp->fd, 0, SEEK_SET) == -1 ? -1 : 0;
+}

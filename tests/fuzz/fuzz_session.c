@@ -1,0 +1,121 @@
+/*
+ * libFuzzer target for the session engine: arbitrary client bytes, fed
+ * once whole and once in reads of arbitrary sizes.  Property: the replies,
+ * the spooled message bytes and the handler runs are identical however
+ * the input is split (SPEC 4, PIPELINING).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtpd-stdio.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* What the I/O layer would see: reply bytes, and spool bytes + handler runs. */
+struct seen {
+	struct buf	 replies;
+	struct buf	 spool;
+};
+
+static void
+take_replies(struct session *s, struct seen *seen)
+{
+	buf_append(&seen->replies, s->out.data, s->out.len);
+	buf_consume(&s->out, s->out.len);
+}
+
+static void
+drive(const struct config *c, const char *in, size_t len,
+    const uint8_t *splits, size_t nsplits, struct seen *seen)
+{
+	struct session		 s;
+	size_t			 off = 0, end = 0, used, k = 0;
+
+	session_init(&s, c);
+	for (;;) {
+		switch (session_feed(&s, in + off, end - off, &used)) {
+		case SA_NEED_INPUT:
+			off += used;
+			take_replies(&s, seen);
+			if (end == len) {
+				(void)session_eof(&s);
+				break;
+			}
+			/* The next read: 1 to 256 bytes, or all if unsplit. */
+			end += nsplits == 0 ? len : 1 + (size_t)splits[k++ % nsplits];
+			if (end > len)
+				end = len;
+			break;
+		case SA_FLUSH:
+			off += used;
+			take_replies(&s, seen);
+			break;
+		case SA_SPOOL:
+			off += used;
+			buf_append(&seen->spool, s.data, s.datalen);
+			session_spooled(&s, 1);
+			break;
+		case SA_DELIVER:
+			off += used;
+			take_replies(&s, seen);
+			buf_appendf(&seen->spool, "\n[handler from=<%s> rcpts=%zu]\n",
+			    s.txn.mail_from, s.txn.nrcpt);
+			session_delivered(&s, "250 2.0.0 OK\r\n");
+			break;
+		case SA_CLOSE:
+			take_replies(&s, seen);
+			session_free(&s);
+			return;
+		}
+	}
+}
+
+static int
+same(const struct buf *a, const struct buf *b)
+{
+	return a->len == b->len && (a->len == 0 ||
+	    memcmp(a->data, b->data, a->len) == 0);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static char	*handler[] = { "true", NULL };
+	struct config	 c;
+	struct seen	 whole, split;
+	size_t		 nsplits;
+
+	if (size < 2)
+		return 0;
+	memset(&c, 0, sizeof(c));
+	memset(&whole, 0, sizeof(whole));
+	memset(&split, 0, sizeof(split));
+	c.hostname = "fuzz.test";
+	c.size_limit = 4096;
+	c.max_recipients = 5;
+	c.max_messages = data[0] & 3;
+	c.max_errors = 1 + (data[0] >> 4);
+	c.smtputf8 = data[1] & 1;
+	c.sevenbit = !c.smtputf8 && (data[1] & 2);
+	c.crlf = (data[1] & 4) != 0;
+	c.dsn = (data[1] & 8) != 0;
+	c.received = 1;
+	c.handler_argv = handler;
+	nsplits = (size_t)(data[1] >> 4) + 1;
+	data += 2;
+	size -= 2;
+	if (nsplits > size)
+		nsplits = size;
+
+	drive(&c, (const char *)data, size, NULL, 0, &whole);
+	drive(&c, (const char *)data, size, data, nsplits, &split);
+	if (!same(&whole.replies, &split.replies) ||
+	    !same(&whole.spool, &split.spool))
+		abort();	/* split-invariance violated */
+	buf_free(&whole.replies);
+	buf_free(&whole.spool);
+	buf_free(&split.replies);
+	buf_free(&split.spool);
+	return 0;
+}
