@@ -15,6 +15,9 @@ BUILD_DEPS	= libbsd-dev pkg-config
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
 		  mandoc shellcheck
 DEPS		= $(BUILD_DEPS) $(TEST_DEPS)
+ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
+DEPS		+= clang
+endif
 
 # Sanitizer builds go to their own directory so both can coexist.
 ifeq ($(SANITIZE),1)
@@ -46,7 +49,7 @@ OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
 HANDLERS	= maildir relay debug
 
-.PHONY: all deps run check check-san lint install uninstall clean help
+.PHONY: all deps run check check-san fuzz lint install uninstall clean help
 
 all: $(BIN)
 
@@ -54,6 +57,7 @@ help:
 	@echo 'make            build $(BIN)'
 	@echo 'make run        build and serve SMTP on 127.0.0.1:2525 into ./var/Maildir'
 	@echo 'make check      build and run the bats suite (SANITIZE=1: under ASan+UBSan)'
+	@echo 'make fuzz       build the libFuzzer targets, run each FUZZ_SECONDS [$(FUZZ_SECONDS)]'
 	@echo 'make lint       mandoc -Tlint on the man page, shellcheck on the handlers'
 	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) [$(PREFIX)]'
 	@echo '                (SBINDIR, LIBEXECDIR, MANDIR may be set apart)'
@@ -102,6 +106,28 @@ check: $(BIN)
 check-san:
 	$(MAKE) check SANITIZE=1
 
+# libFuzzer targets (clang): each links the pure modules it exercises.
+FUZZ_SECONDS	?= 60
+FUZZ_CC		= clang
+FUZZ_FLAGS	= -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+FUZZ_O		= src/.build-fuzz
+FUZZ_session	= session.c addr.c data.c buf.c log.c
+FUZZ_addr	= addr.c
+FUZZERS		= session addr
+
+$(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c src/*.c src/smtpd-stdio.h | deps
+	mkdir -p $(FUZZ_O)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(BSD_CFLAGS) -Isrc -o $@ $< \
+		$(FUZZ_$*:%=src/%) $(BSD_LIBS)
+
+fuzz: $(FUZZERS:%=$(FUZZ_O)/fuzz_%)
+	for f in $(FUZZERS); do \
+		mkdir -p $(FUZZ_O)/corpus-$$f && \
+		$(FUZZ_O)/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
+			-dict=tests/fuzz/smtp.dict -max_len=4096 \
+			$(FUZZ_O)/corpus-$$f tests/fuzz/corpus/$$f || exit 1; \
+	done
+
 lint: deps
 	mandoc -Tlint -W warning smtpd-stdio.8
 	shellcheck -s sh $(HANDLERS:%=src/handlers/%)
@@ -125,4 +151,4 @@ uninstall:
 	-rmdir $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio
 
 clean:
-	rm -rf src/.build src/.build-san var
+	rm -rf src/.build src/.build-san src/.build-fuzz var

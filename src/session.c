@@ -409,7 +409,8 @@ process_line(struct session *s)
 		else if (!(cmd->states & ST(s->state)))
 			reply(s, "%s", s->state == SS_INIT ?
 			    "503 5.5.1 Error: send HELO/EHLO first" :
-			    cmd->out_of_sequence);
+			    cmd->out_of_sequence != NULL ? cmd->out_of_sequence :
+			    "503 5.5.1 Error: bad sequence of commands");
 		else if ((cmd->args == ARGS_NONE && len > 0) ||
 		    (cmd->args == ARGS_REQUIRED && len == 0))
 			reply(s, "501 5.5.4 Syntax error in parameters for %s",
@@ -497,10 +498,6 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 	size_t	 i = 0;
 
 	for (;;) {
-		if (s->state == SS_CLOSED) {
-			*used = i;
-			return SA_CLOSE;
-		}
 		if (s->state == SS_DATA && s->datalen > 0 &&
 		    (s->dec.done || DATA_CHUNK - s->datalen < DATA_CHUNK / 4)) {
 			*used = i;
@@ -508,6 +505,10 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 		}
 		if (s->state == SS_DATA && s->dec.done)
 			data_end(s);
+		if (s->state == SS_CLOSED) {
+			*used = i;
+			return SA_CLOSE;
+		}
 		if (s->state == SS_DELIVER) {
 			*used = i;
 			return SA_DELIVER;

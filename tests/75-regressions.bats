@@ -1,0 +1,17 @@
+#!/usr/bin/env bats
+# Bugs found by fuzzing or review, each pinned by the input that showed it.
+
+setup() {
+	load test_helper/common
+	common_setup
+}
+
+@test "commands pipelined after the error limit closed the session get no reply" {
+	# fuzz_session: a refused message (--7bit) was the last error allowed,
+	# the 421 went out, and the QUIT behind it still got "(null)".
+	printf 'HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n\xe9\r\n.\r\nQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
+	run smtpd --7bit --max-errors 1 "$HANDLERS/accept" <"$BATS_TEST_TMPDIR/in"
+	assert_failure 1
+	run reply_codes
+	assert_output "$(printf '220\n250\n250\n250\n354\n554\n421')"
+}
