@@ -96,7 +96,7 @@ run: $(BIN)
 	@echo 'send a test mail from another terminal with:'
 	@echo '  swaks --server 127.0.0.1:2525 --from me@example.org --to you@example.org'
 	@echo 'stop with Ctrl-C'
-	exec systemd-socket-activate --inetd -l 127.0.0.1:2525 \
+	exec systemd-socket-activate --accept --inetd -l 127.0.0.1:2525 \
 		$(CURDIR)/$(BIN) --log stderr \
 		$(CURDIR)/src/handlers/maildir $(CURDIR)/var/Maildir
 
