@@ -76,6 +76,7 @@ static void	 parse_options(int, char **, struct config *);
 static const char *default_hostname(void);
 static void	 setup_fds(struct config *);
 static enum input read_input(char *, size_t, size_t *, long long);
+static ssize_t	 write_client(const void *, size_t);
 static int	 flush_replies(struct session *, long long);
 static void	 spool_start(struct session *, struct spool *,
 		    const struct peer *);
@@ -291,6 +292,24 @@ read_input(char *buf, size_t size, size_t *got, long long timeout)
 	}
 }
 
+/*
+ * Write some replies.  On a socket, never block: a client that stops
+ * reading must not hold us past the timeout (send(2) with MSG_DONTWAIT
+ * leaves the socket's own flags alone).
+ */
+static ssize_t
+write_client(const void *p, size_t len)
+{
+	static int	 is_socket = -1;
+	struct stat	 st;
+
+	if (is_socket == -1)
+		is_socket = fstat(1, &st) == 0 && S_ISSOCK(st.st_mode);
+	if (is_socket)
+		return send(1, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return write(1, p, len);
+}
+
 /* Write all queued replies in one go.  -1 if the client is gone. */
 static int
 flush_replies(struct session *s, long long timeout)
@@ -300,18 +319,17 @@ flush_replies(struct session *s, long long timeout)
 	int		 r;
 
 	while (s->out.len > 0) {
-		n = write(1, s->out.data, s->out.len);
+		n = write_client(s->out.data, s->out.len);
 		if (n >= 0) {
 			buf_consume(&s->out, (size_t)n);
 			continue;
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno != EAGAIN) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
 			log_info("write to client: %s", strerror(errno));
 			return -1;
 		}
-		/* A non-blocking socket: wait, but not forever. */
 		if ((r = poll(&pfd, 1, (int)(timeout * 1000))) == 0) {
 			log_info("write to client: timeout");
 			return -1;
