@@ -49,7 +49,7 @@ OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
 HANDLERS	= maildir relay debug
 
-.PHONY: all deps run check check-san fuzz lint install uninstall clean help
+.PHONY: all deps run check check-san bench fuzz lint install uninstall clean help
 
 all: $(BIN)
 
@@ -57,6 +57,7 @@ help:
 	@echo 'make            build $(BIN)'
 	@echo 'make run        build and serve SMTP on 127.0.0.1:2525 into ./var/Maildir'
 	@echo 'make check      build and run the bats suite (SANITIZE=1: under ASan+UBSan)'
+	@echo 'make bench      benchmarks against the floors and peers (tests/bench/; --quick: BENCH_ARGS=--quick)'
 	@echo 'make fuzz       build the libFuzzer targets, run each FUZZ_SECONDS [$(FUZZ_SECONDS)]'
 	@echo 'make lint       mandoc -Tlint on the man page, shellcheck on the handlers'
 	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) [$(PREFIX)]'
@@ -105,6 +106,10 @@ check: $(BIN)
 
 check-san:
 	$(MAKE) check SANITIZE=1
+
+# Never part of check: timings depend on the machine.
+bench: $(BIN)
+	SMTPD=$(CURDIR)/$(BIN) tests/bench/run $(BENCH_ARGS)
 
 # libFuzzer targets (clang): each links the pure modules it exercises.
 FUZZ_SECONDS	?= 60
