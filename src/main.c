@@ -407,6 +407,7 @@ deliver(struct session *s, struct spool *sp, const struct peer *p)
 	struct buf		 text = { NULL, 0, 0 };
 	struct timespec		 t0, t1;
 	char			 from[SMTP_PATH_MAX * 4 + 1], st[32];
+	char			 helo[SMTP_CMDLINE_MAX * 4 + 1];
 	int			 code;
 
 	spool_start(s, sp, p);
@@ -425,9 +426,10 @@ deliver(struct session *s, struct spool *sp, const struct peer *p)
 	handler_run(&job, &res);
 	code = reply_from_handler(&res, sp->id, &text);
 	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_info("%s: client=%s from=<%s> rcpts=%zu size=%llu handler=%s "
-	    "reply=%d duration=%.3fs", sp->id,
+	log_info("%s: client=%s helo=%s from=<%s> rcpts=%zu size=%llu "
+	    "handler=%s reply=%d duration=%.3fs", sp->id,
 	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
+	    log_escape(helo, sizeof(helo), s->helo, strlen(s->helo)),
 	    log_escape(from, sizeof(from), s->txn.mail_from,
 	    strlen(s->txn.mail_from)), s->txn.nrcpt,
 	    (unsigned long long)sp->size, handler_status(&res, st, sizeof(st)),

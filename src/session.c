@@ -476,16 +476,21 @@ data_feed(struct session *s, const char *in, size_t len)
 static void
 data_end(struct session *s)
 {
+	const char	*refusal;
+
 	if (s->txn.too_big)
-		reply(s, "552 5.3.4 Error: message size exceeds fixed limit");
+		refusal = "552 5.3.4 Error: message size exceeds fixed limit";
 	else if (s->conf->sevenbit && s->dec.eightbit)
-		reply(s, "554 5.6.0 Error: 8-bit data refused (7-bit only)");
+		refusal = "554 5.6.0 Error: 8-bit data refused (7-bit only)";
 	else if (s->txn.spool_failed)
-		reply(s, "452 4.3.1 Error: insufficient system storage");
+		refusal = "452 4.3.1 Error: insufficient system storage";
 	else {
 		s->state = SS_DELIVER;
 		return;
 	}
+	log_info("message refused: %.3s, size=%llu rcpts=%zu", refusal,
+	    (unsigned long long)s->dec.wire_size, s->txn.nrcpt);
+	reply(s, "%s", refusal);
 	txn_reset(s);
 	s->state = SS_HELO;
 	if (s->last_code == '5')
