@@ -1,0 +1,337 @@
+#!/usr/bin/env bats
+# The handlers shipped in src/handlers/: maildir, debug and relay, run by a
+# real smtpd-stdio.
+
+setup() {
+	load test_helper/common
+	common_setup
+	SHIPPED=$ROOT/src/handlers
+	MAILDIR=$BATS_TEST_TMPDIR/Maildir
+}
+
+teardown() {
+	if [ -s "$BATS_TEST_TMPDIR/upstream.pid" ]; then
+		kill "$(cat "$BATS_TEST_TMPDIR/upstream.pid")" 2>/dev/null || true
+	fi
+}
+
+# One message from a@example.org to b@example.net, with a dot-stuffed line.
+one_message() {
+	smtp_session "$@" <<-EOF
+	EHLO client.example
+	MAIL FROM:<a@example.org>
+	RCPT TO:<b@example.net>
+	DATA
+	Subject: exact
+
+	..leading dot
+	last
+	.
+	QUIT
+	EOF
+}
+
+# What the handler reads for one_message with --no-received.
+expected_message() {
+	printf 'Subject: exact\n\n.leading dot\nlast\n'
+}
+
+# start_upstream [relay-upstream.py options]: a fake upstream SMTP server;
+# its recordings go to $UPSTREAM, its port is $UPSTREAM_PORT.
+start_upstream() {
+	UPSTREAM=$BATS_TEST_TMPDIR/upstream
+	mkdir -p "$UPSTREAM"
+	python3 "$FIXTURES/relay-upstream.py" "$UPSTREAM" "$@" 3>&- &
+	echo "$!" >"$BATS_TEST_TMPDIR/upstream.pid"
+	wait_for 10 test -s "$UPSTREAM/port"
+	UPSTREAM_PORT=$(cat "$UPSTREAM/port")
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on.
+closed_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- maildir -------------------------------------------------------------
+
+@test "maildir delivers the message into new/ byte for byte" {
+	run --separate-stderr one_message --no-received "$SHIPPED/maildir" "$MAILDIR"
+	assert_success
+	assert_reply_after . 250
+	run ls "$MAILDIR/new"
+	assert_equal "${#lines[@]}" 1
+	cmp "$MAILDIR/new/${lines[0]}" <(expected_message)
+	assert_spool_empty
+}
+
+@test "maildir keeps the Received header first" {
+	run --separate-stderr one_message "$SHIPPED/maildir" "$MAILDIR"
+	assert_success
+	assert_reply_after . 250
+	run cat "$MAILDIR"/new/*
+	assert_line --index 0 --regexp '^Received: from client\.example '
+	assert_equal "$(tail -n 4 "$MAILDIR"/new/*)" "$(expected_message)"
+}
+
+@test "maildir creates a missing Maildir, its parents and tmp, new, cur, mode 0700" {
+	MAILDIR=$BATS_TEST_TMPDIR/home/user/Maildir
+	run --separate-stderr one_message "$SHIPPED/maildir" "$MAILDIR"
+	assert_success
+	assert_reply_after . 250
+	run stat -c '%a %F' "$MAILDIR" "$MAILDIR/tmp" "$MAILDIR/new" "$MAILDIR/cur"
+	assert_output "$(printf '700 directory\n%.0s' 1 2 3 4)"
+	run stat -c '%a' "$MAILDIR"/new/*
+	assert_output 600
+}
+
+@test "maildir leaves tmp/ empty and nothing in cur/" {
+	run --separate-stderr one_message "$SHIPPED/maildir" "$MAILDIR"
+	assert_success
+	run find "$MAILDIR/tmp" "$MAILDIR/cur" -mindepth 1
+	assert_output ''
+}
+
+@test "maildir names the file TIME.MUSECPPID_ID.HOST after SMTP_ID, without dots or colons" {
+	run --separate-stderr one_message "$SHIPPED/maildir" "$MAILDIR"
+	assert_success
+	id=$(reply_after . | sed -n 's/^250 2\.0\.0 OK: queued as //p')
+	[ -n "$id" ]
+	run ls "$MAILDIR/new"
+	assert_output --regexp "^[0-9]+\.M[0-9]{6}P[0-9]+_${id//./_}\.[^:/]+\$"
+}
+
+@test "maildir puts two messages in two distinct files" {
+	run --separate-stderr send_messages 2 "$SHIPPED/maildir" "$MAILDIR"
+	assert_success
+	assert_reply_after . 250 1
+	assert_reply_after . 250 2
+	run ls "$MAILDIR/new"
+	assert_equal "${#lines[@]}" 2
+	run cat "$MAILDIR"/new/*
+	assert_line 'body 1'
+	assert_line 'body 2'
+	run ls -A "$MAILDIR/tmp"
+	assert_output ''
+}
+
+@test "maildir into a regular file gives 451 4.3.0 (exit 75) and the session goes on" {
+	: >"$MAILDIR"
+	run --separate-stderr send_messages 1 "$SHIPPED/maildir" "$MAILDIR"
+	assert_success
+	assert_regex "$(reply_after .)" '^451 4\.3\.0( |$)'
+	assert_reply_after NOOP 250
+	assert_equal "$(stat -c %s "$MAILDIR")" 0
+	assert_spool_empty
+}
+
+@test "maildir without a directory argument gives 451 4.3.5 (exit 78)" {
+	run --separate-stderr send_messages 1 "$SHIPPED/maildir"
+	assert_success
+	assert_regex "$(reply_after .)" '^451 4\.3\.5( |$)'
+}
+
+@test "maildir removes its tmp file when the write fails, and exits 75" {
+	mkdir -p "$MAILDIR"
+	# A directory on stdin: the file in tmp/ is created, then cat fails.
+	run --separate-stderr env SMTP_ID=X1 "$SHIPPED/maildir" "$MAILDIR" <"$BATS_TEST_TMPDIR"
+	assert_failure 75
+	run ls -A "$MAILDIR/tmp" "$MAILDIR/new"
+	refute_output --regexp 'X1'
+}
+
+# --- debug -----------------------------------------------------------------
+
+@test "debug logs the envelope and the message and answers 250" {
+	run --separate-stderr one_message "$SHIPPED/debug"
+	assert_success
+	assert_reply_after . 250
+	id=$(reply_after . | sed -n 's/^250 2\.0\.0 OK: queued as //p')
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --partial "$id: handler: SMTP_ID: $id"
+	assert_line --partial "$id: handler: SMTP_HELO: client.example"
+	assert_line --partial "$id: handler: SMTP_MAIL_FROM: a@example.org"
+	assert_line --partial "$id: handler: SMTP_RCPT_TO: b@example.net"
+	assert_line --partial "$id: handler: Subject: exact"
+	assert_line --partial "$id: handler: .leading dot"
+}
+
+@test "debug logs each of several recipients on its own line" {
+	run --separate-stderr smtp_session "$SHIPPED/debug" <<-EOF
+	HELO client.example
+	MAIL FROM:<>
+	RCPT TO:<b@example.net>
+	RCPT TO:<c@example.net>
+	DATA
+	hi
+	.
+	QUIT
+	EOF
+	assert_success
+	assert_reply_after . 250
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --regexp 'handler: SMTP_MAIL_FROM: ?$'
+	assert_line --regexp 'handler: SMTP_RCPT_TO: b@example\.net$'
+	assert_line --regexp 'handler: SMTP_RCPT_TO: c@example\.net$'
+}
+
+# --- relay through sendmail --------------------------------------------------
+
+@test "relay without SMTP_RELAY runs SENDMAIL -i -f SENDER -- RECIPIENTS with the message" {
+	export SENDMAIL=$FIXTURES/relay-sendmail
+	run --separate-stderr one_message --no-received "$SHIPPED/relay"
+	assert_success
+	assert_reply_after . 250
+	assert_equal "$(cat "$DUMP/sendmail.argv")" "$(printf '%s\n' -i -f a@example.org -- b@example.net)"
+	cmp "$DUMP/sendmail.stdin" <(expected_message)
+}
+
+@test "relay gives sendmail the null sender as -f '' and each recipient as one argument" {
+	export SENDMAIL=$FIXTURES/relay-sendmail
+	run --separate-stderr smtp_session "$SHIPPED/relay" <<-EOF
+	HELO client.example
+	MAIL FROM:<>
+	RCPT TO:<"john *  doe"@example.net>
+	RCPT TO:<-oi@example.net>
+	RCPT TO:<postmaster>
+	DATA
+	hi
+	.
+	QUIT
+	EOF
+	assert_success
+	assert_reply_after . 250
+	assert_equal "$(cat "$DUMP/sendmail.argv")" \
+	    "$(printf '%s\n' -i -f '' -- '"john *  doe"@example.net' -oi@example.net postmaster)"
+}
+
+@test "relay passes sendmail's exit status on: 67 gives 550 5.1.1" {
+	export SENDMAIL=$FIXTURES/relay-sendmail SENDMAIL_EXIT=67
+	run --separate-stderr send_messages 1 "$SHIPPED/relay"
+	assert_success
+	assert_regex "$(reply_after .)" '^550 5\.1\.1( |$)'
+}
+
+@test "relay passes sendmail's exit status on: 75 gives 451 4.3.0" {
+	export SENDMAIL=$FIXTURES/relay-sendmail SENDMAIL_EXIT=75
+	run --separate-stderr send_messages 1 "$SHIPPED/relay"
+	assert_success
+	assert_regex "$(reply_after .)" '^451 4\.3\.0( |$)'
+}
+
+@test "relay without a sendmail gives 451 4.3.0" {
+	export SENDMAIL=$BATS_TEST_TMPDIR/no-such-sendmail
+	run --separate-stderr send_messages 1 "$SHIPPED/relay"
+	assert_success
+	assert_regex "$(reply_after .)" '^451 4\.3\.0( |$)'
+	assert_regex "$stderr" 'no-such-sendmail: not found'
+}
+
+# --- relay over SMTP (--relay) -------------------------------------------------
+
+@test "relay --relay forwards envelope and message to the upstream, CRLF and dot-stuffed" {
+	start_upstream
+	run --separate-stderr one_message --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	assert_success
+	assert_reply_after . 250
+	run grep -E '^(MAIL|RCPT)' "$UPSTREAM/1/commands"
+	assert_output "$(printf 'MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r')"
+	cmp "$UPSTREAM/1/data" <(expected_message | sed 's/^\./../; s/$/\r/')
+	assert_regex "$stderr" 'relay: upstream: 250 2\.0\.0 Ok: queued as UP1'
+}
+
+@test "relay --relay sends the same bytes when smtpd-stdio runs with --crlf" {
+	start_upstream
+	run --separate-stderr one_message --crlf --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	assert_success
+	assert_reply_after . 250
+	cmp "$UPSTREAM/1/data" <(expected_message | sed 's/^\./../; s/$/\r/')
+}
+
+@test "relay --relay sends the null sender and every recipient" {
+	start_upstream
+	run --separate-stderr smtp_session --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay" <<-EOF
+	HELO client.example
+	MAIL FROM:<>
+	RCPT TO:<"john doe"@example.net>
+	RCPT TO:<c@example.net>
+	DATA
+	hi
+	.
+	QUIT
+	EOF
+	assert_success
+	assert_reply_after . 250
+	run grep -E '^(MAIL|RCPT)' "$UPSTREAM/1/commands"
+	assert_output "$(printf 'MAIL FROM:<>\r\nRCPT TO:<"john doe"@example.net>\r\nRCPT TO:<c@example.net>\r')"
+}
+
+@test "relay --relay: the upstream's 550 to RCPT reaches the client" {
+	start_upstream --rcpt '550 5.1.1 <b@example.net>: no such user'
+	run --separate-stderr send_messages 2 --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	assert_success
+	assert_equal "$(reply_after . 1)" '550 5.1.1 <b@example.net>: no such user'
+	assert_reply_after NOOP 250
+	assert_reply_after . 550 2
+}
+
+@test "relay --relay: the upstream's 554 to the data reaches the client" {
+	start_upstream --end $'554-5.7.1 rejected\n554 5.7.1 as spam'
+	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	assert_success
+	assert_equal "$(reply_after .)" $'554-5.7.1 rejected\n554 5.7.1 as spam'
+}
+
+@test "relay --relay: the upstream's 451 to MAIL gives 451" {
+	start_upstream --mail '451 4.7.1 greylisted'
+	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	assert_success
+	assert_equal "$(reply_after .)" '451 4.7.1 greylisted'
+}
+
+@test "relay --relay: an upstream refusing the connection with 554 gives 451, not 5xx" {
+	start_upstream --greeting '554 5.3.2 not now'
+	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	assert_success
+	assert_regex "$(reply_after .)" '^451 4\.3\.0( |$)'
+}
+
+@test "relay --relay: an upstream asking for authentication (530) gives 451" {
+	start_upstream --mail '530 5.7.0 Authentication required'
+	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	assert_success
+	assert_regex "$(reply_after .)" '^451 4\.3\.0( |$)'
+}
+
+@test "relay --relay: an unreachable upstream gives 451 4.3.0 and the session goes on" {
+	run --separate-stderr send_messages 2 --relay "127.0.0.1:$(closed_port)" "$SHIPPED/relay"
+	assert_success
+	assert_regex "$(reply_after . 1)" '^451 4\.3\.0( |$)'
+	assert_regex "$(reply_after . 2)" '^451 4\.3\.0( |$)'
+	assert_reply_after QUIT 221
+	assert_regex "$stderr" 'curl: \(7\)'
+}
+
+@test "relay with an SMTP_RELAY that is not HOST[:PORT] exits 78 (451 4.3.5)" {
+	# Run directly: smtpd-stdio may come to refuse such a --relay itself.
+	local relay
+	for relay in user@host:25 host/path:25 host:0 host:65536 host:x -host '[::1' '[x]:25'; do
+		printf 'hi\n' >"$BATS_TEST_TMPDIR/msg"
+		SMTP_RELAY=$relay SMTP_RCPT_TO=b@example.net \
+		    run --separate-stderr "$SHIPPED/relay" <"$BATS_TEST_TMPDIR/msg"
+		assert_failure 78
+		assert_output ''
+	done
+}
+
+@test "relay accepts HOST:PORT and [IPV6]:PORT in SMTP_RELAY" {
+	start_upstream
+	local relay n=0
+	for relay in "127.0.0.1:$UPSTREAM_PORT" "[::ffff:127.0.0.1]:$UPSTREAM_PORT"; do
+		n=$((n + 1))
+		printf 'hi\n' >"$BATS_TEST_TMPDIR/msg"
+		SMTP_RELAY=$relay SMTP_MAIL_FROM=a@example.org SMTP_RCPT_TO=b@example.net \
+		    run --separate-stderr "$SHIPPED/relay" <"$BATS_TEST_TMPDIR/msg"
+		assert_success
+		assert_equal "$(cat "$UPSTREAM/$n/data")" "$(printf 'hi\r')"
+	done
+}
