@@ -1,0 +1,213 @@
+#!/usr/bin/env bats
+# Command line (SPEC 1, 2): usage errors exit 64 with one line on stderr and
+# nothing on stdout; options take "=value" or a separate value; parsing stops
+# at the first non-option or "--", and the rest belongs to the handler.
+
+setup() {
+	load test_helper/common
+	common_setup
+}
+
+# usage_error ARG...: smtpd-stdio run with exactly these arguments (no
+# defaults added) on an empty stdin exits 64, prints one line on stderr and
+# nothing on stdout.
+usage_error() {
+	run --separate-stderr timeout -k 5 60 "$SMTPD" "$@" </dev/null
+	assert_failure 64
+	assert_output ''
+	assert_equal "${#stderr_lines[@]}" 1
+	[ -n "${stderr_lines[0]}" ] || fail "the stderr line is empty"
+}
+
+# greeting_of ARG...: smtpd-stdio run with exactly these arguments on an
+# empty stdin; its one output line (the greeting) without the CR.
+greeting_of() {
+	run --separate-stderr timeout -k 5 60 "$SMTPD" --log stderr "$@" </dev/null
+	assert_success
+	assert_equal "${#lines[@]}" 1
+	greeting=${lines[0]%$'\r'}
+}
+
+@test "no handler: exit 64, one line on stderr, nothing on stdout" {
+	usage_error
+}
+
+@test "options but no handler: exit 64" {
+	usage_error --hostname mx.test --log stderr
+}
+
+@test "only -- and no handler: exit 64" {
+	usage_error --log stderr --
+}
+
+@test "an unknown long option: exit 64" {
+	usage_error --no-such-option "$HANDLERS/accept"
+}
+
+@test "an unknown short option: exit 64" {
+	usage_error -Z "$HANDLERS/accept"
+}
+
+@test "an option missing its value at the end: exit 64" {
+	usage_error --size-limit
+}
+
+@test "a flag given a value with = : exit 64" {
+	usage_error --crlf=yes "$HANDLERS/accept"
+}
+
+@test "--size-limit -1: exit 64" {
+	usage_error --size-limit -1 "$HANDLERS/accept"
+}
+
+@test "--size-limit 12x: exit 64" {
+	usage_error --size-limit 12x "$HANDLERS/accept"
+}
+
+@test "--size-limit with an empty value: exit 64" {
+	usage_error --size-limit= "$HANDLERS/accept"
+}
+
+@test "--timeout 0: exit 64" {
+	usage_error --timeout 0 "$HANDLERS/accept"
+}
+
+@test "--handler-timeout 0: exit 64" {
+	usage_error --handler-timeout 0 "$HANDLERS/accept"
+}
+
+@test "--max-recipients abc: exit 64" {
+	usage_error --max-recipients abc "$HANDLERS/accept"
+}
+
+@test "--max-recipients 0: exit 64" {
+	usage_error --max-recipients 0 "$HANDLERS/accept"
+}
+
+@test "--max-errors 0: exit 64" {
+	usage_error --max-errors 0 "$HANDLERS/accept"
+}
+
+@test "--max-messages -1: exit 64" {
+	usage_error --max-messages -1 "$HANDLERS/accept"
+}
+
+@test "a number too large for any counter: exit 64" {
+	usage_error --timeout 99999999999999999999999 "$HANDLERS/accept"
+}
+
+@test "--log with an unknown destination: exit 64" {
+	usage_error --log console "$HANDLERS/accept"
+}
+
+@test "--relay with an empty value: exit 64" {
+	usage_error --relay '' "$HANDLERS/accept"
+}
+
+@test "--relay with a port out of range: exit 64" {
+	usage_error --relay relay.example:99999 "$HANDLERS/accept"
+}
+
+@test "--relay with an empty port: exit 64" {
+	usage_error --relay relay.example: "$HANDLERS/accept"
+}
+
+@test "--hostname with a line break: exit 64" {
+	usage_error --hostname $'mx.test\r\n250 evil' "$HANDLERS/accept"
+}
+
+@test "--7bit with --smtputf8: exit 64" {
+	usage_error --7bit --smtputf8 "$HANDLERS/accept"
+}
+
+@test "--smtputf8 with --7bit (other order): exit 64" {
+	usage_error --smtputf8 --7bit "$HANDLERS/accept"
+}
+
+@test "--size-limit 0 and --max-messages 0 are valid (no limit)" {
+	greeting_of --hostname mx.test --size-limit 0 --max-messages 0 "$HANDLERS/accept"
+	assert_equal "$greeting" '220 mx.test ESMTP smtpd-stdio'
+}
+
+@test "--help exits 0 and prints the usage on stdout" {
+	run --separate-stderr timeout -k 5 60 "$SMTPD" --help </dev/null
+	assert_success
+	assert_output --partial 'handler'
+	assert_output --partial '--size-limit'
+}
+
+@test "--version exits 0 and prints the name and a version on stdout" {
+	run --separate-stderr timeout -k 5 60 "$SMTPD" --version </dev/null
+	assert_success
+	assert_output --regexp '^smtpd-stdio [0-9]'
+}
+
+@test "--opt=value works: --hostname=eq.test is in the greeting" {
+	greeting_of --hostname=eq.test "$HANDLERS/accept"
+	assert_equal "$greeting" '220 eq.test ESMTP smtpd-stdio'
+}
+
+@test "--opt value works: --hostname sp.test is in the greeting" {
+	greeting_of --hostname sp.test "$HANDLERS/accept"
+	assert_equal "$greeting" '220 sp.test ESMTP smtpd-stdio'
+}
+
+@test "--size-limit=1000 and --size-limit 1000 both set the advertised SIZE" {
+	run smtp_session --size-limit=1000 "$HANDLERS/accept" <<-EOF
+	EHLO client.example
+	QUIT
+	EOF
+	assert_success
+	assert_line $'250-SIZE 1000\r'
+	run smtp_session --size-limit 1000 "$HANDLERS/accept" <<-EOF
+	EHLO client.example
+	QUIT
+	EOF
+	assert_success
+	assert_line $'250-SIZE 1000\r'
+}
+
+@test "option parsing stops at the handler: a later -x and --size-limit go to the handler" {
+	run --separate-stderr smtp_session "$HANDLERS/dump" -x --size-limit 5 --hostname h.test <<-EOF
+	HELO client.example
+	MAIL FROM:<a@example.org>
+	RCPT TO:<b@example.net>
+	DATA
+	hello
+	.
+	QUIT
+	EOF
+	assert_success
+	assert_line --index 0 $'220 mx.test ESMTP smtpd-stdio\r'
+	assert_reply_after . 250
+	printf '%s\n' -x --size-limit 5 --hostname h.test | cmp - "$DUMP/1/argv"
+}
+
+@test "-- ends the options: a handler whose name starts with - runs" {
+	cp "$HANDLERS/dump" "$BATS_TEST_TMPDIR/-dump"
+	cd "$BATS_TEST_TMPDIR"
+	PATH=$BATS_TEST_TMPDIR:$PATH
+	run --separate-stderr smtp_session -- -dump -- --crlf <<-EOF
+	HELO client.example
+	MAIL FROM:<a@example.org>
+	RCPT TO:<b@example.net>
+	DATA
+	hello
+	.
+	QUIT
+	EOF
+	assert_success
+	assert_reply_after . 250
+	printf '%s\n' -- --crlf | cmp - "$DUMP/1/argv"
+	# --crlf went to the handler, not to smtpd-stdio: the message has LF ends.
+	printf 'hello\n' | cmp - <(tail -n 1 "$DUMP/1/message")
+}
+
+@test "a usage error writes nothing to stdout even with a dialogue waiting" {
+	run --separate-stderr timeout -k 5 60 "$SMTPD" --bogus "$HANDLERS/accept" <<-EOF
+	EHLO client.example
+	QUIT
+	EOF
+	assert_failure 64
+	assert_output ''
+}
