@@ -5,6 +5,8 @@ PREFIX		?= /usr/local
 SBINDIR		?= $(PREFIX)/sbin
 LIBEXECDIR	?= $(PREFIX)/libexec
 MANDIR		?= $(PREFIX)/share/man
+UNITDIR		?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR	?= $(PREFIX)/etc
 DESTDIR		?=
 
 CC		?= cc
@@ -13,7 +15,7 @@ SANITIZE	?= 0
 # Debian packages the build, the tests and the lint need (see README).
 BUILD_DEPS	= libbsd-dev pkg-config
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
-		  mandoc shellcheck
+		  mandoc shellcheck openbsd-inetd ucspi-tcp
 DEPS		= $(BUILD_DEPS) $(TEST_DEPS)
 ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
 DEPS		+= clang
@@ -49,7 +51,8 @@ OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
 HANDLERS	= maildir relay debug
 
-.PHONY: all deps run check check-san bench fuzz lint install uninstall clean help
+.PHONY: all deps run check check-san bench fuzz lint install install-units \
+	uninstall clean help
 
 all: $(BIN)
 
@@ -62,7 +65,9 @@ help:
 	@echo 'make lint       mandoc -Tlint on the man page, shellcheck on the handlers'
 	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) [$(PREFIX)]'
 	@echo '                (SBINDIR, LIBEXECDIR, MANDIR may be set apart)'
-	@echo 'make uninstall  remove what install put there'
+	@echo 'make install-units  systemd units to $$(UNITDIR), inetd/xinetd/tcpserver'
+	@echo '                entries to $$(SYSCONFDIR)/smtpd-stdio; nothing is enabled'
+	@echo 'make uninstall  remove what install and install-units put there'
 	@echo 'make deps       apt-get install the missing Debian packages (as root)'
 	@echo 'make clean      remove build output and ./var'
 
@@ -147,6 +152,28 @@ install: $(BIN)
 	done
 	install -m 0644 smtpd-stdio.8 $(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
 
+# The units and entries name the programs by their installed paths.
+UNITS		= smtpd-stdio.socket smtpd-stdio@.service
+SUBST		= sed -e 's|@SBINDIR@|$(SBINDIR)|g' \
+		      -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+		      -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+
+install-units:
+	install -d $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/tcpserver
+	for u in $(UNITS); do \
+		$(SUBST) units/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	$(SUBST) units/inetd.conf >$(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/inetd.conf
+	$(SUBST) units/xinetd >$(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/xinetd
+	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/inetd.conf \
+		$(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/xinetd
+	$(SUBST) units/tcpserver.run >$(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/tcpserver/run
+	chmod 0755 $(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/tcpserver/run
+
+# Removes our files and our own directories; the shared ones (sbin, man8,
+# the unit directory) stay.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smtpd-stdio \
 		$(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
@@ -154,6 +181,12 @@ uninstall:
 		rm -f $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h; \
 	done
 	-rmdir $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio
+	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
+	rm -f $(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/inetd.conf \
+		$(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/xinetd \
+		$(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/tcpserver/run
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/smtpd-stdio/tcpserver \
+		$(DESTDIR)$(SYSCONFDIR)/smtpd-stdio
 
 clean:
 	rm -rf src/.build src/.build-san src/.build-fuzz var

@@ -1,0 +1,146 @@
+#!/usr/bin/env bats
+# The systemd units as `make install-units` writes them: clean for
+# systemd-analyze, hardened (exposure <= 2.0), and able to deliver mail
+# through the shipped maildir handler under that hardening.
+
+setup() {
+	load test_helper/common
+	common_setup
+	PREFIX=$BATS_TEST_TMPDIR/prefix
+	UNITS=$PREFIX/lib/systemd/system
+	make -s -C "$ROOT" install-units PREFIX="$PREFIX" DESTDIR= >/dev/null
+	# systemd-analyze verify wants the ExecStart program to exist.
+	install -D -m 0755 "$SMTPD" "$PREFIX/sbin/smtpd-stdio"
+	install -D -m 0755 "$ROOT/src/handlers/maildir" \
+		"$PREFIX/libexec/smtpd-stdio/maildir"
+}
+
+teardown() {
+	[ -z "${SD_PID-}" ] || systemd_ns_stop
+}
+
+@test "systemd-analyze verify: the socket and the service are clean" {
+	run systemd-analyze verify --man=no "$UNITS/smtpd-stdio.socket" \
+		"$UNITS/smtpd-stdio@.service"
+	assert_success
+	assert_output ''
+}
+
+@test "the installed units name the programs under PREFIX" {
+	run grep -h '^ExecStart=\|^Environment="SMTPD_HANDLER' \
+		"$UNITS/smtpd-stdio@.service"
+	assert_line "ExecStart=$PREFIX/sbin/smtpd-stdio --log stderr \$SMTPD_OPTIONS -- \$SMTPD_HANDLER"
+	assert_line "Environment=\"SMTPD_HANDLER=$PREFIX/libexec/smtpd-stdio/maildir /var/lib/smtpd-stdio/Maildir\""
+	run grep -rl '@[A-Z]*DIR@' "$PREFIX"
+	assert_output ''
+}
+
+@test "systemd-analyze security: the service's exposure is at most 2.0" {
+	run systemd-analyze security --offline=true --threshold=20 \
+		"$UNITS/smtpd-stdio@.service"
+	assert_success
+	score=$(printf '%s\n' "$output" |
+		sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
+	echo "# exposure $score" >&3
+	[ -n "$score" ]
+	awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'
+}
+
+@test "the socket survives a burst: no trigger limit, connection limits set" {
+	run grep -x -e 'Accept=yes' -e 'TriggerLimitIntervalSec=0' \
+		-e 'MaxConnections=[0-9]*' -e 'MaxConnectionsPerSource=[0-9]*' \
+		-e 'ListenStream=25' -e 'BindIPv6Only=both' \
+		"$UNITS/smtpd-stdio.socket"
+	assert_success
+	assert_equal "${#lines[@]}" 6
+}
+
+# systemd_ns_start PORT: systemd as PID 1 of private namespaces, running
+# the units from `make install-units PREFIX=/usr/local` on 127.0.0.1:PORT
+# (tests/fixtures/systemd-ns-init).  Sets SD_PID (the host's pid of that
+# PID 1) or skips when this machine cannot do it.
+systemd_ns_start() {
+	local port=$1 cg2 i
+	[ "$(id -u)" -eq 0 ] || skip "needs root to run systemd in namespaces"
+	command -v unshare >/dev/null || skip "no unshare(1)"
+	cg2=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
+	[ -n "$cg2" ] || skip "no cgroup2 hierarchy mounted"
+	# A cgroup of our own becomes the root of systemd's cgroup namespace,
+	# so it creates nothing elsewhere in the host's tree.
+	SD_CG=$cg2/smtpd-stdio-test.$$.$BATS_TEST_NUMBER
+	mkdir "$SD_CG" || skip "cannot create a cgroup under $cg2"
+	SD_LOG=$BATS_TEST_TMPDIR/systemd.log
+	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$SD_CG" \
+		unshare --pid --fork --kill-child --mount --uts --ipc --cgroup \
+		--propagation private --mount-proc \
+		"$FIXTURES/systemd-ns-init" "$port" "$SMTPD" "$ROOT" \
+		</dev/null >"$SD_LOG" 2>&1 3>&- &
+	SD_UNSHARE=$!
+	for i in $(seq 100); do
+		SD_PID=$(ps -o pid= --ppid "$SD_UNSHARE" | tr -d ' ')
+		if [ -n "$SD_PID" ] && nsenter -t "$SD_PID" -m -p \
+		    systemctl is-active -q smtpd-stdio.socket 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "# systemd log:" >&3
+	sed 's/^/#   /' "$SD_LOG" >&3
+	skip "systemd did not come up in private namespaces on this machine"
+}
+
+systemd_ns_stop() {
+	local i
+	kill -s RTMIN+4 "$SD_PID" 2>/dev/null || true
+	for i in $(seq 50); do
+		kill -0 "$SD_UNSHARE" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$SD_UNSHARE" 2>/dev/null || true
+	wait "$SD_UNSHARE" 2>/dev/null || true
+	find "$SD_CG" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	SD_PID=
+}
+
+in_ns() {
+	nsenter -t "$SD_PID" -m -p "$@"
+}
+
+@test "the hardened service delivers into the Maildir (real systemd)" {
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	systemd_ns_start "$port"
+	run python3 - "$port" <<-'PY'
+	import smtplib, sys
+	s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20)
+	for i in range(3):
+	    s.sendmail("a@example.org", ["b@example.net"],
+	               b"Subject: unit %d\n\n..dot\n\xc3\xa9t\xc3\xa9\n" % i,
+	               mail_options=["BODY=8BITMIME"])
+	s.quit()
+	print("sent")
+	PY
+	assert_success
+	assert_output sent
+	new=/var/lib/smtpd-stdio/Maildir/new
+	run in_ns sh -c "ls $new | wc -l"
+	assert_output 3
+	# Owned by the one dynamic user (released, so only its number is
+	# left) that owns the state directory, readable by it alone.
+	owner=$(in_ns stat -L -c %u /var/lib/smtpd-stdio)
+	[ "$owner" -gt 0 ]
+	run in_ns sh -c "stat -c '%a %u' $new/* | sort -u"
+	assert_output "600 $owner"
+	run in_ns sh -c "cat $new/*"
+	assert_output --partial 'Received: from '
+	assert_output --partial '[127.0.0.1]'
+	assert_output --partial $'.dot\nété'
+	# The per-message log lines reached the journal, not the client.
+	run in_ns journalctl -q --no-pager -t smtpd-stdio
+	assert_output --partial ' client=127.0.0.1 '
+	assert_output --partial ' reply=250 '
+	# ... and the handler had nothing to complain about in the sandbox.
+	refute_output --partial ': handler: '
+	# Every instance ended and was collected.
+	run in_ns systemctl list-units --all --no-legend 'smtpd-stdio@*'
+	assert_output ''
+}
