@@ -1,0 +1,253 @@
+/*
+ * The benchmark's SMTP client.  Runs N sessions against 127.0.0.1:PORT,
+ * C at a time (one forked worker per concurrent stream), each session
+ * sending M messages of S bytes, and checks every reply code.  MAIL, RCPT
+ * and DATA go in one write when the server offers PIPELINING (as Postfix's
+ * smtp client does), one by one otherwise.
+ *
+ * usage: smtp-load -p port [-n sessions] [-c concurrency] [-m messages]
+ *        [-s size]
+ * prints one line: elapsed=SECONDS data=SECONDS sessions=N messages=N
+ * (data: summed time from the first body byte sent to the final reply)
+ * exits 1 if any reply was not the one expected.
+ */
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <err.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct conn {
+	int	 fd;
+	char	 buf[8192];
+	size_t	 len;
+	int	 pipelining;
+};
+
+static double
+now(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+send_all(int fd, const char *p, size_t len)
+{
+	ssize_t	 n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read one whole reply; return its code, -1 on EOF or garbage. */
+static int
+reply(struct conn *c)
+{
+	char	*lf;
+	size_t	 n;
+	ssize_t	 r;
+	int	 code, last;
+
+	for (;;) {
+		while ((lf = memchr(c->buf, '\n', c->len)) == NULL) {
+			if (c->len == sizeof(c->buf))
+				return -1;
+			r = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+			if (r == -1 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				return -1;
+			c->len += (size_t)r;
+		}
+		n = (size_t)(lf - c->buf) + 1;
+		if (n < 4)
+			return -1;
+		code = atoi(c->buf);
+		last = c->buf[3] != '-';
+		if (memmem(c->buf, n, "PIPELINING", 10) != NULL)
+			c->pipelining = 1;
+		memmove(c->buf, c->buf + n, c->len - n);
+		c->len -= n;
+		if (last)
+			return code;
+	}
+}
+
+static int
+expect(struct conn *c, int want, const char *what)
+{
+	int	 code = reply(c);
+
+	if (code == want)
+		return 0;
+	warnx("%s: got %d, wanted %d", what, code, want);
+	return -1;
+}
+
+static int
+command(struct conn *c, const char *cmd, int want)
+{
+	if (send_all(c->fd, cmd, strlen(cmd)) == -1)
+		return -1;
+	return expect(c, want, cmd);
+}
+
+/* One session; adds the data-phase time to *data.  -1 on failure. */
+static int
+session(int port, long msgs, const char *body, size_t bodylen, double *data)
+{
+	static const char	 env[] = "MAIL FROM:<bench@example.org>\r\n"
+				    "RCPT TO:<sink@example.net>\r\nDATA\r\n";
+	struct sockaddr_in	 sin;
+	struct conn		 c;
+	double			 t0;
+	long			 i;
+	int			 one = 1, rc = -1;
+
+	memset(&c, 0, sizeof(c));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((unsigned short)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((c.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		err(71, "socket");
+	(void)setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c.fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+		warn("connect");
+		goto out;
+	}
+	if (expect(&c, 220, "greeting") == -1 ||
+	    command(&c, "EHLO bench.example.org\r\n", 250) == -1)
+		goto out;
+	for (i = 0; i < msgs; i++) {
+		if (c.pipelining) {
+			if (send_all(c.fd, env, sizeof(env) - 1) == -1 ||
+			    expect(&c, 250, "MAIL") == -1 ||
+			    expect(&c, 250, "RCPT") == -1 ||
+			    expect(&c, 354, "DATA") == -1)
+				goto out;
+		} else if (command(&c, "MAIL FROM:<bench@example.org>\r\n",
+		    250) == -1 ||
+		    command(&c, "RCPT TO:<sink@example.net>\r\n", 250) == -1 ||
+		    command(&c, "DATA\r\n", 354) == -1)
+			goto out;
+		t0 = now();
+		if (send_all(c.fd, body, bodylen) == -1 ||
+		    expect(&c, 250, "end of data") == -1)
+			goto out;
+		*data += now() - t0;
+	}
+	if (command(&c, "QUIT\r\n", 221) == -1)
+		goto out;
+	rc = 0;
+out:
+	(void)close(c.fd);
+	return rc;
+}
+
+/* The message, dot-stuffing-free, exactly size octets, then ".\r\n". */
+static char *
+make_body(size_t size, size_t *len)
+{
+	static const char	 hdr[] = "From: <bench@example.org>\r\n"
+				    "To: <sink@example.net>\r\n"
+				    "Subject: smtpd-stdio benchmark\r\n\r\n";
+	char			*b;
+	size_t			 i = 0, line;
+
+	if (size < sizeof(hdr) + 2)
+		size = sizeof(hdr) + 2;
+	if ((b = malloc(size + 3)) == NULL)
+		err(71, "malloc");
+	memcpy(b, hdr, sizeof(hdr) - 1);
+	i = sizeof(hdr) - 1;
+	while (i < size) {
+		line = size - i > 78 ? 78 : size - i;
+		if (size - i - line == 1)
+			line--;			/* no lone byte at the end */
+		memset(b + i, 'x', line - 2);
+		memcpy(b + i + line - 2, "\r\n", 2);
+		i += line;
+	}
+	memcpy(b + size, ".\r\n", 3);
+	*len = size + 3;
+	return b;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct { double data; long fails; } r, sum = { 0, 0 };
+	char	*body;
+	size_t	 bodylen, size = 1024;
+	double	 t0, t1;
+	long	 sessions = 1, msgs = 1, per, i;
+	int	 port = 0, conc = 1, ch, w, p[2], status;
+	pid_t	 pid;
+
+	while ((ch = getopt(argc, argv, "p:n:c:m:s:")) != -1) {
+		switch (ch) {
+		case 'p': port = atoi(optarg); break;
+		case 'n': sessions = atol(optarg); break;
+		case 'c': conc = atoi(optarg); break;
+		case 'm': msgs = atol(optarg); break;
+		case 's': size = (size_t)atol(optarg); break;
+		default:
+			errx(64, "usage: smtp-load -p port [-n sessions] "
+			    "[-c concurrency] [-m messages] [-s size]");
+		}
+	}
+	if (port <= 0 || conc < 1 || sessions < conc)
+		errx(64, "bad arguments");
+	body = make_body(size, &bodylen);
+	if (pipe(p) == -1)
+		err(71, "pipe");
+	t0 = now();
+	for (w = 0; w < conc; w++) {
+		per = sessions / conc + (w < sessions % conc ? 1 : 0);
+		if ((pid = fork()) == -1)
+			err(71, "fork");
+		if (pid == 0) {
+			(void)close(p[0]);
+			r.data = 0;
+			r.fails = 0;
+			for (i = 0; i < per; i++)
+				if (session(port, msgs, body, bodylen,
+				    &r.data) == -1)
+					r.fails++;
+			if (write(p[1], &r, sizeof(r)) != sizeof(r))
+				_exit(1);
+			_exit(0);
+		}
+	}
+	(void)close(p[1]);
+	while (read(p[0], &r, sizeof(r)) == sizeof(r)) {
+		sum.data += r.data;
+		sum.fails += r.fails;
+	}
+	while (wait(&status) > 0)
+		;
+	t1 = now();
+	printf("elapsed=%.6f data=%.6f sessions=%ld messages=%ld fails=%ld\n",
+	    t1 - t0, sum.data, sessions, sessions * msgs, sum.fails);
+	return sum.fails > 0 ? 1 : 0;
+}
