@@ -14,6 +14,7 @@
 #define R_RCPT_SYNTAX	"501 5.5.4 Syntax: RCPT TO:<address>"
 #define R_MAIL_ADDR	"501 5.1.7 Bad sender address syntax"
 #define R_RCPT_ADDR	"553 5.1.3 Bad recipient address syntax"
+#define R_RCPT_CTRL	"501 5.1.3 Bad recipient address syntax"
 #define R_NEED_UTF8	"553 5.6.7 Non-ASCII address requires SMTPUTF8"
 #define R_PARAM_SYNTAX	"501 5.5.4 Syntax error in parameters"
 #define R_PARAM_DUP	"501 5.5.4 Duplicate parameter"
@@ -83,6 +84,7 @@ static int	path_route(struct cursor *);
 static int	path_postmaster(const struct cursor *, int);
 static int	path_inner(enum addr_verb, struct cursor *, int,
 		    const unsigned char **);
+static int	has_control(const unsigned char *, const unsigned char *);
 static int	addr_path(enum addr_verb, struct cursor *,
 		    struct addr_result *);
 static int	has_smtputf8(const unsigned char *, const unsigned char *);
@@ -505,6 +507,16 @@ path_inner(enum addr_verb verb, struct cursor *c, int stop,
 	return path_mailbox(c);
 }
 
+/* A control character makes a line a syntax error, 501 (SPEC 4). */
+static int
+has_control(const unsigned char *p, const unsigned char *end)
+{
+	for (; p < end; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 1;
+	return 0;
+}
+
 /*
  * Reverse-path / Forward-path, RFC 5321 4.1.2: "<" path ">", "<>" for
  * MAIL, or (SPEC 4) a path without brackets that ends at the first space.
@@ -543,7 +555,8 @@ addr_path(enum addr_verb verb, struct cursor *c, struct addr_result *res)
 	    pathlen <= SMTP_PATH_MAX;
 	if (!ok || (size_t)(mend - mbox) >= sizeof(res->path))
 		return addr_fail(res, c->bad8 ? R_NEED_UTF8 :
-		    verb == ADDR_MAIL ? R_MAIL_ADDR : R_RCPT_ADDR);
+		    verb == ADDR_MAIL ? R_MAIL_ADDR :
+		    has_control(start, end) ? R_RCPT_CTRL : R_RCPT_ADDR);
 	memcpy(res->path, mbox, (size_t)(mend - mbox));
 	res->path[mend - mbox] = '\0';
 	return 0;
