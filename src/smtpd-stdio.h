@@ -14,7 +14,7 @@
 
 /* Limits, with the rule they come from. */
 #define SMTP_CMDLINE_MAX	512	/* RFC 5321 4.5.3.1.4, incl. CRLF */
-#define SMTP_MAILLINE_MAX	2048	/* MAIL/RCPT with RFC 1870/6152/6531/3461 parameters */
+#define SMTP_MAILLINE_MAX	2048	/* MAIL/RCPT with parameters (RFC 1870, 6152, 6531, 3461), incl. CRLF */
 #define SMTP_PATH_MAX		256	/* RFC 5321 4.5.3.1.3, incl. brackets */
 #define SMTP_LOCALPART_MAX	64	/* RFC 5321 4.5.3.1.1 */
 #define SMTP_DOMAIN_MAX		255	/* RFC 5321 4.5.3.1.2 */
@@ -172,7 +172,7 @@ struct session {
 	int			 exit_status;
 
 	/* Command line being assembled. */
-	char			 line[SMTP_MAILLINE_MAX + 2];
+	char			 line[SMTP_MAILLINE_MAX];	/* incl. CRLF */
 	size_t			 linelen;
 	int			 line_overflow;
 
