@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@ static int	sockaddr_format(const struct sockaddr_storage *, char *, size_t,
 		    char *, size_t);
 static void	copy_env(char *, size_t, const char *, const char *);
 static void	copy_env_host(char *, size_t, const char *);
+static void	unmap_v4(char *, size_t);
 
 /* Text form of an address; IPv4-mapped IPv6 is shown as IPv4. */
 static int
@@ -48,6 +48,20 @@ sockaddr_format(const struct sockaddr_storage *ss, char *addr, size_t alen,
 	default:
 		return -1;
 	}
+}
+
+/* "::ffff:192.0.2.1" (any spelling) from a variable becomes "192.0.2.1". */
+static void
+unmap_v4(char *addr, size_t len)
+{
+	struct in6_addr	 a6;
+	struct in_addr	 v4;
+
+	if (inet_pton(AF_INET6, addr, &a6) != 1 ||
+	    !IN6_IS_ADDR_V4MAPPED(&a6))
+		return;
+	memcpy(&v4, &a6.s6_addr[12], sizeof(v4));
+	(void)inet_ntop(AF_INET, &v4, addr, len);
 }
 
 /* Copy an address or port variable if it looks like one. */
@@ -103,9 +117,7 @@ peer_lookup(struct peer *p)
 		copy_env(p->remote_port, sizeof(p->remote_port),
 		    "REMOTE_PORT", digits);
 	}
-	if (strncmp(p->remote_addr, "::ffff:", 7) == 0 &&
-	    strchr(p->remote_addr + 7, ':') == NULL)
-		memmove(p->remote_addr, p->remote_addr + 7,
-		    strlen(p->remote_addr + 7) + 1);
+	unmap_v4(p->remote_addr, sizeof(p->remote_addr));
+	unmap_v4(p->local_addr, sizeof(p->local_addr));
 	copy_env_host(p->remote_host, sizeof(p->remote_host), "TCPREMOTEHOST");
 }
