@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <err.h>
 #include <errno.h>
@@ -72,6 +74,7 @@ static void	 usage_error(const char *, ...)
 		    __attribute__((format(printf, 1, 2), noreturn));
 static long long number(const char *, const char *, long long, long long);
 static int	 name_ok(const char *);
+static int	 relay_ok(const char *);
 static void	 parse_options(int, char **, struct config *);
 static const char *default_hostname(void);
 static void	 setup_fds(struct config *);
@@ -127,6 +130,45 @@ name_ok(const char *s)
 	return 1;
 }
 
+/* --relay HOST[:PORT], HOST a name, an IPv4 address or [IPv6]. */
+static int
+relay_ok(const char *arg)
+{
+	char		 host[256];
+	const char	*port, *errstr;
+	size_t		 hlen;
+
+	if (!name_ok(arg))
+		return 0;
+	if (arg[0] == '[') {
+		if ((port = strchr(arg, ']')) == NULL)
+			return 0;
+		hlen = (size_t)(port - arg) - 1;
+		if (hlen == 0 || hlen >= sizeof(host))
+			return 0;
+		memcpy(host, arg + 1, hlen);
+		host[hlen] = '\0';
+		if (inet_pton(AF_INET6, host, &(struct in6_addr){ 0 }) != 1)
+			return 0;
+		port++;
+		if (*port == '\0')
+			return 1;
+		if (*port++ != ':')
+			return 0;
+	} else {
+		port = strchr(arg, ':');
+		hlen = port != NULL ? (size_t)(port - arg) : strlen(arg);
+		if (hlen == 0 || strspn(arg, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != hlen)
+			return 0;
+		if (port == NULL)
+			return 1;
+		port++;
+	}
+	(void)strtonum(port, 1, 65535, &errstr);
+	return errstr == NULL;
+}
+
 static void
 parse_options(int argc, char **argv, struct config *c)
 {
@@ -152,8 +194,9 @@ parse_options(int argc, char **argv, struct config *c)
 			c->sevenbit = 1;
 			break;
 		case OPT_RELAY:
-			if (!name_ok(optarg))
-				usage_error("--relay: bad host[:port]");
+			if (!relay_ok(optarg))
+				usage_error("--relay %s: want host, host:port "
+				    "or [ipv6]:port, port 1 to 65535", optarg);
 			c->relay = optarg;
 			break;
 		case OPT_MAX_RECIPIENTS:
