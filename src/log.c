@@ -2,6 +2,8 @@
  * Diagnostics: syslog (facility mail) or stderr.  Client text is escaped
  * with log_escape() before it gets here; nothing here goes to fd 0 or 1.
  */
+#include <sys/stat.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,15 +17,38 @@
 
 static enum log_target	log_to = LOGTO_STDERR;
 static int		log_verbose;
+static int		log_journal;	/* stderr is a journald stream */
 
+static int	stderr_is_journal(void);
 static void	log_emit(int, const char *, va_list)
 		    __attribute__((format(printf, 2, 0)));
+
+/*
+ * systemd sets JOURNAL_STREAM to the device and inode of the stream it
+ * gave us; then journald adds name and pid itself and reads a "<N>"
+ * priority prefix (sd-daemon(3)).
+ */
+static int
+stderr_is_journal(void)
+{
+	const char		*v;
+	struct stat		 st;
+	unsigned long long	 dev, ino;
+
+	if ((v = getenv("JOURNAL_STREAM")) == NULL ||
+	    sscanf(v, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) == -1)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
 
 void
 log_init(enum log_target to, int verbose)
 {
 	log_to = to;
 	log_verbose = verbose;
+	log_journal = to == LOGTO_STDERR && stderr_is_journal();
 	if (to == LOGTO_SYSLOG)
 		openlog("smtpd-stdio", LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -36,6 +61,8 @@ log_emit(int prio, const char *fmt, va_list ap)
 	(void)vsnprintf(line, sizeof(line), fmt, ap);
 	if (log_to == LOGTO_SYSLOG)
 		syslog(prio, "%s", line);
+	else if (log_journal)
+		(void)dprintf(STDERR_FILENO, "<%d>%s\n", prio, line);
 	else
 		(void)dprintf(STDERR_FILENO, "smtpd-stdio[%ld]: %s\n",
 		    (long)getpid(), line);
