@@ -500,7 +500,7 @@ serve(const struct config *c, const struct peer *p)
 		switch (act) {
 		case SA_NEED_INPUT:
 			if (flush_replies(&s, c->timeout) == -1)
-				return EXIT_FAIL;
+				goto gone;
 			off = len = 0;
 			switch (read_input(in, sizeof(in), &len, c->timeout)) {
 			case INPUT_DATA:
@@ -515,28 +515,31 @@ serve(const struct config *c, const struct peer *p)
 			break;
 		case SA_FLUSH:
 			if (flush_replies(&s, c->timeout) == -1)
-				return EXIT_FAIL;
+				goto gone;
 			break;
 		case SA_SPOOL:
 			spool_data(&s, &sp, p);
 			break;
 		case SA_DELIVER:
 			if (flush_replies(&s, c->timeout) == -1)
-				return EXIT_FAIL;
+				goto gone;
 			deliver(&s, &sp, p);
 			break;
 		case SA_CLOSE:
 			status = s.exit_status;
 			if (flush_replies(&s, c->timeout) == -1)
-				status = EXIT_FAIL;
-			log_info("disconnect from %s: messages=%lld errors=%lld "
-			    "exit=%d", p->remote_addr[0] != '\0' ?
-			    p->remote_addr : "unknown", s.messages, s.errors,
-			    status);
-			session_free(&s);
-			return status;
+				goto gone;
+			goto out;
 		}
 	}
+gone:
+	status = EXIT_FAIL;	/* SPEC 7: a failed write to the client */
+out:
+	log_info("disconnect from %s: messages=%lld errors=%lld exit=%d",
+	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
+	    s.messages, s.errors, status);
+	session_free(&s);
+	return status;
 }
 
 int
