@@ -8,6 +8,7 @@
  * bare LF, or ended by a bare LF or CR) is data, so no variant can make us
  * see an end of data that a peer further down would not (SMTP smuggling).
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "smtpd-stdio.h"
@@ -135,28 +136,36 @@ step(struct emitter *e, char c)
 }
 
 /*
- * Fast path inside a line: copy bytes up to the next CR or LF at once.
+ * Fast path inside a line: copy bytes up to the next CR or LF at once,
+ * found with memchr, and look for 8-bit bytes eight at a time.
  * Returns how many input bytes were taken.
  */
 static size_t
 text_run(struct emitter *e, const char *in, size_t len, size_t room)
 {
-	size_t	 n, i;
+	const char	*p;
+	uint64_t	 any = 0, w;
+	size_t		 i;
 
 	if (len > room)
 		len = room;
-	for (n = 0; n < len && in[n] != '\r' && in[n] != '\n'; n++)
-		;
-	memcpy(e->out + e->len, in, n);
-	e->len += n;
-	e->d->wire_size += n;
-	if (!e->d->eightbit)
-		for (i = 0; i < n; i++)
-			if ((unsigned char)in[i] >= 0x80) {
-				e->d->eightbit = 1;
-				break;
-			}
-	return n;
+	if ((p = memchr(in, '\n', len)) != NULL)
+		len = (size_t)(p - in);
+	if ((p = memchr(in, '\r', len)) != NULL)
+		len = (size_t)(p - in);
+	memcpy(e->out + e->len, in, len);
+	e->len += len;
+	e->d->wire_size += len;
+	if (!e->d->eightbit) {
+		for (i = 0; i + 8 <= len; i += 8) {
+			memcpy(&w, in + i, 8);
+			any |= w;
+		}
+		for (; i < len; i++)
+			any |= (unsigned char)in[i];
+		e->d->eightbit = (any & 0x8080808080808080ULL) != 0;
+	}
+	return len;
 }
 
 /*

@@ -50,7 +50,7 @@ struct child {
 };
 
 static char	**build_argv(const struct handler_job *);
-static char	**build_env(const struct handler_job *);
+static char	**build_env(const struct handler_job *, size_t *);
 static char	 *join(char *const *, size_t, char);
 static int	  is_smtp_var(const char *);
 static int	  spawn(const struct handler_job *, struct child *);
@@ -60,7 +60,7 @@ static void	  drain(int *, struct handler_result *, struct errlog *, size_t);
 static void	  supervise(const struct handler_job *, struct child *,
 		    struct handler_result *);
 static long long  now_ms(void);
-static void	  free_vector(char **);
+static void	  free_strings(char **);
 
 static long long
 now_ms(void)
@@ -71,16 +71,14 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Free the strings of a NULL-terminated vector, not the vector. */
 static void
-free_vector(char **v)
+free_strings(char **v)
 {
 	size_t	 i;
 
-	if (v == NULL)
-		return;
 	for (i = 0; v[i] != NULL; i++)
 		free(v[i]);
-	free(v);
 }
 
 /* Join strings with sep between them (no trailing sep). */
@@ -140,7 +138,7 @@ is_smtp_var(const char *entry)
 
 /* Our environment, without stale SMTP_* copies, plus the envelope. */
 static char **
-build_env(const struct handler_job *job)
+build_env(const struct handler_job *job, size_t *ours)
 {
 	const struct session	 *s = job->sess;
 	const struct txn	 *t = &s->txn;
@@ -152,10 +150,11 @@ build_env(const struct handler_job *job)
 		n++;
 	if ((env = calloc(n + NSMTP_VARS + 1, sizeof(*env))) == NULL)
 		fatalx("out of memory");
+	/* Inherited entries are shared, not copied: spawn frees only ours. */
 	for (i = 0; i < n; i++)
-		if (!is_smtp_var(environ[i]) &&
-		    (env[k++] = strdup(environ[i])) == NULL)
-			fatalx("out of memory");
+		if (!is_smtp_var(environ[i]))
+			env[k++] = environ[i];
+	*ours = k;
 	rcpts = join(t->rcpt, t->nrcpt, '\n');
 	ropts = join(t->rcpt_options, t->nrcpt, '\n');
 	if (asprintf(&env[k++], "SMTP_ID=%s", job->id) == -1 ||
@@ -193,6 +192,7 @@ spawn(const struct handler_job *job, struct child *c)
 	posix_spawnattr_t		 attr;
 	sigset_t			 none, all;
 	char				**argv, **envp;
+	size_t				  ours;
 	int				 out[2], err[2], rc;
 
 	if (pipe2(out, O_CLOEXEC) == -1)
@@ -205,7 +205,7 @@ spawn(const struct handler_job *job, struct child *c)
 		return -1;
 	}
 	argv = build_argv(job);
-	envp = build_env(job);
+	envp = build_env(job, &ours);
 	sigemptyset(&none);
 	sigfillset(&all);
 	if (posix_spawn_file_actions_init(&fa) != 0 ||
@@ -224,8 +224,10 @@ spawn(const struct handler_job *job, struct child *c)
 	rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
-	free_vector(argv);
-	free_vector(envp);
+	free_strings(argv);
+	free(argv);
+	free_strings(envp + ours);
+	free(envp);
 	(void)close(out[1]);
 	(void)close(err[1]);
 	if (rc != 0) {

@@ -56,16 +56,23 @@ log_init(enum log_target to, int verbose)
 static void
 log_emit(int prio, const char *fmt, va_list ap)
 {
-	char	 line[LOG_LINE_MAX];
+	char	 line[LOG_LINE_MAX], out[LOG_LINE_MAX + 32];
+	int	 n;
 
 	(void)vsnprintf(line, sizeof(line), fmt, ap);
 	if (log_to == LOGTO_SYSLOG)
 		syslog(prio, "%s", line);
-	else if (log_journal)
-		(void)dprintf(STDERR_FILENO, "<%d>%s\n", prio, line);
-	else
-		(void)dprintf(STDERR_FILENO, "smtpd-stdio[%ld]: %s\n",
-		    (long)getpid(), line);
+	else {
+		/* One write(2) per line: never a partial line in a shared stream. */
+		if (log_journal)
+			n = snprintf(out, sizeof(out), "<%d>%s\n", prio, line);
+		else
+			n = snprintf(out, sizeof(out), "smtpd-stdio[%ld]: %s\n",
+			    (long)getpid(), line);
+		if (n > 0 && write(STDERR_FILENO, out, (size_t)n < sizeof(out) ?
+		    (size_t)n : sizeof(out) - 1) == -1)
+			return;		/* nowhere left to complain */
+	}
 }
 
 void
@@ -118,11 +125,23 @@ fatalx(const char *fmt, ...)
 const char *
 log_escape(char *dst, size_t dstlen, const char *src, size_t len)
 {
+	size_t	 i;
+
 	if (dstlen == 0)
 		return dst;
 	/* strnvisx needs up to 4 bytes per input byte; cut the input. */
 	if (len > (dstlen - 1) / 4)
 		len = (dstlen - 1) / 4;
+	/* Plain printable ASCII, the usual case, needs no escaping. */
+	for (i = 0; i < len; i++)
+		if ((unsigned char)src[i] < 0x20 ||
+		    (unsigned char)src[i] > 0x7e || src[i] == '\\')
+			break;
+	if (i == len) {
+		memcpy(dst, src, len);
+		dst[len] = '\0';
+		return dst;
+	}
 	if (strnvisx(dst, dstlen, src, len, VIS_CSTYLE | VIS_OCTAL |
 	    VIS_TAB | VIS_NL) == -1)
 		dst[0] = '\0';
