@@ -126,7 +126,9 @@ FUZZ_FLAGS	= -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 FUZZ_O		= src/.build-fuzz
 FUZZ_session	= session.c addr.c data.c buf.c log.c
 FUZZ_addr	= addr.c
-FUZZERS		= session addr
+FUZZ_data	= data.c buf.c log.c
+FUZZ_reply	= reply.c buf.c log.c
+FUZZERS		= session addr data reply
 
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c src/*.c src/smtpd-stdio.h | deps
 	mkdir -p $(FUZZ_O)

@@ -89,6 +89,7 @@ static void	 spool_data(struct session *, struct spool *,
 		    const struct peer *);
 static void	 deliver(struct session *, struct spool *,
 		    const struct peer *);
+static int	 client_spoke_first(const struct config *);
 static int	 serve(const struct config *, const struct peer *);
 
 /* SPEC 1: one line on stderr, exit 64, nothing on stdout. */
@@ -483,6 +484,16 @@ deliver(struct session *s, struct spool *sp, const struct peer *p)
 	buf_free(&text);
 }
 
+/* Bytes (not EOF) waiting before the greeting went out. */
+static int
+client_spoke_first(const struct config *c)
+{
+	char	 byte;
+
+	return c->sync_check &&
+	    recv(0, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
 static int
 serve(const struct config *c, const struct peer *p)
 {
@@ -494,6 +505,8 @@ serve(const struct config *c, const struct peer *p)
 	int			 status;
 
 	session_init(&s, c);
+	if (client_spoke_first(c))
+		(void)session_pregreet(&s);
 	for (;;) {
 		act = session_feed(&s, in + off, len - off, &used);
 		off += used;
@@ -547,6 +560,7 @@ main(int argc, char **argv)
 {
 	struct config	 conf;
 	struct peer	 peer;
+	struct stat	 st;
 
 	memset(&conf, 0, sizeof(conf));
 	conf.size_limit = 33554432;
@@ -562,6 +576,7 @@ main(int argc, char **argv)
 	(void)signal(SIGPIPE, SIG_IGN);
 	umask(077);
 	setup_fds(&conf);
+	conf.sync_check = fstat(0, &st) == 0 && S_ISSOCK(st.st_mode);
 	log_init(conf.log, conf.verbose);
 	if (conf.hostname == NULL)
 		conf.hostname = default_hostname();

@@ -93,7 +93,8 @@ append_line(struct buf *out, const char *l, size_t len, int last)
 	size_t	 n, tlen = len > 4 ? len - 4 : 0;
 
 	n = (size_t)snprintf(line, sizeof(line), "%.3s%c", l, last ? ' ' : '-');
-	if (!has_enhanced_code(l + 4, tlen))
+	/* A code of another class than the reply's is no code (RFC 3463). */
+	if (!has_enhanced_code(l + 4, tlen) || l[4] != l[0])
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%c.0.0%s",
 		    l[0], tlen > 0 ? " " : "");
 	if (tlen > sizeof(line) - 2 - n)

@@ -73,6 +73,7 @@ static int	helo_arg_ok(const char *, size_t);
 static void	greet(struct session *, const char *, size_t, int);
 static const struct command *command_find(const char *, size_t);
 static int	is_http(const char *, size_t);
+static int	out_of_sync(const struct session *, const struct command *);
 static void	process_line(struct session *);
 static size_t	line_feed(struct session *, const char *, size_t);
 static size_t	data_feed(struct session *, const char *, size_t);
@@ -363,6 +364,24 @@ is_http(const char *line, size_t len)
 }
 
 /*
+ * RFC 2920 3.1: a client may send commands ahead of replies only after
+ * EHLO advertised PIPELINING, and never past EHLO, HELO or DATA.  Bytes
+ * already behind such a line are a client that does not wait for us
+ * (spam software, or an attack on a later hop); like Postfix we hang up.
+ * Only on a socket: over pipes, scripts send whole dialogues at once.
+ */
+static int
+out_of_sync(const struct session *s, const struct command *cmd)
+{
+	if (!s->conf->sync_check || !s->more_input)
+		return 0;
+	if (cmd->run == cmd_helo || cmd->run == cmd_ehlo ||
+	    cmd->run == cmd_data)
+		return 1;
+	return !s->esmtp;
+}
+
+/*
  * One complete command line in s->line (terminator included).  Checks
  * that apply to every verb come first, then the table decides.
  */
@@ -406,6 +425,11 @@ process_line(struct session *s)
 			len--;
 		if ((cmd = command_find(line, vlen)) == NULL)
 			reply(s, "500 5.5.2 Error: command not recognized");
+		else if (out_of_sync(s, cmd)) {
+			reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
+			close_session(s, EXIT_FAIL);
+			return;
+		}
 		else if (!(cmd->states & ST(s->state)))
 			reply(s, "%s", s->state == SS_INIT ?
 			    "503 5.5.1 Error: send HELO/EHLO first" :
@@ -441,6 +465,7 @@ line_feed(struct session *s, const char *in, size_t len)
 		}
 	}
 	if (lf != NULL) {
+		s->more_input = n < len;
 		process_line(s);
 		s->linelen = 0;
 		s->line_overflow = 0;
@@ -551,6 +576,16 @@ session_delivered(struct session *s, const char *text)
 		s->messages++;
 	txn_reset(s);
 	s->state = SS_HELO;
+}
+
+/* The client spoke before our greeting (RFC 5321 4.3.1): drop it. */
+enum session_action
+session_pregreet(struct session *s)
+{
+	s->out.len = 0;
+	reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
+	close_session(s, EXIT_FAIL);
+	return SA_CLOSE;
 }
 
 enum session_action

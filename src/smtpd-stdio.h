@@ -56,6 +56,7 @@ struct config {
 	int		  received;
 	enum log_target	  log;
 	int		  verbose;
+	int		  sync_check;		/* refuse unallowed pipelining */
 	char		**handler_argv;
 };
 
@@ -162,6 +163,7 @@ struct session {
 	const struct config	*conf;
 	enum session_state	 state;
 	int			 esmtp;
+	int			 more_input;	/* bytes follow this line now */
 	char			 helo[SMTP_CMDLINE_MAX];
 	struct txn		 txn;
 	unsigned int		 txn_seq;	/* increments at each DATA */
@@ -187,6 +189,7 @@ void	 session_free(struct session *);
 enum session_action session_feed(struct session *, const char *, size_t,
 	    size_t *);
 enum session_action session_eof(struct session *);
+enum session_action session_pregreet(struct session *);
 enum session_action session_timeout(struct session *);
 void	 session_spooled(struct session *, int);
 void	 session_delivered(struct session *, const char *);

@@ -16,3 +16,19 @@ setup() {
 	assert_line --index 6 --regexp '^421 4\.7\.0 '
 	assert_equal "${#lines[@]}" 7
 }
+
+@test "a handler's enhanced code of the wrong class is not passed on as the reply's" {
+	# fuzz_reply: "550 4.1.1 x" went out as is; RFC 3463 ties the class
+	# of the enhanced code to the reply's first digit.
+	run --separate-stderr smtp_session "$HANDLERS/exit" 1 "550 4.1.1 no such user" <<-EOF
+	HELO x
+	MAIL FROM:<a@b.example>
+	RCPT TO:<c@d.example>
+	DATA
+	hello
+	.
+	QUIT
+	EOF
+	assert_success
+	assert_line --index 5 '550 5.0.0 4.1.1 no such user'
+}
