@@ -233,30 +233,14 @@ dumped() {
 
 @test "with fd 2 the client socket (inetd), no log line reaches the client" {
 	STDERR_IS_SOCKET=1 start_server -v "$HANDLERS/errflood"
-	run python3 - "$PORT" <<-'EOF'
-	import re, socket, sys
-	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
-	def until(s, end):
-	    got = b""
-	    while not got.endswith(end):
-	        chunk = s.recv(65536)
-	        if not chunk:
-	            break
-	        got += chunk
-	    return got
-	# A well-behaved pipelining client (RFC 2920): it waits for the
-	# greeting, for the EHLO reply and for the 354.
-	got = until(s, b"\r\n")
-	s.sendall(b"EHLO client.example\r\n")
-	got += until(s, b"250 ENHANCEDSTATUSCODES\r\n")
-	s.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
-	got += until(s, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+	run python3 - "$PORT" "$FIXTURES" <<-'EOF'
+	import re, sys
+	sys.path.insert(0, sys.argv[2])
+	import rfc2920
+	s, got = rfc2920.ehlo(sys.argv[1])
+	got += rfc2920.envelope(s)
 	s.sendall(b"hello\r\n.\r\nFOO\r\nQUIT\r\n")
-	while True:
-	    chunk = s.recv(65536)
-	    if not chunk:
-	        break
-	    got += chunk
+	got += rfc2920.rest(s)
 	bad = [l for l in got.split(b"\r\n")[:-1] if not re.match(rb"^[2-5][0-9][0-9][ -]", l)]
 	print("lines=%d bad=%d" % (got.count(b"\r\n"), len(bad)))
 	for l in bad[:5]:
@@ -268,31 +252,15 @@ dumped() {
 
 @test "a client that goes away in the middle of DATA: handler not run, connection closed" {
 	start_server "$HANDLERS/dump"
-	run python3 - "$PORT" <<-'EOF'
+	run python3 - "$PORT" "$FIXTURES" <<-'EOF'
 	import socket, sys
-	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
-	def until(s, end):
-	    got = b""
-	    while not got.endswith(end):
-	        chunk = s.recv(65536)
-	        if not chunk:
-	            break
-	        got += chunk
-	    return got
-	# A well-behaved pipelining client (RFC 2920): it waits for the
-	# greeting, for the EHLO reply and for the 354.
-	got = until(s, b"\r\n")
-	s.sendall(b"EHLO client.example\r\n")
-	got += until(s, b"250 ENHANCEDSTATUSCODES\r\n")
-	s.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
-	got += until(s, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+	sys.path.insert(0, sys.argv[2])
+	import rfc2920
+	s, got = rfc2920.ehlo(sys.argv[1])
+	got += rfc2920.envelope(s)
 	s.sendall(b"Subject: cut\r\n\r\nhalf a message\r\n.")
 	s.shutdown(socket.SHUT_WR)
-	while True:
-	    chunk = s.recv(65536)
-	    if not chunk:
-	        break
-	    got += chunk
+	got += rfc2920.rest(s)
 	print(" ".join(l[:3].decode() for l in got.split(b"\r\n")[:-1] if l[3:4] != b"-"))
 	EOF
 	assert_success
@@ -306,32 +274,16 @@ dumped() {
 	# The MAIL, RCPT, DATA batch is answered before the server waits for the
 	# message; the handler waits until the client has seen every reply.
 	start_server "$HANDLERS/gate"
-	run python3 - "$PORT" "$DUMP/go" <<-'EOF'
-	import socket, sys
-	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-	def until(s, end):
-	    got = b""
-	    while not got.endswith(end):
-	        chunk = s.recv(65536)
-	        if not chunk:
-	            break
-	        got += chunk
-	    return got
-	# A well-behaved pipelining client (RFC 2920): it waits for the
-	# greeting, for the EHLO reply and for the 354.
-	got = until(s, b"\r\n")
-	s.sendall(b"EHLO client.example\r\n")
-	got += until(s, b"250 ENHANCEDSTATUSCODES\r\n")
-	s.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
-	got += until(s, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+	run python3 - "$PORT" "$DUMP/go" "$FIXTURES" <<-'EOF'
+	import sys
+	sys.path.insert(0, sys.argv[3])
+	import rfc2920
+	s, got = rfc2920.ehlo(sys.argv[1])
+	got += rfc2920.envelope(s)
 	s.sendall(b"Subject: gate\r\n\r\nhello\r\n.\r\n")
 	open(sys.argv[2], "w").close()
 	s.sendall(b"QUIT\r\n")
-	while True:
-	    chunk = s.recv(65536)
-	    if not chunk:
-	        break
-	    got += chunk
+	got += rfc2920.rest(s)
 	print(" ".join(l[:3].decode() for l in got.split(b"\r\n")[:-1] if l[3:4] != b"-"))
 	EOF
 	assert_success
