@@ -30,5 +30,5 @@ setup() {
 	QUIT
 	EOF
 	assert_success
-	assert_line --index 5 '550 5.0.0 4.1.1 no such user'
+	assert_line --index 5 $'550 5.0.0 4.1.1 no such user\r'
 }
