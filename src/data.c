@@ -29,13 +29,14 @@ static void	step(struct emitter *, char);
 static size_t	text_run(struct emitter *, const char *, size_t, size_t);
 
 void
-data_init(struct data_decoder *d, int crlf_out)
+data_init(struct data_decoder *d, int crlf_out, int check_8bit)
 {
 	memset(d, 0, sizeof(*d));
 	/* The CRLF that ended the DATA command starts the first line. */
 	d->state = DS_BOL;
 	d->bol_crlf = 1;
 	d->crlf_out = crlf_out;
+	d->check_8bit = check_8bit;
 }
 
 static void
@@ -43,7 +44,7 @@ emit_byte(struct emitter *e, char c)
 {
 	e->out[e->len++] = c;
 	e->d->wire_size++;
-	if ((unsigned char)c >= 0x80)
+	if ((unsigned char)c >= 0x80 && e->d->check_8bit)
 		e->d->eightbit = 1;
 }
 
@@ -137,7 +138,7 @@ step(struct emitter *e, char c)
 
 /*
  * Fast path inside a line: copy bytes up to the next CR or LF at once,
- * found with memchr, and look for 8-bit bytes eight at a time.
+ * found with memchr, and (for --7bit) look for 8-bit bytes eight at a time.
  * Returns how many input bytes were taken.
  */
 static size_t
@@ -156,7 +157,7 @@ text_run(struct emitter *e, const char *in, size_t len, size_t room)
 	memcpy(e->out + e->len, in, len);
 	e->len += len;
 	e->d->wire_size += len;
-	if (!e->d->eightbit) {
+	if (e->d->check_8bit && !e->d->eightbit) {
 		for (i = 0; i + 8 <= len; i += 8) {
 			memcpy(&w, in + i, 8);
 			any |= w;
@@ -181,6 +182,18 @@ data_decode(struct data_decoder *d, const char *in, size_t len, char *out,
 	size_t		 i = 0, n;
 
 	while (i < len && !d->done && cap - e.len >= DATA_EMIT_MAX) {
+		/* Fast paths for the common case; step() decides the rest. */
+		if (d->state == DS_TEXT && len - i >= 2 && in[i] == '\r' &&
+		    in[i + 1] == '\n') {
+			emit_eol(&e);		/* CRLF inside the message */
+			d->state = DS_BOL;
+			d->bol_crlf = 1;
+			i += 2;
+			continue;
+		}
+		if (d->state == DS_BOL && in[i] != '.' && in[i] != '\r' &&
+		    in[i] != '\n')
+			d->state = DS_TEXT;	/* a line not starting with a dot */
 		if (d->state == DS_TEXT &&
 		    (n = text_run(&e, in + i, len - i, cap - e.len)) > 0) {
 			i += n;

@@ -277,7 +277,7 @@ cmd_data(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	data_init(&s->dec, s->conf->crlf);
+	data_init(&s->dec, s->conf->crlf, s->conf->sevenbit);
 	s->datalen = 0;
 	s->txn_seq++;
 	s->state = SS_DATA;
@@ -478,7 +478,7 @@ static int
 data_discarding(const struct session *s)
 {
 	return s->txn.too_big || s->txn.spool_failed ||
-	    (s->conf->sevenbit && s->dec.eightbit);
+	    s->dec.eightbit;
 }
 
 static size_t
@@ -505,7 +505,7 @@ data_end(struct session *s)
 
 	if (s->txn.too_big)
 		refusal = "552 5.3.4 Error: message size exceeds fixed limit";
-	else if (s->conf->sevenbit && s->dec.eightbit)
+	else if (s->dec.eightbit)
 		refusal = "554 5.6.0 Error: 8-bit data refused (7-bit only)";
 	else if (s->txn.spool_failed)
 		refusal = "452 4.3.1 Error: insufficient system storage";

@@ -139,11 +139,12 @@ struct data_decoder {
 	int		 bol_crlf;	/* this line began after a CRLF */
 	int		 crlf_out;	/* emit CRLF line ends, else LF */
 	int		 done;		/* saw <CRLF>.<CRLF> */
-	int		 eightbit;	/* saw a byte >= 0x80 */
+	int		 check_8bit;	/* look for bytes >= 0x80 (--7bit) */
+	int		 eightbit;	/* saw one */
 	uint64_t	 wire_size;	/* RFC 1870 size so far */
 };
 
-void	 data_init(struct data_decoder *, int);
+void	 data_init(struct data_decoder *, int, int);
 size_t	 data_decode(struct data_decoder *, const char *, size_t,
 	    char *, size_t, size_t *);
 

@@ -26,7 +26,7 @@ decode(const char *in, size_t len, int crlf, const uint8_t *splits,
 	char	 chunk[300];
 	size_t	 off = 0, n, cap, produced, k = 0, step;
 
-	data_init(&r->d, crlf);
+	data_init(&r->d, crlf, 1);
 	while (off < len && !r->d.done) {
 		step = nsplits == 0 ? len - off : 1 + (size_t)splits[k % nsplits];
 		cap = nsplits == 0 ? sizeof(chunk) : 3 + splits[(k + 1) % nsplits];
