@@ -74,6 +74,8 @@ static void	greet(struct session *, const char *, size_t, int);
 static const struct command *command_find(const char *, size_t);
 static int	is_http(const char *, size_t);
 static int	out_of_sync(const struct session *, const struct command *);
+static void	dispatch(struct session *, const char *, size_t);
+static int	line_too_long(const struct session *, const char *, size_t);
 static void	process_line(struct session *);
 static size_t	line_feed(struct session *, const char *, size_t);
 static size_t	data_feed(struct session *, const char *, size_t);
@@ -381,17 +383,59 @@ out_of_sync(const struct session *s, const struct command *cmd)
 	return !s->esmtp;
 }
 
+/* Split verb and argument, let the command table decide (STYLE). */
+static void
+dispatch(struct session *s, const char *line, size_t len)
+{
+	const struct command	*cmd;
+	const char		*arg, *sp;
+	size_t			 vlen;
+
+	sp = memchr(line, ' ', len);
+	vlen = sp != NULL ? (size_t)(sp - line) : len;
+	for (arg = line + vlen; arg < line + len && *arg == ' '; arg++)
+		;
+	len -= (size_t)(arg - line);
+	while (len > 0 && arg[len - 1] == ' ')
+		len--;
+
+	if ((cmd = command_find(line, vlen)) == NULL)
+		reply(s, "500 5.5.2 Error: command not recognized");
+	else if (out_of_sync(s, cmd)) {
+		reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
+		close_session(s, EXIT_FAIL);
+	} else if (!(cmd->states & ST(s->state)))
+		reply(s, "%s", s->state == SS_INIT ?
+		    "503 5.5.1 Error: send HELO/EHLO first" :
+		    cmd->out_of_sequence != NULL ? cmd->out_of_sequence :
+		    "503 5.5.1 Error: bad sequence of commands");
+	else if ((cmd->args == ARGS_NONE && len > 0) ||
+	    (cmd->args == ARGS_REQUIRED && len == 0))
+		reply(s, "501 5.5.4 Syntax error in parameters for %s",
+		    cmd->verb);
+	else
+		cmd->run(s, arg, len);
+}
+
+/* The 512-octet limit, except for MAIL and RCPT (SPEC 4). */
+static int
+line_too_long(const struct session *s, const char *line, size_t len)
+{
+	return s->line_overflow || (s->linelen > SMTP_CMDLINE_MAX &&
+	    !(len >= 5 && (strncasecmp(line, "MAIL ", 5) == 0 ||
+	    strncasecmp(line, "RCPT ", 5) == 0)));
+}
+
 /*
  * One complete command line in s->line (terminator included).  Checks
- * that apply to every verb come first, then the table decides.
+ * that apply to every verb come first, then dispatch().
  */
 static void
 process_line(struct session *s)
 {
-	const struct command	*cmd;
-	const char		*line = s->line, *arg, *sp;
-	size_t			 total = s->linelen, len = s->linelen, vlen;
-	char			 esc[SMTP_MAILLINE_MAX * 4 + 1];
+	const char	*line = s->line;
+	size_t		 len = s->linelen;
+	char		 esc[SMTP_MAILLINE_MAX * 4 + 1];
 
 	/* Strip the terminator: CRLF, or a bare LF (SPEC 4). */
 	if (len > 0 && line[len - 1] == '\n')
@@ -402,47 +446,18 @@ process_line(struct session *s)
 		log_debug("< %s", log_escape(esc, sizeof(esc), line, len));
 	s->last_code = 0;
 
-	if (s->line_overflow || (total > SMTP_CMDLINE_MAX &&
-	    !(len >= 5 && (strncasecmp(line, "MAIL ", 5) == 0 ||
-	    strncasecmp(line, "RCPT ", 5) == 0))))
+	if (line_too_long(s, line, len))
 		reply(s, "500 5.5.2 Error: line too long");
 	else if (is_http(line, len)) {
 		reply(s, "421 4.7.0 %s Error: this is an SMTP server",
 		    s->conf->hostname);
 		close_session(s, EXIT_FAIL);
-		return;
 	} else if (memchr(line, '\0', len) != NULL ||
 	    memchr(line, '\r', len) != NULL)
 		reply(s, "501 5.5.4 Syntax error: NUL or CR in command");
-	else {
-		sp = memchr(line, ' ', len);
-		vlen = sp != NULL ? (size_t)(sp - line) : len;
-		arg = line + vlen;
-		while (arg < line + len && *arg == ' ')
-			arg++;
-		len -= (size_t)(arg - line);
-		while (len > 0 && arg[len - 1] == ' ')
-			len--;
-		if ((cmd = command_find(line, vlen)) == NULL)
-			reply(s, "500 5.5.2 Error: command not recognized");
-		else if (out_of_sync(s, cmd)) {
-			reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
-			close_session(s, EXIT_FAIL);
-			return;
-		}
-		else if (!(cmd->states & ST(s->state)))
-			reply(s, "%s", s->state == SS_INIT ?
-			    "503 5.5.1 Error: send HELO/EHLO first" :
-			    cmd->out_of_sequence != NULL ? cmd->out_of_sequence :
-			    "503 5.5.1 Error: bad sequence of commands");
-		else if ((cmd->args == ARGS_NONE && len > 0) ||
-		    (cmd->args == ARGS_REQUIRED && len == 0))
-			reply(s, "501 5.5.4 Syntax error in parameters for %s",
-			    cmd->verb);
-		else
-			cmd->run(s, arg, len);
-	}
-	if (s->last_code == '5')
+	else
+		dispatch(s, line, len);
+	if (s->last_code == '5' && s->state != SS_CLOSED)
 		count_error(s);
 }
 
