@@ -89,6 +89,7 @@ static void	 spool_data(struct session *, struct spool *,
 		    const struct peer *);
 static void	 deliver(struct session *, struct spool *,
 		    const struct peer *);
+static void	 linger_close(const struct config *);
 static int	 client_spoke_first(const struct config *);
 static int	 serve(const struct config *, const struct peer *);
 
@@ -484,6 +485,29 @@ deliver(struct session *s, struct spool *sp, const struct peer *p)
 	buf_free(&text);
 }
 
+/*
+ * Closing a socket with unread input makes the kernel send a reset, and a
+ * reset can destroy our last reply before the client reads it (a 554 to
+ * an early talker, a 421).  So half-close, then read what the client
+ * still sends until it closes too, for a bounded time and amount.
+ */
+static void
+linger_close(const struct config *c)
+{
+	struct pollfd	 pfd = { 0, POLLIN, 0 };
+	char		 buf[4096];
+	size_t		 total = 0;
+	ssize_t		 n;
+
+	if (!c->sync_check || shutdown(1, SHUT_WR) == -1)
+		return;
+	while (total < LINGER_BYTES && poll(&pfd, 1, LINGER_MS) == 1) {
+		if ((n = read(0, buf, sizeof(buf))) <= 0)
+			break;
+		total += (size_t)n;
+	}
+}
+
 /* Bytes (not EOF) waiting before the greeting went out. */
 static int
 client_spoke_first(const struct config *c)
@@ -542,6 +566,7 @@ serve(const struct config *c, const struct peer *p)
 			status = s.exit_status;
 			if (flush_replies(&s, c->timeout) == -1)
 				goto gone;
+			linger_close(c);
 			goto out;
 		}
 	}

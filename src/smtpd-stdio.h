@@ -26,6 +26,8 @@
 #define LOG_LINE_MAX		1024	/* one log line, after escaping */
 #define DATA_CHUNK		65536	/* decoded message bytes per spool write */
 #define INPUT_CHUNK		65536	/* bytes per read(2) of the client */
+#define LINGER_MS		1000	/* reading a closing client's last bytes */
+#define LINGER_BYTES		65536
 #define OUTPUT_FLUSH		16384	/* replies queued before a forced write */
 
 /* Exit statuses, SPEC 7 (sysexits values). */

@@ -1,0 +1,105 @@
+#!/usr/bin/env bats
+# Protocol synchronization (RFC 2920 3.1, RFC 5321 4.3.1): on a socket, a
+# client that does not wait for replies where it must is refused with
+# 554 5.5.0 and the session ends (exit 1).  Over pipes the check is off.
+
+setup() {
+	load test_helper/common
+	load test_helper/tcp
+	common_setup
+}
+
+teardown() {
+	stop_server
+}
+
+# talk SCRIPT: run a python3 client against $PORT; SCRIPT gets the socket
+# as s and the helpers until(s, end) and rest(s) of tests/fixtures/rfc2920.py.
+talk() {
+	run python3 -c "import socket, sys
+sys.path.insert(0, '$FIXTURES')
+from rfc2920 import until, rest
+s = socket.create_connection(('127.0.0.1', $PORT), timeout=20)
+$1
+print(' '.join(l[:3].decode() for l in got.split(b'\r\n')[:-1] if l[3:4] != b'-'))"
+}
+
+@test "a client that talks before the greeting gets 554 5.5.0 instead of it" {
+	start_server "$HANDLERS/accept"
+	talk 's.sendall(b"EHLO client.example\r\n")
+got = rest(s)'
+	assert_success
+	assert_output '554'
+	wait_for 10 grep -q 'exit=1' "$SERVER_LOG"
+}
+
+@test "a HELO client that pipelines MAIL behind HELO gets 554 5.5.0" {
+	start_server "$HANDLERS/accept"
+	talk 'got = until(s, b"\r\n")
+s.sendall(b"HELO client.example\r\nMAIL FROM:<a@example.org>\r\n")
+got += rest(s)'
+	assert_success
+	assert_output '220 554'
+}
+
+@test "a HELO client that pipelines MAIL and RCPT gets 554 5.5.0 at MAIL" {
+	start_server "$HANDLERS/accept"
+	talk 'got = until(s, b"\r\n")
+s.sendall(b"HELO client.example\r\n")
+got += until(s, b"\r\n")
+s.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n")
+got += rest(s)'
+	assert_success
+	assert_output '220 250 554'
+}
+
+@test "commands pipelined behind EHLO get 554 5.5.0" {
+	start_server "$HANDLERS/accept"
+	talk 'got = until(s, b"\r\n")
+s.sendall(b"EHLO client.example\r\nMAIL FROM:<a@example.org>\r\n")
+got += rest(s)'
+	assert_success
+	assert_output '220 554'
+}
+
+@test "after EHLO, MAIL RCPT DATA may be pipelined (RFC 2920)" {
+	start_server "$HANDLERS/dump"
+	talk 'got = until(s, b"\r\n")
+s.sendall(b"EHLO client.example\r\n")
+got += until(s, b"250 ENHANCEDSTATUSCODES\r\n")
+s.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+got += until(s, b"<CR><LF>.<CR><LF>\r\n")
+s.sendall(b"hello\r\n.\r\nQUIT\r\n")
+got += rest(s)'
+	assert_success
+	assert_output '220 250 250 250 354 250 221'
+	run cat "$DUMP/1/message"
+	assert_output --partial 'hello'
+}
+
+@test "the message sent in the same write as DATA gets 554 5.5.0, no handler run" {
+	start_server "$HANDLERS/dump"
+	talk 'got = until(s, b"\r\n")
+s.sendall(b"EHLO client.example\r\n")
+got += until(s, b"250 ENHANCEDSTATUSCODES\r\n")
+s.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nhello\r\n.\r\n")
+got += rest(s)'
+	assert_success
+	assert_output '220 250 250 250 554'
+	run ls -A "$DUMP"
+	assert_output ''
+}
+
+@test "over a pipe a whole dialogue may come at once" {
+	run --separate-stderr smtp_session "$HANDLERS/accept" <<-EOF
+	HELO client.example
+	MAIL FROM:<a@example.org>
+	RCPT TO:<b@example.net>
+	DATA
+	hello
+	.
+	QUIT
+	EOF
+	assert_success
+	assert_reply_after . 250
+}
