@@ -20,6 +20,9 @@ DEPS		= $(BUILD_DEPS) $(TEST_DEPS)
 ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
 DEPS		+= clang
 endif
+ifneq ($(filter check-valgrind,$(MAKECMDGOALS)),)
+DEPS		+= valgrind
+endif
 
 # Sanitizer builds go to their own directory so both can coexist.
 ifeq ($(SANITIZE),1)
@@ -54,7 +57,7 @@ OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
 HANDLERS	= maildir relay debug
 
-.PHONY: all deps run check check-san bench fuzz lint install install-units \
+.PHONY: all deps run check check-san check-valgrind bench fuzz lint install install-units \
 	uninstall clean help
 
 all: $(BIN)
@@ -63,6 +66,7 @@ help:
 	@echo 'make            build $(BIN)'
 	@echo 'make run        build and serve SMTP on 127.0.0.1:2525 into ./var/Maildir'
 	@echo 'make check      build and run the bats suite (SANITIZE=1: under ASan+UBSan)'
+	@echo 'make check-valgrind  representative sessions under valgrind memcheck'
 	@echo 'make bench      benchmarks against the floors and peers (tests/bench/; --quick: BENCH_ARGS=--quick)'
 	@echo 'make fuzz       build the libFuzzer targets, run each FUZZ_SECONDS [$(FUZZ_SECONDS)]'
 	@echo 'make lint       mandoc -Tlint on the man page, shellcheck on the handlers'
@@ -114,6 +118,10 @@ check: $(BIN)
 
 check-san:
 	$(MAKE) check SANITIZE=1
+
+# Representative sessions under valgrind memcheck: no error, no leak.
+check-valgrind: $(BIN) | deps
+	SMTPD=$(CURDIR)/$(BIN) tests/valgrind-sessions
 
 # Never part of check: timings depend on the machine.
 bench: $(BIN)
