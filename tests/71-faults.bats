@@ -42,3 +42,25 @@ setup() {
 	assert_output ''
 	assert_spool_empty
 }
+
+@test "a TCP client that pipelines a flood and never reads is dropped after --timeout" {
+	load test_helper/tcp
+	start_server --timeout 2 "$HANDLERS/accept"
+	run python3 -c "import socket
+s = socket.create_connection(('127.0.0.1', $PORT), timeout=30)
+s.recv(100)                                    # the greeting
+s.sendall(b'EHLO c\r\n'); s.recv(1000)
+sent = 0
+try:
+    while sent < 200 * 1024 * 1024:            # bounded: 200 MiB at most
+        sent += s.send(b'NOOP\r\n' * 10000)
+except OSError as e:
+    print('dropped after', sent // 1024, 'KiB:', type(e).__name__)"
+	stop_server
+	assert_success
+	assert_output --regexp '^dropped after [0-9]+ KiB: (ConnectionResetError|BrokenPipeError|TimeoutError)'
+	run grep -c 'write to client: timeout' "$SERVER_LOG"
+	assert_output 1
+	run grep -c 'exit=1' "$SERVER_LOG"
+	assert_output 1
+}
