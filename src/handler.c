@@ -28,7 +28,7 @@ static const char *const smtp_vars[] = {
 	"SMTP_ID", "SMTP_REMOTE_ADDR", "SMTP_REMOTE_PORT", "SMTP_LOCAL_ADDR",
 	"SMTP_LOCAL_PORT", "SMTP_HELO", "SMTP_PROTOCOL", "SMTP_MAIL_FROM",
 	"SMTP_RCPT_TO", "SMTP_RCPT_COUNT", "SMTP_MAIL_OPTIONS",
-	"SMTP_RCPT_OPTIONS", "SMTP_SIZE", "SMTP_RELAY"
+	"SMTP_RCPT_OPTIONS", "SMTP_SIZE", "SMTP_RELAY", "SMTP_LINE_ENDS"
 };
 #define NSMTP_VARS	(sizeof(smtp_vars) / sizeof(smtp_vars[0]))
 
@@ -172,6 +172,8 @@ build_env(const struct handler_job *job, size_t *ours)
 	    asprintf(&env[k++], "SMTP_RCPT_OPTIONS=%s", ropts) == -1 ||
 	    asprintf(&env[k++], "SMTP_SIZE=%llu",
 	    (unsigned long long)job->spool_size) == -1 ||
+	    asprintf(&env[k++], "SMTP_LINE_ENDS=%s",
+	    job->conf->crlf ? "CRLF" : "LF") == -1 ||
 	    (job->conf->relay != NULL && asprintf(&env[k++], "SMTP_RELAY=%s",
 	    job->conf->relay) == -1))
 		fatalx("out of memory");

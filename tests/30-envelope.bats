@@ -271,6 +271,14 @@ assert_argv() {
 	assert_equal "$(wc -c <"$DUMP/1/message")" 24
 }
 
+@test "SMTP_LINE_ENDS says LF, and CRLF with --crlf" {
+	deliver "$HANDLERS/dump"
+	assert_var SMTP_LINE_ENDS LF
+	rm -rf "${DUMP:?}"/*
+	deliver --crlf "$HANDLERS/dump"
+	assert_var SMTP_LINE_ENDS CRLF
+}
+
 @test "SMTP_RELAY is the --relay value" {
 	deliver --relay smtp.example.net:2525 "$HANDLERS/dump"
 	assert_var SMTP_RELAY smtp.example.net:2525
