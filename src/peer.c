@@ -14,9 +14,9 @@
 
 static int	sockaddr_format(const struct sockaddr_storage *, char *, size_t,
 		    char *, size_t);
-static void	copy_env(char *, size_t, const char *, const char *);
+static void	copy_env_addr(char *, size_t, const char *);
+static void	copy_env_port(char *, size_t, const char *);
 static void	copy_env_host(char *, size_t, const char *);
-static void	unmap_v4(char *, size_t);
 
 /* Text form of an address; IPv4-mapped IPv6 is shown as IPv4. */
 static int
@@ -50,45 +50,63 @@ sockaddr_format(const struct sockaddr_storage *ss, char *addr, size_t alen,
 	}
 }
 
-/* "::ffff:192.0.2.1" (any spelling) from a variable becomes "192.0.2.1". */
+/*
+ * An address variable, kept only when inet_pton() takes it, and written
+ * back in canonical form: "cafe" or "1.2.3.4x" never reach the handler or
+ * the Received header, and "::ffff:192.0.2.1" (any spelling) is shown as
+ * "192.0.2.1".
+ */
 static void
-unmap_v4(char *addr, size_t len)
-{
-	struct in6_addr	 a6;
-	struct in_addr	 v4;
-
-	if (inet_pton(AF_INET6, addr, &a6) != 1 ||
-	    !IN6_IS_ADDR_V4MAPPED(&a6))
-		return;
-	memcpy(&v4, &a6.s6_addr[12], sizeof(v4));
-	(void)inet_ntop(AF_INET, &v4, addr, len);
-}
-
-/* Copy an address or port variable if it looks like one. */
-static void
-copy_env(char *dst, size_t len, const char *name, const char *ok)
+copy_env_addr(char *dst, size_t len, const char *name)
 {
 	const char	*v;
+	struct in6_addr	 a6;
+	struct in_addr	 a4;
 
-	if ((v = getenv(name)) == NULL || v[0] == '\0' ||
-	    strspn(v, ok) != strlen(v) || strlen(v) >= len)
+	if ((v = getenv(name)) == NULL)
 		return;
-	(void)strlcpy(dst, v, len);
+	if (inet_pton(AF_INET, v, &a4) == 1)
+		(void)inet_ntop(AF_INET, &a4, dst, len);
+	else if (inet_pton(AF_INET6, v, &a6) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+			memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
+			(void)inet_ntop(AF_INET, &a4, dst, len);
+		} else
+			(void)inet_ntop(AF_INET6, &a6, dst, len);
+	}
+}
+
+/* A port variable: 1 to 65535 in decimal, else nothing. */
+static void
+copy_env_port(char *dst, size_t len, const char *name)
+{
+	const char	*v, *errstr;
+	long long	 port;
+
+	if ((v = getenv(name)) == NULL || strspn(v, "0123456789") != strlen(v))
+		return;
+	port = strtonum(v, 1, 65535, &errstr);
+	if (errstr == NULL)
+		(void)snprintf(dst, len, "%lld", port);
 }
 
 /* TCPREMOTEHOST goes into the Received header: hostname bytes only. */
 static void
 copy_env_host(char *dst, size_t len, const char *name)
 {
-	copy_env(dst, len, name, "abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+	const char	*v;
+
+	if ((v = getenv(name)) == NULL || v[0] == '\0' ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != strlen(v) ||
+	    strlen(v) >= len)
+		return;
+	(void)strlcpy(dst, v, len);
 }
 
 void
 peer_lookup(struct peer *p)
 {
-	static const char	 ipchars[] = "0123456789abcdefABCDEF.:";
-	static const char	 digits[] = "0123456789";
 	struct sockaddr_storage	 ss;
 	socklen_t		 sl;
 
@@ -103,21 +121,19 @@ peer_lookup(struct peer *p)
 		    p->local_port, sizeof(p->local_port)) != 0)
 			p->local_addr[0] = p->local_port[0] = '\0';
 	} else if (getenv("TCPREMOTEIP") != NULL) {
-		copy_env(p->remote_addr, sizeof(p->remote_addr),
-		    "TCPREMOTEIP", ipchars);
-		copy_env(p->remote_port, sizeof(p->remote_port),
-		    "TCPREMOTEPORT", digits);
-		copy_env(p->local_addr, sizeof(p->local_addr),
-		    "TCPLOCALIP", ipchars);
-		copy_env(p->local_port, sizeof(p->local_port),
-		    "TCPLOCALPORT", digits);
+		copy_env_addr(p->remote_addr, sizeof(p->remote_addr),
+		    "TCPREMOTEIP");
+		copy_env_port(p->remote_port, sizeof(p->remote_port),
+		    "TCPREMOTEPORT");
+		copy_env_addr(p->local_addr, sizeof(p->local_addr),
+		    "TCPLOCALIP");
+		copy_env_port(p->local_port, sizeof(p->local_port),
+		    "TCPLOCALPORT");
 	} else {
-		copy_env(p->remote_addr, sizeof(p->remote_addr),
-		    "REMOTE_ADDR", ipchars);
-		copy_env(p->remote_port, sizeof(p->remote_port),
-		    "REMOTE_PORT", digits);
+		copy_env_addr(p->remote_addr, sizeof(p->remote_addr),
+		    "REMOTE_ADDR");
+		copy_env_port(p->remote_port, sizeof(p->remote_port),
+		    "REMOTE_PORT");
 	}
-	unmap_v4(p->remote_addr, sizeof(p->remote_addr));
-	unmap_v4(p->local_addr, sizeof(p->local_addr));
 	copy_env_host(p->remote_host, sizeof(p->remote_host), "TCPREMOTEHOST");
 }

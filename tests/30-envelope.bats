@@ -108,6 +108,42 @@ assert_argv() {
 	assert_var SMTP_REMOTE_ADDR ''
 }
 
+@test "address variables that only look like addresses are dropped (inet_pton decides)" {
+	local v
+	for v in cafe 1.2.3.4x ::g 999.1.1.1 1.2.3 :::: 2001:db8::7%eth0; do
+		rm -rf "${DUMP:?}"/*
+		export TCPREMOTEIP=$v TCPREMOTEPORT=54321 TCPLOCALIP=$v TCPLOCALPORT=25
+		deliver "$HANDLERS/dump"
+		assert_var SMTP_REMOTE_ADDR ''
+		assert_var SMTP_LOCAL_ADDR ''
+		run grep -c '\[' "$DUMP/1/message"
+		assert_output 0
+	done
+	unset TCPREMOTEIP TCPLOCALIP
+	export REMOTE_ADDR=cafe REMOTE_PORT=4242
+	rm -rf "${DUMP:?}"/*
+	deliver "$HANDLERS/dump"
+	assert_var SMTP_REMOTE_ADDR ''
+}
+
+@test "port variables outside 1-65535 are dropped" {
+	local v
+	for v in 0 65536 99999999999999999999 -1 25x; do
+		rm -rf "${DUMP:?}"/*
+		export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=$v TCPLOCALIP=192.0.2.8 TCPLOCALPORT=$v
+		deliver "$HANDLERS/dump"
+		assert_var SMTP_REMOTE_ADDR 192.0.2.7
+		assert_var SMTP_REMOTE_PORT ''
+		assert_var SMTP_LOCAL_PORT ''
+	done
+}
+
+@test "an address variable is given in canonical form" {
+	export TCPREMOTEIP=2001:0DB8:0:0::7 TCPREMOTEPORT=54321
+	deliver "$HANDLERS/dump"
+	assert_var SMTP_REMOTE_ADDR 2001:db8::7
+}
+
 @test "an IPv6 client address is given as is" {
 	export TCPREMOTEIP=2001:db8::7 TCPREMOTEPORT=54321
 	deliver "$HANDLERS/dump"
