@@ -469,6 +469,7 @@ deliver(struct session *s, struct spool *sp, const struct peer *p)
 	job.spool_fd = sp->fd;
 	job.spool_size = sp->size;
 	handler_run(&job, &res);
+	spool_close(sp);
 	code = reply_from_handler(&res, sp->id, &text);
 	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("%s: client=%s helo=%s from=<%s> rcpts=%zu size=%llu "

@@ -219,6 +219,7 @@ struct received_info {
 int	 spool_begin(struct spool *, const struct received_info *);
 int	 spool_write(struct spool *, const char *, size_t);
 int	 spool_rewind(struct spool *);
+void	 spool_close(struct spool *);
 void	 spool_new_id(char *, size_t);
 size_t	 received_header(char *, size_t, const struct received_info *,
 	    time_t);

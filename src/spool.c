@@ -1,7 +1,8 @@
 /*
- * The spool: one unlinked file per session, emptied for each message,
- * that becomes the handler's stdin.  It never has a name anyone can see
- * (O_TMPFILE, else mkstemp+unlink), so nothing is left behind.
+ * The spool: one unlinked file per message, which becomes the handler's
+ * stdin.  It never has a name anyone can see (O_TMPFILE, else
+ * mkstemp+unlink), so nothing is left behind; and it is never reused, so
+ * whatever a handler leaves running can only ever read its own message.
  */
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -88,8 +89,8 @@ received_header(char *dst, size_t len, const struct received_info *ri,
 }
 
 /*
- * Start the spool for a new message: open it on first use, else empty
- * it, then write the Received header if wanted.  -1 on failure.
+ * Start the spool for a new message in a file of its own, then write the
+ * Received header if wanted.  -1 on failure.
  */
 int
 spool_begin(struct spool *sp, const struct received_info *ri)
@@ -97,13 +98,10 @@ spool_begin(struct spool *sp, const struct received_info *ri)
 	char	 hdr[2048];
 	size_t	 n;
 
+	spool_close(sp);
 	sp->size = 0;
 	sp->failed = 0;
-	if (sp->fd == -1) {
-		if ((sp->fd = spool_open()) == -1)
-			goto fail;
-	} else if (ftruncate(sp->fd, 0) == -1 ||
-	    lseek(sp->fd, 0, SEEK_SET) == -1)
+	if ((sp->fd = spool_open()) == -1)
 		goto fail;
 	if (ri == NULL)
 		return 0;
@@ -136,6 +134,15 @@ spool_write(struct spool *sp, const char *p, size_t len)
 		sp->size += (uint64_t)n;
 	}
 	return 0;
+}
+
+/* Done with the message: the handler that read it has exited. */
+void
+spool_close(struct spool *sp)
+{
+	if (sp->fd != -1)
+		(void)close(sp->fd);
+	sp->fd = -1;
 }
 
 int

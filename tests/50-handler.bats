@@ -402,6 +402,39 @@ elapsed_ms() {
 	assert_line "smtp_size=$size"
 }
 
+@test "a process the handler leaves behind reads its own message, not the next one" {
+	run --separate-stderr smtp_session "$HANDLERS/bglater" <<-EOF
+	HELO client.example
+	MAIL FROM:<a@example.org>
+	RCPT TO:<first@example.net>
+	DATA
+	Subject: first
+
+	the first message
+	.
+	MAIL FROM:<a@example.org>
+	RCPT TO:<second@example.net>
+	DATA
+	Subject: second
+
+	the second message, which is longer than the first
+	.
+	QUIT
+	EOF
+	assert_success
+	assert_reply_after . 250 1
+	assert_reply_after . 250 2
+	touch "$DUMP/go"
+	wait_for 30 test -e "$DUMP/bg-first@example.net"
+	wait_for 30 test -e "$DUMP/bg-second@example.net"
+	run grep -c 'the first message$' "$DUMP/bg-first@example.net"
+	assert_output 1
+	run grep -c 'second' "$DUMP/bg-first@example.net"
+	assert_output 0
+	run grep -c 'the second message, which is longer' "$DUMP/bg-second@example.net"
+	assert_output 1
+}
+
 @test "handler stdin is an unlinked file" {
 	run --separate-stderr send_messages 1 "$HANDLERS/seekable"
 	assert_success
