@@ -78,6 +78,7 @@ static int	 relay_ok(const char *);
 static void	 parse_options(int, char **, struct config *);
 static const char *default_hostname(void);
 static void	 setup_fds(struct config *);
+static void	 exec_limits(struct config *);
 static enum input read_input(char *, size_t, size_t *, long long);
 static ssize_t	 write_client(const void *, size_t);
 static int	 flush_replies(struct session *, long long);
@@ -307,6 +308,30 @@ setup_fds(struct config *c)
 		}
 		c->log = LOGTO_SYSLOG;
 	}
+}
+
+/*
+ * What the recipients may add to the handler's argv and environment
+ * before exec would fail with E2BIG (SPEC 2): the kernel's total less
+ * what is already there, our other variables, and the pointers.
+ */
+static void
+exec_limits(struct config *c)
+{
+	extern char	**environ;
+	long		  argmax = sysconf(_SC_ARG_MAX);
+	size_t		  used = EXEC_FIXED_VARS, i;
+
+	if (argmax < EXEC_STRING_MAX)
+		argmax = EXEC_STRING_MAX;
+	for (i = 0; environ[i] != NULL; i++)
+		used += strlen(environ[i]) + 1 + sizeof(char *);
+	for (i = 0; c->handler_argv[i] != NULL; i++) {
+		used += strlen(c->handler_argv[i]) + 1 + sizeof(char *);
+		if (strcmp(c->handler_argv[i], "{recipients}") == 0)
+			c->argv_rcpt_copies++;
+	}
+	c->exec_room = (size_t)argmax > used ? (size_t)argmax - used : 0;
 }
 
 /* One read of the client, waiting at most timeout seconds. */
@@ -607,6 +632,7 @@ main(int argc, char **argv)
 	if (conf.hostname == NULL)
 		conf.hostname = default_hostname();
 	peer_lookup(&peer);
+	exec_limits(&conf);
 	log_info("connect from %s port %s", peer.remote_addr[0] != '\0' ?
 	    peer.remote_addr : "unknown", peer.remote_port[0] != '\0' ?
 	    peer.remote_port : "-");

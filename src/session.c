@@ -240,6 +240,56 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	reply(s, "250 2.1.0 OK");
 }
 
+/*
+ * SPEC 2: a recipient that would make the handler's argv and environment
+ * too large to exec (E2BIG) is refused now, or the message could never be
+ * delivered.  Linux caps each string (SMTP_RCPT_TO, SMTP_RCPT_OPTIONS)
+ * and the total; the total left for recipients is worked out at start.
+ */
+static size_t
+rcpt_exec_cost(const struct config *c, const struct addr_result *res)
+{
+	size_t	 plen = strlen(res->path) + 1;
+
+	return plen + strlen(res->options) + 1 +
+	    c->argv_rcpt_copies * (plen + sizeof(char *));
+}
+
+static int
+rcpt_fits_exec(const struct session *s, const struct addr_result *res)
+{
+	const struct txn	*t = &s->txn;
+
+	return sizeof("SMTP_RCPT_TO=") - 1 + t->rcpt_bytes +
+	    strlen(res->path) + 1 <= EXEC_STRING_MAX &&
+	    sizeof("SMTP_RCPT_OPTIONS=") - 1 + t->ropt_bytes +
+	    strlen(res->options) + 1 <= EXEC_STRING_MAX &&
+	    t->exec_bytes + rcpt_exec_cost(s->conf, res) <=
+	    s->conf->exec_room;
+}
+
+static void
+txn_add_rcpt(struct txn *t, const struct addr_result *res, size_t cost)
+{
+	char	**rcpt, **opts;
+
+	rcpt = reallocarray(t->rcpt, t->nrcpt + 1, sizeof(*rcpt));
+	if (rcpt == NULL)
+		fatalx("out of memory");
+	t->rcpt = rcpt;
+	opts = reallocarray(t->rcpt_options, t->nrcpt + 1, sizeof(*opts));
+	if (opts == NULL)
+		fatalx("out of memory");
+	t->rcpt_options = opts;
+	if ((t->rcpt[t->nrcpt] = strdup(res->path)) == NULL ||
+	    (t->rcpt_options[t->nrcpt] = strdup(res->options)) == NULL)
+		fatalx("out of memory");
+	t->rcpt_bytes += strlen(res->path) + 1;
+	t->ropt_bytes += strlen(res->options) + 1;
+	t->exec_bytes += cost;
+	t->nrcpt++;
+}
+
 static void
 cmd_rcpt(struct session *s, const char *arg, size_t len)
 {
@@ -248,7 +298,6 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 				    c->sevenbit, s->txn.utf8 };
 	struct addr_result	 res;
 	struct txn		*t = &s->txn;
-	char			**rcpt, **opts;
 
 	if ((long long)t->nrcpt >= c->max_recipients) {
 		reply(s, "452 4.5.3 Error: too many recipients");
@@ -258,18 +307,12 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		reply(s, "%s", res.reply);
 		return;
 	}
-	rcpt = reallocarray(t->rcpt, t->nrcpt + 1, sizeof(*rcpt));
-	if (rcpt == NULL)
-		fatalx("out of memory");
-	t->rcpt = rcpt;
-	opts = reallocarray(t->rcpt_options, t->nrcpt + 1, sizeof(*opts));
-	if (opts == NULL)
-		fatalx("out of memory");
-	t->rcpt_options = opts;
-	if ((t->rcpt[t->nrcpt] = strdup(res.path)) == NULL ||
-	    (t->rcpt_options[t->nrcpt] = strdup(res.options)) == NULL)
-		fatalx("out of memory");
-	t->nrcpt++;
+	if (!rcpt_fits_exec(s, &res)) {
+		reply(s, "452 4.5.3 Error: too many recipients "
+		    "(the envelope is too large)");
+		return;
+	}
+	txn_add_rcpt(t, &res, rcpt_exec_cost(c, &res));
 	s->state = SS_RCPT;
 	reply(s, "250 2.1.5 OK");
 }

@@ -29,6 +29,8 @@
 #define LINGER_MS		1000	/* reading a closing client's last bytes */
 #define LINGER_BYTES		65536
 #define OUTPUT_FLUSH		16384	/* replies queued before a forced write */
+#define EXEC_STRING_MAX		131072	/* Linux MAX_ARG_STRLEN: one argv or env string, incl. NUL */
+#define EXEC_FIXED_VARS		16384	/* our SMTP_* variables but the recipient lists, generously */
 
 /* Exit statuses, SPEC 7 (sysexits values). */
 #define EXIT_OK			0
@@ -60,6 +62,8 @@ struct config {
 	int		  verbose;
 	int		  sync_check;		/* refuse unallowed pipelining */
 	char		**handler_argv;
+	size_t		  exec_room;		/* argv+env bytes left for recipients */
+	size_t		  argv_rcpt_copies;	/* {recipients} in handler_argv */
 };
 
 /* Where the client is, SPEC 3.  Empty strings when unknown. */
@@ -158,6 +162,10 @@ struct txn {
 	char		**rcpt;
 	char		**rcpt_options;
 	size_t		  nrcpt;
+	size_t		  rcpt_bytes;	/* sum of strlen+1 over rcpt */
+	size_t		  ropt_bytes;	/* sum of strlen+1 over rcpt_options */
+	size_t		  exec_bytes;	/* what the recipients add to argv+env */
+	const char	 *refusal;	/* reply at the final dot, no handler */
 	int		  too_big;
 	int		  spool_failed;
 };
@@ -196,6 +204,7 @@ enum session_action session_pregreet(struct session *);
 enum session_action session_timeout(struct session *);
 void	 session_spooled(struct session *, int);
 void	 session_delivered(struct session *, const char *);
+const char *session_refusal(const struct session *);
 
 /* spool.c: the unlinked spool file and its Received header. */
 struct spool {

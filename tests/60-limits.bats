@@ -205,6 +205,70 @@ fifo_client() {
 	assert_equal "$(cat "$DUMP/1/SMTP_RCPT_TO")" $'b@example.net\nc@example.net'
 }
 
+# envelope_dialogue N LAST: $DIALOGUE gets a session with N-1 recipients of
+# 140 octets and one of LAST octets (all distinct), then a message.
+envelope_dialogue() {
+	python3 - "$1" "$2" >"$DIALOGUE" <<-'PY'
+	import sys
+	n, last = int(sys.argv[1]), int(sys.argv[2])
+	def addr(i, size):
+	    local = "r%06d" % i
+	    left = size - len(local) - 1
+	    labels = []
+	    while left > 0:
+	        take = min(62, left)
+	        labels.append("a" * take)
+	        left -= take + 1
+	    domain = ".".join(labels)
+	    assert len(local) + 1 + len(domain) == size, (i, size)
+	    return local + "@" + domain
+	out = ["EHLO client.example", "MAIL FROM:<a@example.org>"]
+	for i in range(n):
+	    out.append("RCPT TO:<%s>" % addr(i, 140 if i < n - 1 else last))
+	out += ["DATA", "hello", ".", "QUIT"]
+	sys.stdout.write("".join(l + "\r\n" for l in out))
+	PY
+}
+
+# SPEC 2: SMTP_RCPT_TO may reach Linux's 128 KiB per string, not more.
+# 13 octets of name, 928 x 141 and one recipient: 131072 with the NUL at
+# a last recipient of 210 octets.
+@test "recipients up to exactly 128 KiB of SMTP_RCPT_TO are accepted and delivered" {
+	envelope_dialogue 929 210
+	run --separate-stderr smtpd "$HANDLERS/dump" <"$DIALOGUE"
+	assert_success
+	assert_reply RCPT '^250 2\.1\.5 ' 929
+	assert_reply . '^250 2\.0\.0 '
+	assert_equal "$(cat "$DUMP/1/SMTP_RCPT_COUNT")" 929
+	assert_equal "$(printf 'SMTP_RCPT_TO=%s' "$(cat "$DUMP/1/SMTP_RCPT_TO")" | wc -c)" 131071
+}
+
+@test "the RCPT that would push SMTP_RCPT_TO past 128 KiB gets 452 4.5.3, the message goes to the rest" {
+	envelope_dialogue 929 211
+	run --separate-stderr smtpd "$HANDLERS/dump" <"$DIALOGUE"
+	assert_success
+	assert_reply RCPT '^250 2\.1\.5 ' 928
+	assert_reply RCPT '^452 4\.5\.3 ' 929
+	assert_reply . '^250 2\.0\.0 '
+	assert_equal "$(cat "$DUMP/1/SMTP_RCPT_COUNT")" 928
+}
+
+# Twenty {recipients} arguments: the total argv+env limit (ARG_MAX) is
+# reached long before the 128 KiB of one string.
+@test "{recipients} arguments count against the total exec limit: refused at RCPT, never 451 after DATA" {
+	local args=() i n
+	for i in $(seq 20); do args+=({recipients}); done
+	envelope_dialogue 900 140
+	run --separate-stderr smtpd "$HANDLERS/dump" "${args[@]}" <"$DIALOGUE"
+	assert_success
+	assert_reply . '^250 2\.0\.0 '
+	n=$(cat "$DUMP/1/SMTP_RCPT_COUNT")
+	[ "$n" -lt 900 ]
+	assert_reply RCPT '^250 2\.1\.5 ' "$n"
+	assert_reply RCPT '^452 4\.5\.3 ' $((n + 1))
+	assert_equal "$(wc -l <"$DUMP/1/argv")" $((20 * n))
+}
+
 @test "--max-recipients counts per transaction" {
 	run --separate-stderr smtp_session --max-recipients 1 "$HANDLERS/accept" <<-EOF
 	EHLO client.example

@@ -110,6 +110,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.hostname = "fuzz.test";
 	c.size_limit = 4096;
 	c.max_recipients = 5;
+	c.exec_room = 2048;	/* small, so the E2BIG refusal is reached too */
 	c.max_messages = data[0] & 3;
 	c.max_errors = 1 + (data[0] >> 4);
 	c.smtputf8 = data[1] & 1;
