@@ -35,9 +35,10 @@ static const char *const smtp_vars[] = {
 /* Handler stderr, cut into log lines. */
 struct errlog {
 	const char	*id;
-	char		 line[SMTP_REPLYLINE_MAX];
+	char		 line[HANDLER_STDERR_CHUNK];
 	size_t		 len;
-	unsigned int	 lines;
+	unsigned int	 lines;		/* log lines written */
+	unsigned int	 part;		/* > 0: continuing a long line */
 };
 
 /* The running handler and the pipes we read. */
@@ -55,7 +56,7 @@ static char	 *join(char *const *, size_t, char);
 static int	  is_smtp_var(const char *);
 static int	  spawn(const struct handler_job *, struct child *);
 static void	  errlog_feed(struct errlog *, const char *, size_t);
-static void	  errlog_line(struct errlog *);
+static void	  errlog_line(struct errlog *, int);
 static void	  drain(int *, struct handler_result *, struct errlog *, size_t);
 static void	  supervise(const struct handler_job *, struct child *,
 		    struct handler_result *);
@@ -246,17 +247,26 @@ spawn(const struct handler_job *job, struct child *c)
 	return 0;
 }
 
+/*
+ * Log one line of handler stderr.  A line longer than a log line is
+ * split, its later pieces numbered: "handler (part 2): ...".
+ */
 static void
-errlog_line(struct errlog *e)
+errlog_line(struct errlog *e, int complete)
 {
-	char	 esc[LOG_LINE_MAX];
+	char	 esc[4 * HANDLER_STDERR_CHUNK + 1];
 
-	if (e->lines < HANDLER_STDERR_LINES)
-		log_info("%s: handler: %s", e->id,
-		    log_escape(esc, sizeof(esc), e->line, e->len));
-	else if (e->lines == HANDLER_STDERR_LINES)
+	if (e->lines < HANDLER_STDERR_LINES) {
+		(void)log_escape(esc, sizeof(esc), e->line, e->len);
+		if (e->part == 0)
+			log_info("%s: handler: %s", e->id, esc);
+		else
+			log_info("%s: handler (part %u): %s", e->id,
+			    e->part + 1, esc);
+	} else if (e->lines == HANDLER_STDERR_LINES)
 		log_info("%s: handler: more stderr output not logged", e->id);
 	e->lines++;
+	e->part = complete ? 0 : e->part + 1;
 	e->len = 0;
 }
 
@@ -268,12 +278,12 @@ errlog_feed(struct errlog *e, const char *p, size_t len)
 
 	for (i = 0; i < len; i++) {
 		if (p[i] == '\n') {
-			errlog_line(e);
+			errlog_line(e, 1);
 			continue;
 		}
 		e->line[e->len++] = p[i];
 		if (e->len == sizeof(e->line))
-			errlog_line(e);
+			errlog_line(e, 0);
 	}
 }
 
@@ -368,7 +378,7 @@ supervise(const struct handler_job *job, struct child *c,
 	if (c->err != -1)
 		drain(&c->err, res, &c->elog, HANDLER_FINAL_DRAIN);
 	if (c->elog.len > 0)
-		errlog_line(&c->elog);
+		errlog_line(&c->elog, 1);
 	if (signalled)
 		(void)kill(-c->pid, SIGKILL);	/* stragglers in the group */
 	else if (WIFSIGNALED(status)) {

@@ -120,30 +120,62 @@ fatalx(const char *fmt, ...)
 
 /*
  * Escape untrusted bytes (client text, handler output) into dst so that a
- * log line can never be split or carry terminal controls.  Returns dst.
+ * log line can never be split or carry terminal controls; flags adds to
+ * the vis(3) flags.  A dst of 4 * len + 1 bytes always holds all of it;
+ * a smaller one holds as much as surely fits.  Returns dst.
  */
-const char *
-log_escape(char *dst, size_t dstlen, const char *src, size_t len)
+static const char *
+escape(char *dst, size_t dstlen, const char *src, size_t len, int flags)
 {
 	size_t	 i;
 
 	if (dstlen == 0)
 		return dst;
-	/* strnvisx needs up to 4 bytes per input byte; cut the input. */
-	if (len > (dstlen - 1) / 4)
-		len = (dstlen - 1) / 4;
 	/* Plain printable ASCII, the usual case, needs no escaping. */
-	for (i = 0; i < len; i++)
+	for (i = 0; i < len && i < dstlen - 1; i++)
 		if ((unsigned char)src[i] < 0x20 ||
-		    (unsigned char)src[i] > 0x7e || src[i] == '\\')
+		    (unsigned char)src[i] > 0x7e || src[i] == '\\' ||
+		    ((flags & VIS_DQ) && src[i] == '"'))
 			break;
-	if (i == len) {
-		memcpy(dst, src, len);
-		dst[len] = '\0';
+	if (i == len || i == dstlen - 1) {
+		memcpy(dst, src, i);
+		dst[i] = '\0';
 		return dst;
 	}
+	/* strnvisx needs up to 4 bytes per input byte. */
+	if (len > (dstlen - 1) / 4)
+		len = (dstlen - 1) / 4;
 	if (strnvisx(dst, dstlen, src, len, VIS_CSTYLE | VIS_OCTAL |
-	    VIS_TAB | VIS_NL) == -1)
+	    VIS_TAB | VIS_NL | flags) == -1)
 		dst[0] = '\0';
+	return dst;
+}
+
+const char *
+log_escape(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	return escape(dst, dstlen, src, len, 0);
+}
+
+/*
+ * A client-supplied value as one field of a key=value line: in double
+ * quotes, with " and \ escaped as \" and \\, so that no HELO or address
+ * can make a line look as if it had more fields.  dst needs 4 * len + 3.
+ */
+const char *
+log_quote(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	size_t	 n;
+
+	if (dstlen < 3) {
+		if (dstlen > 0)
+			dst[0] = '\0';
+		return dst;
+	}
+	dst[0] = '"';
+	(void)escape(dst + 1, dstlen - 2, src, len, VIS_DQ);
+	n = strlen(dst);
+	dst[n] = '"';
+	dst[n + 1] = '\0';
 	return dst;
 }

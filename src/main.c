@@ -82,6 +82,10 @@ static void	 exec_limits(struct config *);
 static enum input read_input(char *, size_t, size_t *, long long);
 static ssize_t	 write_client(const void *, size_t);
 static int	 flush_replies(struct session *, long long);
+static void	 message_id(const struct session *, struct spool *);
+static void	 log_message(const struct session *, const struct spool *,
+		    const struct peer *, uint64_t, const char *, const char *,
+		    const struct timespec *);
 static void	 spool_start(struct session *, struct spool *,
 		    const struct peer *);
 static const char *handler_status(const struct handler_result *, char *,
@@ -410,17 +414,30 @@ flush_replies(struct session *s, long long timeout)
 	return 0;
 }
 
+/* The id of the current transaction's message, made at its first use. */
+static void
+message_id(const struct session *s, struct spool *sp)
+{
+	if (sp->seq == s->txn_seq)
+		return;
+	sp->seq = s->txn_seq;
+	spool_new_id(sp->id, sizeof(sp->id));
+	spool_close(sp);
+	sp->started = 0;
+	sp->size = 0;
+}
+
 /* Start the spool for the current transaction if not done yet. */
 static void
 spool_start(struct session *s, struct spool *sp, const struct peer *p)
 {
 	struct received_info	 ri;
-	char			 esc[LOG_LINE_MAX];
+	char			 from[SMTP_PATH_MAX * 4 + 3];
 
-	if (sp->seq == s->txn_seq)
+	message_id(s, sp);
+	if (sp->started)
 		return;
-	sp->seq = s->txn_seq;
-	spool_new_id(sp->id, sizeof(sp->id));
+	sp->started = 1;
 	ri.helo = s->helo;
 	ri.peer = p;
 	ri.hostname = s->conf->hostname;
@@ -429,8 +446,8 @@ spool_start(struct session *s, struct spool *sp, const struct peer *p)
 	ri.single_rcpt = s->txn.nrcpt == 1 ? s->txn.rcpt[0] : NULL;
 	ri.crlf = s->conf->crlf;
 	if (spool_begin(sp, s->conf->received ? &ri : NULL) == -1)
-		log_warn("%s: spool: %s (from=<%s>)", sp->id, strerror(errno),
-		    log_escape(esc, sizeof(esc), s->txn.mail_from,
+		log_warn("%s: spool: %s (from=%s)", sp->id, strerror(errno),
+		    log_quote(from, sizeof(from), s->txn.mail_from,
 		    strlen(s->txn.mail_from)));
 }
 
@@ -448,45 +465,78 @@ spool_data(struct session *s, struct spool *sp, const struct peer *p)
 	session_spooled(s, ok);
 }
 
+/* The handler= field of the message's log line: one word. */
 static const char *
 handler_status(const struct handler_result *r, char *buf, size_t len)
 {
 	switch (r->end) {
 	case HE_EXITED:
-		(void)snprintf(buf, len, "exit %d", r->status);
+		(void)snprintf(buf, len, "exit:%d", r->status);
 		break;
 	case HE_SIGNALED:
-		(void)snprintf(buf, len, "signal %d", r->status);
+		(void)snprintf(buf, len, "signal:%d", r->status);
 		break;
 	case HE_TIMEOUT:
 		(void)snprintf(buf, len, "timeout");
 		break;
 	case HE_EXEC_FAILED:
-		(void)snprintf(buf, len, "exec failed");
+		(void)snprintf(buf, len, "exec-failed");
 		break;
 	}
 	return buf;
+}
+
+/*
+ * One line per message, SPEC 6, whether the handler ran or not.  What
+ * the client chose is quoted (log_quote), so it cannot add fields.
+ */
+static void
+log_message(const struct session *s, const struct spool *sp,
+    const struct peer *p, uint64_t size, const char *handler,
+    const char *reply, const struct timespec *t0)
+{
+	struct timespec	 t1;
+	char		 from[SMTP_PATH_MAX * 4 + 3];
+	char		 helo[SMTP_CMDLINE_MAX * 4 + 3];
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("%s: client=%s helo=%s from=%s rcpts=%zu size=%llu "
+	    "handler=%s reply=%.3s duration=%.3fs", sp->id,
+	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
+	    log_quote(helo, sizeof(helo), s->helo, strlen(s->helo)),
+	    log_quote(from, sizeof(from), s->txn.mail_from,
+	    strlen(s->txn.mail_from)), s->txn.nrcpt,
+	    (unsigned long long)size, handler, reply,
+	    (double)(t1.tv_sec - t0->tv_sec) +
+	    (double)(t1.tv_nsec - t0->tv_nsec) / 1e9);
 }
 
 /* Run the handler on the spooled message and hand its reply back. */
 static void
 deliver(struct session *s, struct spool *sp, const struct peer *p)
 {
+	static const char	 no_storage[] =
+	    "452 4.3.1 Error: insufficient system storage\r\n";
 	struct handler_job	 job;
 	struct handler_result	 res;
 	struct buf		 text = { NULL, 0, 0 };
-	struct timespec		 t0, t1;
-	char			 from[SMTP_PATH_MAX * 4 + 1], st[32];
-	char			 helo[SMTP_CMDLINE_MAX * 4 + 1];
-	int			 code;
+	struct timespec		 t0;
+	const char		*refusal;
+	char			 st[32];
 
-	spool_start(s, sp, p);
-	if (sp->failed || spool_rewind(sp) == -1) {
-		session_delivered(s,
-		    "452 4.3.1 Error: insufficient system storage\r\n");
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	if ((refusal = session_refusal(s)) == NULL) {
+		spool_start(s, sp, p);
+		if (sp->failed || spool_rewind(sp) == -1)
+			refusal = no_storage;
+	}
+	if (refusal != NULL) {
+		message_id(s, sp);
+		spool_close(sp);
+		log_message(s, sp, p, s->dec.wire_size, "none", refusal, &t0);
+		session_delivered(s, refusal);
 		return;
 	}
-	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	job.conf = s->conf;
 	job.peer = p;
 	job.sess = s;
@@ -495,18 +545,10 @@ deliver(struct session *s, struct spool *sp, const struct peer *p)
 	job.spool_size = sp->size;
 	handler_run(&job, &res);
 	spool_close(sp);
-	code = reply_from_handler(&res, sp->id, &text);
-	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_info("%s: client=%s helo=%s from=<%s> rcpts=%zu size=%llu "
-	    "handler=%s reply=%d duration=%.3fs", sp->id,
-	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
-	    log_escape(helo, sizeof(helo), s->helo, strlen(s->helo)),
-	    log_escape(from, sizeof(from), s->txn.mail_from,
-	    strlen(s->txn.mail_from)), s->txn.nrcpt,
-	    (unsigned long long)sp->size, handler_status(&res, st, sizeof(st)),
-	    code, (double)(t1.tv_sec - t0.tv_sec) +
-	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	(void)reply_from_handler(&res, sp->id, &text);
 	buf_append(&text, "", 1);
+	log_message(s, sp, p, sp->size, handler_status(&res, st, sizeof(st)),
+	    text.data, &t0);
 	session_delivered(s, text.data);
 	buf_free(&text);
 }
@@ -549,7 +591,7 @@ serve(const struct config *c, const struct peer *p)
 {
 	static char		 in[INPUT_CHUNK];
 	struct session		 s;
-	struct spool		 sp = { -1, 0, 0, 0, "" };
+	struct spool		 sp = { -1, 0, 0, 0, 0, "" };
 	size_t			 off = 0, len = 0, used;
 	enum session_action	 act;
 	int			 status;

@@ -555,29 +555,24 @@ data_feed(struct session *s, const char *in, size_t len)
 	return n;
 }
 
-/* The final dot has arrived: answer now, or let the handler decide. */
+/*
+ * The final dot has arrived.  A message that failed on the way is
+ * refused without its handler, but it goes the same way to the I/O layer
+ * (SA_DELIVER), which logs it with its id like any other (SPEC 6).
+ */
 static void
 data_end(struct session *s)
 {
-	const char	*refusal;
-
 	if (s->txn.too_big)
-		refusal = "552 5.3.4 Error: message size exceeds fixed limit";
+		s->txn.refusal =
+		    "552 5.3.4 Error: message size exceeds fixed limit\r\n";
 	else if (s->dec.eightbit)
-		refusal = "554 5.6.0 Error: 8-bit data refused (7-bit only)";
+		s->txn.refusal =
+		    "554 5.6.0 Error: 8-bit data refused (7-bit only)\r\n";
 	else if (s->txn.spool_failed)
-		refusal = "452 4.3.1 Error: insufficient system storage";
-	else {
-		s->state = SS_DELIVER;
-		return;
-	}
-	log_info("message refused: %.3s, size=%llu rcpts=%zu", refusal,
-	    (unsigned long long)s->dec.wire_size, s->txn.nrcpt);
-	reply(s, "%s", refusal);
-	txn_reset(s);
-	s->state = SS_HELO;
-	if (s->last_code == '5')
-		count_error(s);
+		s->txn.refusal =
+		    "452 4.3.1 Error: insufficient system storage\r\n";
+	s->state = SS_DELIVER;
 }
 
 enum session_action
@@ -625,15 +620,34 @@ session_spooled(struct session *s, int ok)
 		s->txn.spool_failed = 1;
 }
 
-/* The handler's reply, already checked and CRLF-terminated (reply.c). */
+/* Why the message at hand is refused without its handler, or NULL. */
+const char *
+session_refusal(const struct session *s)
+{
+	return s->txn.refusal;
+}
+
+/*
+ * The reply to the message: the handler's, checked and CRLF-terminated
+ * by reply.c, or session_refusal().  Only a refusal of ours counts as an
+ * error; a handler's verdict is about the message, not the client.
+ */
 void
 session_delivered(struct session *s, const char *text)
 {
+	const char	*p, *eol;
+	int		 refused = s->txn.refusal != NULL;
+
+	for (p = text; s->conf->verbose && (eol = strstr(p, "\r\n")) != NULL;
+	    p = eol + 2)
+		log_debug("> %.*s", (int)(eol - p), p);
 	buf_append(&s->out, text, strlen(text));
 	if (text[0] == '2')
 		s->messages++;
 	txn_reset(s);
 	s->state = SS_HELO;
+	if (refused && text[0] == '5')
+		count_error(s);
 }
 
 /* The client spoke before our greeting (RFC 5321 4.3.1): drop it. */

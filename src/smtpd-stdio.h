@@ -23,7 +23,8 @@
 #define HANDLER_KILL_GRACE	2	/* seconds between SIGTERM and SIGKILL */
 #define HANDLER_FINAL_DRAIN	(1024 * 1024)	/* bytes read after the handler exits */
 #define HANDLER_STDERR_LINES	200	/* stderr lines logged per message */
-#define LOG_LINE_MAX		1024	/* one log line, after escaping */
+#define HANDLER_STDERR_CHUNK	1024	/* stderr bytes per log line, split beyond */
+#define LOG_LINE_MAX		(4 * HANDLER_STDERR_CHUNK + 256)	/* one log line, after escaping */
 #define DATA_CHUNK		65536	/* decoded message bytes per spool write */
 #define INPUT_CHUNK		65536	/* bytes per read(2) of the client */
 #define LINGER_MS		1000	/* reading a closing client's last bytes */
@@ -210,6 +211,7 @@ const char *session_refusal(const struct session *);
 struct spool {
 	int		 fd;		/* -1 until first used */
 	unsigned int	 seq;		/* transaction the content belongs to */
+	int		 started;	/* spool_begin done for seq */
 	int		 failed;
 	uint64_t	 size;		/* bytes in the file */
 	char		 id[64];
@@ -270,6 +272,7 @@ void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 const char *log_escape(char *, size_t, const char *, size_t);
+const char *log_quote(char *, size_t, const char *, size_t);
 void	 fatalx(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 

@@ -37,6 +37,7 @@ drive(const struct config *c, const char *in, size_t len,
 {
 	struct session		 s;
 	size_t			 off = 0, end = 0, used, k = 0;
+	const char		*refusal;
 
 	session_init(&s, c);
 	for (;;) {
@@ -75,9 +76,12 @@ drive(const struct config *c, const char *in, size_t len,
 			    seen->pending.len);
 			seen->pending.len = 0;
 			seen->seq = s.txn_seq;
-			buf_appendf(&seen->spool, "\n[handler from=<%s> rcpts=%zu]\n",
+			refusal = session_refusal(&s);
+			buf_appendf(&seen->spool, "\n[%s from=<%s> rcpts=%zu]\n",
+			    refusal != NULL ? "refused" : "handler",
 			    s.txn.mail_from, s.txn.nrcpt);
-			session_delivered(&s, "250 2.0.0 OK\r\n");
+			session_delivered(&s, refusal != NULL ? refusal :
+			    "250 2.0.0 OK\r\n");
 			break;
 		case SA_CLOSE:
 			take_replies(&s, seen);
