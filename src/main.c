@@ -1,20 +1,15 @@
 /*
- * smtpd-stdio: options, process setup, and the I/O loop around the session
+ * smtpd-stdio: process setup and the I/O loop around the session
  * engine.  This is the only place that waits: for the client, for the
  * spool, for the handler.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
-#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,44 +20,6 @@
 
 #include "smtpd-stdio.h"
 
-#define USAGE	"usage: smtpd-stdio [--7bit] [--crlf] [--dsn] [--no-received] " \
-		"[--smtputf8] [-v]\n" \
-		"                   [--handler-timeout seconds] [--hostname name] " \
-		"[--log syslog|stderr]\n" \
-		"                   [--max-errors n] [--max-messages n] " \
-		"[--max-recipients n]\n" \
-		"                   [--relay host[:port]] [--size-limit bytes] " \
-		"[--timeout seconds]\n" \
-		"                   [--] handler [arg ...]\n"
-
-enum {
-	OPT_HOSTNAME = 256, OPT_SIZE_LIMIT, OPT_SMTPUTF8, OPT_7BIT, OPT_RELAY,
-	OPT_MAX_RECIPIENTS, OPT_MAX_MESSAGES, OPT_TIMEOUT, OPT_HANDLER_TIMEOUT,
-	OPT_MAX_ERRORS, OPT_DSN, OPT_CRLF, OPT_NO_RECEIVED, OPT_LOG,
-	OPT_VERSION, OPT_HELP
-};
-
-static const struct option longopts[] = {
-	{ "hostname",		required_argument, NULL, OPT_HOSTNAME },
-	{ "size-limit",		required_argument, NULL, OPT_SIZE_LIMIT },
-	{ "smtputf8",		no_argument,	   NULL, OPT_SMTPUTF8 },
-	{ "7bit",		no_argument,	   NULL, OPT_7BIT },
-	{ "relay",		required_argument, NULL, OPT_RELAY },
-	{ "max-recipients",	required_argument, NULL, OPT_MAX_RECIPIENTS },
-	{ "max-messages",	required_argument, NULL, OPT_MAX_MESSAGES },
-	{ "timeout",		required_argument, NULL, OPT_TIMEOUT },
-	{ "handler-timeout",	required_argument, NULL, OPT_HANDLER_TIMEOUT },
-	{ "max-errors",		required_argument, NULL, OPT_MAX_ERRORS },
-	{ "dsn",		no_argument,	   NULL, OPT_DSN },
-	{ "crlf",		no_argument,	   NULL, OPT_CRLF },
-	{ "no-received",	no_argument,	   NULL, OPT_NO_RECEIVED },
-	{ "log",		required_argument, NULL, OPT_LOG },
-	{ "verbose",		no_argument,	   NULL, 'v' },
-	{ "version",		no_argument,	   NULL, OPT_VERSION },
-	{ "help",		no_argument,	   NULL, OPT_HELP },
-	{ NULL,			0,		   NULL, 0 }
-};
-
 /* Where a read of the client ended. */
 enum input {
 	INPUT_DATA,
@@ -70,13 +27,6 @@ enum input {
 	INPUT_TIMEOUT
 };
 
-static void	 usage_error(const char *, ...)
-		    __attribute__((format(printf, 1, 2), noreturn));
-static long long number(const char *, const char *, long long, long long);
-static int	 name_ok(const char *);
-static int	 relay_ok(const char *);
-static void	 parse_options(int, char **, struct config *);
-static const char *default_hostname(void);
 static void	 setup_fds(struct config *);
 static void	 exec_limits(struct config *);
 static enum input read_input(char *, size_t, size_t *, long long);
@@ -97,196 +47,6 @@ static void	 deliver(struct session *, struct spool *,
 static void	 linger_close(const struct config *);
 static int	 client_spoke_first(const struct config *);
 static int	 serve(const struct config *, const struct peer *);
-
-/* SPEC 1: one line on stderr, exit 64, nothing on stdout. */
-static void
-usage_error(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	(void)fputs("smtpd-stdio: ", stderr);
-	va_start(ap, fmt);
-	(void)vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	(void)fputs(" (see smtpd-stdio --help)\n", stderr);
-	exit(EXIT_USAGE);
-}
-
-static long long
-number(const char *opt, const char *arg, long long min, long long max)
-{
-	const char	*errstr;
-	long long	 n;
-
-	n = strtonum(arg, min, max, &errstr);
-	if (errstr != NULL)
-		usage_error("--%s %s: value is %s (allowed %lld to %lld)", opt,
-		    arg, errstr, min, max);
-	return n;
-}
-
-/* Host names and relay addresses: no spaces or controls, they get echoed. */
-static int
-name_ok(const char *s)
-{
-	if (*s == '\0')
-		return 0;
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
-			return 0;
-	return 1;
-}
-
-/* --relay HOST[:PORT], HOST a name, an IPv4 address or [IPv6]. */
-static int
-relay_ok(const char *arg)
-{
-	char		 host[256];
-	const char	*port, *errstr;
-	size_t		 hlen;
-
-	if (!name_ok(arg))
-		return 0;
-	if (arg[0] == '[') {
-		if ((port = strchr(arg, ']')) == NULL)
-			return 0;
-		hlen = (size_t)(port - arg) - 1;
-		if (hlen == 0 || hlen >= sizeof(host))
-			return 0;
-		memcpy(host, arg + 1, hlen);
-		host[hlen] = '\0';
-		if (inet_pton(AF_INET6, host, &(struct in6_addr){ 0 }) != 1)
-			return 0;
-		port++;
-		if (*port == '\0')
-			return 1;
-		if (*port++ != ':')
-			return 0;
-	} else {
-		port = strchr(arg, ':');
-		hlen = port != NULL ? (size_t)(port - arg) : strlen(arg);
-		if (hlen == 0 || strspn(arg, "abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != hlen)
-			return 0;
-		if (port == NULL)
-			return 1;
-		port++;
-	}
-	(void)strtonum(port, 1, 65535, &errstr);
-	return errstr == NULL;
-}
-
-static void
-parse_options(int argc, char **argv, struct config *c)
-{
-	int	 ch;
-
-	opterr = 0;
-	/* "+": stop at the first non-option, the rest is the handler's. */
-	while ((ch = getopt_long(argc, argv, "+:vh", longopts, NULL)) != -1) {
-		switch (ch) {
-		case OPT_HOSTNAME:
-			if (!name_ok(optarg))
-				usage_error("--hostname: bad name");
-			c->hostname = optarg;
-			break;
-		case OPT_SIZE_LIMIT:
-			c->size_limit = number("size-limit", optarg, 0,
-			    LLONG_MAX / 2);
-			break;
-		case OPT_SMTPUTF8:
-			c->smtputf8 = 1;
-			break;
-		case OPT_7BIT:
-			c->sevenbit = 1;
-			break;
-		case OPT_RELAY:
-			if (!relay_ok(optarg))
-				usage_error("--relay %s: want host, host:port "
-				    "or [ipv6]:port, port 1 to 65535", optarg);
-			c->relay = optarg;
-			break;
-		case OPT_MAX_RECIPIENTS:
-			c->max_recipients = number("max-recipients", optarg,
-			    1, INT_MAX);
-			break;
-		case OPT_MAX_MESSAGES:
-			c->max_messages = number("max-messages", optarg, 0,
-			    LLONG_MAX);
-			break;
-		case OPT_TIMEOUT:
-			c->timeout = number("timeout", optarg, 1, INT_MAX / 1000);
-			break;
-		case OPT_HANDLER_TIMEOUT:
-			c->handler_timeout = number("handler-timeout", optarg,
-			    1, INT_MAX / 1000);
-			break;
-		case OPT_MAX_ERRORS:
-			c->max_errors = number("max-errors", optarg, 1,
-			    LLONG_MAX);
-			break;
-		case OPT_DSN:
-			c->dsn = 1;
-			break;
-		case OPT_CRLF:
-			c->crlf = 1;
-			break;
-		case OPT_NO_RECEIVED:
-			c->received = 0;
-			break;
-		case OPT_LOG:
-			if (strcmp(optarg, "syslog") == 0)
-				c->log = LOGTO_SYSLOG;
-			else if (strcmp(optarg, "stderr") == 0)
-				c->log = LOGTO_STDERR;
-			else
-				usage_error("--log: want syslog or stderr, "
-				    "not %s", optarg);
-			break;
-		case 'v':
-			c->verbose = 1;
-			break;
-		case OPT_VERSION:
-			(void)printf("smtpd-stdio %s\n", SMTPD_VERSION);
-			exit(EXIT_OK);
-		case 'h':
-		case OPT_HELP:
-			(void)fputs(USAGE, stdout);
-			exit(EXIT_OK);
-		case ':':
-			usage_error("option %s needs a value",
-			    argv[optind - 1]);
-		default:
-			usage_error("unknown option %s", argv[optind - 1]);
-		}
-	}
-	if (optind >= argc)
-		usage_error("no handler given");
-	if (c->sevenbit && c->smtputf8)
-		usage_error("--7bit and --smtputf8 contradict each other");
-	c->handler_argv = argv + optind;
-}
-
-/* The FQDN if the resolver knows it, else gethostname(). */
-static const char *
-default_hostname(void)
-{
-	static char	 name[256];
-	struct addrinfo	 hints, *res;
-
-	if (gethostname(name, sizeof(name) - 1) == -1)
-		(void)strlcpy(name, "localhost", sizeof(name));
-	if (strchr(name, '.') != NULL)
-		return name;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_flags = AI_CANONNAME;
-	if (getaddrinfo(name, NULL, &hints, &res) == 0) {
-		if (res->ai_canonname != NULL && name_ok(res->ai_canonname))
-			(void)strlcpy(name, res->ai_canonname, sizeof(name));
-		freeaddrinfo(res);
-	}
-	return name;
-}
 
 /*
  * fds 0-2 exist, nothing else is inherited, and log lines never reach
@@ -655,15 +415,7 @@ main(int argc, char **argv)
 	struct peer	 peer;
 	struct stat	 st;
 
-	memset(&conf, 0, sizeof(conf));
-	conf.size_limit = 33554432;
-	conf.max_recipients = 1000;
-	conf.timeout = 300;
-	conf.handler_timeout = 300;
-	conf.max_errors = 20;
-	conf.received = 1;
-	conf.log = LOGTO_SYSLOG;
-	parse_options(argc, argv, &conf);
+	options_parse(argc, argv, &conf);
 
 	/* A client that hangs up must not kill us mid-write (SPEC 6). */
 	(void)signal(SIGPIPE, SIG_IGN);
@@ -672,7 +424,7 @@ main(int argc, char **argv)
 	conf.sync_check = fstat(0, &st) == 0 && S_ISSOCK(st.st_mode);
 	log_init(conf.log, conf.verbose);
 	if (conf.hostname == NULL)
-		conf.hostname = default_hostname();
+		conf.hostname = options_default_hostname();
 	peer_lookup(&peer);
 	exec_limits(&conf);
 	log_info("connect from %s port %s", peer.remote_addr[0] != '\0' ?

@@ -276,6 +276,13 @@ const char *log_quote(char *, size_t, const char *, size_t);
 void	 fatalx(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 
+/* options.c */
+void	 options_parse(int, char **, struct config *);
+const char *options_default_hostname(void);
+int	 dns_name_ok(const char *, size_t);
+int	 hostname_ok(const char *);
+int	 relay_ok(const char *);
+
 /* peer.c */
 void	 peer_lookup(struct peer *);
 

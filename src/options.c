@@ -1,0 +1,399 @@
+/*
+ * The command line, SPEC 1 and 2: defaults, one table of options, the
+ * checks every value gets, and the default hostname.  A bad value is a
+ * usage error: one line on stderr, exit 64, nothing on stdout.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "smtpd-stdio.h"
+
+#define USAGE	"usage: smtpd-stdio [--7bit] [--crlf] [--dsn] [--no-received] " \
+		"[--smtputf8] [-v]\n" \
+		"                   [--handler-timeout seconds] [--hostname name] " \
+		"[--log syslog|stderr]\n" \
+		"                   [--max-errors n] [--max-messages n] " \
+		"[--max-recipients n]\n" \
+		"                   [--relay host[:port]] [--size-limit bytes] " \
+		"[--timeout seconds]\n" \
+		"                   [--] handler [arg ...]\n"
+
+#define DNS_NAME_MAX	253	/* RFC 1035 2.3.4, in text form */
+#define DNS_LABEL_MAX	63
+
+enum {
+	OPT_HOSTNAME = 256, OPT_SIZE_LIMIT, OPT_SMTPUTF8, OPT_7BIT, OPT_RELAY,
+	OPT_MAX_RECIPIENTS, OPT_MAX_MESSAGES, OPT_TIMEOUT, OPT_HANDLER_TIMEOUT,
+	OPT_MAX_ERRORS, OPT_DSN, OPT_CRLF, OPT_NO_RECEIVED, OPT_LOG,
+	OPT_VERSION, OPT_HELP
+};
+
+static const struct option longopts[] = {
+	{ "hostname",		required_argument, NULL, OPT_HOSTNAME },
+	{ "size-limit",		required_argument, NULL, OPT_SIZE_LIMIT },
+	{ "smtputf8",		no_argument,	   NULL, OPT_SMTPUTF8 },
+	{ "7bit",		no_argument,	   NULL, OPT_7BIT },
+	{ "relay",		required_argument, NULL, OPT_RELAY },
+	{ "max-recipients",	required_argument, NULL, OPT_MAX_RECIPIENTS },
+	{ "max-messages",	required_argument, NULL, OPT_MAX_MESSAGES },
+	{ "timeout",		required_argument, NULL, OPT_TIMEOUT },
+	{ "handler-timeout",	required_argument, NULL, OPT_HANDLER_TIMEOUT },
+	{ "max-errors",		required_argument, NULL, OPT_MAX_ERRORS },
+	{ "dsn",		no_argument,	   NULL, OPT_DSN },
+	{ "crlf",		no_argument,	   NULL, OPT_CRLF },
+	{ "no-received",	no_argument,	   NULL, OPT_NO_RECEIVED },
+	{ "log",		required_argument, NULL, OPT_LOG },
+	{ "verbose",		no_argument,	   NULL, 'v' },
+	{ "version",		no_argument,	   NULL, OPT_VERSION },
+	{ "help",		no_argument,	   NULL, OPT_HELP },
+	{ NULL,			0,		   NULL, 0 }
+};
+
+/* Options that take a number: SPEC 2, 0 only where it means "no limit". */
+static const struct number_option {
+	int		 id;
+	const char	*name;
+	long long	 min, max;
+	size_t		 offset;	/* of a long long in struct config */
+} number_options[] = {
+	{ OPT_SIZE_LIMIT, "size-limit", 0, LLONG_MAX / 2,
+	    offsetof(struct config, size_limit) },
+	{ OPT_MAX_RECIPIENTS, "max-recipients", 1, INT_MAX,
+	    offsetof(struct config, max_recipients) },
+	{ OPT_MAX_MESSAGES, "max-messages", 0, LLONG_MAX,
+	    offsetof(struct config, max_messages) },
+	{ OPT_TIMEOUT, "timeout", 1, INT_MAX / 1000,
+	    offsetof(struct config, timeout) },
+	{ OPT_HANDLER_TIMEOUT, "handler-timeout", 1, INT_MAX / 1000,
+	    offsetof(struct config, handler_timeout) },
+	{ OPT_MAX_ERRORS, "max-errors", 1, LLONG_MAX,
+	    offsetof(struct config, max_errors) },
+};
+
+/* Options that only switch something on (or off). */
+static const struct flag_option {
+	int	 id;
+	size_t	 offset;	/* of an int in struct config */
+	int	 value;
+} flag_options[] = {
+	{ OPT_SMTPUTF8, offsetof(struct config, smtputf8), 1 },
+	{ OPT_7BIT, offsetof(struct config, sevenbit), 1 },
+	{ OPT_DSN, offsetof(struct config, dsn), 1 },
+	{ OPT_CRLF, offsetof(struct config, crlf), 1 },
+	{ OPT_NO_RECEIVED, offsetof(struct config, received), 0 },
+	{ 'v', offsetof(struct config, verbose), 1 },
+};
+
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+static void	 usage_error(const char *, ...)
+		    __attribute__((format(printf, 1, 2), noreturn));
+static int	 set_number(struct config *, int, const char *);
+static int	 set_flag(struct config *, int);
+static void	 set_other(struct config *, int, char **);
+static int	 label_ok(const char *, size_t);
+static int	 ipv4_ok(const char *, size_t);
+static int	 port_ok(const char *);
+static int	 address_literal_ok(const char *);
+static int	 mailname(char *, size_t);
+
+/* SPEC 1: one line on stderr, exit 64, nothing on stdout. */
+static void
+usage_error(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	(void)fputs("smtpd-stdio: ", stderr);
+	va_start(ap, fmt);
+	(void)vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	(void)fputs(" (see smtpd-stdio --help)\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+/* A label of a host name: letters, digits, inner hyphens (RFC 1123 2.1). */
+static int
+label_ok(const char *s, size_t len)
+{
+	size_t	 i;
+
+	if (len == 0 || len > DNS_LABEL_MAX || s[0] == '-' ||
+	    s[len - 1] == '-')
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+/* A dotted-quad IPv4 address, as inet_pton() takes it (no leading 0s). */
+static int
+ipv4_ok(const char *s, size_t len)
+{
+	char	 buf[INET_ADDRSTRLEN];
+
+	if (len >= sizeof(buf))
+		return 0;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return inet_pton(AF_INET, buf, &(struct in_addr){ 0 }) == 1;
+}
+
+/*
+ * A host name of len octets: dot-separated labels, at most 253 octets.
+ * A name whose last label is all digits must be an IPv4 address instead
+ * (no top-level domain is numeric, RFC 3696 2), so 999.1.1.1 is refused.
+ */
+int
+dns_name_ok(const char *s, size_t len)
+{
+	const char	*dot, *end = s + len, *last = s;
+	const char	*p;
+
+	if (len == 0 || len > DNS_NAME_MAX || s[len - 1] == '.')
+		return 0;
+	for (p = s; p < end; p = dot + 1) {
+		if ((dot = memchr(p, '.', (size_t)(end - p))) == NULL)
+			dot = end;
+		if (!label_ok(p, (size_t)(dot - p)))
+			return 0;
+		last = p;
+		if (dot == end)
+			break;
+	}
+	if (strspn(last, "0123456789") >= (size_t)(end - last))
+		return ipv4_ok(s, len);
+	return 1;
+}
+
+/* An address literal, RFC 5321 4.1.3: [1.2.3.4] or [IPv6:...]. */
+static int
+address_literal_ok(const char *s)
+{
+	char	 buf[INET6_ADDRSTRLEN + 8];
+	size_t	 len = strlen(s);
+
+	if (len < 3 || s[0] != '[' || s[len - 1] != ']' ||
+	    len - 2 >= sizeof(buf))
+		return 0;
+	memcpy(buf, s + 1, len - 2);
+	buf[len - 2] = '\0';
+	if (strncasecmp(buf, "IPv6:", 5) == 0)
+		return inet_pton(AF_INET6, buf + 5,
+		    &(struct in6_addr){ 0 }) == 1;
+	return ipv4_ok(buf, len - 2);
+}
+
+/* --hostname: it goes into every greeting and Received header. */
+int
+hostname_ok(const char *s)
+{
+	size_t	 len = strlen(s);
+
+	if (len > SMTP_DOMAIN_MAX)
+		return 0;
+	return s[0] == '[' ? address_literal_ok(s) : dns_name_ok(s, len);
+}
+
+/* A port: 1 to 65535 in decimal, no sign, no leading zero. */
+static int
+port_ok(const char *s)
+{
+	const char	*errstr;
+
+	if (s[0] == '0' || strspn(s, "0123456789") != strlen(s))
+		return 0;
+	(void)strtonum(s, 1, 65535, &errstr);
+	return errstr == NULL;
+}
+
+/*
+ * --relay HOST[:PORT]: a host name, a dotted-quad IPv4 address or an
+ * IPv6 address in brackets.  The relay handler checks SMTP_RELAY with
+ * the same rules, so a value accepted here is one it accepts too.
+ */
+int
+relay_ok(const char *arg)
+{
+	char		 host[INET6_ADDRSTRLEN];
+	const char	*port, *close;
+	size_t		 hlen;
+
+	if (arg[0] == '[') {
+		if ((close = strchr(arg, ']')) == NULL)
+			return 0;
+		hlen = (size_t)(close - arg) - 1;
+		if (hlen == 0 || hlen >= sizeof(host))
+			return 0;
+		memcpy(host, arg + 1, hlen);
+		host[hlen] = '\0';
+		if (inet_pton(AF_INET6, host, &(struct in6_addr){ 0 }) != 1)
+			return 0;
+		if (close[1] == '\0')
+			return 1;
+		return close[1] == ':' && port_ok(close + 2);
+	}
+	port = strchr(arg, ':');
+	hlen = port != NULL ? (size_t)(port - arg) : strlen(arg);
+	if (!dns_name_ok(arg, hlen))
+		return 0;
+	return port == NULL || port_ok(port + 1);
+}
+
+static int
+set_number(struct config *c, int id, const char *arg)
+{
+	const struct number_option	*o;
+	const char			*errstr;
+	long long			 n;
+	size_t				 i;
+
+	for (i = 0; i < NELEM(number_options); i++) {
+		o = &number_options[i];
+		if (o->id != id)
+			continue;
+		n = strtonum(arg, o->min, o->max, &errstr);
+		if (errstr != NULL)
+			usage_error("--%s %s: value is %s (allowed %lld to "
+			    "%lld)", o->name, arg, errstr, o->min, o->max);
+		*(long long *)(void *)((char *)c + o->offset) = n;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+set_flag(struct config *c, int id)
+{
+	size_t	 i;
+
+	for (i = 0; i < NELEM(flag_options); i++)
+		if (flag_options[i].id == id) {
+			*(int *)(void *)((char *)c + flag_options[i].offset) =
+			    flag_options[i].value;
+			return 1;
+		}
+	return 0;
+}
+
+/* The options that are neither a number nor a flag. */
+static void
+set_other(struct config *c, int id, char **argv)
+{
+	switch (id) {
+	case OPT_HOSTNAME:
+		if (!hostname_ok(optarg))
+			usage_error("--hostname: want a host name of at most "
+			    "255 octets (letters, digits, hyphens, dots) or an "
+			    "address literal");
+		c->hostname = optarg;
+		break;
+	case OPT_RELAY:
+		if (!relay_ok(optarg))
+			usage_error("--relay %s: want host, host:port or "
+			    "[ipv6]:port, port 1 to 65535", optarg);
+		c->relay = optarg;
+		break;
+	case OPT_LOG:
+		if (strcmp(optarg, "syslog") == 0)
+			c->log = LOGTO_SYSLOG;
+		else if (strcmp(optarg, "stderr") == 0)
+			c->log = LOGTO_STDERR;
+		else
+			usage_error("--log: want syslog or stderr, not %s",
+			    optarg);
+		break;
+	case OPT_VERSION:
+		(void)printf("smtpd-stdio %s\n", SMTPD_VERSION);
+		exit(EXIT_OK);
+	case 'h':
+	case OPT_HELP:
+		(void)fputs(USAGE, stdout);
+		exit(EXIT_OK);
+	case ':':
+		usage_error("option %s needs a value", argv[optind - 1]);
+	default:
+		usage_error("unknown option %s", argv[optind - 1]);
+	}
+}
+
+void
+options_parse(int argc, char **argv, struct config *c)
+{
+	int	 ch;
+
+	memset(c, 0, sizeof(*c));
+	c->size_limit = 33554432;
+	c->max_recipients = 1000;
+	c->timeout = 300;
+	c->handler_timeout = 300;
+	c->max_errors = 20;
+	c->received = 1;
+	c->log = LOGTO_SYSLOG;
+	opterr = 0;
+	/* "+": stop at the first non-option, the rest is the handler's. */
+	while ((ch = getopt_long(argc, argv, "+:vh", longopts, NULL)) != -1)
+		if (!set_number(c, ch, optarg) && !set_flag(c, ch))
+			set_other(c, ch, argv);
+	if (optind >= argc)
+		usage_error("no handler given");
+	if (c->sevenbit && c->smtputf8)
+		usage_error("--7bit and --smtputf8 contradict each other");
+	c->handler_argv = argv + optind;
+}
+
+/* The first line of /etc/mailname, if it is a usable name. */
+static int
+mailname(char *name, size_t len)
+{
+	FILE	*fp;
+	int	 ok = 0;
+
+	if ((fp = fopen("/etc/mailname", "re")) == NULL)
+		return 0;
+	if (fgets(name, (int)len, fp) != NULL) {
+		name[strcspn(name, "\n")] = '\0';
+		ok = hostname_ok(name);
+	}
+	(void)fclose(fp);
+	return ok;
+}
+
+/*
+ * SPEC 2's default: the host's name.  /etc/mailname first (the Debian
+ * convention Postfix and Exim follow), then gethostname() when it holds
+ * a dot; only then the resolver, which loads the NSS modules and may ask
+ * the DNS in every process.
+ */
+const char *
+options_default_hostname(void)
+{
+	static char	 name[SMTP_DOMAIN_MAX + 2];
+	struct addrinfo	 hints, *res;
+
+	if (mailname(name, sizeof(name)))
+		return name;
+	if (gethostname(name, sizeof(name) - 1) == -1 || !hostname_ok(name))
+		(void)strlcpy(name, "localhost", sizeof(name));
+	if (strchr(name, '.') != NULL)
+		return name;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_CANONNAME;
+	if (getaddrinfo(name, NULL, &hints, &res) == 0) {
+		if (res->ai_canonname != NULL && hostname_ok(res->ai_canonname))
+			(void)strlcpy(name, res->ai_canonname, sizeof(name));
+		freeaddrinfo(res);
+	}
+	return name;
+}
