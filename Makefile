@@ -51,7 +51,7 @@ ALL_CFLAGS	= -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(SAN_FLAGS) \
 		  $(BSD_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS	= -pie -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 
-SRCS		= main.c options.c session.c addr.c data.c spool.c handler.c reply.c \
+SRCS		= main.c options.c conn.c session.c addr.c data.c spool.c handler.c reply.c \
 		  log.c peer.c buf.c
 OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio

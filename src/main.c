@@ -10,8 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,18 +18,9 @@
 
 #include "smtpd-stdio.h"
 
-/* Where a read of the client ended. */
-enum input {
-	INPUT_DATA,
-	INPUT_EOF,
-	INPUT_TIMEOUT
-};
-
-static void	 setup_fds(struct config *);
-static void	 exec_limits(struct config *);
-static enum input read_input(char *, size_t, size_t *, long long);
-static ssize_t	 write_client(const void *, size_t);
 static int	 flush_replies(struct session *, long long);
+static void	 client_input(struct session *, char *, size_t, size_t *);
+static void	 stop(struct session *);
 static void	 message_id(const struct session *, struct spool *);
 static void	 log_message(const struct session *, const struct spool *,
 		    const struct peer *, uint64_t, const char *, const char *,
@@ -44,8 +33,6 @@ static void	 spool_data(struct session *, struct spool *,
 		    const struct peer *);
 static void	 deliver(struct session *, struct spool *,
 		    const struct peer *);
-static void	 linger_close(const struct config *);
-static int	 client_spoke_first(const struct config *);
 static int	 serve(const struct config *, const struct peer *);
 
 /*
@@ -98,80 +85,15 @@ exec_limits(struct config *c)
 	c->exec_room = (size_t)argmax > used ? (size_t)argmax - used : 0;
 }
 
-/* One read of the client, waiting at most timeout seconds. */
-static enum input
-read_input(char *buf, size_t size, size_t *got, long long timeout)
-{
-	struct pollfd	 pfd = { 0, POLLIN, 0 };
-	ssize_t		 n;
-	int		 r;
-
-	for (;;) {
-		r = poll(&pfd, 1, (int)(timeout * 1000));
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == 0)
-			return INPUT_TIMEOUT;
-		n = read(0, buf, size);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0) {
-			if (n == -1)
-				log_info("read from client: %s",
-				    strerror(errno));
-			return INPUT_EOF;
-		}
-		*got = (size_t)n;
-		return INPUT_DATA;
-	}
-}
-
-/*
- * Write some replies.  On a socket, never block: a client that stops
- * reading must not hold us past the timeout (send(2) with MSG_DONTWAIT
- * leaves the socket's own flags alone).
- */
-static ssize_t
-write_client(const void *p, size_t len)
-{
-	static int	 is_socket = -1;
-	struct stat	 st;
-
-	if (is_socket == -1)
-		is_socket = fstat(1, &st) == 0 && S_ISSOCK(st.st_mode);
-	if (is_socket)
-		return send(1, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	return write(1, p, len);
-}
-
 /* Write all queued replies in one go.  -1 if the client is gone. */
 static int
 flush_replies(struct session *s, long long timeout)
 {
-	struct pollfd	 pfd = { 1, POLLOUT, 0 };
-	ssize_t		 n;
-	int		 r;
+	int	 r;
 
-	while (s->out.len > 0) {
-		n = write_client(s->out.data, s->out.len);
-		if (n >= 0) {
-			buf_consume(&s->out, (size_t)n);
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			log_info("write to client: %s", strerror(errno));
-			return -1;
-		}
-		if ((r = poll(&pfd, 1, (int)(timeout * 1000))) == 0) {
-			log_info("write to client: timeout");
-			return -1;
-		}
-		if (r == -1 && errno != EINTR)
-			return -1;
-	}
-	return 0;
+	r = conn_write(s->out.data, s->out.len, conn_now_ms() + timeout * 1000);
+	buf_consume(&s->out, s->out.len);
+	return r;
 }
 
 /* The id of the current transaction's message, made at its first use. */
@@ -314,36 +236,36 @@ deliver(struct session *s, struct spool *sp, const struct peer *p)
 }
 
 /*
- * Closing a socket with unread input makes the kernel send a reset, and a
- * reset can destroy our last reply before the client reads it (a 554 to
- * an early talker, a 421).  So half-close, then read what the client
- * still sends until it closes too, for a bounded time and amount.
+ * Wait for the client's next bytes and tell the session what became of
+ * the wait: data (in buf, *len), end of file, timeout, or a stop signal.
  */
 static void
-linger_close(const struct config *c)
+client_input(struct session *s, char *buf, size_t size, size_t *len)
 {
-	struct pollfd	 pfd = { 0, POLLIN, 0 };
-	char		 buf[4096];
-	size_t		 total = 0;
-	ssize_t		 n;
+	const struct config	*c = s->conf;
 
-	if (!c->sync_check || shutdown(1, SHUT_WR) == -1)
-		return;
-	while (total < LINGER_BYTES && poll(&pfd, 1, LINGER_MS) == 1) {
-		if ((n = read(0, buf, sizeof(buf))) <= 0)
-			break;
-		total += (size_t)n;
+	*len = 0;
+	switch (conn_read(buf, size, len, conn_now_ms() + c->timeout * 1000)) {
+	case INPUT_DATA:
+		break;
+	case INPUT_EOF:
+		(void)session_eof(s);
+		break;
+	case INPUT_TIMEOUT:
+		(void)session_timeout(s);
+		break;
+	case INPUT_STOP:
+		stop(s);
+		break;
 	}
 }
 
-/* Bytes (not EOF) waiting before the greeting went out. */
-static int
-client_spoke_first(const struct config *c)
+/* SPEC 6: a stop signal ends the session with 421 4.3.2 and exit 1. */
+static void
+stop(struct session *s)
 {
-	char	 byte;
-
-	return c->sync_check &&
-	    recv(0, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+	log_info("stopping on signal %d", conn_stop_requested());
+	(void)session_stop(s);
 }
 
 static int
@@ -357,7 +279,7 @@ serve(const struct config *c, const struct peer *p)
 	int			 status;
 
 	session_init(&s, c);
-	if (client_spoke_first(c))
+	if (conn_spoke_first())
 		(void)session_pregreet(&s);
 	for (;;) {
 		act = session_feed(&s, in + off, len - off, &used);
@@ -366,17 +288,8 @@ serve(const struct config *c, const struct peer *p)
 		case SA_NEED_INPUT:
 			if (flush_replies(&s, c->timeout) == -1)
 				goto gone;
-			off = len = 0;
-			switch (read_input(in, sizeof(in), &len, c->timeout)) {
-			case INPUT_DATA:
-				break;
-			case INPUT_EOF:
-				(void)session_eof(&s);
-				break;
-			case INPUT_TIMEOUT:
-				(void)session_timeout(&s);
-				break;
-			}
+			off = 0;
+			client_input(&s, in, sizeof(in), &len);
 			break;
 		case SA_FLUSH:
 			if (flush_replies(&s, c->timeout) == -1)
@@ -388,13 +301,20 @@ serve(const struct config *c, const struct peer *p)
 		case SA_DELIVER:
 			if (flush_replies(&s, c->timeout) == -1)
 				goto gone;
-			deliver(&s, &sp, p);
+			/*
+			 * Never start a handler after a stop request; after
+			 * one that ran, its reply goes out, then the 421.
+			 */
+			if (!conn_stop_requested())
+				deliver(&s, &sp, p);
+			if (conn_stop_requested())
+				stop(&s);
 			break;
 		case SA_CLOSE:
 			status = s.exit_status;
 			if (flush_replies(&s, c->timeout) == -1)
 				goto gone;
-			linger_close(c);
+			conn_linger();
 			goto out;
 		}
 	}
@@ -413,15 +333,12 @@ main(int argc, char **argv)
 {
 	struct config	 conf;
 	struct peer	 peer;
-	struct stat	 st;
 
 	options_parse(argc, argv, &conf);
-
-	/* A client that hangs up must not kill us mid-write (SPEC 6). */
-	(void)signal(SIGPIPE, SIG_IGN);
 	umask(077);
 	setup_fds(&conf);
-	conf.sync_check = fstat(0, &st) == 0 && S_ISSOCK(st.st_mode);
+	conn_init();
+	conf.sync_check = conn_is_socket();
 	log_init(conf.log, conf.verbose);
 	if (conf.hostname == NULL)
 		conf.hostname = options_default_hostname();

@@ -667,6 +667,15 @@ session_eof(struct session *s)
 	return SA_CLOSE;
 }
 
+/* SPEC 6: asked to stop (SIGTERM, SIGHUP); a running handler is done. */
+enum session_action
+session_stop(struct session *s)
+{
+	reply(s, "421 4.3.2 %s Service shutting down", s->conf->hostname);
+	close_session(s, EXIT_FAIL);
+	return SA_CLOSE;
+}
+
 enum session_action
 session_timeout(struct session *s)
 {

@@ -203,6 +203,7 @@ enum session_action session_feed(struct session *, const char *, size_t,
 enum session_action session_eof(struct session *);
 enum session_action session_pregreet(struct session *);
 enum session_action session_timeout(struct session *);
+enum session_action session_stop(struct session *);
 void	 session_spooled(struct session *, int);
 void	 session_delivered(struct session *, const char *);
 const char *session_refusal(const struct session *);
@@ -275,6 +276,23 @@ const char *log_escape(char *, size_t, const char *, size_t);
 const char *log_quote(char *, size_t, const char *, size_t);
 void	 fatalx(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
+
+/* conn.c: the client connection, deadlines, stop signals. */
+enum conn_input {
+	INPUT_DATA,
+	INPUT_EOF,
+	INPUT_TIMEOUT,
+	INPUT_STOP	/* SIGTERM, SIGHUP or SIGINT */
+};
+
+void	 conn_init(void);
+int	 conn_is_socket(void);
+long long conn_now_ms(void);
+int	 conn_stop_requested(void);
+enum conn_input conn_read(char *, size_t, size_t *, long long);
+int	 conn_write(const char *, size_t, long long);
+void	 conn_linger(void);
+int	 conn_spoke_first(void);
 
 /* options.c */
 void	 options_parse(int, char **, struct config *);

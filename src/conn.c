@@ -1,0 +1,218 @@
+/*
+ * The client connection: reads of fd 0 and writes to fd 1 against
+ * absolute deadlines, the lingering close, and the signals that ask us to
+ * stop (SPEC 6).  SIGTERM, SIGHUP and SIGINT stay blocked except inside
+ * the waits here, so a stop request is seen at the next wait for the
+ * client and never in the middle of a handler run or a spool write.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "smtpd-stdio.h"
+
+static volatile sig_atomic_t	 stop_signal;
+static sigset_t			 wait_mask;	/* the mask inside waits */
+static int			 in_socket;	/* fd 0 is a socket */
+static int			 out_socket;	/* fd 1 is a socket */
+
+static void	 on_stop_signal(int);
+static int	 wait_fd(int, short, long long);
+
+static void
+on_stop_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+long long
+conn_now_ms(void)
+{
+	struct timespec	 ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+conn_init(void)
+{
+	struct sigaction	 sa;
+	struct stat		 st;
+	sigset_t		 stops;
+
+	/* A client that hangs up must not kill us mid-write (SPEC 6). */
+	(void)signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	(void)sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGHUP, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigemptyset(&stops);
+	(void)sigaddset(&stops, SIGTERM);
+	(void)sigaddset(&stops, SIGHUP);
+	(void)sigaddset(&stops, SIGINT);
+	(void)sigprocmask(SIG_BLOCK, &stops, &wait_mask);
+	(void)sigdelset(&wait_mask, SIGTERM);
+	(void)sigdelset(&wait_mask, SIGHUP);
+	(void)sigdelset(&wait_mask, SIGINT);
+	in_socket = fstat(0, &st) == 0 && S_ISSOCK(st.st_mode);
+	out_socket = fstat(1, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* fd 0 is a socket: the protocol synchronization check is on (SPEC 4). */
+int
+conn_is_socket(void)
+{
+	return in_socket;
+}
+
+/*
+ * The signal that asked us to stop, or 0.  It may still be pending (it
+ * is blocked outside the waits): buffered input can go on without a
+ * wait, and must not start another handler run after a stop request.
+ */
+int
+conn_stop_requested(void)
+{
+	static const int	 sigs[] = { SIGTERM, SIGHUP, SIGINT };
+	sigset_t		 pending;
+	size_t			 i;
+
+	if (stop_signal == 0 && sigpending(&pending) == 0)
+		for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+			if (sigismember(&pending, sigs[i]) == 1)
+				return sigs[i];
+	return stop_signal;
+}
+
+/*
+ * Wait until fd is ready for events or the deadline (CLOCK_MONOTONIC ms)
+ * passes: 1 ready, 0 deadline, -1 a stop signal (or poll failed).  The
+ * stop signals are let in only here, atomically with the wait (ppoll),
+ * so one that arrived earlier is never missed.
+ */
+static int
+wait_fd(int fd, short events, long long deadline)
+{
+	struct pollfd	 pfd = { fd, events, 0 };
+	struct timespec	 ts;
+	long long	 left;
+	int		 r;
+
+	for (;;) {
+		if (stop_signal)
+			return -1;
+		if ((left = deadline - conn_now_ms()) <= 0)
+			return 0;
+		ts.tv_sec = left / 1000;
+		ts.tv_nsec = (left % 1000) * 1000000;
+		r = ppoll(&pfd, 1, &ts, &wait_mask);
+		if (r > 0)
+			return 1;
+		if (r == -1 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* One read of the client, waiting until the deadline at most. */
+enum conn_input
+conn_read(char *buf, size_t size, size_t *got, long long deadline)
+{
+	ssize_t	 n;
+	int	 r;
+
+	for (;;) {
+		if ((r = wait_fd(0, POLLIN, deadline)) <= 0)
+			return r == 0 ? INPUT_TIMEOUT : INPUT_STOP;
+		n = read(0, buf, size);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0) {
+			if (n == -1)
+				log_info("read from client: %s",
+				    strerror(errno));
+			return INPUT_EOF;
+		}
+		*got = (size_t)n;
+		return INPUT_DATA;
+	}
+}
+
+/*
+ * Write all of p before the deadline; -1 if the client is gone or does
+ * not read.  On a socket, never block: send(2) with MSG_DONTWAIT leaves
+ * the socket's own flags alone.  A stop signal does not cut a write
+ * short: the reply being written is the one the client must get.
+ */
+int
+conn_write(const char *p, size_t len, long long deadline)
+{
+	struct pollfd	 pfd = { 1, POLLOUT, 0 };
+	ssize_t		 n;
+	long long	 left;
+
+	while (len > 0) {
+		if (out_socket)
+			n = send(1, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			n = write(1, p, len);
+		if (n >= 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			log_info("write to client: %s", strerror(errno));
+			return -1;
+		}
+		if ((left = deadline - conn_now_ms()) <= 0 ||
+		    poll(&pfd, 1, (int)left) == 0) {
+			log_info("write to client: timeout");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Closing a socket with unread input makes the kernel send a reset, and a
+ * reset can destroy our last reply before the client reads it (a 554 to
+ * an early talker, a 421).  So half-close, then read what the client
+ * still sends until it closes too: LINGER_MS in all, LINGER_BYTES at
+ * most, however the client trickles.
+ */
+void
+conn_linger(void)
+{
+	char		 buf[4096];
+	long long	 deadline = conn_now_ms() + LINGER_MS;
+	size_t		 total = 0;
+	ssize_t		 n;
+
+	if (!in_socket || shutdown(1, SHUT_WR) == -1)
+		return;
+	while (total < LINGER_BYTES && wait_fd(0, POLLIN, deadline) == 1) {
+		if ((n = read(0, buf, sizeof(buf))) <= 0)
+			break;
+		total += (size_t)n;
+	}
+}
+
+/* Bytes (not EOF) waiting before the greeting went out. */
+int
+conn_spoke_first(void)
+{
+	char	 byte;
+
+	return in_socket && recv(0, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
