@@ -95,7 +95,7 @@ conn_stop_requested(void)
 
 /*
  * Wait until fd is ready for events or the deadline (CLOCK_MONOTONIC ms)
- * passes: 1 ready, 0 deadline, -1 a stop signal (or poll failed).  The
+ * passes: 1 ready, 0 deadline, -1 a stop signal, -2 poll failed.  The
  * stop signals are let in only here, atomically with the wait (ppoll),
  * so one that arrived earlier is never missed.
  */
@@ -117,8 +117,10 @@ wait_fd(int fd, short events, long long deadline)
 		r = ppoll(&pfd, 1, &ts, &wait_mask);
 		if (r > 0)
 			return 1;
-		if (r == -1 && errno != EINTR)
-			return -1;
+		if (r == -1 && errno != EINTR) {
+			log_warn("poll: %s", strerror(errno));
+			return -2;
+		}
 	}
 }
 
@@ -130,8 +132,12 @@ conn_read(char *buf, size_t size, size_t *got, long long deadline)
 	int	 r;
 
 	for (;;) {
-		if ((r = wait_fd(0, POLLIN, deadline)) <= 0)
-			return r == 0 ? INPUT_TIMEOUT : INPUT_STOP;
+		if ((r = wait_fd(0, POLLIN, deadline)) == 0)
+			return INPUT_TIMEOUT;
+		if (r == -1)
+			return INPUT_STOP;
+		if (r == -2)
+			return INPUT_EOF;	/* cannot wait: as if gone */
 		n = read(0, buf, size);
 		if (n == -1 && (errno == EINTR || errno == EAGAIN))
 			continue;

@@ -165,7 +165,7 @@ build_env(const struct handler_job *job, size_t *ours)
 	    asprintf(&env[k++], "SMTP_LOCAL_PORT=%s", p->local_port) == -1 ||
 	    asprintf(&env[k++], "SMTP_HELO=%s", s->helo) == -1 ||
 	    asprintf(&env[k++], "SMTP_PROTOCOL=%s",
-	    s->esmtp ? "ESMTP" : "SMTP") == -1 ||
+	    session_protocol(s)) == -1 ||
 	    asprintf(&env[k++], "SMTP_MAIL_FROM=%s", t->mail_from) == -1 ||
 	    asprintf(&env[k++], "SMTP_RCPT_TO=%s", rcpts) == -1 ||
 	    asprintf(&env[k++], "SMTP_RCPT_COUNT=%zu", t->nrcpt) == -1 ||

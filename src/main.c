@@ -123,7 +123,7 @@ spool_start(struct session *s, struct spool *sp, const struct peer *p)
 	ri.helo = s->helo;
 	ri.peer = p;
 	ri.hostname = s->conf->hostname;
-	ri.protocol = s->esmtp ? "ESMTP" : "SMTP";
+	ri.protocol = session_protocol(s);
 	ri.id = sp->id;
 	ri.single_rcpt = s->txn.nrcpt == 1 ? s->txn.rcpt[0] : NULL;
 	ri.crlf = s->conf->crlf;

@@ -620,6 +620,18 @@ session_spooled(struct session *s, int ok)
 		s->txn.spool_failed = 1;
 }
 
+/*
+ * The RFC 3848 / RFC 6531 protocol name of the transaction, for the
+ * Received header and SMTP_PROTOCOL (SPEC 3).
+ */
+const char *
+session_protocol(const struct session *s)
+{
+	if (s->txn.utf8)
+		return "UTF8SMTP";
+	return s->esmtp ? "ESMTP" : "SMTP";
+}
+
 /* Why the message at hand is refused without its handler, or NULL. */
 const char *
 session_refusal(const struct session *s)

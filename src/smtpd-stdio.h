@@ -207,6 +207,7 @@ enum session_action session_stop(struct session *);
 void	 session_spooled(struct session *, int);
 void	 session_delivered(struct session *, const char *);
 const char *session_refusal(const struct session *);
+const char *session_protocol(const struct session *);
 
 /* spool.c: the unlinked spool file and its Received header. */
 struct spool {

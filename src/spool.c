@@ -45,17 +45,24 @@ spool_open(void)
 	return fd;
 }
 
-/* A message id: time, microseconds, pid and a counter, in hex. */
+/*
+ * A message id, unique across hosts (messages from many meet in one
+ * queue, SPEC 12): seconds and microseconds (so ids sort by time), pid
+ * and a counter in hex, then 40 random bits (arc4random, libbsd) in
+ * lower-case hex.  Letters, digits and dots only: safe in file names.
+ */
 void
 spool_new_id(char *id, size_t len)
 {
 	static unsigned int	 counter;
 	struct timeval		 tv;
+	unsigned char		 r[5];
 
 	(void)gettimeofday(&tv, NULL);
-	(void)snprintf(id, len, "%llX%05lX.%lX.%u",
+	arc4random_buf(r, sizeof(r));
+	(void)snprintf(id, len, "%llX%05lX.%lX.%u.%02x%02x%02x%02x%02x",
 	    (unsigned long long)tv.tv_sec, (unsigned long)tv.tv_usec,
-	    (unsigned long)getpid(), ++counter);
+	    (unsigned long)getpid(), ++counter, r[0], r[1], r[2], r[3], r[4]);
 }
 
 /* The trace header, RFC 5321 4.4, folded as RFC 5322 2.2.3 allows. */

@@ -1,0 +1,83 @@
+#!/usr/bin/env bats
+# The protocol name (SPEC 3) and message ids unique across hosts (SPEC 12).
+
+setup() {
+	load test_helper/common
+	common_setup
+}
+
+utf8_message() {
+	smtp_session "$@" <<-EOF
+	EHLO client.example
+	MAIL FROM:<a@example.org> SMTPUTF8
+	RCPT TO:<b@example.net>
+	DATA
+	hello
+	.
+	MAIL FROM:<a@example.org>
+	RCPT TO:<b@example.net>
+	DATA
+	hello
+	.
+	QUIT
+	EOF
+}
+
+@test "a transaction with SMTPUTF8 is UTF8SMTP in SMTP_PROTOCOL and the Received header (RFC 6531 3.7.3)" {
+	run --separate-stderr utf8_message --smtputf8 "$HANDLERS/dump"
+	assert_success
+	assert_equal "$(cat "$DUMP/1/SMTP_PROTOCOL")" UTF8SMTP
+	run grep -c 'with UTF8SMTP id ' "$DUMP/1/message"
+	assert_output 1
+}
+
+@test "the next transaction without SMTPUTF8 is ESMTP again" {
+	run --separate-stderr utf8_message --smtputf8 "$HANDLERS/dump"
+	assert_success
+	assert_equal "$(cat "$DUMP/2/SMTP_PROTOCOL")" ESMTP
+	run grep -c 'with ESMTP id ' "$DUMP/2/message"
+	assert_output 1
+}
+
+@test "a message id is time, pid, counter and 40 random bits, safe in file names" {
+	run --separate-stderr send_messages 2 "$HANDLERS/dump"
+	assert_success
+	[[ $(cat "$DUMP/1/SMTP_ID") =~ ^[0-9A-F]+\.[0-9A-F]+\.1\.[0-9a-f]{10}$ ]]
+	[[ $(cat "$DUMP/2/SMTP_ID") =~ ^[0-9A-F]+\.[0-9A-F]+\.2\.[0-9a-f]{10}$ ]]
+}
+
+# Hosts share no pid space and no clock: the same time, pid and counter on
+# two hosts must still give two ids.  Four processes with the same pid
+# (each is pid 1 in a fresh pid namespace) and a clock stopped at the same
+# microsecond (libfaketime with an absolute time, which does not advance)
+# stand for four hosts.
+@test "the same pid at the same microsecond on four hosts still gives four ids" {
+	local i
+	message_dialogue 1
+	for i in 1 2 3 4; do
+		LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 \
+		FAKETIME='2026-12-01 12:00:00' FAKETIME_DONT_FAKE_MONOTONIC=1 \
+		    unshare --pid --fork "$SMTPD" --hostname mx.test --log stderr "$HANDLERS/dump" \
+		    <"$DIALOGUE" >/dev/null 2>&1 &
+	done
+	wait
+	[ "$(ls "$DUMP" | wc -l)" -eq 4 ]
+	# Same time, pid and counter in all four ...
+	run sh -c "for f in '$DUMP'/*/SMTP_ID; do cat \"\$f\"; echo; done | cut -d. -f1-3 | sort -u | wc -l"
+	assert_output 1
+	# ... and still four ids.
+	run sh -c "for f in '$DUMP'/*/SMTP_ID; do cat \"\$f\"; echo; done | sort -u | wc -l"
+	assert_output 4
+}
+
+@test "50 sessions started at once give 50 distinct ids" {
+	local i
+	message_dialogue 1
+	for i in $(seq 50); do
+		"$SMTPD" --hostname mx.test --log stderr "$HANDLERS/dump" <"$DIALOGUE" >/dev/null 2>&1 &
+	done
+	wait
+	[ "$(ls "$DUMP" | wc -l)" -eq 50 ]
+	run sh -c "for f in '$DUMP'/*/SMTP_ID; do cat \"\$f\"; echo; done | sort -u | wc -l"
+	assert_output 50
+}
