@@ -8,15 +8,19 @@ setup() {
 	common_setup
 	PREFIX=$BATS_TEST_TMPDIR/prefix
 	UNITS=$PREFIX/lib/systemd/system
-	make -s -C "$ROOT" install-units PREFIX="$PREFIX" DESTDIR= >/dev/null
-	# systemd-analyze verify wants the ExecStart program to exist.
-	install -D -m 0755 "$SMTPD" "$PREFIX/sbin/smtpd-stdio"
-	install -D -m 0755 "$ROOT/src/handlers/maildir" \
-		"$PREFIX/libexec/smtpd-stdio/maildir"
+	mk_install PREFIX="$PREFIX" DESTDIR=
+}
+
+# mk_install VAR=VALUE...: `make install install-units`, with the binary
+# under test ($SMTPD, maybe a sanitizer build) as the one make installs:
+# BIN names it, -o keeps make from rebuilding it.
+mk_install() {
+	(umask 022 && make -s -C "$ROOT" install install-units \
+		BIN="$SMTPD" -o "$SMTPD" "$@" >/dev/null)
 }
 
 teardown() {
-	[ -z "${SD_PID-}" ] || systemd_ns_stop
+	[ -z "${SD_UNSHARE-}" ] || systemd_ns_stop
 }
 
 @test "systemd-analyze verify: the socket and the service are clean" {
@@ -56,50 +60,58 @@ teardown() {
 }
 
 # systemd_ns_start PORT: systemd as PID 1 of private namespaces, running
-# the units from `make install-units PREFIX=/usr/local` on 127.0.0.1:PORT
-# (tests/fixtures/systemd-ns-init).  Sets SD_PID (the host's pid of that
-# PID 1) or skips when this machine cannot do it.
+# the tree of `make install install-units PREFIX=/usr/local` on
+# 127.0.0.1:PORT (tests/fixtures/systemd-ns-init).  Sets SD_PID (the host's
+# pid of that PID 1), or fails with systemd's log: CI (root, Debian 12) can
+# do this, so it never skips.
 systemd_ns_start() {
-	local port=$1 cg2 i
-	[ "$(id -u)" -eq 0 ] || skip "needs root to run systemd in namespaces"
-	command -v unshare >/dev/null || skip "no unshare(1)"
+	local port=$1 cg2 stage=$BATS_TEST_TMPDIR/stage i
+	[ "$(id -u)" -eq 0 ] || fail "needs root to run systemd in namespaces"
+	command -v unshare >/dev/null || fail "no unshare(1)"
 	cg2=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
-	[ -n "$cg2" ] || skip "no cgroup2 hierarchy mounted"
+	[ -n "$cg2" ] || fail "no cgroup2 hierarchy mounted"
+	# The fixture binds $stage/usr/local over /usr/local before its tmpfs
+	# hide the host's /tmp and friends, so the service user never walks
+	# the stage's (maybe 0700) parents.
+	mkdir "$stage"
+	mk_install PREFIX=/usr/local DESTDIR="$stage"
 	# A cgroup of our own becomes the root of systemd's cgroup namespace,
 	# so it creates nothing elsewhere in the host's tree.
 	SD_CG=$cg2/smtpd-stdio-test.$$.$BATS_TEST_NUMBER
-	mkdir "$SD_CG" || skip "cannot create a cgroup under $cg2"
+	mkdir "$SD_CG" || fail "cannot create a cgroup under $cg2"
 	SD_LOG=$BATS_TEST_TMPDIR/systemd.log
 	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$SD_CG" \
 		unshare --pid --fork --kill-child --mount --uts --ipc --cgroup \
 		--propagation private --mount-proc \
-		"$FIXTURES/systemd-ns-init" "$port" "$SMTPD" "$ROOT" \
+		"$FIXTURES/systemd-ns-init" "$port" "$stage" \
 		</dev/null >"$SD_LOG" 2>&1 3>&- &
 	SD_UNSHARE=$!
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		SD_PID=$(ps -o pid= --ppid "$SD_UNSHARE" | tr -d ' ')
 		if [ -n "$SD_PID" ] && nsenter -t "$SD_PID" -m -p \
 		    systemctl is-active -q smtpd-stdio.socket 2>/dev/null; then
 			return 0
 		fi
+		kill -0 "$SD_UNSHARE" 2>/dev/null || break
 		sleep 0.1
 	done
-	echo "# systemd log:" >&3
-	sed 's/^/#   /' "$SD_LOG" >&3
-	skip "systemd did not come up in private namespaces on this machine"
+	echo "systemd log ($SD_LOG):"
+	cat "$SD_LOG"
+	fail "systemd did not bring up smtpd-stdio.socket in private namespaces"
 }
 
 systemd_ns_stop() {
 	local i
-	kill -s RTMIN+4 "$SD_PID" 2>/dev/null || true
+	[ -z "${SD_PID-}" ] || kill -s RTMIN+4 "$SD_PID" 2>/dev/null || true
 	for i in $(seq 50); do
 		kill -0 "$SD_UNSHARE" 2>/dev/null || break
 		sleep 0.1
 	done
 	kill -KILL "$SD_UNSHARE" 2>/dev/null || true
 	wait "$SD_UNSHARE" 2>/dev/null || true
-	find "$SD_CG" -depth -type d -exec rmdir {} + 2>/dev/null || true
-	SD_PID=
+	[ -z "${SD_CG-}" ] ||
+		find "$SD_CG" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	SD_PID= SD_UNSHARE= SD_CG=
 }
 
 in_ns() {

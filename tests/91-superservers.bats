@@ -4,10 +4,21 @@
 # lands in the Maildir and the client's address reaches the handler.
 
 setup_file() {
-	# The three entries run smtpd-stdio as an unprivileged user; the files
-	# it touches must be reachable for that user, so no 0700 bats dirs.
+	# The three entries run smtpd-stdio as an unprivileged user, so what
+	# they run is installed (make install) under a 0755 directory whose
+	# parents that user can walk too: never under the checkout or the bats
+	# directories, which may sit below a 0700 one (/root, mktemp -d).
 	export W=$(mktemp -d /tmp/smtpd-stdio-91.XXXXXX)
 	chmod 0755 "$W"
+	local d=$W
+	while :; do
+		runuser -u nobody -- test -x "$d" || {
+			echo "nobody cannot walk through $d: $(ls -ld "$d")" >&2
+			return 1
+		}
+		[ "$d" != / ] || break
+		d=$(dirname "$d")
+	done
 }
 
 teardown_file() {
@@ -20,18 +31,21 @@ setup() {
 	[ "$(id -u)" -eq 0 ] || skip "the super-servers are started as root"
 	T=$W/$BATS_TEST_NUMBER
 	PREFIX=$T/prefix
-	mkdir -p "$T" "$T/Maildir" "$T/env" "$PREFIX/sbin" \
-		"$PREFIX/libexec/smtpd-stdio"
+	mkdir -m 0755 "$T"
+	mkdir "$T/Maildir" "$T/env"
 	chown nobody "$T/Maildir" "$T/env"
-	ln -s "$SMTPD" "$PREFIX/sbin/smtpd-stdio"
+	# The binary under test ($SMTPD, maybe a sanitizer build) as the one
+	# make installs: BIN names it, -o keeps make from rebuilding it.
+	(umask 022 && make -s -C "$ROOT" install install-units \
+		PREFIX="$PREFIX" DESTDIR= BIN="$SMTPD" -o "$SMTPD" >/dev/null)
 	# The entries' handler, wrapped to record the environment it was given.
+	mv "$PREFIX/libexec/smtpd-stdio/maildir" "$T/maildir"
 	cat >"$PREFIX/libexec/smtpd-stdio/maildir" <<-SH
 	#!/bin/sh
 	env >"$T/env/\$SMTP_ID"
-	exec "$ROOT/src/handlers/maildir" "\$@"
+	exec "$T/maildir" "\$@"
 	SH
 	chmod 0755 "$PREFIX/libexec/smtpd-stdio/maildir"
-	make -s -C "$ROOT" install-units PREFIX="$PREFIX" DESTDIR= >/dev/null
 	ETC=$PREFIX/etc/smtpd-stdio
 	PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	DAEMON=
