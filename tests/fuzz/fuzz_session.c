@@ -72,11 +72,13 @@ drive(const struct config *c, const char *in, size_t len,
 			take_replies(&s, seen);
 			if (seen->seq != s.txn_seq)
 				seen->pending.len = 0;	/* empty message */
-			buf_append(&seen->spool, seen->pending.data,
-			    seen->pending.len);
+			refusal = session_refusal(&s);
+			/* A refused message's bytes reach no handler. */
+			if (refusal == NULL)
+				buf_append(&seen->spool, seen->pending.data,
+				    seen->pending.len);
 			seen->pending.len = 0;
 			seen->seq = s.txn_seq;
-			refusal = session_refusal(&s);
 			buf_appendf(&seen->spool, "\n[%s from=<%s> rcpts=%zu]\n",
 			    refusal != NULL ? "refused" : "handler",
 			    s.txn.mail_from, s.txn.nrcpt);
