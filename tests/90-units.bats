@@ -58,17 +58,17 @@ teardown() {
 # systemd_ns_start PORT: systemd as PID 1 of private namespaces, running
 # the units from `make install-units PREFIX=/usr/local` on 127.0.0.1:PORT
 # (tests/fixtures/systemd-ns-init).  Sets SD_PID (the host's pid of that
-# PID 1) or skips when this machine cannot do it.
+# PID 1) or fails when this machine cannot do it.
 systemd_ns_start() {
 	local port=$1 cg2 i
-	[ "$(id -u)" -eq 0 ] || skip "needs root to run systemd in namespaces"
-	command -v unshare >/dev/null || skip "no unshare(1)"
+	[ "$(id -u)" -eq 0 ] || fail "needs root to run systemd in namespaces"
+	command -v unshare >/dev/null || fail "no unshare(1)"
 	cg2=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
-	[ -n "$cg2" ] || skip "no cgroup2 hierarchy mounted"
+	[ -n "$cg2" ] || fail "no cgroup2 hierarchy mounted"
 	# A cgroup of our own becomes the root of systemd's cgroup namespace,
 	# so it creates nothing elsewhere in the host's tree.
 	SD_CG=$cg2/smtpd-stdio-test.$$.$BATS_TEST_NUMBER
-	mkdir "$SD_CG" || skip "cannot create a cgroup under $cg2"
+	mkdir "$SD_CG" || fail "cannot create a cgroup under $cg2"
 	SD_LOG=$BATS_TEST_TMPDIR/systemd.log
 	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$SD_CG" \
 		unshare --pid --fork --kill-child --mount --uts --ipc --cgroup \
@@ -86,7 +86,7 @@ systemd_ns_start() {
 	done
 	echo "# systemd log:" >&3
 	sed 's/^/#   /' "$SD_LOG" >&3
-	skip "systemd did not come up in private namespaces on this machine"
+	fail "systemd did not come up in private namespaces on this machine"
 }
 
 systemd_ns_stop() {
