@@ -244,6 +244,15 @@ smuggles_once_bytewise() {
 	smtpd -v "$HANDLERS/accept" <"$IN" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err"
 	assert_equal "$(tr -cd '\000' <"$BATS_TEST_TMPDIR/out" | wc -c)" 0
 	assert_equal "$(tr -cd '\000' <"$BATS_TEST_TMPDIR/err" | wc -c)" 0
+	# Each line was answered and logged, its NUL escaped.
+	assert_equal "$(grep -c '^501 5\.5\.4 ' "$BATS_TEST_TMPDIR/out")" 3
+	run sed -n 's/^smtpd-stdio\[[0-9]*\]: < //p' "$BATS_TEST_TMPDIR/err"
+	assert_output - <<-'EOF'
+	HELO a\0b
+	MAIL FROM:<a\0b@example.org>
+	XYZZY\0
+	QUIT
+	EOF
 }
 
 @test "a bare CR in a command line gets 501 and does not end the line" {
