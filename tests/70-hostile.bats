@@ -422,6 +422,14 @@ big_message() {
 	assert_spool_empty
 }
 
+# plain_build: $SMTPD is not linked with AddressSanitizer.  SPEC 6 bounds
+# our memory; under ASan the allocator's quarantine and shadow pages add
+# RSS that is not ours, so there only the delivery is checked (make bench
+# reports the figures).
+plain_build() {
+	! ldd "$SMTPD" | grep -q libasan
+}
+
 @test "peak memory grows by less than 1 MiB while a 32 MiB message passes" {
 	printf 'EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nsmall\r\n.\r\nQUIT\r\n' >"$BATS_TEST_TMPDIR/small"
 	big_message "$IN" "$BATS_TEST_TMPDIR/expected" $((32 * 1024 * 1024 - 4096))
@@ -435,7 +443,9 @@ big_message() {
 	small=$(cat "$BATS_TEST_TMPDIR/rss-small")
 	big=$(cat "$BATS_TEST_TMPDIR/rss-big")
 	echo "max RSS: small message ${small} KiB, 32 MiB message ${big} KiB"
-	[ $((big - small)) -lt 1024 ]
+	if plain_build; then
+		[ $((big - small)) -lt 1024 ]
+	fi
 }
 
 @test "a 32 MiB message sent in one pipe read after another arrives whole" {
@@ -464,7 +474,9 @@ big_message() {
 	small=$(cat "$BATS_TEST_TMPDIR/rss-small")
 	big=$(cat "$BATS_TEST_TMPDIR/rss-big")
 	echo "max RSS: small message ${small} KiB, one 32 MiB line ${big} KiB"
-	[ $((big - small)) -lt 1024 ]
+	if plain_build; then
+		[ $((big - small)) -lt 1024 ]
+	fi
 }
 
 # --- Sessions cut short (SPEC 4, EOF) -------------------------------------
