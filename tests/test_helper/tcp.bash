@@ -63,6 +63,7 @@ assert_server_exits() {
 			batslib_decorate "a connection's process is still running" | fail
 		return 1
 	fi
+	# shellcheck disable=SC2013 # the codes are words: numbers
 	for code in $(grep -Eo 'Child [0-9]+ died with code [0-9]+' "$SERVER_LOG" |
 	    sed 's/.* //'); do
 		case " ${SERVER_EXIT:-0} " in
