@@ -130,11 +130,41 @@ closed_port() {
 	assert_regex "$(reply_after .)" '^451 4\.3\.5( |$)'
 }
 
+# cat_spy: a cat first in PATH that saves the listing of $MAILDIR/tmp in
+# $BATS_TEST_TMPDIR/tmp-seen, then runs the real cat.  The shell creates
+# the file of `cat >FILE` before it runs cat, so the listing shows it.
+cat_spy() {
+	mkdir -p "$BATS_TEST_TMPDIR/spy"
+	cat >"$BATS_TEST_TMPDIR/spy/cat" <<-EOF
+	#!/bin/sh
+	ls -A "$MAILDIR/tmp" >"$BATS_TEST_TMPDIR/tmp-seen"
+	exec $(command -v cat) "\$@"
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/spy/cat"
+}
+
+@test "maildir writes into tmp/, then renames that same name into new/" {
+	mkdir -p "$MAILDIR"
+	cat_spy
+	run --separate-stderr env PATH="$BATS_TEST_TMPDIR/spy:$PATH" SMTP_ID=X1.a \
+		"$SHIPPED/maildir" "$MAILDIR" <<<'body'
+	assert_success
+	run cat "$BATS_TEST_TMPDIR/tmp-seen"
+	assert_output --regexp '^[0-9]+\.M[0-9]{6}P[0-9]+_X1_a\.[^:/]+$'
+	assert_equal "$(ls -A "$MAILDIR/new")" "$output"
+	assert_equal "$(ls -A "$MAILDIR/tmp")" ''
+}
+
 @test "maildir removes its tmp file when the write fails, and exits 75" {
 	mkdir -p "$MAILDIR"
+	cat_spy
 	# A directory on stdin: the file in tmp/ is created, then cat fails.
-	run --separate-stderr env SMTP_ID=X1 "$SHIPPED/maildir" "$MAILDIR" <"$BATS_TEST_TMPDIR"
+	run --separate-stderr env PATH="$BATS_TEST_TMPDIR/spy:$PATH" SMTP_ID=X1 \
+		"$SHIPPED/maildir" "$MAILDIR" <"$BATS_TEST_TMPDIR"
 	assert_failure 75
+	assert_regex "$stderr" 'maildir: cannot write '
+	run cat "$BATS_TEST_TMPDIR/tmp-seen"
+	assert_output --regexp '^[0-9]+\.M[0-9]{6}P[0-9]+_X1\.[^:/]+$'
 	run ls -A "$MAILDIR/tmp" "$MAILDIR/new"
 	refute_output --regexp 'X1'
 }

@@ -546,13 +546,11 @@ envelope_dialogue() {
 @test "--timeout 1: a client silent after EHLO gets 421 4.4.2 and exit 1" {
 	fifo_client
 	printf 'EHLO client.example\r\n' >&5
-	local start=$SECONDS
 	run --separate-stderr smtpd --timeout 1 "$HANDLERS/accept" <"$FIFO" 5>&-
 	exec 5>&-
 	assert_failure 1
 	assert_equal "$(reply_codes | tr '\n' ' ')" '220 250 421 '
 	assert_line --index -1 --regexp '^421 4\.4\.2 '
-	(( SECONDS - start < 30 ))
 }
 
 @test "--timeout 1: a client silent after the greeting gets 421 4.4.2 and exit 1" {
@@ -574,17 +572,6 @@ envelope_dialogue() {
 	assert_line --index -1 --regexp '^421 4\.4\.2 '
 	assert_spool_empty
 	assert_no_message
-}
-
-@test "--timeout 1: the timeout waits at least a second" {
-	fifo_client
-	local start end
-	start=$(date +%s%N)
-	run --separate-stderr smtpd --timeout 1 "$HANDLERS/accept" <"$FIFO" 5>&-
-	end=$(date +%s%N)
-	exec 5>&-
-	assert_failure 1
-	(( end - start >= 900000000 )) || fail "timed out after $(( (end - start) / 1000000 )) ms"
 }
 
 # paced_client LINE...: writes each LINE with CRLF, pausing 0.3 s after

@@ -244,6 +244,15 @@ smuggles_once_bytewise() {
 	smtpd -v "$HANDLERS/accept" <"$IN" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err"
 	assert_equal "$(tr -cd '\000' <"$BATS_TEST_TMPDIR/out" | wc -c)" 0
 	assert_equal "$(tr -cd '\000' <"$BATS_TEST_TMPDIR/err" | wc -c)" 0
+	# Each line was answered and logged, its NUL escaped.
+	assert_equal "$(grep -c '^501 5\.5\.4 ' "$BATS_TEST_TMPDIR/out")" 3
+	run sed -n 's/^smtpd-stdio\[[0-9]*\]: < //p' "$BATS_TEST_TMPDIR/err"
+	assert_output - <<-'EOF'
+	HELO a\0b
+	MAIL FROM:<a\0b@example.org>
+	XYZZY\0
+	QUIT
+	EOF
 }
 
 @test "a bare CR in a command line gets 501 and does not end the line" {
@@ -413,6 +422,14 @@ big_message() {
 	assert_spool_empty
 }
 
+# plain_build: $SMTPD is not linked with AddressSanitizer.  SPEC 6 bounds
+# our memory; under ASan the allocator's quarantine and shadow pages add
+# RSS that is not ours, so there only the delivery is checked (make bench
+# reports the figures).
+plain_build() {
+	! ldd "$SMTPD" | grep -q libasan
+}
+
 @test "peak memory grows by less than 1 MiB while a 32 MiB message passes" {
 	printf 'EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nsmall\r\n.\r\nQUIT\r\n' >"$BATS_TEST_TMPDIR/small"
 	big_message "$IN" "$BATS_TEST_TMPDIR/expected" $((32 * 1024 * 1024 - 4096))
@@ -426,7 +443,9 @@ big_message() {
 	small=$(cat "$BATS_TEST_TMPDIR/rss-small")
 	big=$(cat "$BATS_TEST_TMPDIR/rss-big")
 	echo "max RSS: small message ${small} KiB, 32 MiB message ${big} KiB"
-	[ $((big - small)) -lt 1024 ]
+	if plain_build; then
+		[ $((big - small)) -lt 1024 ]
+	fi
 }
 
 @test "a 32 MiB message sent in one pipe read after another arrives whole" {
@@ -455,7 +474,9 @@ big_message() {
 	small=$(cat "$BATS_TEST_TMPDIR/rss-small")
 	big=$(cat "$BATS_TEST_TMPDIR/rss-big")
 	echo "max RSS: small message ${small} KiB, one 32 MiB line ${big} KiB"
-	[ $((big - small)) -lt 1024 ]
+	if plain_build; then
+		[ $((big - small)) -lt 1024 ]
+	fi
 }
 
 # --- Sessions cut short (SPEC 4, EOF) -------------------------------------
@@ -529,7 +550,7 @@ print(p.returncode)' "$IN" timeout -k 5 60 "$SMTPD" --hostname mx.test --log std
 	SMALL_FS=$BATS_TEST_TMPDIR/small-fs
 	mkdir "$SMALL_FS"
 	mount -t tmpfs -o size=64k tmpfs "$SMALL_FS" 2>/dev/null ||
-		{ SMALL_FS=; skip "cannot mount a small tmpfs (needs root)"; }
+		{ SMALL_FS=; fail "cannot mount a small tmpfs (needs root)"; }
 	export TMPDIR=$SMALL_FS
 	{
 		printf 'HELO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n'

@@ -45,6 +45,7 @@ setup() {
 
 @test "a TCP client that pipelines a flood and never reads is dropped after --timeout" {
 	load test_helper/tcp
+	SERVER_EXIT=1
 	start_server --timeout 2 "$HANDLERS/accept"
 	run python3 -c "import socket
 s = socket.create_connection(('127.0.0.1', $PORT), timeout=30)

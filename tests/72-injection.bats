@@ -15,22 +15,35 @@ deliver_to_argv() {
 }
 
 @test "shell metacharacters in addresses reach argv verbatim and run nothing" {
-	deliver_to_argv "\"\$(touch $CANARY)\"@example.org" "a\`touch${CANARY//\//}\`|b&c@example.net"
+	# A dot-atom has no space, so the recipient's canary spells it ${IFS}:
+	# each canary fires if its address ever goes through sh -c.
+	deliver_to_argv "\"\$(touch $CANARY.from)\"@example.org" "a\`touch\${IFS}$CANARY.rcpt\`|b&c@example.net"
 	assert_success
 	assert_line --index 9 --regexp '^250 2\.0\.0 '
 	run cat "$DUMP/1/argv"
 	assert_output "--
-\"\$(touch $CANARY)\"@example.org
-a\`touch${CANARY//\//}\`|b&c@example.net"
-	[ ! -e "$CANARY" ]
+\"\$(touch $CANARY.from)\"@example.org
+a\`touch\${IFS}$CANARY.rcpt\`|b&c@example.net"
+	[ ! -e "$CANARY.from" ]
+	[ ! -e "$CANARY.rcpt" ]
 }
 
 @test "option-looking addresses stay single arguments after the handler's --" {
-	deliver_to_argv '-oQ/tmp/x@example.org' '--help@x.example'
+	# A handler that takes -o FILE (and creates it), then dumps its argv.
+	cat >"$BATS_TEST_TMPDIR/opts" <<-EOF
+	#!/bin/sh
+	while getopts o: c; do [ "\$c" = o ] && : >"\$OPTARG"; done
+	exec "$HANDLERS/dump" "\$@"
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/opts"
+	printf 'EHLO c\r\nMAIL FROM:<-o%s@example.org>\r\nRCPT TO:<--help@x.example>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n' "$CANARY" >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr smtpd "$BATS_TEST_TMPDIR/opts" -- {sender} {recipients} <"$BATS_TEST_TMPDIR/in"
 	assert_success
 	run cat "$DUMP/1/argv"
-	assert_output $'--\n-oQ/tmp/x@example.org\n--help@x.example'
-	[ ! -e /tmp/x ]
+	assert_output "--
+-o$CANARY@example.org
+--help@x.example"
+	[ ! -e "$CANARY@example.org" ]
 }
 
 @test "HELO cannot add a header: a bare CR or LF in it is refused, parentheses stay inside Received" {
@@ -100,4 +113,7 @@ a\`touch${CANARY//\//}\`|b&c@example.net"
 	assert_equal "$(printf '%s\n' "$stderr" | wc -l)" 3
 	run grep -c $'\xc3' <<<"$stderr"
 	assert_output 0
+	# The sender is there, quoted: quotes and backslashes escaped, 8-bit in octal.
+	run grep -cF ' from="\"a\\\\\\\"\303\251 x\"@b.example" rcpts=1 ' <<<"$stderr"
+	assert_output 1
 }

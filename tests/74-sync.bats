@@ -25,6 +25,7 @@ print(' '.join(l[:3].decode() for l in got.split(b'\r\n')[:-1] if l[3:4] != b'-'
 }
 
 @test "a client that talks before the greeting gets 554 5.5.0 instead of it" {
+	SERVER_EXIT=1
 	start_server "$HANDLERS/accept"
 	talk 's.sendall(b"EHLO client.example\r\n")
 got = rest(s)'
@@ -34,6 +35,7 @@ got = rest(s)'
 }
 
 @test "a HELO client that pipelines MAIL behind HELO gets 554 5.5.0" {
+	SERVER_EXIT=1
 	start_server "$HANDLERS/accept"
 	talk 'got = until(s, b"\r\n")
 s.sendall(b"HELO client.example\r\nMAIL FROM:<a@example.org>\r\n")
@@ -43,6 +45,7 @@ got += rest(s)'
 }
 
 @test "a HELO client that pipelines MAIL and RCPT gets 554 5.5.0 at MAIL" {
+	SERVER_EXIT=1
 	start_server "$HANDLERS/accept"
 	talk 'got = until(s, b"\r\n")
 s.sendall(b"HELO client.example\r\n")
@@ -54,6 +57,7 @@ got += rest(s)'
 }
 
 @test "commands pipelined behind EHLO get 554 5.5.0" {
+	SERVER_EXIT=1
 	start_server "$HANDLERS/accept"
 	talk 'got = until(s, b"\r\n")
 s.sendall(b"EHLO client.example\r\nMAIL FROM:<a@example.org>\r\n")
@@ -78,6 +82,7 @@ got += rest(s)'
 }
 
 @test "the message sent in the same write as DATA gets 554 5.5.0, no handler run" {
+	SERVER_EXIT=1
 	start_server "$HANDLERS/dump"
 	talk 'got = until(s, b"\r\n")
 s.sendall(b"EHLO client.example\r\n")

@@ -28,7 +28,7 @@ teardown_file() {
 setup() {
 	load test_helper/common
 	common_setup
-	[ "$(id -u)" -eq 0 ] || skip "the super-servers are started as root"
+	[ "$(id -u)" -eq 0 ] || fail "the super-servers are started as root"
 	T=$W/$BATS_TEST_NUMBER
 	PREFIX=$T/prefix
 	mkdir -m 0755 "$T"
@@ -131,7 +131,7 @@ assert_delivered() {
 
 @test "openbsd-inetd: the shipped inetd.conf line delivers, peer from getpeername" {
 	inetd=$(pkg_bin openbsd-inetd /usr/sbin/inetd) ||
-		skip "openbsd-inetd: not installed and apt-get download failed"
+		fail "openbsd-inetd: not installed and apt-get download failed"
 	localise -e "s/^smtp\([[:space:]]\)/127.0.0.1:$PORT\1/" \
 		"$ETC/inetd.conf" >"$T/inetd.conf"
 	run grep -c "^127.0.0.1:$PORT	stream	tcp	nowait	nobody	$PREFIX/sbin/smtpd-stdio	smtpd-stdio --log syslog $PREFIX/libexec/smtpd-stdio/maildir $T/Maildir\$" "$T/inetd.conf"
@@ -149,7 +149,7 @@ assert_delivered() {
 
 @test "xinetd: the shipped service file delivers, peer from getpeername" {
 	xinetd=$(pkg_bin xinetd /usr/sbin/xinetd) ||
-		skip "xinetd: not installed (it conflicts with openbsd-inetd) and apt-get download failed"
+		fail "xinetd: not installed (it conflicts with openbsd-inetd) and apt-get download failed"
 	# An unlisted service on our port, on loopback, enabled.
 	localise -e 's/^service smtp$/service smtpd-stdio-test/' \
 		-e 's/^\([[:space:]]*disable[[:space:]]*=\).*/\1 no/' \
@@ -168,7 +168,7 @@ assert_delivered() {
 }
 
 @test "tcpserver: the shipped run script delivers, UCSPI variables set" {
-	command -v tcpserver >/dev/null || skip "ucspi-tcp is not installed"
+	command -v tcpserver >/dev/null || fail "ucspi-tcp is not installed"
 	# The run script takes its settings from the environment.
 	localise "$ETC/tcpserver/run" >"$T/run"
 	chmod 0755 "$T/run"

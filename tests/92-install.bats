@@ -114,7 +114,9 @@ tree() {
 	mk install-units
 	run grep -E '^[[:space:]]*disable[[:space:]]*=' "$D/usr/local/etc/smtpd-stdio/xinetd"
 	assert_output --regexp '= yes$'
-	run grep -rl 'smtpd-stdio' "$D/usr/local/etc" --include='*.wants'
+	# Enabling is a *.wants or *.requires directory of symlinks.
+	run find "$D" \( -name '*.wants' -o -name '*.requires' -o -type l \) -printf '%P\n'
+	assert_success
 	assert_output ''
 	[ ! -e "$D/etc" ]
 }
