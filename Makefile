@@ -15,7 +15,7 @@ SANITIZE	?= 0
 # Debian packages the build, the tests and the lint need (see README).
 BUILD_DEPS	= libbsd-dev pkg-config
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
-		  mandoc shellcheck openbsd-inetd ucspi-tcp faketime
+		  mandoc shellcheck openbsd-inetd ucspi-tcp
 DEPS		= $(BUILD_DEPS) $(TEST_DEPS)
 ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
 DEPS		+= clang

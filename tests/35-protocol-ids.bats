@@ -46,27 +46,25 @@ utf8_message() {
 	[[ $(cat "$DUMP/2/SMTP_ID") =~ ^[0-9A-F]+\.[0-9A-F]+\.2\.[0-9a-f]{10}$ ]]
 }
 
-# Hosts share no pid space and no clock: the same time, pid and counter on
-# two hosts must still give two ids.  Four processes with the same pid
-# (each is pid 1 in a fresh pid namespace) and a clock stopped at the same
-# microsecond (libfaketime with an absolute time, which does not advance)
-# stand for four hosts.
-@test "the same pid at the same microsecond on four hosts still gives four ids" {
+# Hosts share no pid space: two hosts can run the same pid with the same
+# counter at the same microsecond.  Four processes with the same pid (each
+# is pid 1 in a fresh pid namespace) stand for four hosts; their ids must
+# still differ in the random part alone.  (The clock cannot be stopped for
+# a static executable, so the random part is checked on its own.)
+@test "the same pid and counter on four hosts still give four ids, by their random bits" {
 	local i
 	message_dialogue 1
 	for i in 1 2 3 4; do
-		LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 \
-		FAKETIME='2026-12-01 12:00:00' FAKETIME_DONT_FAKE_MONOTONIC=1 \
-		    unshare --pid --fork "$SMTPD" --hostname mx.test --log stderr "$HANDLERS/dump" \
+		unshare --pid --fork "$SMTPD" --hostname mx.test --log stderr "$HANDLERS/dump" \
 		    <"$DIALOGUE" >/dev/null 2>&1 &
 	done
 	wait
 	[ "$(ls "$DUMP" | wc -l)" -eq 4 ]
-	# Same time, pid and counter in all four ...
-	run sh -c "for f in '$DUMP'/*/SMTP_ID; do cat \"\$f\"; echo; done | cut -d. -f1-3 | sort -u | wc -l"
-	assert_output 1
-	# ... and still four ids.
-	run sh -c "for f in '$DUMP'/*/SMTP_ID; do cat \"\$f\"; echo; done | sort -u | wc -l"
+	# The same pid and counter in all four ...
+	run sh -c "for f in '$DUMP'/*/SMTP_ID; do cat \"\$f\"; echo; done | cut -d. -f2,3 | sort -u"
+	assert_output 1.1
+	# ... and four different random parts of 40 bits.
+	run sh -c "for f in '$DUMP'/*/SMTP_ID; do cat \"\$f\"; echo; done | cut -d. -f4 | grep -E '^[0-9a-f]{10}\$' | sort -u | wc -l"
 	assert_output 4
 }
 

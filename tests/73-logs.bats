@@ -103,7 +103,7 @@ message() {
 	assert_output 552
 	run fields from 'rcpts='
 	assert_output a@example.org
-	[[ $stderr =~ \]:\ [0-9A-F]+\.[0-9A-F]+\.[0-9]+:\ client= ]]
+	[[ $stderr =~ \]:\ [0-9A-F]+\.[0-9A-F]+\.[0-9]+\.[0-9a-f]{10}:\ client= ]]
 }
 
 @test "a message refused for 8-bit data under --7bit is logged with handler=none reply=554" {
