@@ -18,8 +18,24 @@
 
 #include "smtpd-stdio.h"
 
-static int	 flush_replies(struct session *, long long);
-static void	 client_input(struct session *, char *, size_t, size_t *);
+/*
+ * SPEC 10.3: by when the client must have sent what it owes us.  Every
+ * wait gets one absolute deadline, the nearest of these, never a timeout
+ * re-armed per read, so trickling bytes cannot stretch any of them.
+ */
+struct deadlines {
+	long long	 session_end;	/* --session-timeout */
+	long long	 line_end;	/* --timeout, from our last reply */
+	long long	 data_start;	/* the 354 went out; 0 outside DATA */
+	uint64_t	 data_bytes;	/* read since data_start */
+};
+
+#define DATA_RATE_GRACE_MS	10000	/* --min-data-rate applies after */
+
+static int	 flush_replies(struct session *, struct deadlines *);
+static long long next_deadline(const struct session *, struct deadlines *);
+static void	 client_input(struct session *, struct deadlines *, char *,
+		    size_t, size_t *);
 static void	 stop(struct session *);
 static void	 message_id(const struct session *, struct spool *);
 static void	 log_message(const struct session *, const struct spool *,
@@ -85,15 +101,56 @@ exec_limits(struct config *c)
 	c->exec_room = (size_t)argmax > used ? (size_t)argmax - used : 0;
 }
 
-/* Write all queued replies in one go.  -1 if the client is gone. */
+/*
+ * Write all queued replies in one go.  -1 if the client is gone.  A
+ * reply starts the time the client has for its next command line.
+ */
 static int
-flush_replies(struct session *s, long long timeout)
+flush_replies(struct session *s, struct deadlines *dl)
 {
-	int	 r;
+	long long	 now = conn_now_ms();
+	int		 r;
 
-	r = conn_write(s->out.data, s->out.len, conn_now_ms() + timeout * 1000);
+	if (s->out.len == 0)
+		return 0;
+	r = conn_write(s->out.data, s->out.len, now + s->conf->timeout * 1000);
 	buf_consume(&s->out, s->out.len);
+	dl->line_end = conn_now_ms() + s->conf->timeout * 1000;
 	return r;
+}
+
+/*
+ * The deadline of the next wait for the client.  In a command line it is
+ * --timeout after our last reply.  In a message the client may idle
+ * --timeout between reads, and after a grace period it must have kept up
+ * --min-data-rate since the 354 on average: with n octets read, that
+ * runs out n / rate seconds after the 354.
+ */
+static long long
+next_deadline(const struct session *s, struct deadlines *dl)
+{
+	const struct config	*c = s->conf;
+	long long		 now = conn_now_ms(), end, rate_end;
+
+	if (s->state != SS_DATA) {
+		dl->data_start = 0;
+		end = dl->line_end;
+	} else {
+		if (dl->data_start == 0) {
+			dl->data_start = now;
+			dl->data_bytes = 0;
+		}
+		end = now + c->timeout * 1000;
+		if (c->min_data_rate > 0) {
+			rate_end = dl->data_start + (long long)(dl->data_bytes *
+			    1000 / (uint64_t)c->min_data_rate);
+			if (rate_end < dl->data_start + DATA_RATE_GRACE_MS)
+				rate_end = dl->data_start + DATA_RATE_GRACE_MS;
+			if (rate_end < end)
+				end = rate_end;
+		}
+	}
+	return end < dl->session_end ? end : dl->session_end;
 }
 
 /* The id of the current transaction's message, made at its first use. */
@@ -240,13 +297,14 @@ deliver(struct session *s, struct spool *sp, const struct peer *p)
  * the wait: data (in buf, *len), end of file, timeout, or a stop signal.
  */
 static void
-client_input(struct session *s, char *buf, size_t size, size_t *len)
+client_input(struct session *s, struct deadlines *dl, char *buf,
+    size_t size, size_t *len)
 {
-	const struct config	*c = s->conf;
-
 	*len = 0;
-	switch (conn_read(buf, size, len, conn_now_ms() + c->timeout * 1000)) {
+	switch (conn_read(buf, size, len, next_deadline(s, dl))) {
 	case INPUT_DATA:
+		if (s->state == SS_DATA)
+			dl->data_bytes += *len;
 		break;
 	case INPUT_EOF:
 		(void)session_eof(s);
@@ -276,8 +334,12 @@ serve(const struct config *c, const struct peer *p)
 	struct spool		 sp = { -1, 0, 0, 0, 0, "" };
 	size_t			 off = 0, len = 0, used;
 	enum session_action	 act;
+	struct deadlines	 dl;
 	int			 status;
 
+	memset(&dl, 0, sizeof(dl));
+	dl.session_end = conn_now_ms() + c->session_timeout * 1000;
+	dl.line_end = conn_now_ms() + c->timeout * 1000;
 	session_init(&s, c);
 	if (conn_spoke_first())
 		(void)session_pregreet(&s);
@@ -286,20 +348,20 @@ serve(const struct config *c, const struct peer *p)
 		off += used;
 		switch (act) {
 		case SA_NEED_INPUT:
-			if (flush_replies(&s, c->timeout) == -1)
+			if (flush_replies(&s, &dl) == -1)
 				goto gone;
 			off = 0;
-			client_input(&s, in, sizeof(in), &len);
+			client_input(&s, &dl, in, sizeof(in), &len);
 			break;
 		case SA_FLUSH:
-			if (flush_replies(&s, c->timeout) == -1)
+			if (flush_replies(&s, &dl) == -1)
 				goto gone;
 			break;
 		case SA_SPOOL:
 			spool_data(&s, &sp, p);
 			break;
 		case SA_DELIVER:
-			if (flush_replies(&s, c->timeout) == -1)
+			if (flush_replies(&s, &dl) == -1)
 				goto gone;
 			/*
 			 * Never start a handler after a stop request; after
@@ -312,7 +374,7 @@ serve(const struct config *c, const struct peer *p)
 			break;
 		case SA_CLOSE:
 			status = s.exit_status;
-			if (flush_replies(&s, c->timeout) == -1)
+			if (flush_replies(&s, &dl) == -1)
 				goto gone;
 			conn_linger();
 			goto out;

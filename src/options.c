@@ -25,6 +25,8 @@
 		"[--log syslog|stderr]\n" \
 		"                   [--max-errors n] [--max-messages n] " \
 		"[--max-recipients n]\n" \
+		"                   [--min-data-rate bytes] " \
+		"[--session-timeout seconds]\n" \
 		"                   [--relay host[:port]] [--size-limit bytes] " \
 		"[--timeout seconds]\n" \
 		"                   [--] handler [arg ...]\n"
@@ -36,7 +38,7 @@ enum {
 	OPT_HOSTNAME = 256, OPT_SIZE_LIMIT, OPT_SMTPUTF8, OPT_7BIT, OPT_RELAY,
 	OPT_MAX_RECIPIENTS, OPT_MAX_MESSAGES, OPT_TIMEOUT, OPT_HANDLER_TIMEOUT,
 	OPT_MAX_ERRORS, OPT_DSN, OPT_CRLF, OPT_NO_RECEIVED, OPT_LOG,
-	OPT_VERSION, OPT_HELP
+	OPT_VERSION, OPT_HELP, OPT_SESSION_TIMEOUT, OPT_MIN_DATA_RATE
 };
 
 static const struct option longopts[] = {
@@ -48,6 +50,8 @@ static const struct option longopts[] = {
 	{ "max-recipients",	required_argument, NULL, OPT_MAX_RECIPIENTS },
 	{ "max-messages",	required_argument, NULL, OPT_MAX_MESSAGES },
 	{ "timeout",		required_argument, NULL, OPT_TIMEOUT },
+	{ "session-timeout",	required_argument, NULL, OPT_SESSION_TIMEOUT },
+	{ "min-data-rate",	required_argument, NULL, OPT_MIN_DATA_RATE },
 	{ "handler-timeout",	required_argument, NULL, OPT_HANDLER_TIMEOUT },
 	{ "max-errors",		required_argument, NULL, OPT_MAX_ERRORS },
 	{ "dsn",		no_argument,	   NULL, OPT_DSN },
@@ -77,6 +81,10 @@ static const struct number_option {
 	    offsetof(struct config, timeout) },
 	{ OPT_HANDLER_TIMEOUT, "handler-timeout", 1, INT_MAX / 1000,
 	    offsetof(struct config, handler_timeout) },
+	{ OPT_SESSION_TIMEOUT, "session-timeout", 1, INT_MAX / 1000,
+	    offsetof(struct config, session_timeout) },
+	{ OPT_MIN_DATA_RATE, "min-data-rate", 0, INT_MAX,
+	    offsetof(struct config, min_data_rate) },
 	{ OPT_MAX_ERRORS, "max-errors", 1, LLONG_MAX,
 	    offsetof(struct config, max_errors) },
 };
@@ -338,6 +346,8 @@ options_parse(int argc, char **argv, struct config *c)
 	c->max_recipients = 1000;
 	c->timeout = 300;
 	c->handler_timeout = 300;
+	c->session_timeout = 3600;
+	c->min_data_rate = 1024;
 	c->max_errors = 20;
 	c->received = 1;
 	c->log = LOGTO_SYSLOG;

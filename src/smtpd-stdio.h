@@ -54,6 +54,8 @@ struct config {
 	long long	  max_recipients;
 	long long	  max_messages;		/* 0 = unlimited */
 	long long	  timeout;		/* seconds */
+	long long	  session_timeout;	/* seconds */
+	long long	  min_data_rate;	/* octets/s in a message, 0 = off */
 	long long	  handler_timeout;	/* seconds */
 	long long	  max_errors;
 	int		  dsn;
