@@ -15,7 +15,7 @@ SANITIZE	?= 0
 # Debian packages the build, the tests and the lint need (see README).
 BUILD_DEPS	= libbsd-dev pkg-config
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
-		  mandoc shellcheck openbsd-inetd ucspi-tcp
+		  mandoc shellcheck openbsd-inetd ucspi-tcp haproxy
 DEPS		= $(BUILD_DEPS) $(TEST_DEPS)
 ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
 DEPS		+= clang
@@ -64,7 +64,7 @@ LINK_MODE	= -pie
 endif
 ALL_LDFLAGS	= $(LINK_MODE) -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 
-SRCS		= main.c options.c conn.c session.c addr.c data.c spool.c handler.c reply.c \
+SRCS		= main.c options.c conn.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
 		  log.c peer.c buf.c
 OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
@@ -149,7 +149,8 @@ FUZZ_session	= session.c addr.c data.c buf.c log.c
 FUZZ_addr	= addr.c
 FUZZ_data	= data.c buf.c log.c
 FUZZ_reply	= reply.c buf.c log.c
-FUZZERS		= session addr data reply
+FUZZ_proxy	= proxy.c
+FUZZERS		= session addr data reply proxy
 
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c src/*.c src/smtpd-stdio.h | deps
 	mkdir -p $(FUZZ_O)

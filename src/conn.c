@@ -124,6 +124,13 @@ wait_fd(int fd, short events, long long deadline)
 	}
 }
 
+/* fd 0 has input (or EOF) before the deadline: 1, else 0. */
+int
+conn_wait_input(long long deadline)
+{
+	return wait_fd(0, POLLIN, deadline) == 1;
+}
+
 /* One read of the client, waiting until the deadline at most. */
 enum conn_input
 conn_read(char *buf, size_t size, size_t *got, long long deadline)

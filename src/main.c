@@ -49,7 +49,8 @@ static void	 spool_data(struct session *, struct spool *,
 		    const struct peer *);
 static void	 deliver(struct session *, struct spool *,
 		    const struct peer *);
-static int	 serve(const struct config *, const struct peer *);
+static int	 serve(const struct config *, const struct peer *, int);
+static int	 proxy_header(const struct config *, struct peer *);
 
 /*
  * fds 0-2 exist, nothing else is inherited, and log lines never reach
@@ -327,7 +328,7 @@ stop(struct session *s)
 }
 
 static int
-serve(const struct config *c, const struct peer *p)
+serve(const struct config *c, const struct peer *p, int bad_proxy)
 {
 	static char		 in[INPUT_CHUNK];
 	struct session		 s;
@@ -341,7 +342,9 @@ serve(const struct config *c, const struct peer *p)
 	dl.session_end = conn_now_ms() + c->session_timeout * 1000;
 	dl.line_end = conn_now_ms() + c->timeout * 1000;
 	session_init(&s, c);
-	if (conn_spoke_first())
+	if (bad_proxy)
+		(void)session_bad_proxy(&s);
+	else if (conn_spoke_first())
 		(void)session_pregreet(&s);
 	for (;;) {
 		act = session_feed(&s, in + off, len - off, &used);
@@ -390,11 +393,41 @@ out:
 	return status;
 }
 
+/*
+ * SPEC 10.1: with --proxy-protocol the header comes first, within 5 s,
+ * and its addresses replace the socket's.  -1: the client left inside
+ * it; 1: no usable header; 0: go on.
+ */
+static int
+proxy_header(const struct config *c, struct peer *p)
+{
+	struct proxy_result	 r;
+
+	if (!c->proxy_protocol)
+		return 0;
+	switch (proxy_read(conn_now_ms() + PROXY_TIMEOUT * 1000, &r)) {
+	case PROXY_OK:
+		peer_from_proxy(p, &r);
+		return 0;
+	case PROXY_EOF:
+		log_info("connect from %s: closed inside the PROXY header",
+		    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown");
+		return -1;
+	case PROXY_BAD:
+		break;
+	}
+	log_warn("connect from %s: no valid PROXY header within %ds",
+	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
+	    PROXY_TIMEOUT);
+	return 1;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct config	 conf;
 	struct peer	 peer;
+	int		 bad_proxy;
 
 	options_parse(argc, argv, &conf);
 	umask(077);
@@ -406,8 +439,10 @@ main(int argc, char **argv)
 		conf.hostname = options_default_hostname();
 	peer_lookup(&peer);
 	exec_limits(&conf);
+	if ((bad_proxy = proxy_header(&conf, &peer)) == -1)
+		return EXIT_OK;		/* SPEC 10.1: EOF in the header */
 	log_info("connect from %s port %s", peer.remote_addr[0] != '\0' ?
 	    peer.remote_addr : "unknown", peer.remote_port[0] != '\0' ?
 	    peer.remote_port : "-");
-	return serve(&conf, &peer);
+	return serve(&conf, &peer, bad_proxy);
 }

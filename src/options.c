@@ -25,7 +25,7 @@
 		"[--log syslog|stderr]\n" \
 		"                   [--max-errors n] [--max-messages n] " \
 		"[--max-recipients n]\n" \
-		"                   [--min-data-rate bytes] " \
+		"                   [--min-data-rate bytes] [--proxy-protocol] " \
 		"[--session-timeout seconds]\n" \
 		"                   [--relay host[:port]] [--size-limit bytes] " \
 		"[--timeout seconds]\n" \
@@ -38,7 +38,8 @@ enum {
 	OPT_HOSTNAME = 256, OPT_SIZE_LIMIT, OPT_SMTPUTF8, OPT_7BIT, OPT_RELAY,
 	OPT_MAX_RECIPIENTS, OPT_MAX_MESSAGES, OPT_TIMEOUT, OPT_HANDLER_TIMEOUT,
 	OPT_MAX_ERRORS, OPT_DSN, OPT_CRLF, OPT_NO_RECEIVED, OPT_LOG,
-	OPT_VERSION, OPT_HELP, OPT_SESSION_TIMEOUT, OPT_MIN_DATA_RATE
+	OPT_VERSION, OPT_HELP, OPT_SESSION_TIMEOUT, OPT_MIN_DATA_RATE,
+	OPT_PROXY_PROTOCOL
 };
 
 static const struct option longopts[] = {
@@ -52,6 +53,7 @@ static const struct option longopts[] = {
 	{ "timeout",		required_argument, NULL, OPT_TIMEOUT },
 	{ "session-timeout",	required_argument, NULL, OPT_SESSION_TIMEOUT },
 	{ "min-data-rate",	required_argument, NULL, OPT_MIN_DATA_RATE },
+	{ "proxy-protocol",	no_argument,	   NULL, OPT_PROXY_PROTOCOL },
 	{ "handler-timeout",	required_argument, NULL, OPT_HANDLER_TIMEOUT },
 	{ "max-errors",		required_argument, NULL, OPT_MAX_ERRORS },
 	{ "dsn",		no_argument,	   NULL, OPT_DSN },
@@ -101,6 +103,7 @@ static const struct flag_option {
 	{ OPT_CRLF, offsetof(struct config, crlf), 1 },
 	{ OPT_NO_RECEIVED, offsetof(struct config, received), 0 },
 	{ 'v', offsetof(struct config, verbose), 1 },
+	{ OPT_PROXY_PROTOCOL, offsetof(struct config, proxy_protocol), 1 },
 };
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))

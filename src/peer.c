@@ -14,6 +14,7 @@
 
 static int	sockaddr_format(const struct sockaddr_storage *, char *, size_t,
 		    char *, size_t);
+static void	copy_addr(char *, size_t, const char *);
 static void	copy_env_addr(char *, size_t, const char *);
 static void	copy_env_port(char *, size_t, const char *);
 static void	copy_env_host(char *, size_t, const char *);
@@ -51,19 +52,19 @@ sockaddr_format(const struct sockaddr_storage *ss, char *addr, size_t alen,
 }
 
 /*
- * An address variable, kept only when inet_pton() takes it, and written
- * back in canonical form: "cafe" or "1.2.3.4x" never reach the handler or
- * the Received header, and "::ffff:192.0.2.1" (any spelling) is shown as
- * "192.0.2.1".
+ * An address, kept only when inet_pton() takes it, and written back in
+ * canonical form: "cafe" or "1.2.3.4x" from a variable never reach the
+ * handler or the Received header, and "::ffff:192.0.2.1" (any spelling)
+ * is shown as "192.0.2.1".
  */
 static void
-copy_env_addr(char *dst, size_t len, const char *name)
+copy_addr(char *dst, size_t len, const char *v)
 {
-	const char	*v;
 	struct in6_addr	 a6;
 	struct in_addr	 a4;
 
-	if ((v = getenv(name)) == NULL)
+	dst[0] = '\0';
+	if (v == NULL)
 		return;
 	if (inet_pton(AF_INET, v, &a4) == 1)
 		(void)inet_ntop(AF_INET, &a4, dst, len);
@@ -74,6 +75,12 @@ copy_env_addr(char *dst, size_t len, const char *name)
 		} else
 			(void)inet_ntop(AF_INET6, &a6, dst, len);
 	}
+}
+
+static void
+copy_env_addr(char *dst, size_t len, const char *name)
+{
+	copy_addr(dst, len, getenv(name));
 }
 
 /* A port variable: 1 to 65535 in decimal, else nothing. */
@@ -136,4 +143,20 @@ peer_lookup(struct peer *p)
 		    "REMOTE_PORT");
 	}
 	copy_env_host(p->remote_host, sizeof(p->remote_host), "TCPREMOTEHOST");
+}
+
+/*
+ * SPEC 10.1: the addresses a PROXY header gave replace the socket's (the
+ * load balancer's).  TCPREMOTEHOST named the balancer, so it goes too.
+ */
+void
+peer_from_proxy(struct peer *p, const struct proxy_result *r)
+{
+	if (!r->addresses)
+		return;
+	copy_addr(p->remote_addr, sizeof(p->remote_addr), r->remote_addr);
+	(void)strlcpy(p->remote_port, r->remote_port, sizeof(p->remote_port));
+	copy_addr(p->local_addr, sizeof(p->local_addr), r->local_addr);
+	(void)strlcpy(p->local_port, r->local_port, sizeof(p->local_port));
+	p->remote_host[0] = '\0';
 }

@@ -672,6 +672,17 @@ session_pregreet(struct session *s)
 	return SA_CLOSE;
 }
 
+/* SPEC 10.1: no usable PROXY header in time; no greeting goes out. */
+enum session_action
+session_bad_proxy(struct session *s)
+{
+	s->out.len = 0;
+	reply(s, "421 4.3.0 %s Error: PROXY protocol header expected",
+	    s->conf->hostname);
+	close_session(s, EXIT_FAIL);
+	return SA_CLOSE;
+}
+
 enum session_action
 session_eof(struct session *s)
 {

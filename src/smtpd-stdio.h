@@ -64,6 +64,7 @@ struct config {
 	enum log_target	  log;
 	int		  verbose;
 	int		  sync_check;		/* refuse unallowed pipelining */
+	int		  proxy_protocol;	/* a PROXY header comes first */
 	char		**handler_argv;
 	size_t		  exec_room;		/* argv+env bytes left for recipients */
 	size_t		  argv_rcpt_copies;	/* {recipients} in handler_argv */
@@ -204,6 +205,7 @@ enum session_action session_feed(struct session *, const char *, size_t,
 	    size_t *);
 enum session_action session_eof(struct session *);
 enum session_action session_pregreet(struct session *);
+enum session_action session_bad_proxy(struct session *);
 enum session_action session_timeout(struct session *);
 enum session_action session_stop(struct session *);
 void	 session_spooled(struct session *, int);
@@ -296,6 +298,30 @@ enum conn_input conn_read(char *, size_t, size_t *, long long);
 int	 conn_write(const char *, size_t, long long);
 void	 conn_linger(void);
 int	 conn_spoke_first(void);
+int	 conn_wait_input(long long);
+
+/* proxy.c: the PROXY protocol header, SPEC 10.1. */
+#define PROXY_V1_MAX		107	/* the longest v1 line, CRLF included */
+#define PROXY_KEEP		232	/* v2: 16 octets + the largest addresses */
+#define PROXY_TIMEOUT		5	/* seconds, as Postfix's smtpd_upstream_proxy_timeout */
+
+struct proxy_result {
+	int	 addresses;		/* 0: keep the socket's (LOCAL, UNKNOWN) */
+	char	 remote_addr[64];
+	char	 remote_port[8];
+	char	 local_addr[64];
+	char	 local_port[8];
+};
+
+enum proxy_status {
+	PROXY_OK,
+	PROXY_EOF,
+	PROXY_BAD
+};
+
+ssize_t	 proxy_need(const unsigned char *, size_t);
+int	 proxy_parse(const unsigned char *, size_t, struct proxy_result *);
+enum proxy_status proxy_read(long long, struct proxy_result *);
 
 /* options.c */
 void	 options_parse(int, char **, struct config *);
@@ -306,5 +332,6 @@ int	 relay_ok(const char *);
 
 /* peer.c */
 void	 peer_lookup(struct peer *);
+void	 peer_from_proxy(struct peer *, const struct proxy_result *);
 
 #endif /* SMTPD_STDIO_H */
