@@ -12,17 +12,15 @@ DESTDIR		?=
 CC		?= cc
 SANITIZE	?= 0
 
-# Debian packages the build, the tests and the lint need (see README).
+# Debian packages each target needs (see README): a plain build needs only
+# BUILD_DEPS, so a packager without the test tools can build.
 BUILD_DEPS	= libbsd-dev pkg-config
+RUN_DEPS	= systemd
+LINT_DEPS	= mandoc shellcheck
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
-		  mandoc shellcheck openbsd-inetd ucspi-tcp haproxy
-DEPS		= $(BUILD_DEPS) $(TEST_DEPS)
-ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
-DEPS		+= clang
-endif
-ifneq ($(filter check-valgrind,$(MAKECMDGOALS)),)
-DEPS		+= valgrind
-endif
+		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy
+FUZZ_DEPS	= clang
+VALGRIND_DEPS	= valgrind
 
 # Sanitizer builds go to their own directory so both can coexist.
 # The sanitizers need a dynamic executable; everything else is
@@ -70,7 +68,8 @@ OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
 HANDLERS	= maildir relay debug
 
-.PHONY: all deps run check check-san check-valgrind bench fuzz lint install install-units \
+.PHONY: all deps deps-build deps-run deps-test deps-lint deps-fuzz \
+	deps-valgrind run check check-san check-valgrind bench fuzz lint install install-units \
 	uninstall clean help
 
 all: $(BIN)
@@ -88,35 +87,55 @@ help:
 	@echo 'make install-units  systemd units to $$(UNITDIR), inetd/xinetd/tcpserver'
 	@echo '                entries to $$(SYSCONFDIR)/smtpd-stdio; nothing is enabled'
 	@echo 'make uninstall  remove what install and install-units put there'
-	@echo 'make deps       apt-get install the missing Debian packages (as root)'
+	@echo 'make deps       apt-get install every missing Debian package (as root);'
+	@echo '                each target above installs only what it needs'
 	@echo 'make clean      remove build output and ./var'
 
-# Install what is missing, non-interactively; never touch what is there.
-deps:
-	@missing=$$(for p in $(DEPS); do \
+# $(call need,TARGET,PACKAGES): install the PACKAGES that are missing,
+# non-interactively, and never touch what is there; as another user than
+# root, stop and name them.
+define need
+	@missing=$$(for p in $(2); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q '^install ok installed$$' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" -ne 0 ]; then \
-			echo "missing Debian packages: $$missing (run make deps as root)" >&2; \
+			echo "make $(1): missing Debian packages:" $$missing \
+			    "(install them, or run make $(1) as root)" >&2; \
 			exit 1; \
 		fi; \
-		echo "installing: $$missing"; \
+		echo "installing:" $$missing; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call need,deps,$(sort $(BUILD_DEPS) $(TEST_DEPS)))
+deps-build:
+	$(call need,all,$(BUILD_DEPS))
+deps-run:
+	$(call need,run,$(RUN_DEPS))
+deps-test:
+	$(call need,check,$(TEST_DEPS))
+deps-lint:
+	$(call need,lint,$(LINT_DEPS))
+deps-fuzz:
+	$(call need,fuzz,$(FUZZ_DEPS))
+deps-valgrind:
+	$(call need,check-valgrind,$(VALGRIND_DEPS))
 
 $(O):
 	mkdir -p $@
 
-$(O)/%.o: src/%.c src/smtpd-stdio.h | $(O) deps
+$(O)/%.o: src/%.c src/smtpd-stdio.h | $(O) deps-build
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BIN): $(OBJS)
 	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS)
 
-run: $(BIN)
+run: $(BIN) | deps-run
 	@mkdir -p var/Maildir
 	@echo 'smtpd-stdio: serving SMTP on 127.0.0.1:2525, mail lands in $(CURDIR)/var/Maildir/new/'
 	@echo 'send a test mail from another terminal with:'
@@ -126,14 +145,14 @@ run: $(BIN)
 		$(CURDIR)/$(BIN) --log stderr \
 		$(CURDIR)/src/handlers/maildir $(CURDIR)/var/Maildir
 
-check: $(BIN)
+check: $(BIN) | deps-test
 	SMTPD=$(CURDIR)/$(BIN) tests/run
 
 check-san:
 	$(MAKE) check SANITIZE=1
 
 # Representative sessions under valgrind memcheck: no error, no leak.
-check-valgrind: $(BIN) | deps
+check-valgrind: $(BIN) | deps-valgrind
 	SMTPD=$(CURDIR)/$(BIN) tests/valgrind-sessions
 
 # Never part of check: timings depend on the machine.
@@ -145,17 +164,20 @@ FUZZ_SECONDS	?= 60
 FUZZ_CC		= clang
 FUZZ_FLAGS	= -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 FUZZ_O		= src/.build-fuzz
-FUZZ_session	= session.c addr.c data.c buf.c log.c
-FUZZ_addr	= addr.c
-FUZZ_data	= data.c buf.c log.c
-FUZZ_reply	= reply.c buf.c log.c
-FUZZ_proxy	= proxy.c
+# log.c comes in as tests/fuzz/log_quiet.c: all of it, writing nothing.
+FUZZ_session	= src/session.c src/addr.c src/data.c src/buf.c \
+		  tests/fuzz/log_quiet.c
+FUZZ_addr	= src/addr.c
+FUZZ_data	= src/data.c src/buf.c tests/fuzz/log_quiet.c
+FUZZ_reply	= src/reply.c src/buf.c tests/fuzz/log_quiet.c
+FUZZ_proxy	= src/proxy.c
 FUZZERS		= session addr data reply proxy
 
-$(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c src/*.c src/smtpd-stdio.h | deps
+$(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/log_quiet.c src/*.c \
+		src/smtpd-stdio.h | deps-build deps-fuzz
 	mkdir -p $(FUZZ_O)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(BSD_CFLAGS) -Isrc -o $@ $< \
-		$(FUZZ_$*:%=src/%) $(BSD_LIBS)
+		$(FUZZ_$*) $(BSD_LIBS)
 
 fuzz: $(FUZZERS:%=$(FUZZ_O)/fuzz_%)
 	for f in $(FUZZERS); do \
@@ -165,7 +187,7 @@ fuzz: $(FUZZERS:%=$(FUZZ_O)/fuzz_%)
 			$(FUZZ_O)/corpus-$$f tests/fuzz/corpus/$$f || exit 1; \
 	done
 
-lint: deps
+lint: | deps-lint
 	mandoc -Tlint -W warning smtpd-stdio.8
 	shellcheck -s sh $(HANDLERS:%=src/handlers/%)
 

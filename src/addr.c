@@ -3,8 +3,6 @@
  * UTF-8 extensions of RFC 6531 3.3) and the ESMTP parameters that follow
  * it.  Pure functions: no I/O, no allocation, no state between calls.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <string.h>
 
 #include "smtpd-stdio.h"
@@ -37,6 +35,7 @@
 #endif
 
 #define SIZE_DIGITS_MAX	20	/* RFC 1870 6: size-value = 1*20DIGIT */
+#define DOMAIN_LABEL_MAX 63	/* RFC 1035 2.3.4, RFC 5321 4.5.3.1.2 */
 
 /* A bounded view of the bytes being parsed. */
 struct cursor {
@@ -66,6 +65,7 @@ static int	addr_fail(struct addr_result *, const char *);
 static int	ascii_ieq(const unsigned char *, size_t, const char *);
 static int	is_alnum(int);
 static int	is_atext(int);
+static int	is_hex(int);
 static size_t	utf8_len(const unsigned char *, const unsigned char *);
 static int	cur_utf8(struct cursor *);
 static int	cur_peek(const struct cursor *, int);
@@ -161,6 +161,14 @@ is_alnum(int c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 	    (c >= '0' && c <= '9');
+}
+
+/* HEXDIG, either case (RFC 5234 B.1). */
+static int
+is_hex(int c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') ||
+	    (c >= 'a' && c <= 'f');
 }
 
 /* RFC 5321 4.1.2 (RFC 5322 3.2.3): atext, ASCII part. */
@@ -312,11 +320,18 @@ path_letdig(struct cursor *c)
 	return cur_utf8(c);
 }
 
-/* sub-domain = Let-dig [Ldh-str]: no leading or trailing hyphen. */
+/*
+ * sub-domain = Let-dig [Ldh-str]: no leading or trailing hyphen, and an
+ * ASCII label (an A-label too) at most 63 octets (RFC 1035 2.3.4, RFC
+ * 5321 4.5.3.1.2).  A U-label's limit is that of its A-label (RFC 5890
+ * 2.3.2.1), which only a Punycode encoder could tell: the Domain limit
+ * bounds it here.
+ */
 static int
 path_subdomain(struct cursor *c)
 {
-	int	 hyphen = 0;
+	const unsigned char	*start = c->p, *q;
+	int			 hyphen = 0;
 
 	if (!path_letdig(c))
 		return 0;
@@ -329,7 +344,12 @@ path_subdomain(struct cursor *c)
 		else
 			break;
 	}
-	return !hyphen;
+	if (hyphen)
+		return 0;
+	for (q = start; q < c->p; q++)
+		if (*q >= 0x80)
+			return 1;
+	return c->p - start <= DOMAIN_LABEL_MAX;
 }
 
 /* Domain = sub-domain *("." sub-domain), at most 255 octets (4.5.3.1.2). */
@@ -371,18 +391,45 @@ path_ipv4(const unsigned char *p, size_t len)
 	return i == len;
 }
 
-/* IPv6-addr, RFC 5321 4.1.3: what inet_pton(3) accepts. */
+/*
+ * IPv6-addr = IPv6-full / IPv6-comp / IPv6v4-full / IPv6v4-comp, RFC 5321
+ * 4.1.3.  Stricter than inet_pton(3): "::" stands for at least two
+ * groups, so at most 6 groups (4 before an IPv4 tail) go besides it, and
+ * the IPv4 tail is an IPv4-address-literal (Snum: leading zeros are fine).
+ */
 static int
 path_ipv6(const unsigned char *p, size_t len)
 {
-	char		 text[INET6_ADDRSTRLEN];
-	struct in6_addr	 in6;
+	size_t	 i = 0, groups = 0, digits;
+	int	 comp = 0;
 
-	if (len == 0 || len >= sizeof(text))
-		return 0;
-	memcpy(text, p, len);
-	text[len] = '\0';
-	return inet_pton(AF_INET6, text, &in6) == 1;
+	if (len >= 2 && p[0] == ':' && p[1] == ':') {
+		comp = 1;
+		i = 2;
+	}
+	while (i < len) {
+		for (digits = 0; i + digits < len && is_hex(p[i + digits]);
+		    digits++)
+			;
+		/* IPv6v4-full: 6 groups, IPv6v4-comp: at most 4 and "::". */
+		if (i + digits < len && p[i + digits] == '.')
+			return path_ipv4(p + i, len - i) &&
+			    (comp ? groups <= 4 : groups == 6);
+		if (digits == 0 || digits > 4)
+			return 0;
+		groups++;
+		if ((i += digits) == len)
+			break;
+		if (p[i++] != ':' || i == len)
+			return 0;	/* not ":", or a trailing single ":" */
+		if (p[i] == ':') {
+			if (comp)
+				return 0;
+			comp = 1;
+			i++;
+		}
+	}
+	return comp ? groups <= 6 : groups == 8;
 }
 
 /* Ldh-str = *( ALPHA / DIGIT / "-" ) Let-dig */

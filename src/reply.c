@@ -73,14 +73,20 @@ has_enhanced_code(const char *t, size_t len)
 	return i == len || t[i] == ' ';
 }
 
-/* Copy a line without control characters; returns its length. */
+/*
+ * Copy a line with only its printable ASCII and spaces; returns its
+ * length.  Reply text is ASCII (RFC 5321 4.2): control characters, and
+ * every byte >= 0x80 (so C1 controls and UTF-8 alike), are dropped, as
+ * SPEC 5.2 drops controls, rather than replaced: a '?' for each byte of
+ * a UTF-8 character tells the client nothing more.
+ */
 static size_t
 clean_line(const char *l, size_t len, char *dst)
 {
 	size_t	 i, n = 0;
 
 	for (i = 0; i < len; i++)
-		if ((unsigned char)l[i] >= 0x20 && l[i] != 0x7f)
+		if ((unsigned char)l[i] >= 0x20 && (unsigned char)l[i] < 0x7f)
 			dst[n++] = l[i];
 	return n;
 }
@@ -123,9 +129,13 @@ reply_parse_text(const char *text, size_t len, struct buf *out)
 	for (p = text, end = text + len; p < end; p = nl + 1) {
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			nl = end;
-		n = clean_line(p, (size_t)(nl - p), clean + used);
+		n = (size_t)(nl - p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
 		if (n == 0)
 			continue;	/* blank lines carry nothing */
+		/* A line of nothing but dropped bytes is no reply line. */
+		n = clean_line(p, n, clean + used);
 		if ((code = reply_line_ok(clean + used, n, code)) == 0)
 			return -1;
 		start[nlines] = used;

@@ -514,6 +514,68 @@ assert_argv() {
 	assert_var SMTP_RCPT_TO 'b@[IPv6:2001:db8::1]'
 }
 
+# rcpts_get REGEX ADDRESS...: each ADDRESS as a RCPT of one transaction
+# gets a reply matching REGEX.
+rcpts_get() {
+	local want=$1 a n
+	shift
+	{
+		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\n'
+		for a in "$@"; do printf 'RCPT TO:<b@%s>\n' "$a"; done
+		printf 'QUIT\n'
+	} >"$BATS_TEST_TMPDIR/rcpts"
+	run --separate-stderr smtp_session "$HANDLERS/accept" <"$BATS_TEST_TMPDIR/rcpts"
+	assert_success
+	for n in $(seq "$#"); do
+		assert_reply RCPT "$want" "$n"
+	done
+}
+
+@test "IPv6 literals of all four RFC 5321 forms are accepted, IPv4 tail with leading zeros too" {
+	# IPv6-full, IPv6-comp (6 groups besides "::" at most, "::" alone),
+	# IPv6v4-full, IPv6v4-comp (4 groups besides "::" at most); the last
+	# one inet_pton(3) refuses, but Snum is 1*3DIGIT.
+	rcpts_get '^250 2\.1\.5 ' '[IPv6:1:2:3:4:5:6:7:8]' '[IPv6:1:2:3:4:5:6::]' \
+	    '[IPv6:::3:4:5:6:7:8]' '[IPv6:1:2:3::6:7:8]' '[IPv6:::]' \
+	    '[ipv6:2001:DB8::a]' '[IPv6:1:2:3:4:5:6:192.0.2.1]' \
+	    '[IPv6:1:2:3:4::192.0.2.1]' '[IPv6:::192.0.2.1]' \
+	    '[IPv6:::ffff:192.0.2.001]'
+}
+
+@test "IPv6 literals outside RFC 5321's grammar get 553 5.1.3, even those inet_pton accepts" {
+	# The first four inet_pton(3) accepts: "::" there stands for one
+	# group, and RFC 5321 4.1.3 wants at least two.
+	rcpts_get '^553 5\.1\.3 ' '[IPv6:1:2:3:4:5:6:7::]' '[IPv6:::2:3:4:5:6:7:8]' \
+	    '[IPv6:1::3:4:5:6:7:8]' '[IPv6:1:2:3:4:5::192.0.2.1]' \
+	    '[IPv6:1:2:3:4:5:6:7]' '[IPv6:12345::1]' '[IPv6:1::2::3]' \
+	    '[IPv6:1:2:3:4:5:6:7:8:9]' '[IPv6::1:2:3:4:5:6:7]' '[IPv6:1:]' \
+	    '[IPv6:::1.2.3]' '[IPv6:::1.2.3.256]' '[IPv6:1:2:3:4:5:6:7:1.2.3.4]' \
+	    '[IPv6:]' '[IPv6:g::1]' '[IPv6:1.2.3.4]'
+}
+
+@test "a domain label of 63 octets is accepted, one of 64 gets 501 5.1.7 / 553 5.1.3" {
+	local l63 l64
+	l63=$(printf 'a%.0s' {1..63})
+	l64=${l63}b
+	run --separate-stderr smtp_session "$HANDLERS/accept" <<-EOF
+	EHLO client.example
+	MAIL FROM:<a@$l64.example>
+	MAIL FROM:<a@@$l64.example:a@example.org>
+	MAIL FROM:<a@x.$l63.example>
+	RCPT TO:<b@$l64>
+	RCPT TO:<b@example.$l64>
+	RCPT TO:<b@$l63.example>
+	QUIT
+	EOF
+	assert_success
+	assert_reply MAIL '^501 5\.1\.7 ' 1
+	assert_reply MAIL '^501 5\.1\.7 ' 2
+	assert_reply MAIL '^250 2\.1\.0 ' 3
+	assert_reply RCPT '^553 5\.1\.3 ' 1
+	assert_reply RCPT '^553 5\.1\.3 ' 2
+	assert_reply RCPT '^250 2\.1\.5 ' 3
+}
+
 @test "a source route is accepted and dropped" {
 	run --separate-stderr smtp_session "$HANDLERS/dump" <<-EOF
 	EHLO client.example

@@ -267,6 +267,17 @@ says() {
 	says 0 '250 a\001b\033c\177d\000e\bf\n' '250 2.0.0 abcdef'
 }
 
+@test "8-bit bytes and C1 controls in handler output are dropped: replies are ASCII" {
+	says 1 '550 a\377\376\302\205 b\233c\303\251d\n' '550 5.0.0 a bcd'
+	# Not a byte >= 0x80 anywhere in what the client got.
+	assert_equal "$(printf '%s' "$output" | LC_ALL=C tr -d ' -~\r\n' | od -An -c)" ''
+}
+
+@test "exit 0 with output of nothing but dropped bytes gives 451 4.3.0, not 250" {
+	says 0 '\001\033\n' '451 4.3.0 Error: temporary handler failure, try again later'
+	says 0 '\377\302\205\n' '451 4.3.0 Error: temporary handler failure, try again later'
+}
+
 @test "handler reply lines are capped at 512 octets including CRLF" {
 	run --separate-stderr send_messages 1 "$HANDLERS/say" 1 "550-$(printf 'x%.0s' {1..1000})\n550 $(printf 'y%.0s' {1..2000})\n"
 	assert_success

@@ -2,8 +2,10 @@
  * libFuzzer harness for addr_parse(): arbitrary bytes as the argument of
  * MAIL or RCPT, under limits chosen by the first input byte.  Besides the
  * sanitizers, it checks what the session relies on: a well-formed reply
- * on failure; on success a clean path and option list, and the same
- * result when the normalised "<path> options" is parsed again.
+ * on failure; on success a clean path and option list, the same result
+ * when the normalised "<path> options" is parsed again, ASCII domain
+ * labels of at most 63 octets, and IPv6 literals that inet_pton(3)
+ * accepts too (RFC 5321's grammar is the stricter one).
  *
  * Build and run from the top of the tree:
  *	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
@@ -11,6 +13,8 @@
  *	    tests/fuzz/fuzz_addr.c src/addr.c -o fuzz_addr
  *	./fuzz_addr -max_total_time=60 corpus/
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,7 @@ static void	check_failure(const struct addr_result *);
 static void	check_clean(const char *, size_t, int);
 static void	check_success(enum addr_verb, const struct addr_limits *,
 		    const struct addr_result *);
+static void	check_domain(const char *);
 static void	check_again(enum addr_verb, const struct addr_limits *,
 		    const struct addr_result *);
 
@@ -87,6 +92,63 @@ check_success(enum addr_verb verb, const struct addr_limits *lim,
 	check(olen == 0 || (res->options[0] != ' ' &&
 	    res->options[olen - 1] != ' '), "stray space in options");
 	check(strstr(res->options, "  ") == NULL, "double space in options");
+	check_domain(res->path);
+}
+
+/*
+ * The domain (the literal, else what follows the last "@"): ASCII labels of at most 63 octets; an
+ * IPv6 literal inet_pton(3) takes once leading zeros are cut from the
+ * IPv4 tail's numbers (Snum allows them, inet_pton does not).
+ */
+static void
+check_domain(const char *path)
+{
+	const char	*d, *q, *close, *last;
+	char		 v6[SMTP_PATH_MAX], *w;
+	struct in6_addr	 in6;
+	size_t		 label = 0;
+	int		 ascii = 1, tail;
+
+	/* dcontent may hold "@" but never "[". */
+	if ((d = strrchr(path, '[')) == NULL && (d = strrchr(path, '@')) ==
+	    NULL)
+		return;		/* postmaster */
+	if (*d == '@')
+		d++;
+	if (strncasecmp(d, "[IPv6:", 6) == 0) {
+		close = strchr(d, ']');
+		check(close != NULL && close[1] == '\0', "bad literal");
+		/* The IPv4 tail, if any, follows the last ":". */
+		last = memrchr(d, ':', (size_t)(close - d));
+		tail = memchr(last, '.', (size_t)(close - last)) != NULL;
+		for (q = d + 6, w = v6; q < close; q++) {
+			/* Drop a leading zero of an IPv4 tail's number. */
+			if (tail && q > last && *q == '0' && q + 1 < close &&
+			    q[1] >= '0' && q[1] <= '9' &&
+			    (w == v6 || w[-1] == '.' || w[-1] == ':'))
+				continue;
+			*w++ = *q;
+		}
+		*w = '\0';
+		check(inet_pton(AF_INET6, v6, &in6) == 1,
+		    "IPv6 literal inet_pton refuses");
+		return;
+	}
+	if (*d == '[')
+		return;
+	for (q = d;; q++) {
+		if (*q == '.' || *q == '\0') {
+			check(!ascii || label <= 63, "label over 63 octets");
+			if (*q == '\0')
+				break;
+			label = 0;
+			ascii = 1;
+			continue;
+		}
+		label++;
+		if ((unsigned char)*q >= 0x80)
+			ascii = 0;
+	}
 }
 
 /* The normalised form must parse to the same result. */

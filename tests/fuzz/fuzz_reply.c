@@ -2,8 +2,9 @@
  * libFuzzer target for handler output -> SMTP reply (reply.c).  Whatever
  * a handler prints, the reply is either nothing or well-formed lines: one
  * code, first digit 2, 4 or 5, "DDD-" then "DDD " last, an enhanced code,
- * no control characters, at most 512 octets with CRLF; and a 2xx only
- * with exit status 0.
+ * nothing but printable ASCII and SP before each CRLF (no control
+ * character, no byte >= 0x80), at most 512 octets with CRLF; and a 2xx
+ * only with exit status 0.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,8 +33,9 @@ check_reply(const char *r, size_t len)
 		    p[5] != '.')
 			abort();
 		for (i = 0; i < l - 2; i++)
-			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-				abort();
+			if ((unsigned char)p[i] < 0x20 ||
+			    (unsigned char)p[i] > 0x7e)
+				abort();	/* RFC 5321 4.2: ASCII text */
 	}
 }
 
