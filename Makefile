@@ -15,7 +15,7 @@ SANITIZE	?= 0
 # Debian packages the build, the tests and the lint need (see README).
 BUILD_DEPS	= libbsd-dev pkg-config
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
-		  mandoc shellcheck openbsd-inetd ucspi-tcp
+		  mandoc shellcheck openbsd-inetd ucspi-tcp openssl
 DEPS		= $(BUILD_DEPS) $(TEST_DEPS)
 ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
 DEPS		+= clang
@@ -55,7 +55,7 @@ SRCS		= main.c session.c addr.c data.c spool.c handler.c reply.c \
 		  log.c peer.c buf.c
 OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
-HANDLERS	= maildir relay debug
+HANDLERS	= maildir relay debug webhook
 
 .PHONY: all deps run check check-san check-valgrind bench fuzz lint install install-units \
 	uninstall clean help
