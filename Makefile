@@ -13,9 +13,10 @@ CC		?= cc
 SANITIZE	?= 0
 
 # Debian packages the build, the tests and the lint need (see README).
-BUILD_DEPS	= libbsd-dev pkg-config
+BUILD_DEPS	= libbsd-dev pkg-config libhiredis-dev
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
-		  mandoc shellcheck openbsd-inetd ucspi-tcp openssl
+		  mandoc shellcheck openbsd-inetd ucspi-tcp openssl \
+		  redis-server redis-tools
 DEPS		= $(BUILD_DEPS) $(TEST_DEPS)
 ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
 DEPS		+= clang
@@ -55,12 +56,16 @@ SRCS		= main.c session.c addr.c data.c spool.c handler.c reply.c \
 		  log.c peer.c buf.c
 OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
-HANDLERS	= maildir relay debug webhook
+HANDLERS	= maildir relay debug webhook redis-stream
+# redis-worker is C (hiredis), installed next to the shell handlers.
+WORKER		= $(O)/redis-worker
+HIREDIS_CFLAGS	= $(shell pkg-config --cflags hiredis)
+HIREDIS_LIBS	= $(shell pkg-config --libs hiredis)
 
 .PHONY: all deps run check check-san check-valgrind bench fuzz lint install install-units \
 	uninstall clean help
 
-all: $(BIN)
+all: $(BIN) $(WORKER)
 
 help:
 	@echo 'make            build $(BIN)'
@@ -103,6 +108,12 @@ $(O)/%.o: src/%.c src/smtpd-stdio.h | $(O) deps
 $(BIN): $(OBJS)
 	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS)
 
+$(O)/redis-worker.o: src/redis-worker.c | $(O) deps
+	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ src/redis-worker.c
+
+$(WORKER): $(O)/redis-worker.o
+	$(CC) -o $@ $(O)/redis-worker.o $(ALL_LDFLAGS) $(BSD_LIBS) $(HIREDIS_LIBS)
+
 run: $(BIN)
 	@mkdir -p var/Maildir
 	@echo 'smtpd-stdio: serving SMTP on 127.0.0.1:2525, mail lands in $(CURDIR)/var/Maildir/new/'
@@ -113,7 +124,7 @@ run: $(BIN)
 		$(CURDIR)/$(BIN) --log stderr \
 		$(CURDIR)/src/handlers/maildir $(CURDIR)/var/Maildir
 
-check: $(BIN)
+check: $(BIN) $(WORKER)
 	SMTPD=$(CURDIR)/$(BIN) tests/run
 
 check-san:
@@ -155,7 +166,7 @@ lint: deps
 	mandoc -Tlint -W warning smtpd-stdio.8
 	shellcheck -s sh $(HANDLERS:%=src/handlers/%)
 
-install: $(BIN)
+install: $(BIN) $(WORKER)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio \
 		$(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/smtpd-stdio
@@ -163,6 +174,7 @@ install: $(BIN)
 		install -m 0755 src/handlers/$$h \
 			$(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h || exit 1; \
 	done
+	install -m 0755 $(WORKER) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/redis-worker
 	install -m 0644 smtpd-stdio.8 $(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
 
 # The units and entries name the programs by their installed paths.
@@ -190,7 +202,7 @@ install-units:
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smtpd-stdio \
 		$(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
-	for h in $(HANDLERS); do \
+	for h in $(HANDLERS) redis-worker; do \
 		rm -f $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h; \
 	done
 	-rmdir $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio
