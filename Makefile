@@ -178,7 +178,8 @@ install: $(BIN) $(WORKER)
 	install -m 0644 smtpd-stdio.8 $(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
 
 # The units and entries name the programs by their installed paths.
-UNITS		= smtpd-stdio.socket smtpd-stdio@.service
+UNITS		= smtpd-stdio.socket smtpd-stdio@.service \
+		  smtpd-stdio-redis-worker@.service
 SUBST		= sed -e 's|@SBINDIR@|$(SBINDIR)|g' \
 		      -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
 		      -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
