@@ -57,6 +57,9 @@ SRCS		= main.c session.c addr.c data.c spool.c handler.c reply.c \
 OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
 HANDLERS	= maildir relay debug webhook redis-stream
+# The README's cookbook recipes in sh (tests/85-cookbook.bats runs them).
+COOKBOOK_SH	= $(addprefix tests/fixtures/cookbook/,filter-score \
+		  per-recipient-maildir redis-ingress redis-deliver)
 # redis-worker is C (hiredis), installed next to the shell handlers.
 WORKER		= $(O)/redis-worker
 HIREDIS_CFLAGS	= $(shell pkg-config --cflags hiredis)
@@ -164,7 +167,7 @@ fuzz: $(FUZZERS:%=$(FUZZ_O)/fuzz_%)
 
 lint: deps
 	mandoc -Tlint -W warning smtpd-stdio.8
-	shellcheck -s sh $(HANDLERS:%=src/handlers/%)
+	shellcheck -s sh $(HANDLERS:%=src/handlers/%) $(COOKBOOK_SH)
 
 install: $(BIN) $(WORKER)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio \
