@@ -14,11 +14,12 @@ SANITIZE	?= 0
 
 # Debian packages each target needs (see README): a plain build needs only
 # BUILD_DEPS, so a packager without the test tools can build.
-BUILD_DEPS	= libbsd-dev pkg-config
+BUILD_DEPS	= libbsd-dev pkg-config libhiredis-dev
 RUN_DEPS	= systemd
 LINT_DEPS	= mandoc shellcheck
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
-		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy
+		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy openssl \
+		  redis-server redis-tools
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
 
@@ -66,13 +67,20 @@ SRCS		= main.c options.c conn.c proxy.c session.c addr.c data.c spool.c handler.
 		  log.c peer.c buf.c
 OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
-HANDLERS	= maildir relay debug
+HANDLERS	= maildir relay debug webhook redis-stream
+# The README's cookbook recipes in sh (tests/85-cookbook.bats runs them).
+COOKBOOK_SH	= $(addprefix tests/fixtures/cookbook/,filter-score \
+		  per-recipient-maildir redis-ingress redis-deliver)
+# redis-worker is C (hiredis), installed next to the shell handlers.
+WORKER		= $(O)/redis-worker
+HIREDIS_CFLAGS	= $(shell pkg-config --cflags hiredis)
+HIREDIS_LIBS	= $(shell pkg-config --libs hiredis)
 
 .PHONY: all deps deps-build deps-run deps-test deps-lint deps-fuzz \
 	deps-valgrind run check check-san check-valgrind bench fuzz lint install install-units \
 	uninstall clean help
 
-all: $(BIN)
+all: $(BIN) $(WORKER)
 
 help:
 	@echo 'make            build $(BIN)'
@@ -135,6 +143,16 @@ $(O)/%.o: src/%.c src/smtpd-stdio.h | $(O) deps-build
 $(BIN): $(OBJS)
 	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS)
 
+$(O)/redis-worker.o: src/redis-worker.c | $(O) deps-build
+	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ src/redis-worker.c
+
+# The worker is a long-running daemon, where start-up costs nothing, and
+# hiredis resolves host names (NSS): a dynamic PIE.
+$(WORKER): $(O)/redis-worker.o
+	$(CC) -o $@ $(O)/redis-worker.o -pie -Wl,-z,relro,-z,now $(SAN_FLAGS) \
+		$(LDFLAGS) -Wl,-Bstatic $(shell pkg-config --static --libs \
+		libbsd-overlay) -Wl,-Bdynamic $(HIREDIS_LIBS)
+
 run: $(BIN) | deps-run
 	@mkdir -p var/Maildir
 	@echo 'smtpd-stdio: serving SMTP on 127.0.0.1:2525, mail lands in $(CURDIR)/var/Maildir/new/'
@@ -145,7 +163,7 @@ run: $(BIN) | deps-run
 		$(CURDIR)/$(BIN) --log stderr \
 		$(CURDIR)/src/handlers/maildir $(CURDIR)/var/Maildir
 
-check: $(BIN) | deps-test
+check: $(BIN) $(WORKER) | deps-test
 	SMTPD=$(CURDIR)/$(BIN) tests/run
 
 check-san:
@@ -189,9 +207,9 @@ fuzz: $(FUZZERS:%=$(FUZZ_O)/fuzz_%)
 
 lint: | deps-lint
 	mandoc -Tlint -W warning smtpd-stdio.8
-	shellcheck -s sh $(HANDLERS:%=src/handlers/%)
+	shellcheck -s sh $(HANDLERS:%=src/handlers/%) $(COOKBOOK_SH)
 
-install: $(BIN)
+install: $(BIN) $(WORKER)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio \
 		$(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/smtpd-stdio
@@ -199,10 +217,12 @@ install: $(BIN)
 		install -m 0755 src/handlers/$$h \
 			$(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h || exit 1; \
 	done
+	install -m 0755 $(WORKER) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/redis-worker
 	install -m 0644 smtpd-stdio.8 $(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
 
 # The units and entries name the programs by their installed paths.
-UNITS		= smtpd-stdio.socket smtpd-stdio@.service
+UNITS		= smtpd-stdio.socket smtpd-stdio@.service \
+		  smtpd-stdio-redis-worker@.service
 SUBST		= sed -e 's|@SBINDIR@|$(SBINDIR)|g' \
 		      -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
 		      -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
@@ -226,7 +246,7 @@ install-units:
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smtpd-stdio \
 		$(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
-	for h in $(HANDLERS); do \
+	for h in $(HANDLERS) redis-worker; do \
 		rm -f $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h; \
 	done
 	-rmdir $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio

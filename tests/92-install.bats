@@ -26,11 +26,15 @@ tree() {
 	644 f usr/local/etc/smtpd-stdio/inetd.conf
 	755 f usr/local/etc/smtpd-stdio/tcpserver/run
 	644 f usr/local/etc/smtpd-stdio/xinetd
+	644 f usr/local/lib/systemd/system/smtpd-stdio-redis-worker@.service
 	644 f usr/local/lib/systemd/system/smtpd-stdio.socket
 	644 f usr/local/lib/systemd/system/smtpd-stdio@.service
 	755 f usr/local/libexec/smtpd-stdio/debug
 	755 f usr/local/libexec/smtpd-stdio/maildir
+	755 f usr/local/libexec/smtpd-stdio/redis-stream
+	755 f usr/local/libexec/smtpd-stdio/redis-worker
 	755 f usr/local/libexec/smtpd-stdio/relay
+	755 f usr/local/libexec/smtpd-stdio/webhook
 	755 f usr/local/sbin/smtpd-stdio
 	644 f usr/local/share/man/man8/smtpd-stdio.8
 	EOF
@@ -43,7 +47,7 @@ tree() {
 	assert_output ''
 	paths=$(grep -rhoE '/opt/smtpd/[^[:space:]"]+' "$D/opt/smtpd/lib" \
 		"$D/opt/smtpd/etc" | sort -u)
-	assert_equal "$(echo "$paths" | wc -l)" 4
+	assert_equal "$(echo "$paths" | wc -l)" 6
 	for p in $paths; do
 		[ -e "$D$p" ] || fail "$p is named but not installed"
 	done
@@ -61,11 +65,15 @@ tree() {
 	644 f etc/smtpd-stdio/inetd.conf
 	755 f etc/smtpd-stdio/tcpserver/run
 	644 f etc/smtpd-stdio/xinetd
+	644 f lib/systemd/system/smtpd-stdio-redis-worker@.service
 	644 f lib/systemd/system/smtpd-stdio.socket
 	644 f lib/systemd/system/smtpd-stdio@.service
 	755 f usr/lib/smtpd-stdio/debug
 	755 f usr/lib/smtpd-stdio/maildir
+	755 f usr/lib/smtpd-stdio/redis-stream
+	755 f usr/lib/smtpd-stdio/redis-worker
 	755 f usr/lib/smtpd-stdio/relay
+	755 f usr/lib/smtpd-stdio/webhook
 	755 f usr/sbin/smtpd-stdio
 	644 f usr/share/man/man8/smtpd-stdio.8
 	EOF

@@ -1,0 +1,105 @@
+#!/usr/bin/env bats
+# The README's cookbook: each recipe is a script in
+# tests/fixtures/cookbook/, run here for real.
+
+setup() {
+	load test_helper/common
+	load test_helper/tcp
+	common_setup
+	BOOK=$FIXTURES/cookbook
+	SHIPPED=$ROOT/src/handlers
+	PIDS=()
+}
+
+teardown() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	stop_server
+}
+
+# mail_to RCPT...: one message from a@example.org to RCPTs, in $DIALOGUE.
+mail_to() {
+	local r
+	{
+		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\n'
+		for r in "$@"; do printf 'RCPT TO:<%s>\n' "$r"; done
+		printf 'DATA\nSubject: win the lottery\n\nlottery!\n.\nQUIT\n'
+	}
+}
+
+@test "cookbook (b): a filter adds X-Score and execs the next handler" {
+	MD=$BATS_TEST_TMPDIR/Maildir
+	run --separate-stderr smtp_session --no-received "$BOOK/filter-score" \
+		"$SHIPPED/maildir" "$MD" < <(mail_to b@example.net)
+	assert_success
+	assert_reply_after . 250
+	run cat "$MD"/new/*
+	assert_output $'X-Score: 2\nSubject: win the lottery\n\nlottery!'
+	assert_spool_empty
+}
+
+@test "cookbook (c): one Maildir per recipient, hostile names kept inside" {
+	B=$BATS_TEST_TMPDIR/mail
+	export MAILDIR=$SHIPPED/maildir
+	run --separate-stderr smtp_session \
+		--no-received "$BOOK/per-recipient-maildir" "$B" \
+		< <(mail_to Bob@Example.NET carol@example.org '"../x"@example.org')
+	assert_success
+	assert_reply_after . 250
+	run sh -c "cd '$B' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | sort"
+	assert_output $'./example.net/bob\n./example.org/_.._x_\n./example.org/carol'
+	cmp "$B"/example.net/bob/new/* "$B"/example.org/carol/new/*
+}
+
+@test "cookbook (d): webhook into a small Python app that stores posts" {
+	APP=$BATS_TEST_TMPDIR/app
+	mkdir -p "$APP"
+	python3 "$BOOK/webhook-app.py" "$APP" "$BATS_TEST_TMPDIR/port" 3>&- &
+	PIDS+=($!)
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
+	url=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")/inbound
+	run --separate-stderr smtp_session --no-received "$SHIPPED/webhook" "$url" \
+		< <(mail_to b@example.net c@example.net)
+	assert_success
+	assert_reply_after . 250
+	run ls "$APP"
+	assert_equal "${#lines[@]}" 2
+	id=${lines[0]%.eml}
+	assert_equal "$(cat "$APP/$id.eml")" $'Subject: win the lottery\n\nlottery!'
+	run python3 -c 'import json, sys; e = json.load(open(sys.argv[1]))
+print(e["mail-from"], *e["rcpt-to"], e["helo"])' "$APP/$id.json"
+	assert_output 'a@example.org b@example.net c@example.net client.example'
+}
+
+@test "cookbook (e): ingress -> one Redis -> two workers -> Maildir" {
+	SOCK=$BATS_TEST_TMPDIR/redis.sock
+	MD=$BATS_TEST_TMPDIR/Maildir
+	redis-server --port 0 --unixsocket "$SOCK" --save '' --appendonly no \
+		--dir "$BATS_TEST_TMPDIR" </dev/null >/dev/null 2>&1 3>&- &
+	PIDS+=($!)
+	wait_for 10 redis-cli -s "$SOCK" PING
+	lib=$BATS_TEST_TMPDIR/libexec
+	mkdir -p "$lib"
+	cp "$SHIPPED/redis-stream" "$SHIPPED/maildir" "$(dirname "$SMTPD")/redis-worker" "$lib"
+	export LIBEXEC=$lib REDIS_URL=$SOCK
+	for w in w1 w2; do
+		"$BOOK/redis-deliver" "$w" "$MD" </dev/null 2>>"$BATS_TEST_TMPDIR/w.log" 3>&- &
+		PIDS+=($!)
+	done
+	SERVER_ENV="LIBEXEC REDIS_URL" start_server "$BOOK/redis-ingress"
+	run python3 "$FIXTURES/redis-noloss.py" send "$PORT" "$BATS_TEST_TMPDIR/acc" 5 10
+	assert_success
+	assert_output 'sent=50 accepted=50 refused=0'
+	count() { [ "$(find "$MD/new" -type f | wc -l)" -ge 50 ]; }
+	wait_for 30 count
+	drained() { [ "$(redis-cli -s "$SOCK" XPENDING mail deliver | head -n 1)" = 0 ]; }
+	wait_for 30 drained
+	run python3 "$FIXTURES/redis-noloss.py" check "$BATS_TEST_TMPDIR/acc" "$MD"
+	assert_success
+	assert_line --index 0 --regexp '^accepted=50 delivered=50 distinct=50 missing=0 duplicates=0 problems=0$'
+	run grep -c 'consumer w[12] of group deliver on mail: ready' "$BATS_TEST_TMPDIR/w.log"
+	assert_output 2
+}
