@@ -59,7 +59,8 @@ static void	w_group_create(struct worker *);
 static int	w_run_entries(struct worker *, redisReply *, char *, size_t);
 static int	w_run_entry(struct worker *, redisReply *);
 static int	w_spawn(struct worker *, const redisReply *, const redisReply *);
-static char   **w_environ(const redisReply *);
+static char   **w_environ(const redisReply *, size_t *);
+static void	env_free(char **, size_t);
 static int	w_autoclaim(struct worker *);
 static int	w_read(struct worker *, const char *, char *, size_t);
 
@@ -239,13 +240,24 @@ w_group_create(struct worker *w)
 	freeReplyObject(r);
 }
 
+/* Frees what w_environ() allocated: the vector and the strings from ours. */
+static void
+env_free(char **env, size_t ours)
+{
+	size_t	 i;
+
+	for (i = ours; env[i] != NULL; i++)
+		free(env[i]);
+	free(env);
+}
+
 /*
  * The handler's environment: ours without any SMTP_* variable, plus one
  * SMTP_NAME per field but "message".  A field that cannot be a variable
  * (odd name, a NUL in the value) is left out, with a log line.
  */
 static char **
-w_environ(const redisReply *fields)
+w_environ(const redisReply *fields, size_t *ours)
 {
 	const redisReply *k, *v;
 	char **env, *s;
@@ -258,6 +270,7 @@ w_environ(const redisReply *fields)
 	for (i = 0; i < n; i++)
 		if (strncmp(environ[i], "SMTP_", 5) != 0)
 			env[m++] = environ[i];
+	*ours = m;	/* from here on the strings are ours to free */
 	for (i = 0; i + 1 < fields->elements; i += 2) {
 		k = fields->element[i];
 		v = fields->element[i + 1];
@@ -274,8 +287,11 @@ w_environ(const redisReply *fields)
 			    k->str);
 			continue;
 		}
-		if (asprintf(&s, "SMTP_%s=%s", k->str, v->str) == -1)
-			return NULL;	/* exits soon; the leak does not matter */
+		if (asprintf(&s, "SMTP_%s=%s", k->str, v->str) == -1) {
+			env[m] = NULL;
+			env_free(env, *ours);
+			return NULL;
+		}
 		for (j = 5; s[j] != '='; j++)
 			if (s[j] >= 'a' && s[j] <= 'z')
 				s[j] -= 'a' - 'A';
@@ -295,6 +311,7 @@ w_spawn(struct worker *w, const redisReply *fields, const redisReply *msg)
 {
 	char path[4096], **env;
 	const char *tmpdir;
+	size_t ours;
 	sigset_t none;
 	size_t off;
 	ssize_t nw;
@@ -322,14 +339,14 @@ w_spawn(struct worker *w, const redisReply *fields, const redisReply *msg)
 			return -1;
 		}
 	if (lseek(fd, 0, SEEK_SET) == -1 ||
-	    (env = w_environ(fields)) == NULL) {
+	    (env = w_environ(fields, &ours)) == NULL) {
 		close(fd);
 		return -1;
 	}
 	if ((pid = fork()) == -1) {
 		logx("fork: %s", strerror(errno));
 		close(fd);
-		free(env);
+		env_free(env, ours);
 		return -1;
 	}
 	if (pid == 0) {
@@ -348,7 +365,7 @@ w_spawn(struct worker *w, const redisReply *fields, const redisReply *msg)
 		_exit(EX_TEMPFAIL);
 	}
 	close(fd);
-	free(env);	/* the strings stay: small, and the child has them */
+	env_free(env, ours);	/* the child has its own copy */
 	/* SIGTERM finishes the current entry: wait whatever comes. */
 	while (waitpid(pid, &status, 0) == -1)
 		if (errno != EINTR)

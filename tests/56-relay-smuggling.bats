@@ -178,3 +178,13 @@ relays_once() {
 	assert_success
 	assert_equal "$(reply_after .)" '450 4.2.1 <b@example.net>: mailbox busy'
 }
+
+@test "relay: an SMTP_LINE_ENDS that is neither LF nor CRLF exits 78 and sends nothing" {
+	printf 'Subject: t\n\nbody\n' >"$BATS_TEST_TMPDIR/msg"
+	start_upstream
+	SMTP_RELAY=127.0.0.1:$UPSTREAM_PORT SMTP_MAIL_FROM=a@example.org SMTP_RCPT_TO=b@example.net \
+	    SMTP_LINE_ENDS=CR run "$ROOT/src/handlers/relay" <"$BATS_TEST_TMPDIR/msg"
+	stop_upstream
+	assert_failure 78
+	assert [ ! -e "$UPSTREAM/1" ]
+}
