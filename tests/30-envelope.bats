@@ -13,18 +13,7 @@ setup() {
 # deliver [options] handler [args]: one EHLO transaction from a@example.org
 # to b@example.net and c@example.net, then QUIT; it must be accepted.
 deliver() {
-	run --separate-stderr smtp_session "$@" <<-EOF
-	EHLO client.example
-	MAIL FROM:<a@example.org>
-	RCPT TO:<b@example.net>
-	RCPT TO:<c@example.net>
-	DATA
-	Subject: test
-
-	hello
-	.
-	QUIT
-	EOF
+	run --separate-stderr smtp_transaction --to b@example.net --to c@example.net -- "$@"
 	assert_success
 	assert_reply . '^250 2\.0\.0 '
 }

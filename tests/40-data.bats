@@ -17,13 +17,7 @@ setup() {
 send_data() {
 	local body=$1
 	shift
-	{
-		printf 'EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n'
-		# shellcheck disable=SC2059
-		printf "$body"
-		printf '.\r\nQUIT\r\n'
-	} >"$DIALOGUE"
-	run --separate-stderr smtpd "$@" <"$DIALOGUE"
+	run --separate-stderr smtp_transaction --body "$body" -- "$@"
 	assert_success
 	assert_reply QUIT '^221 '
 }
@@ -269,16 +263,14 @@ DATE_RE='(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|
 }
 
 @test "Received: with HELO the protocol is SMTP" {
-	printf 'HELO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nhello\r\n.\r\nQUIT\r\n' >"$DIALOGUE"
-	run --separate-stderr smtpd "$HANDLERS/dump" <"$DIALOGUE"
+	run --separate-stderr smtp_transaction --helo client.example --body 'hello\r\n' -- "$HANDLERS/dump"
 	assert_success
 	run received_header
 	assert_output --regexp '^Received: from client\.example \(unknown\) by mx\.test \(smtpd-stdio\) with SMTP id '
 }
 
 @test "Received: with two recipients there is no 'for'" {
-	printf 'EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nRCPT TO:<c@example.net>\r\nDATA\r\nhello\r\n.\r\nQUIT\r\n' >"$DIALOGUE"
-	run --separate-stderr smtpd "$HANDLERS/dump" <"$DIALOGUE"
+	run --separate-stderr smtp_transaction --to b@example.net --to c@example.net --body 'hello\r\n' -- "$HANDLERS/dump"
 	assert_success
 	local id
 	id=$(cat "$DUMP/1/SMTP_ID")

@@ -4,6 +4,7 @@
 
 setup() {
 	load test_helper/common
+	load test_helper/tcp
 	common_setup
 	SHIPPED=$ROOT/src/handlers
 	MAILDIR=$BATS_TEST_TMPDIR/Maildir
@@ -17,18 +18,7 @@ teardown() {
 
 # One message from a@example.org to b@example.net, with a dot-stuffed line.
 one_message() {
-	smtp_session "$@" <<-EOF
-	EHLO client.example
-	MAIL FROM:<a@example.org>
-	RCPT TO:<b@example.net>
-	DATA
-	Subject: exact
-
-	..leading dot
-	last
-	.
-	QUIT
-	EOF
+	smtp_transaction --body 'Subject: exact\r\n\r\n..leading dot\r\nlast\r\n' -- "$@"
 }
 
 # What the handler reads for one_message with --no-received.
@@ -45,11 +35,6 @@ start_upstream() {
 	echo "$!" >"$BATS_TEST_TMPDIR/upstream.pid"
 	wait_for 10 test -s "$UPSTREAM/port"
 	UPSTREAM_PORT=$(cat "$UPSTREAM/port")
-}
-
-# A TCP port on 127.0.0.1 that nothing listens on.
-closed_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # --- maildir -------------------------------------------------------------
@@ -333,7 +318,7 @@ cat_spy() {
 }
 
 @test "relay --relay: an unreachable upstream gives 451 4.3.0 and the session goes on" {
-	run --separate-stderr send_messages 2 --relay "127.0.0.1:$(closed_port)" "$SHIPPED/relay"
+	run --separate-stderr send_messages 2 --relay "127.0.0.1:$(free_port)" "$SHIPPED/relay"
 	assert_success
 	assert_regex "$(reply_after . 1)" '^451 4\.3\.0( |$)'
 	assert_regex "$(reply_after . 2)" '^451 4\.3\.0( |$)'

@@ -45,12 +45,6 @@ relay_session() {
 	assert_equal "$(reply_codes | tr '\n' ' ')" '220 250 250 250 354 250 221 '
 }
 
-# A message that hides, behind SEQ, a second transaction (as 70-hostile).
-smuggling_input() {
-	# shellcheck disable=SC2059
-	printf "HELO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nSubject: one\r\n\r\nbefore$1MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled$1RSET\r\nafter\r\n.\r\nQUIT\r\n" >"$IN"
-}
-
 # relays_once SEQ: in every mode, one message upstream, canonical and whole.
 relays_once() {
 	local mode

@@ -20,9 +20,7 @@ teardown() {
 # one_message: writes to $DIALOGUE a session with one message, whose
 # body is "Subject: x", a blank line and "hello", then NOOP and QUIT.
 one_message() {
-	printf '%s\r\n' 'HELO client.example' 'MAIL FROM:<a@example.org>' \
-	    'RCPT TO:<b@example.net>' DATA 'Subject: x' '' hello . NOOP QUIT \
-	    >"$DIALOGUE"
+	smtp_dialogue --helo client.example --body 'Subject: x\r\n\r\nhello\r\n' --then NOOP
 }
 
 # assert_only_replies: every line on stdout is an SMTP reply line.

@@ -18,13 +18,7 @@ BODY28='12345678\r\n..ab\r\ncd\nef\r\ng\rh\r\n'
 sized_session() {
 	local body=$1
 	shift
-	{
-		printf 'EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n'
-		# shellcheck disable=SC2059
-		printf "$body"
-		printf '.\r\nNOOP\r\nQUIT\r\n'
-	} >"$DIALOGUE"
-	run --separate-stderr smtpd "$@" <"$DIALOGUE"
+	run --separate-stderr smtp_transaction --body "$body" --then NOOP -- "$@"
 }
 
 # big_session [options] handler [args]: like sized_session with a message

@@ -18,14 +18,6 @@ teardown() {
 
 # --- SMTP smuggling (SPEC 4, DATA) ---------------------------------------
 
-# smuggling_input SEQ: writes to $IN a session with one message that hides,
-# behind the byte sequence SEQ (printf escapes), a second transaction whose
-# body ends with SEQ again, then ends the message for real and QUITs.
-smuggling_input() {
-	# shellcheck disable=SC2059
-	printf "HELO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nSubject: one\r\n\r\nbefore$1MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled$1RSET\r\nafter\r\n.\r\nQUIT\r\n" >"$IN"
-}
-
 # assert_one_message: the last session (on $IN) saw exactly one message,
 # which carries the hidden commands as data, and gave exactly the replies
 # of one transaction.

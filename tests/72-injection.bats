@@ -10,8 +10,8 @@ setup() {
 
 # One message from SENDER to RCPT, the handler given {sender} {recipients}.
 deliver_to_argv() {
-	printf 'EHLO c\r\nMAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n' "$1" "$2" >"$BATS_TEST_TMPDIR/in"
-	run --separate-stderr smtpd "$HANDLERS/dump" -- {sender} {recipients} <"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr smtp_transaction --ehlo c --from "$1" --to "$2" --body 'x\r\n' -- \
+	    "$HANDLERS/dump" -- {sender} {recipients}
 }
 
 @test "shell metacharacters in addresses reach argv verbatim and run nothing" {
@@ -36,8 +36,8 @@ a\`touch\${IFS}$CANARY.rcpt\`|b&c@example.net"
 	exec "$HANDLERS/dump" "\$@"
 	EOF
 	chmod +x "$BATS_TEST_TMPDIR/opts"
-	printf 'EHLO c\r\nMAIL FROM:<-o%s@example.org>\r\nRCPT TO:<--help@x.example>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n' "$CANARY" >"$BATS_TEST_TMPDIR/in"
-	run --separate-stderr smtpd "$BATS_TEST_TMPDIR/opts" -- {sender} {recipients} <"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr smtp_transaction --ehlo c --from "-o$CANARY@example.org" --to --help@x.example \
+	    --body 'x\r\n' -- "$BATS_TEST_TMPDIR/opts" -- {sender} {recipients}
 	assert_success
 	run cat "$DUMP/1/argv"
 	assert_output "--
@@ -60,9 +60,9 @@ a\`touch\${IFS}$CANARY.rcpt\`|b&c@example.net"
 }
 
 @test "a TCPREMOTEHOST with line breaks or spaces is not put into Received" {
-	printf 'HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nbody\r\n.\r\nQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
 	TCPREMOTEIP=192.0.2.1 TCPREMOTEHOST=$'evil.example\nX-Injected: 1' \
-	    run --separate-stderr smtpd "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	    run --separate-stderr smtp_transaction --helo c --from a@b.example --to c@d.example \
+	    --body 'body\r\n' -- "$HANDLERS/dump"
 	assert_success
 	run head -n 1 "$DUMP/1/message"
 	assert_output 'Received: from c (unknown [192.0.2.1])'

@@ -12,18 +12,9 @@ fields() {
 	printf '%s\n' "$stderr" | python3 "$FIXTURES/logfields.py" "$@"
 }
 
+# message [options] handler [args]: one EHLO transaction, then QUIT.
 message() {
-	smtp_session "$@" <<-EOF
-	EHLO client.example
-	MAIL FROM:<a@example.org>
-	RCPT TO:<b@example.net>
-	DATA
-	Subject: logged
-
-	body
-	.
-	QUIT
-	EOF
+	smtp_transaction --body 'Subject: logged\r\n\r\nbody\r\n' -- "$@"
 }
 
 @test "a HELO cannot forge fields of the message's log line" {
@@ -107,8 +98,7 @@ message() {
 }
 
 @test "a message refused for 8-bit data under --7bit is logged with handler=none reply=554" {
-	printf 'EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n\xc3\xa9\r\n.\r\nQUIT\r\n' >"$DIALOGUE"
-	run --separate-stderr smtpd --7bit "$HANDLERS/dump" <"$DIALOGUE"
+	run --separate-stderr smtp_transaction --ehlo c --body '\xc3\xa9\r\n' -- --7bit "$HANDLERS/dump"
 	assert_success
 	assert_reply_after . 554
 	run fields handler 'rcpts='

@@ -207,13 +207,7 @@ start_haproxy() {
 
 # smtplib through HAProxy; prints the client's own address and port.
 send_through_haproxy() {
-	python3 - "$HAPORT" <<-'EOF'
-	import smtplib, sys
-	s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="client.example", timeout=30)
-	s.sendmail("a@example.org", ["b@example.net"], b"Subject: via haproxy\r\n\r\nhello\r\n")
-	print("%s %d" % s.sock.getsockname())
-	s.quit()
-	EOF
+	smtp_client "$HAPORT" a@example.org b@example.net $'Subject: via haproxy\r\n\r\nhello\r\n'
 }
 
 @test "a real HAProxy with send-proxy: the handler sees the client's own address and port" {

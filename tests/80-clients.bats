@@ -19,18 +19,12 @@ dumped() {
 
 @test "smtplib: a message to two recipients reaches the handler with the TCP peer" {
 	start_server --no-received "$HANDLERS/dump"
-	run python3 - "$PORT" <<-'EOF'
-	import smtplib, sys
-	msg = ("Subject: two\r\n\r\nline one\r\n.leading dot\r\n"
-	       "..two dots\r\n.\r\nlast\r\n")
-	with smtplib.SMTP("127.0.0.1", int(sys.argv[1]),
-	                  local_hostname="client.example", timeout=30) as s:
-	    refused = s.sendmail("a@example.org", ["b@example.net", "c@example.net"], msg)
-	    print(s.sock.getsockname()[1], len(msg), len(refused))
-	EOF
+	msg=$'Subject: two\r\n\r\nline one\r\n.leading dot\r\n..two dots\r\n.\r\nlast\r\n'
+	run smtp_client "$PORT" a@example.org b@example.net,c@example.net "$msg"
 	assert_success
-	read -r client_port size refused <<<"$output"
-	assert_equal "$refused" 0
+	read -r _ client_port <<<"$output"
+	size=${#msg}
+	refute_output --partial refused
 	assert_equal "$(dumped 1 SMTP_REMOTE_ADDR)" 127.0.0.1
 	assert_equal "$(dumped 1 SMTP_REMOTE_PORT)" "$client_port"
 	assert_equal "$(dumped 1 SMTP_LOCAL_ADDR)" 127.0.0.1
@@ -48,51 +42,26 @@ dumped() {
 
 @test "smtplib: the client gets the 250 with the handler's SMTP_ID" {
 	start_server "$HANDLERS/dump"
-	run python3 - "$PORT" <<-'EOF'
-	import smtplib, sys
-	with smtplib.SMTP("127.0.0.1", int(sys.argv[1]),
-	                  local_hostname="client.example", timeout=30) as s:
-	    s.ehlo()
-	    s.mail("a@example.org")
-	    s.rcpt("b@example.net")
-	    code, text = s.data(b"Subject: id\r\n\r\nhello\r\n")
-	    print(code, text.decode())
-	EOF
+	run smtp_client "$PORT" a@example.org b@example.net $'Subject: id\r\n\r\nhello\r\n'
 	assert_success
-	assert_output "250 2.0.0 OK: queued as $(dumped 1 SMTP_ID)"
+	assert_line --index 1 "250 2.0.0 OK: queued as $(dumped 1 SMTP_ID)"
 }
 
 @test "smtplib: a handler exiting 65 makes sendmail raise SMTPDataError 554" {
 	start_server "$HANDLERS/exit" 65
-	run python3 - "$PORT" <<-'EOF'
-	import smtplib, sys
-	with smtplib.SMTP("127.0.0.1", int(sys.argv[1]),
-	                  local_hostname="client.example", timeout=30) as s:
-	    try:
-	        s.sendmail("a@example.org", ["b@example.net"], "Subject: no\r\n\r\nno\r\n")
-	    except smtplib.SMTPDataError as e:
-	        print(e.smtp_code, e.smtp_error.decode())
-	        sys.exit(0)
-	print("accepted")
-	sys.exit(1)
-	EOF
+	run smtp_client "$PORT" a@example.org b@example.net $'Subject: no\r\n\r\nno\r\n'
 	assert_success
-	assert_output --regexp '^554 5\.6\.0( |$)'
+	assert_line --index 1 --regexp '^554 5\.6\.0( |$)'
 }
 
 @test "smtplib: two messages in one session are two handler runs on one connection" {
 	start_server --no-received "$HANDLERS/dump"
-	run python3 - "$PORT" <<-'EOF'
-	import smtplib, sys
-	with smtplib.SMTP("127.0.0.1", int(sys.argv[1]),
-	                  local_hostname="client.example", timeout=30) as s:
-	    s.sendmail("a@example.org", ["b@example.net"], "Subject: 1\r\n\r\none\r\n")
-	    s.sendmail("c@example.org", ["d@example.net"], "Subject: 2\r\n\r\ntwo\r\n")
-	    print(s.sock.getsockname()[1])
-	EOF
+	run smtp_client "$PORT" a@example.org b@example.net $'Subject: 1\r\n\r\none\r\n' \
+	    c@example.org d@example.net $'Subject: 2\r\n\r\ntwo\r\n'
 	assert_success
-	assert_equal "$(dumped 1 SMTP_REMOTE_PORT)" "$output"
-	assert_equal "$(dumped 2 SMTP_REMOTE_PORT)" "$output"
+	read -r _ client_port <<<"$output"
+	assert_equal "$(dumped 1 SMTP_REMOTE_PORT)" "$client_port"
+	assert_equal "$(dumped 2 SMTP_REMOTE_PORT)" "$client_port"
 	assert_equal "$(dumped 1 SMTP_MAIL_FROM)" a@example.org
 	assert_equal "$(dumped 2 SMTP_MAIL_FROM)" c@example.org
 	assert_equal "$(cat "$DUMP/1/message")" $'Subject: 1\n\none'
@@ -102,12 +71,7 @@ dumped() {
 
 @test "smtplib: the Received header names the HELO, the TCP peer and the one recipient" {
 	start_server "$HANDLERS/dump"
-	run python3 - "$PORT" <<-'EOF'
-	import smtplib, sys
-	with smtplib.SMTP("127.0.0.1", int(sys.argv[1]),
-	                  local_hostname="client.example", timeout=30) as s:
-	    s.sendmail("a@example.org", ["b@example.net"], "Subject: r\r\n\r\nhello\r\n")
-	EOF
+	run smtp_client "$PORT" a@example.org b@example.net $'Subject: r\r\n\r\nhello\r\n'
 	assert_success
 	# The first header, unfolded.
 	received=$(awk 'NR > 1 && !/^[ \t]/ { exit } { sub(/^[ \t]+/, " "); printf "%s", $0 }' "$DUMP/1/message")
@@ -117,12 +81,7 @@ dumped() {
 
 @test "an IPv4 client of an IPv6 socket is shown as IPv4" {
 	LISTEN='[::]' start_server "$HANDLERS/dump"
-	run python3 - "$PORT" <<-'EOF'
-	import smtplib, sys
-	with smtplib.SMTP("127.0.0.1", int(sys.argv[1]),
-	                  local_hostname="client.example", timeout=30) as s:
-	    s.sendmail("a@example.org", ["b@example.net"], "Subject: v4\r\n\r\nhello\r\n")
-	EOF
+	run smtp_client "$PORT" a@example.org b@example.net $'Subject: v4\r\n\r\nhello\r\n'
 	assert_success
 	assert_equal "$(dumped 1 SMTP_REMOTE_ADDR)" 127.0.0.1
 	assert_equal "$(dumped 1 SMTP_LOCAL_ADDR)" 127.0.0.1
@@ -131,12 +90,7 @@ dumped() {
 
 @test "an IPv6 client is shown as IPv6" {
 	LISTEN='[::1]' start_server "$HANDLERS/dump"
-	run python3 - "$PORT" <<-'EOF'
-	import smtplib, sys
-	with smtplib.SMTP("::1", int(sys.argv[1]),
-	                  local_hostname="client.example", timeout=30) as s:
-	    s.sendmail("a@example.org", ["b@example.net"], "Subject: v6\r\n\r\nhello\r\n")
-	EOF
+	run smtp_client --host ::1 "$PORT" a@example.org b@example.net $'Subject: v6\r\n\r\nhello\r\n'
 	assert_success
 	assert_equal "$(dumped 1 SMTP_REMOTE_ADDR)" ::1
 	assert_equal "$(dumped 1 SMTP_LOCAL_ADDR)" ::1
@@ -146,16 +100,11 @@ dumped() {
 @test "on a socket, getpeername()/getsockname() win over UCSPI and systemd variables" {
 	SERVER_ENV='TCPREMOTEIP=192.0.2.1 TCPREMOTEPORT=1 TCPLOCALIP=192.0.2.2 TCPLOCALPORT=2 REMOTE_ADDR=192.0.2.3 REMOTE_PORT=3' \
 	    start_server "$HANDLERS/dump"
-	run python3 - "$PORT" <<-'EOF'
-	import smtplib, sys
-	with smtplib.SMTP("127.0.0.1", int(sys.argv[1]),
-	                  local_hostname="client.example", timeout=30) as s:
-	    s.sendmail("a@example.org", ["b@example.net"], "Subject: peer\r\n\r\nhello\r\n")
-	    print(s.sock.getsockname()[1])
-	EOF
+	run smtp_client "$PORT" a@example.org b@example.net $'Subject: peer\r\n\r\nhello\r\n'
 	assert_success
+	read -r _ client_port <<<"$output"
 	assert_equal "$(dumped 1 SMTP_REMOTE_ADDR)" 127.0.0.1
-	assert_equal "$(dumped 1 SMTP_REMOTE_PORT)" "$output"
+	assert_equal "$(dumped 1 SMTP_REMOTE_PORT)" "$client_port"
 	assert_equal "$(dumped 1 SMTP_LOCAL_ADDR)" 127.0.0.1
 	assert_equal "$(dumped 1 SMTP_LOCAL_PORT)" "$PORT"
 }
@@ -218,12 +167,7 @@ dumped() {
 
 @test "the handler has no socket: only 0-2 are open, none of them the client" {
 	start_server "$HANDLERS/fds"
-	run python3 - "$PORT" <<-'EOF'
-	import smtplib, sys
-	with smtplib.SMTP("127.0.0.1", int(sys.argv[1]),
-	                  local_hostname="client.example", timeout=30) as s:
-	    s.sendmail("a@example.org", ["b@example.net"], "Subject: fds\r\n\r\nhello\r\n")
-	EOF
+	run smtp_client "$PORT" a@example.org b@example.net $'Subject: fds\r\n\r\nhello\r\n'
 	assert_success
 	run cut -d' ' -f1 "$DUMP/fds"
 	assert_output $'0\n1\n2'

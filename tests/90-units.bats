@@ -5,6 +5,7 @@
 
 setup() {
 	load test_helper/common
+	load test_helper/tcp
 	common_setup
 	PREFIX=$BATS_TEST_TMPDIR/prefix
 	UNITS=$PREFIX/lib/systemd/system
@@ -119,20 +120,14 @@ in_ns() {
 }
 
 @test "the hardened service delivers into the Maildir (real systemd)" {
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	port=$(free_port)
 	systemd_ns_start "$port"
-	run python3 - "$port" <<-'PY'
-	import smtplib, sys
-	s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20)
-	for i in range(3):
-	    s.sendmail("a@example.org", ["b@example.net"],
-	               b"Subject: unit %d\n\n..dot\n\xc3\xa9t\xc3\xa9\n" % i,
-	               mail_options=["BODY=8BITMIME"])
-	s.quit()
-	print("sent")
-	PY
+	run smtp_client --8bit "$port" \
+	    a@example.org b@example.net $'Subject: unit 0\n\n..dot\n\xc3\xa9t\xc3\xa9\n' \
+	    a@example.org b@example.net $'Subject: unit 1\n\n..dot\n\xc3\xa9t\xc3\xa9\n' \
+	    a@example.org b@example.net $'Subject: unit 2\n\n..dot\n\xc3\xa9t\xc3\xa9\n'
 	assert_success
-	assert_output sent
+	assert_equal "$(printf '%s\n' "${lines[@]:1}" | cut -c1-4 | tr '\n' '|')" '250 |250 |250 |'
 	new=/var/lib/smtpd-stdio/Maildir/new
 	run in_ns sh -c "ls $new | wc -l"
 	assert_output 3

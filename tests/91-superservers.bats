@@ -27,6 +27,7 @@ teardown_file() {
 
 setup() {
 	load test_helper/common
+	load test_helper/tcp
 	common_setup
 	[ "$(id -u)" -eq 0 ] || fail "the super-servers are started as root"
 	T=$W/$BATS_TEST_NUMBER
@@ -47,7 +48,7 @@ setup() {
 	SH
 	chmod 0755 "$PREFIX/libexec/smtpd-stdio/maildir"
 	ETC=$PREFIX/etc/smtpd-stdio
-	PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	PORT=$(free_port)
 	DAEMON=
 }
 
@@ -85,28 +86,19 @@ pkg_bin() {
 }
 
 wait_listening() {
-	local i
-	for i in $(seq 50); do
-		ss -Hltn "sport = :$PORT" | grep -q . && return 0
-		sleep 0.1
-	done
-	echo "nothing listens on port $PORT" >&2
-	return 1
+	wait_for 5 port_listening "$PORT" || {
+		echo "nothing listens on port $PORT" >&2
+		return 1
+	}
 }
 
 # send_mail: one message with a real client; prints the client's port.
 send_mail() {
-	python3 - "$PORT" <<-'PY'
-	import smtplib, sys
-	s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20)
-	s.ehlo("client.test")
-	port = s.sock.getsockname()[1]
-	s.sendmail("a@example.org", ["b@example.net"],
-	           b"Subject: superserver\n\n..dot\nbody \xc3\xa9\n",
-	           mail_options=["BODY=8BITMIME"])
-	s.quit()
-	print(port)
-	PY
+	local out port
+	out=$(smtp_client --helo client.test --8bit "$PORT" a@example.org b@example.net \
+	    $'Subject: superserver\n\n..dot\nbody \xc3\xa9\n') || return
+	read -r _ port <<<"$out"
+	echo "$port"
 }
 
 # assert_delivered CLIENTPORT: one message in new/, whose handler saw the

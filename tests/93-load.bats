@@ -4,6 +4,7 @@
 
 setup() {
 	load test_helper/common
+	load test_helper/tcp
 	common_setup
 	MD=$BATS_TEST_TMPDIR/Maildir
 	LOG=$BATS_TEST_TMPDIR/server.log
@@ -18,15 +19,12 @@ teardown() {
 }
 
 @test "50 clients x 20 messages: every 2xx'd message in new/ once, intact" {
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	port=$(free_port)
 	systemd-socket-activate --accept --inetd -l "127.0.0.1:$port" \
 		-E TMPDIR "$SMTPD" --hostname mx.test --log stderr \
 		"$ROOT/src/handlers/maildir" "$MD" 2>"$LOG" 3>&- &
 	SA=$!
-	for i in $(seq 50); do
-		ss -Hltn "sport = :$port" | grep -q . && break
-		sleep 0.1
-	done
+	wait_for 5 port_listening "$port"
 	# Only a bound on answering at all: the duration is make bench's.
 	run timeout 600 python3 "$FIXTURES/load-client.py" "$port" "$MD" 50 20
 	echo "# $(head -n 1 <<<"$output")" >&3

@@ -94,19 +94,67 @@ process_gone() {
 	[ -z "$state" ] || [ "${state%% *}" = Z ]
 }
 
+# smtp_dialogue [--helo NAME | --ehlo NAME] [--from ADDR] [--to ADDR]...
+#     [--body BYTES] [--then CMD]... [--count N] [--no-quit]
+# Writes to $DIALOGUE a session: the greeting (default EHLO client.example),
+# then N (default 1) transactions, each MAIL FROM:<ADDR> (default
+# a@example.org), a RCPT TO:<ADDR> per --to (default one, b@example.net),
+# DATA, the bytes of printf BYTES (escapes as printf(1), "{n}" replaced by
+# the transaction's number; default "Subject: test\r\n\r\nhello\r\n"),
+# "." and the --then commands; last QUIT unless --no-quit.  Commands end
+# in CRLF; BYTES are written as given, so they end their own last line.
+smtp_dialogue() {
+	local greet='EHLO client.example' from=a@example.org body='Subject: test\r\n\r\nhello\r\n'
+	local count=1 quit=QUIT i to=() then=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--helo) greet="HELO $2"; shift ;;
+		--ehlo) greet="EHLO $2"; shift ;;
+		--from) from=$2; shift ;;
+		--to) to+=("$2"); shift ;;
+		--body) body=$2; shift ;;
+		--then) then+=("$2"); shift ;;
+		--count) count=$2; shift ;;
+		--no-quit) quit= ;;
+		*) fail "smtp_dialogue: unknown option $1"; return 1 ;;
+		esac
+		shift
+	done
+	[ "${#to[@]}" -gt 0 ] || to=(b@example.net)
+	{
+		printf '%s\r\n' "$greet"
+		for i in $(seq "$count"); do
+			printf 'MAIL FROM:<%s>\r\n' "$from"
+			printf 'RCPT TO:<%s>\r\n' "${to[@]}"
+			printf 'DATA\r\n'
+			# shellcheck disable=SC2059 # BYTES are a format on purpose
+			printf "${body//\{n\}/$i}"
+			printf '.\r\n'
+			[ "${#then[@]}" -eq 0 ] || printf '%s\r\n' "${then[@]}"
+		done
+		[ -z "$quit" ] || printf '%s\r\n' "$quit"
+	} >"$DIALOGUE"
+}
+
+# smtp_transaction [smtp_dialogue options] -- [options] handler [args]:
+# the server run on that smtp_dialogue (in $DIALOGUE, so assert_reply_after
+# and reply_after work).
+smtp_transaction() {
+	local opts=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		opts+=("$1")
+		shift
+	done
+	shift
+	smtp_dialogue "${opts[@]}" || return
+	smtpd "$@" <"$DIALOGUE"
+}
+
 # message_dialogue N: writes to $DIALOGUE a HELO session that sends N small
 # messages (each MAIL, RCPT, DATA, body, ".", NOOP) and QUITs.
 message_dialogue() {
-	local i
-	{
-		printf 'HELO client.example\r\n'
-		for i in $(seq "$1"); do
-			printf 'MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n'
-			printf 'DATA\r\nSubject: message %s\r\n\r\nbody %s\r\n.\r\n' "$i" "$i"
-			printf 'NOOP\r\n'
-		done
-		printf 'QUIT\r\n'
-	} >"$DIALOGUE"
+	smtp_dialogue --helo client.example --count "$1" --then NOOP \
+	    --body 'Subject: message {n}\r\n\r\nbody {n}\r\n'
 }
 
 # send_messages N [options] handler [args]: the server run on the
@@ -115,6 +163,59 @@ send_messages() {
 	message_dialogue "$1"
 	shift
 	smtpd "$@" <"$DIALOGUE"
+}
+
+# smuggling_input SEQ: writes to $IN a session with one message that hides,
+# behind the byte sequence SEQ (printf escapes), a second transaction whose
+# body ends with SEQ again, then ends the message for real and QUITs.
+# Raw bytes on purpose: this is what SMTP smuggling sends.
+smuggling_input() {
+	# shellcheck disable=SC2059
+	printf "HELO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nSubject: one\r\n\r\nbefore$1MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled$1RSET\r\nafter\r\n.\r\nQUIT\r\n" >"$IN"
+}
+
+# smtp_client [--host HOST] [--helo NAME] [--8bit] PORT FROM TO[,TO...]
+#     MESSAGE [FROM TO MESSAGE]...: one smtplib session to HOST (default
+# 127.0.0.1) port PORT, EHLO NAME (default client.example), that sends
+# each MESSAGE (its bytes exactly; --8bit adds BODY=8BITMIME) from FROM to
+# the TOs.  Prints the client's own address and port, then a line per
+# message: the code and text of its last reply, after a line
+# "refused ADDR CODE" for each recipient refused.
+smtp_client() {
+	python3 - "$@" <<-'PY'
+	import os, smtplib, sys
+	args, host, helo, opts = sys.argv[1:], "127.0.0.1", "client.example", []
+	while args[0].startswith("--"):
+	    o = args.pop(0)
+	    if o == "--host":
+	        host = args.pop(0)
+	    elif o == "--helo":
+	        helo = args.pop(0)
+	    elif o == "--8bit":
+	        opts.append("BODY=8BITMIME")
+	    else:
+	        sys.exit("smtp_client: unknown option " + o)
+	class Client(smtplib.SMTP):
+	    def data(self, msg):
+	        self.last = super().data(msg)
+	        return self.last
+	port, msgs = int(args[0]), args[1:]
+	with Client(host, port, local_hostname=helo, timeout=30) as s:
+	    print("%s %d" % s.sock.getsockname()[:2])
+	    for i in range(0, len(msgs), 3):
+	        frm, to, msg = msgs[i], msgs[i + 1].split(","), os.fsencode(msgs[i + 2])
+	        try:
+	            refused = s.sendmail(frm, to, msg, mail_options=opts)
+	            code, text = s.last
+	        except smtplib.SMTPRecipientsRefused as e:
+	            refused, code, text = e.recipients, None, None
+	        except smtplib.SMTPResponseException as e:
+	            refused, code, text = {}, e.smtp_code, e.smtp_error
+	        for addr, (c, _) in refused.items():
+	            print("refused", addr, c)
+	        if code is not None:
+	            print(code, text.decode())
+	PY
 }
 
 # reply_after VERB [N]: prints the whole reply (all its lines, without CR)
