@@ -8,26 +8,6 @@ setup() {
 	common_setup
 }
 
-# usage_error ARG...: smtpd-stdio run with exactly these arguments (no
-# defaults added) on an empty stdin exits 64, prints one line on stderr and
-# nothing on stdout.
-usage_error() {
-	run --separate-stderr timeout -k 5 60 "$SMTPD" "$@" </dev/null
-	assert_failure 64
-	assert_output ''
-	assert_equal "${#stderr_lines[@]}" 1
-	[ -n "${stderr_lines[0]}" ] || fail "the stderr line is empty"
-}
-
-# greeting_of ARG...: smtpd-stdio run with exactly these arguments on an
-# empty stdin; its one output line (the greeting) without the CR.
-greeting_of() {
-	run --separate-stderr timeout -k 5 60 "$SMTPD" --log stderr "$@" </dev/null
-	assert_success
-	assert_equal "${#lines[@]}" 1
-	greeting=${lines[0]%$'\r'}
-}
-
 @test "no handler: exit 64, one line on stderr, nothing on stdout" {
 	usage_error
 }

@@ -9,19 +9,6 @@ setup() {
 	common_setup
 }
 
-usage_error() {
-	run --separate-stderr timeout -k 5 60 "$SMTPD" "$@" </dev/null
-	assert_failure 64
-	assert_output ''
-	assert_equal "${#stderr_lines[@]}" 1
-}
-
-greeting_of() {
-	run --separate-stderr timeout -k 5 60 "$SMTPD" --log stderr "$@" </dev/null
-	assert_success
-	greeting=${lines[0]%$'\r'}
-}
-
 @test "--hostname of 253 octets is taken, longer ones are a usage error" {
 	local l63 name
 	l63=$(printf 'a%.0s' $(seq 63))

@@ -26,17 +26,6 @@ expected_message() {
 	printf 'Subject: exact\n\n.leading dot\nlast\n'
 }
 
-# start_upstream [relay-upstream.py options]: a fake upstream SMTP server;
-# its recordings go to $UPSTREAM, its port is $UPSTREAM_PORT.
-start_upstream() {
-	UPSTREAM=$BATS_TEST_TMPDIR/upstream
-	mkdir -p "$UPSTREAM"
-	python3 "$FIXTURES/relay-upstream.py" "$UPSTREAM" "$@" 3>&- &
-	echo "$!" >"$BATS_TEST_TMPDIR/upstream.pid"
-	wait_for 10 test -s "$UPSTREAM/port"
-	UPSTREAM_PORT=$(cat "$UPSTREAM/port")
-}
-
 # --- maildir -------------------------------------------------------------
 
 @test "maildir delivers the message into new/ byte for byte" {

@@ -18,22 +18,6 @@ teardown() {
 	fi
 }
 
-start_upstream() {
-	UPSTREAM=$BATS_TEST_TMPDIR/upstream
-	rm -rf "$UPSTREAM"
-	mkdir -p "$UPSTREAM"
-	python3 "$FIXTURES/relay-upstream.py" "$UPSTREAM" "$@" 3>&- &
-	echo "$!" >"$BATS_TEST_TMPDIR/upstream.pid"
-	wait_for 10 test -s "$UPSTREAM/port"
-	UPSTREAM_PORT=$(cat "$UPSTREAM/port")
-}
-
-stop_upstream() {
-	kill "$(cat "$BATS_TEST_TMPDIR/upstream.pid")" 2>/dev/null || true
-	wait "$(cat "$BATS_TEST_TMPDIR/upstream.pid")" 2>/dev/null || true
-	: >"$BATS_TEST_TMPDIR/upstream.pid"
-}
-
 # relay_session [smtpd options]: $IN through smtpd-stdio and the relay
 # handler to a fresh upstream; the client must get one 250 for one message.
 relay_session() {

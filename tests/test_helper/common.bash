@@ -279,3 +279,46 @@ assert_no_message() {
 }
 
 # ---- Helpers for 10-usage, 20-protocol, 30-envelope, 40-data, 60-limits (end) ----
+
+# ---- Helpers for the command-line tests (10-usage, 15-names) ----
+
+# usage_error ARG...: smtpd-stdio run with exactly these arguments (no
+# defaults added) on an empty stdin exits 64, prints one line on stderr and
+# nothing on stdout.
+usage_error() {
+	run --separate-stderr timeout -k 5 60 "$SMTPD" "$@" </dev/null
+	assert_failure 64
+	assert_output ''
+	assert_equal "${#stderr_lines[@]}" 1
+	[ -n "${stderr_lines[0]}" ] || fail "the stderr line is empty"
+}
+
+# greeting_of ARG...: smtpd-stdio run with exactly these arguments on an
+# empty stdin; its one output line (the greeting) without the CR.
+greeting_of() {
+	run --separate-stderr timeout -k 5 60 "$SMTPD" --log stderr "$@" </dev/null
+	assert_success
+	assert_equal "${#lines[@]}" 1
+	greeting=${lines[0]%$'\r'}
+}
+
+# ---- Helpers for the relay tests (55-shipped-handlers, 56-relay-smuggling) ----
+
+# start_upstream [relay-upstream.py options]: a fresh fake upstream SMTP
+# server; its recordings go to $UPSTREAM, its port is $UPSTREAM_PORT.
+start_upstream() {
+	UPSTREAM=$BATS_TEST_TMPDIR/upstream
+	rm -rf "$UPSTREAM"
+	mkdir -p "$UPSTREAM"
+	python3 "$FIXTURES/relay-upstream.py" "$UPSTREAM" "$@" 3>&- &
+	echo "$!" >"$BATS_TEST_TMPDIR/upstream.pid"
+	wait_for 10 test -s "$UPSTREAM/port"
+	UPSTREAM_PORT=$(cat "$UPSTREAM/port")
+}
+
+# stop_upstream: the upstream is gone, and its recordings are complete.
+stop_upstream() {
+	kill "$(cat "$BATS_TEST_TMPDIR/upstream.pid")" 2>/dev/null || true
+	wait "$(cat "$BATS_TEST_TMPDIR/upstream.pid")" 2>/dev/null || true
+	: >"$BATS_TEST_TMPDIR/upstream.pid"
+}
