@@ -18,7 +18,7 @@ BUILD_DEPS	= libbsd-dev pkg-config libhiredis-dev
 RUN_DEPS	= systemd
 LINT_DEPS	= mandoc shellcheck
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
-		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy openssl \
+		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy dovecot-core openssl \
 		  redis-server redis-tools
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
@@ -70,7 +70,7 @@ BIN		= $(O)/smtpd-stdio
 HANDLERS	= maildir relay debug webhook redis-stream
 # The README's cookbook recipes in sh (tests/85-cookbook.bats runs them).
 COOKBOOK_SH	= $(addprefix tests/fixtures/cookbook/,filter-score \
-		  per-recipient-maildir redis-ingress redis-deliver)
+		  per-recipient-maildir redis-ingress redis-deliver dovecot-deliver)
 # redis-worker is C (hiredis), installed next to the shell handlers.
 WORKER		= $(O)/redis-worker
 HIREDIS_CFLAGS	= $(shell pkg-config --cflags hiredis)

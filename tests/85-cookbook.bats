@@ -12,7 +12,10 @@ setup() {
 }
 
 teardown() {
-	local p
+	local p d
+	if [ -f "$BATS_TEST_TMPDIR/cleanup" ]; then
+		while read -r d; do rm -rf "$d"; done <"$BATS_TEST_TMPDIR/cleanup"
+	fi
 	for p in "${PIDS[@]}"; do
 		kill -KILL "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
@@ -28,6 +31,66 @@ mail_to() {
 		for r in "$@"; do printf 'RCPT TO:<%s>\n' "$r"; done
 		printf 'DATA\nSubject: win the lottery\n\nlottery!\n.\nQUIT\n'
 	}
+}
+
+# dovecot_conf DIR: a private dovecot.conf for the LDA, logging into DIR.
+dovecot_conf() {
+	cat >"$1/dovecot.conf" <<-EOF
+	log_path = $1/dovecot.log
+	info_log_path = $1/dovecot.log
+	base_dir = $1/run
+	state_dir = $1/state
+	ssl = no
+	protocols =
+	EOF
+	mkdir -p "$1/run" "$1/state"
+	touch "$1/dovecot.log"
+	chown -R nobody:nogroup "$1"
+}
+
+# nobody_dir: a fresh directory the service user (nobody) can reach, in
+# $D; the test's own temp dir sits under a 0700 parent.
+nobody_dir() {
+	D=$(mktemp -d /tmp/smtpd-stdio-85.XXXXXXXX)
+	chmod 0755 "$D"
+	echo "$D" >>"$BATS_TEST_TMPDIR/cleanup"
+	mkdir -p "$D/mail"
+	dovecot_conf "$D"
+}
+
+@test "cookbook (a): dovecot-lda delivers a copy per recipient, as the service user" {
+	nobody_dir
+	mail_to alice@example.net Bob@Example.NET '"../../x"@example.net' >"$DIALOGUE.in"
+	sed 's/$/\r/' "$DIALOGUE.in" >"$DIALOGUE"
+	# As smtpd-stdio's own user (nobody here), like DynamicUser= or vmail.
+	run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    env TMPDIR="$D" "$SMTPD" --hostname mx.test --log stderr \
+	    "$BOOK/dovecot-deliver" "$D/dovecot.conf" "$D/mail" <"$DIALOGUE"
+	assert_success
+	assert_reply_after . 250
+	local m
+	for m in example.net/alice example.net/bob example.net/_.._.._x_; do
+		run sh -c "cat '$D/mail/$m'/new/*"
+		assert_success
+		assert_output --partial 'Subject: win the lottery'
+	done
+	# Nothing outside the store; three deliveries in Dovecot's log.
+	assert_equal "$(find "$D/mail" -path '*/new/*' -type f | wc -l)" 3
+	assert_equal "$(grep -c 'saved mail to INBOX' "$D/dovecot.log")" 3
+}
+
+@test "cookbook (a): dovecot-lda's temporary failure gives 451, nothing delivered" {
+	nobody_dir
+	chown root "$D/mail"
+	chmod 0555 "$D/mail"
+	mail_to alice@example.net >"$DIALOGUE.in"
+	sed 's/$/\r/' "$DIALOGUE.in" >"$DIALOGUE"
+	run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    env TMPDIR="$D" "$SMTPD" --hostname mx.test --log stderr \
+	    "$BOOK/dovecot-deliver" "$D/dovecot.conf" "$D/mail" <"$DIALOGUE"
+	assert_success
+	assert_reply_after . 451
+	assert_equal "$(find "$D/mail" -type f | wc -l)" 0
 }
 
 @test "cookbook (b): a filter adds X-Score and execs the next handler" {
