@@ -66,8 +66,12 @@ copy_addr(char *dst, size_t len, const char *v)
 	dst[0] = '\0';
 	if (v == NULL)
 		return;
+	/*
+	 * inet_pton() takes only the canonical dotted quad (four decimal
+	 * parts, no leading zeros), so that text needs no inet_ntop().
+	 */
 	if (inet_pton(AF_INET, v, &a4) == 1)
-		(void)inet_ntop(AF_INET, &a4, dst, len);
+		(void)strlcpy(dst, v, len);
 	else if (inet_pton(AF_INET6, v, &a6) == 1) {
 		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
 			memcpy(&a4, &a6.s6_addr[12], sizeof(a4));

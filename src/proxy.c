@@ -4,7 +4,8 @@
  * is.  proxy_need() and proxy_parse() are pure, so the reader can take
  * exactly the header and not one byte more (on port 465 a TLS ClientHello
  * follows it at once), and the fuzzer can drive them; proxy_read() is
- * the I/O around them.
+ * the I/O around them: one peek and one read on a socket when the header
+ * came in one segment, else exact reads.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -32,6 +33,7 @@ static int	 v1_port(const char *, char *, size_t);
 static int	 v2_parse(const unsigned char *, size_t,
 		    struct proxy_result *);
 static ssize_t	 read_some(unsigned char *, size_t, long long);
+static ssize_t	 peek_header(unsigned char *, size_t, long long);
 
 /*
  * How many more octets the header needs, given the first len of them: 0
@@ -90,20 +92,16 @@ v1_word(const char **p, const char *end, char *dst, size_t dlen)
 	return 0;
 }
 
-/* A v1 port: 0 to 65535, decimal, no leading zeros. */
+/* A v1 port: 0 to 65535, decimal, no leading zeros; copied as it is. */
 static int
 v1_port(const char *s, char *dst, size_t dlen)
 {
-	const char	*errstr;
-	long long	 n;
+	size_t	 n = strlen(s);
 
-	if ((s[0] == '0' && s[1] != '\0') ||
-	    strspn(s, "0123456789") != strlen(s))
+	if (n == 0 || n > 5 || (s[0] == '0' && n > 1) ||
+	    strspn(s, "0123456789") != n || (n == 5 && strcmp(s, "65535") > 0))
 		return -1;
-	n = strtonum(s, 0, 65535, &errstr);
-	if (errstr != NULL)
-		return -1;
-	(void)snprintf(dst, dlen, "%lld", n);
+	(void)strlcpy(dst, s, dlen);
 	return 0;
 }
 
@@ -194,6 +192,32 @@ read_some(unsigned char *p, size_t want, long long deadline)
 }
 
 /*
+ * On a socket, the header usually arrives in one segment (HAProxy sends
+ * it so): peek at it, walk proxy_need() over what is there, and take
+ * exactly the header in one read.  Returns its length in buf, or 0 when
+ * the peek does not hold a whole header (the caller then reads it piece
+ * by piece), or -1 when it cannot be one.
+ */
+static ssize_t
+peek_header(unsigned char *buf, size_t size, long long deadline)
+{
+	ssize_t	 n, need;
+	size_t	 len = 0;
+
+	if (!conn_is_socket() || !conn_wait_input(deadline) ||
+	    (n = recv(0, buf, size, MSG_PEEK)) <= 0)
+		return 0;
+	while ((need = proxy_need(buf, len)) > 0 && len + (size_t)need <=
+	    (size_t)n)
+		len += (size_t)need;
+	if (need < 0)
+		return -1;
+	if (need > 0)
+		return 0;
+	return recv(0, buf, len, 0) == (ssize_t)len ? (ssize_t)len : -1;
+}
+
+/*
  * Read the header from fd 0 before the deadline, exactly: PROXY_OK (r
  * filled in), PROXY_EOF, or PROXY_BAD (malformed, late, or a read error).
  * What follows the header stays unread.  Of a v2 header only what holds
@@ -206,6 +230,10 @@ proxy_read(long long deadline, struct proxy_result *r)
 	size_t		 len = 0, want;
 	ssize_t		 need, n;
 
+	if ((n = peek_header(buf, sizeof(buf), deadline)) == -1)
+		return PROXY_BAD;
+	if (n > 0)
+		return proxy_parse(buf, (size_t)n, r) == -1 ? PROXY_BAD : PROXY_OK;
 	while ((need = proxy_need(buf, len)) > 0 && len < sizeof(buf)) {
 		want = (size_t)need < sizeof(buf) - len ?
 		    (size_t)need : sizeof(buf) - len;

@@ -6,7 +6,9 @@
  * smtp client does), one by one otherwise.
  *
  * usage: smtp-load -p port [-n sessions] [-c concurrency] [-m messages]
- *        [-s size]
+ *        [-s size] [-P]
+ * -P: begin every connection with a PROXY protocol v1 header, as HAProxy's
+ * send-proxy does (for smtpd-stdio --proxy-protocol).
  * prints one line: elapsed=SECONDS data=SECONDS sessions=N messages=N
  * (data: summed time from the first body byte sent to the final reply)
  * exits 1 if any reply was not the one expected.
@@ -24,6 +26,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define PROXY_V1	"PROXY TCP4 192.0.2.7 127.0.0.1 54321 25\r\n"
+
+static int	 send_proxy;
 
 struct conn {
 	int	 fd;
@@ -135,6 +141,8 @@ session(int port, long msgs, const char *body, size_t bodylen, double *data)
 		warn("connect");
 		goto out;
 	}
+	if (send_proxy && send_all(c.fd, PROXY_V1, sizeof(PROXY_V1) - 1) == -1)
+		goto out;
 	if (expect(&c, 220, "greeting") == -1 ||
 	    command(&c, "EHLO bench.example.org\r\n", 250) == -1)
 		goto out;
@@ -204,16 +212,17 @@ main(int argc, char **argv)
 	int	 port = 0, conc = 1, ch, w, p[2], status;
 	pid_t	 pid;
 
-	while ((ch = getopt(argc, argv, "p:n:c:m:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "p:n:c:m:s:P")) != -1) {
 		switch (ch) {
 		case 'p': port = atoi(optarg); break;
 		case 'n': sessions = atol(optarg); break;
 		case 'c': conc = atoi(optarg); break;
 		case 'm': msgs = atol(optarg); break;
 		case 's': size = (size_t)atol(optarg); break;
+		case 'P': send_proxy = 1; break;
 		default:
 			errx(64, "usage: smtp-load -p port [-n sessions] "
-			    "[-c concurrency] [-m messages] [-s size]");
+			    "[-c concurrency] [-m messages] [-s size] [-P]");
 		}
 	}
 	if (port <= 0 || conc < 1 || sessions < conc)
