@@ -64,6 +64,7 @@ endif
 ALL_LDFLAGS	= $(LINK_MODE) -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 
 SRCS		= main.c options.c conn.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
+		  policy.c \
 		  log.c peer.c buf.c
 OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
@@ -189,7 +190,8 @@ FUZZ_addr	= src/addr.c
 FUZZ_data	= src/data.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_reply	= src/reply.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_proxy	= src/proxy.c
-FUZZERS		= session addr data reply proxy
+FUZZ_policy	= src/policy.c src/buf.c tests/fuzz/log_quiet.c
+FUZZERS		= session addr data reply proxy policy
 
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/log_quiet.c src/*.c \
 		src/smtpd-stdio.h | deps-build deps-fuzz
