@@ -19,7 +19,7 @@ RUN_DEPS	= systemd
 LINT_DEPS	= mandoc shellcheck
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
 		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy openssl \
-		  redis-server redis-tools
+		  redis-server redis-tools postgrey postfix-policyd-spf-python
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
 

@@ -415,7 +415,8 @@ check_message(struct session *s, struct policy_state *ps,
 	x.sess = s;
 	x.state = "END-OF-MESSAGE";
 	x.id = sp->id;
-	x.recipient = "";
+	/* As Postfix: the recipient only when there is exactly one. */
+	x.recipient = s->txn.nrcpt == 1 ? s->txn.rcpt[0] : "";
 	x.size = s->dec.wire_size;
 	ok = policy_check(ps, &x, text, &hdr);
 	if (ok && hdr.len > 0)

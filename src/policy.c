@@ -667,9 +667,11 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 	long long		 deadline;
 	size_t			 i, mark = headers->len;
 	char			 who[SMTP_PATH_MAX * 4 + 3];
+	const char		*id;
 	int			 accept = 1;
 
 	build_request(x, &req);
+	id = x->id[0] != '\0' ? x->id : "-";	/* no id before DATA */
 	(void)log_quote(who, sizeof(who), x->recipient, strlen(x->recipient));
 	for (i = 0; i < st->n && accept; i++) {
 		deadline = conn_now_ms() + st->conf->timeout * 1000;
@@ -688,7 +690,7 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 			buf_append(headers, "\n", 1);
 			continue;
 		case PV_WARN:
-			log_info("%s: policy %s: %s: WARN %s", x->id,
+			log_info("%s: policy %s: %s: WARN %s", id,
 			    st->srv[i].addr, who, r.text);
 			continue;
 		case PV_REFUSE:
@@ -698,7 +700,7 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 		case PV_UNSUPPORTED:
 		case PV_GARBLED:
 			log_warn("%s: policy %s: %s: unsupported action %s",
-			    x->id, st->srv[i].addr, who, r.text);
+			    id, st->srv[i].addr, who, r.text);
 			buf_append(reply, POLICY_TEMPFAIL "\r\n",
 			    sizeof(POLICY_TEMPFAIL "\r\n") - 1);
 			accept = 0;
@@ -708,7 +710,7 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 	}
 	if (!accept) {
 		headers->len = mark;
-		log_info("%s: policy: %s %s: %.*s", x->id, x->state, who,
+		log_info("%s: policy: %s %s: %.*s", id, x->state, who,
 		    (int)(reply->len >= 2 ? reply->len - 2 : reply->len),
 		    reply->data);
 	}

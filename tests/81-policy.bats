@@ -163,7 +163,7 @@ print(r["instance"] == e["instance"], r["instance"] != "")
 	assert_line 'protocol_name ESMTP | ESMTP'
 	assert_line 'helo_name client.example | client.example'
 	assert_line 'sender a@example.org | a@example.org'
-	assert_line 'recipient ok@x.test | '
+	assert_line 'recipient ok@x.test | ok@x.test'
 	assert_line 'recipient_count 0 | 1'
 	assert_line 'client_address 192.0.2.7 | 192.0.2.7'
 	assert_line 'client_name unknown | unknown'
@@ -260,4 +260,41 @@ print(r["instance"] == e["instance"], r["instance"] != "")
 	run wc -l <"$POLICY_LOG.starts"
 	assert_output 2
 	assert_no_message
+}
+
+# A session through postgrey from 192.0.2.7; succeeds when RCPT got 250.
+greylist_passes() {
+	run smtp_session --policy "unix:$BATS_TEST_TMPDIR/pg.sock" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	[ "$(reply_after RCPT | cut -c1-3)" = 250 ]
+}
+
+@test "--policy with a real postgrey: the first attempt gets 450, a retry after the delay 250" {
+	mkdir "$BATS_TEST_TMPDIR/pgdb"
+	postgrey --unix="$BATS_TEST_TMPDIR/pg.sock" --dbdir="$BATS_TEST_TMPDIR/pgdb" \
+	    --delay=1 --user=root --group=root --auto-whitelist-clients=0 \
+	    --pidfile="$BATS_TEST_TMPDIR/pg.pidfile" --syslog-facility=none \
+	    --hostname=mx.test 2>"$BATS_TEST_TMPDIR/postgrey.log" &
+	echo $! >"$BATS_TEST_TMPDIR/postgrey.pid"
+	wait_for 20 test -S "$BATS_TEST_TMPDIR/pg.sock"
+	export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=4321
+	rcpt_session someone@x.test
+	run smtp_session --policy "unix:$BATS_TEST_TMPDIR/pg.sock" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply RCPT '^450 4\.2\.0 Greylisted, see http'
+	assert_no_message
+	wait_for 20 greylist_passes
+	assert_reply_after . 250
+	run grep '^X-Greylist: delayed [0-9]* seconds by postgrey' "$DUMP/1/message"
+	assert_success
+}
+
+@test "--policy exec: a real policyd-spf answers a loopback client with its local-connection PREPEND" {
+	export TCPREMOTEIP=127.0.0.1 TCPREMOTEPORT=4321
+	rcpt_session someone@x.test
+	run smtp_session --policy exec:policyd-spf "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250
+	assert_reply_after . 250
+	run grep '^X-Comment: ' "$DUMP/1/message"
+	assert_output 'X-Comment: SPF check N/A for local connections - client-ip=127.0.0.1; helo=client.example; envelope-from=a@example.org; receiver=x.test'
 }
