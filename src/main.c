@@ -339,7 +339,7 @@ check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
 	struct handler_result	 res;
 	struct buf		 reply = { NULL, 0, 0 }, hdr = { NULL, 0, 0 };
 	struct buf		 parsed = { NULL, 0, 0 };
-	const char		*h, *nl;
+	char			*h, *nl;
 	int			 code;
 
 	if (ps != NULL) {
@@ -385,7 +385,7 @@ check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
 	/* Accepted: its PREPEND headers go with the transaction. */
 	buf_append(&hdr, "", 1);
 	for (h = hdr.data; (nl = strchr(h, '\n')) != NULL; h = nl + 1) {
-		*(char *)(uintptr_t)nl = '\0';
+		*nl = '\0';
 		session_prepend(s, h);
 	}
 	session_rcpt_checked(s, 1, code != 0 ? parsed.data : NULL);
