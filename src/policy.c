@@ -286,14 +286,25 @@ policy_new(const struct config *c)
 static void
 disconnect(struct policy_server *ps)
 {
+	long long	 deadline;
+
 	if (ps->rfd != -1)
 		(void)close(ps->rfd);
 	if (ps->wfd != -1 && ps->wfd != ps->rfd)
 		(void)close(ps->wfd);
 	ps->rfd = ps->wfd = -1;
 	if (ps->pid != -1) {
+		/* TERM, then KILL after the handler's grace period. */
 		(void)kill(-ps->pid, SIGTERM);
-		(void)waitpid(ps->pid, NULL, 0);
+		deadline = conn_now_ms() + HANDLER_KILL_GRACE * 1000;
+		while (waitpid(ps->pid, NULL, WNOHANG) == 0) {
+			if (conn_now_ms() >= deadline) {
+				(void)kill(-ps->pid, SIGKILL);
+				(void)waitpid(ps->pid, NULL, 0);
+				break;
+			}
+			(void)poll(NULL, 0, 10);
+		}
 		ps->pid = -1;
 	}
 }

@@ -179,6 +179,20 @@ print(r["instance"] == e["instance"], r["instance"] != "")
 	assert_line 'True True'
 }
 
+@test "--policy inet: a TCP policy server on loopback" {
+	python3 "$FIXTURES/policy-server.py" inet "$BATS_TEST_TMPDIR/port" "$POLICY_LOG" &
+	echo $! >"$BATS_TEST_TMPDIR/policy.pid"
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
+	rcpt_session ok@x.test reject@x.test
+	run smtp_session --policy "inet:127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 2
+	assert_reply_after . 250
+	run cat "$POLICY_LOG.conns"
+	assert_output conn
+}
+
 @test "--policy: a refusal at END-OF-MESSAGE refuses the message before the handler" {
 	start_policy
 	FROM=eomreject@example.org rcpt_session ok@x.test
