@@ -28,7 +28,8 @@ static const char *const smtp_vars[] = {
 	"SMTP_ID", "SMTP_REMOTE_ADDR", "SMTP_REMOTE_PORT", "SMTP_LOCAL_ADDR",
 	"SMTP_LOCAL_PORT", "SMTP_HELO", "SMTP_PROTOCOL", "SMTP_MAIL_FROM",
 	"SMTP_RCPT_TO", "SMTP_RCPT_COUNT", "SMTP_MAIL_OPTIONS",
-	"SMTP_RCPT_OPTIONS", "SMTP_SIZE", "SMTP_RELAY", "SMTP_LINE_ENDS"
+	"SMTP_RCPT_OPTIONS", "SMTP_SIZE", "SMTP_RELAY", "SMTP_LINE_ENDS",
+	"SMTP_RCPT", "SMTP_RCPT_OPTION"
 };
 #define NSMTP_VARS	(sizeof(smtp_vars) / sizeof(smtp_vars[0]))
 
@@ -106,6 +107,13 @@ build_argv(const struct handler_job *job)
 	char			**in = job->conf->handler_argv, **argv;
 	size_t			  n = 0, i, j, k = 0;
 
+	/* SPEC 10.2: --rcpt-check runs with no arguments. */
+	if (job->rcpt != NULL) {
+		if ((argv = calloc(2, sizeof(*argv))) == NULL ||
+		    (argv[0] = strdup(job->conf->rcpt_check)) == NULL)
+			fatalx("out of memory");
+		return argv;
+	}
 	for (i = 0; in[i] != NULL; i++)
 		n += strcmp(in[i], "{recipients}") == 0 ? t->nrcpt : 1;
 	if ((argv = calloc(n + 1, sizeof(*argv))) == NULL)
@@ -171,8 +179,11 @@ build_env(const struct handler_job *job, size_t *ours)
 	    asprintf(&env[k++], "SMTP_RCPT_COUNT=%zu", t->nrcpt) == -1 ||
 	    asprintf(&env[k++], "SMTP_MAIL_OPTIONS=%s", t->mail_options) == -1 ||
 	    asprintf(&env[k++], "SMTP_RCPT_OPTIONS=%s", ropts) == -1 ||
-	    asprintf(&env[k++], "SMTP_SIZE=%llu",
-	    (unsigned long long)job->spool_size) == -1 ||
+	    (job->rcpt == NULL ? asprintf(&env[k++], "SMTP_SIZE=%llu",
+	    (unsigned long long)job->spool_size) : asprintf(&env[k++],
+	    "SMTP_RCPT=%s", job->rcpt)) == -1 ||
+	    (job->rcpt != NULL && asprintf(&env[k++], "SMTP_RCPT_OPTION=%s",
+	    job->rcpt_option) == -1) ||
 	    asprintf(&env[k++], "SMTP_LINE_ENDS=%s",
 	    job->conf->crlf ? "CRLF" : "LF") == -1 ||
 	    (job->conf->relay != NULL && asprintf(&env[k++], "SMTP_RELAY=%s",
@@ -197,6 +208,7 @@ spawn(const struct handler_job *job, struct child *c)
 	char				**argv, **envp;
 	size_t				  ours;
 	int				 out[2], err[2], rc;
+	int				 in = job->spool_fd;
 
 	if (pipe2(out, O_CLOEXEC) == -1)
 		return -1;
@@ -214,7 +226,11 @@ spawn(const struct handler_job *job, struct child *c)
 	if (posix_spawn_file_actions_init(&fa) != 0 ||
 	    posix_spawnattr_init(&attr) != 0)
 		fatalx("posix_spawn setup failed");
-	(void)posix_spawn_file_actions_adddup2(&fa, job->spool_fd, 0);
+	if (in != -1)
+		(void)posix_spawn_file_actions_adddup2(&fa, in, 0);
+	else
+		(void)posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
+		    O_RDONLY, 0);
 	(void)posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	(void)posix_spawn_file_actions_adddup2(&fa, err[1], 2);
 	(void)posix_spawn_file_actions_addclosefrom_np(&fa, 3);
@@ -399,7 +415,9 @@ handler_run(const struct handler_job *job, struct handler_result *res)
 	memset(&c, 0, sizeof(c));
 	c.elog.id = job->id;
 	if (spawn(job, &c) == -1) {
-		log_warn("%s: cannot run handler %s: %s", job->id,
+		log_warn("%s: cannot run %s %s: %s", job->id,
+		    job->rcpt != NULL ? "rcpt-check" : "handler",
+		    job->rcpt != NULL ? job->conf->rcpt_check :
 		    job->conf->handler_argv[0], strerror(errno));
 		res->end = HE_EXEC_FAILED;
 		res->status = errno;

@@ -43,12 +43,17 @@ static void	 log_message(const struct session *, const struct spool *,
 		    const struct timespec *);
 static void	 spool_start(struct session *, struct spool *,
 		    const struct peer *);
+static void	 spool_prepend(struct session *, struct spool *);
 static const char *handler_status(const struct handler_result *, char *,
 		    size_t);
 static void	 spool_data(struct session *, struct spool *,
 		    const struct peer *);
 static void	 deliver(struct session *, struct spool *,
+		    struct policy_state *, const struct peer *);
+static void	 check_rcpt(struct session *, struct policy_state *,
 		    const struct peer *);
+static int	 check_message(struct session *, struct policy_state *,
+		    const struct spool *, const struct peer *, struct buf *);
 static int	 serve(const struct config *, const struct peer *, int);
 static int	 proxy_header(const struct config *, struct peer *);
 
@@ -167,6 +172,26 @@ message_id(const struct session *s, struct spool *sp)
 	sp->size = 0;
 }
 
+/*
+ * SPEC 10.2: the headers of policy PREPEND actions at RCPT, right after
+ * our Received header, with the line ends the handler gets.
+ */
+static void
+spool_prepend(struct session *s, struct spool *sp)
+{
+	const struct buf	*h = &s->txn.prepend;
+	const char		*p, *nl, *end = h->data + h->len;
+
+	for (p = h->data; h->len > 0 && p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			break;
+		if (spool_write(sp, p, (size_t)(nl - p)) == -1 ||
+		    spool_write(sp, s->conf->crlf ? "\r\n" : "\n",
+		    s->conf->crlf ? 2 : 1) == -1)
+			break;
+	}
+}
+
 /* Start the spool for the current transaction if not done yet. */
 static void
 spool_start(struct session *s, struct spool *sp, const struct peer *p)
@@ -189,6 +214,8 @@ spool_start(struct session *s, struct spool *sp, const struct peer *p)
 		log_warn("%s: spool: %s (from=%s)", sp->id, strerror(errno),
 		    log_quote(from, sizeof(from), s->txn.mail_from,
 		    strlen(s->txn.mail_from)));
+	else
+		spool_prepend(s, sp);
 }
 
 static void
@@ -253,7 +280,8 @@ log_message(const struct session *s, const struct spool *sp,
 
 /* Run the handler on the spooled message and hand its reply back. */
 static void
-deliver(struct session *s, struct spool *sp, const struct peer *p)
+deliver(struct session *s, struct spool *sp, struct policy_state *ps,
+    const struct peer *p)
 {
 	static const char	 no_storage[] =
 	    "452 4.3.1 Error: insufficient system storage\r\n";
@@ -269,14 +297,20 @@ deliver(struct session *s, struct spool *sp, const struct peer *p)
 		spool_start(s, sp, p);
 		if (sp->failed || spool_rewind(sp) == -1)
 			refusal = no_storage;
+		else if (ps != NULL && !check_message(s, ps, sp, p, &text)) {
+			buf_append(&text, "", 1);
+			refusal = text.data;
+		}
 	}
 	if (refusal != NULL) {
 		message_id(s, sp);
 		spool_close(sp);
 		log_message(s, sp, p, s->dec.wire_size, "none", refusal, &t0);
 		session_delivered(s, refusal);
+		buf_free(&text);
 		return;
 	}
+	memset(&job, 0, sizeof(job));
 	job.conf = s->conf;
 	job.peer = p;
 	job.sess = s;
@@ -291,6 +325,106 @@ deliver(struct session *s, struct spool *sp, const struct peer *p)
 	    text.data, &t0);
 	session_delivered(s, text.data);
 	buf_free(&text);
+}
+
+/*
+ * SPEC 10.2: a pending RCPT through the --policy servers, then
+ * --rcpt-check.  Either may refuse it; the session hears the verdict.
+ */
+static void
+check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
+{
+	struct policy_ctx	 x;
+	struct handler_job	 job;
+	struct handler_result	 res;
+	struct buf		 reply = { NULL, 0, 0 }, hdr = { NULL, 0, 0 };
+	struct buf		 parsed = { NULL, 0, 0 };
+	char			*h, *nl;
+	int			 code;
+
+	if (ps != NULL) {
+		memset(&x, 0, sizeof(x));
+		x.conf = s->conf;
+		x.peer = p;
+		x.sess = s;
+		x.state = "RCPT";
+		x.id = "";
+		x.recipient = s->pending.path;
+		if (!policy_check(ps, &x, &reply, &hdr)) {
+			buf_append(&reply, "", 1);
+			session_rcpt_checked(s, 0, reply.data);
+			goto done;
+		}
+	}
+	if (s->conf->rcpt_check != NULL) {
+		memset(&job, 0, sizeof(job));
+		job.conf = s->conf;
+		job.peer = p;
+		job.sess = s;
+		job.id = "";
+		job.spool_fd = -1;
+		job.rcpt = s->pending.path;
+		job.rcpt_option = s->pending.options;
+		handler_run(&job, &res);
+		code = reply_parse_text(res.out, res.outlen, &parsed);
+		if (res.end != HE_EXITED || res.status != 0 || code < 0 ||
+		    code >= 300) {
+			(void)reply_from_handler(&res, "", &reply);
+			buf_append(&reply, "", 1);
+			if (reply.data[0] != '2') {
+				session_rcpt_checked(s, 0, reply.data);
+				goto done;
+			}
+		}
+		if (code >= 200 && code < 300)
+			buf_append(&parsed, "", 1);
+		else
+			code = 0;
+	} else
+		code = 0;
+	/* Accepted: its PREPEND headers go with the transaction. */
+	buf_append(&hdr, "", 1);
+	for (h = hdr.data; (nl = strchr(h, '\n')) != NULL; h = nl + 1) {
+		*nl = '\0';
+		session_prepend(s, h);
+	}
+	session_rcpt_checked(s, 1, code != 0 ? parsed.data : NULL);
+done:
+	buf_free(&reply);
+	buf_free(&hdr);
+	buf_free(&parsed);
+}
+
+/*
+ * SPEC 10.2: the message through the --policy servers at
+ * END-OF-MESSAGE.  0 and a reply in text when refused.  A PREPEND here
+ * would need the spool rewritten; it is logged and left out.
+ */
+static int
+check_message(struct session *s, struct policy_state *ps,
+    const struct spool *sp, const struct peer *p, struct buf *text)
+{
+	struct policy_ctx	 x;
+	struct buf		 hdr = { NULL, 0, 0 };
+	char			 esc[SMTP_REPLYLINE_MAX * 4 + 1];
+	int			 ok;
+
+	memset(&x, 0, sizeof(x));
+	x.conf = s->conf;
+	x.peer = p;
+	x.sess = s;
+	x.state = "END-OF-MESSAGE";
+	x.id = sp->id;
+	/* As Postfix: the recipient only when there is exactly one. */
+	x.recipient = s->txn.nrcpt == 1 ? s->txn.rcpt[0] : "";
+	x.size = s->dec.wire_size;
+	ok = policy_check(ps, &x, text, &hdr);
+	if (ok && hdr.len > 0)
+		log_info("%s: policy PREPEND at END-OF-MESSAGE not applied: "
+		    "%s", sp->id, log_escape(esc, sizeof(esc), hdr.data,
+		    hdr.len));
+	buf_free(&hdr);
+	return ok;
 }
 
 /*
@@ -336,12 +470,15 @@ serve(const struct config *c, const struct peer *p, int bad_proxy)
 	size_t			 off = 0, len = 0, used;
 	enum session_action	 act;
 	struct deadlines	 dl;
+	struct policy_state	*ps = NULL;
 	int			 status;
 
 	memset(&dl, 0, sizeof(dl));
 	dl.session_end = conn_now_ms() + c->session_timeout * 1000;
 	dl.line_end = conn_now_ms() + c->timeout * 1000;
 	session_init(&s, c);
+	if (c->npolicy > 0)
+		ps = policy_new(c);
 	if (bad_proxy)
 		(void)session_bad_proxy(&s);
 	else if (conn_spoke_first())
@@ -371,9 +508,12 @@ serve(const struct config *c, const struct peer *p, int bad_proxy)
 			 * one that ran, its reply goes out, then the 421.
 			 */
 			if (!conn_stop_requested())
-				deliver(&s, &sp, p);
+				deliver(&s, &sp, ps, p);
 			if (conn_stop_requested())
 				stop(&s);
+			break;
+		case SA_CHECK_RCPT:
+			check_rcpt(&s, ps, p);
 			break;
 		case SA_CLOSE:
 			status = s.exit_status;
@@ -390,6 +530,7 @@ out:
 	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
 	    s.messages, s.errors, status);
 	session_free(&s);
+	policy_free(ps);
 	return status;
 }
 

@@ -25,7 +25,9 @@
 		"[--log syslog|stderr]\n" \
 		"                   [--max-errors n] [--max-messages n] " \
 		"[--max-recipients n]\n" \
-		"                   [--min-data-rate bytes] [--proxy-protocol] " \
+		"                   [--min-data-rate bytes] [--policy addr] " \
+		"[--proxy-protocol]\n" \
+		"                   [--rcpt-check program] " \
 		"[--session-timeout seconds]\n" \
 		"                   [--relay host[:port]] [--size-limit bytes] " \
 		"[--timeout seconds]\n" \
@@ -39,7 +41,7 @@ enum {
 	OPT_MAX_RECIPIENTS, OPT_MAX_MESSAGES, OPT_TIMEOUT, OPT_HANDLER_TIMEOUT,
 	OPT_MAX_ERRORS, OPT_DSN, OPT_CRLF, OPT_NO_RECEIVED, OPT_LOG,
 	OPT_VERSION, OPT_HELP, OPT_SESSION_TIMEOUT, OPT_MIN_DATA_RATE,
-	OPT_PROXY_PROTOCOL
+	OPT_PROXY_PROTOCOL, OPT_POLICY, OPT_RCPT_CHECK
 };
 
 static const struct option longopts[] = {
@@ -54,6 +56,8 @@ static const struct option longopts[] = {
 	{ "session-timeout",	required_argument, NULL, OPT_SESSION_TIMEOUT },
 	{ "min-data-rate",	required_argument, NULL, OPT_MIN_DATA_RATE },
 	{ "proxy-protocol",	no_argument,	   NULL, OPT_PROXY_PROTOCOL },
+	{ "policy",		required_argument, NULL, OPT_POLICY },
+	{ "rcpt-check",		required_argument, NULL, OPT_RCPT_CHECK },
 	{ "handler-timeout",	required_argument, NULL, OPT_HANDLER_TIMEOUT },
 	{ "max-errors",		required_argument, NULL, OPT_MAX_ERRORS },
 	{ "dsn",		no_argument,	   NULL, OPT_DSN },
@@ -315,6 +319,21 @@ set_other(struct config *c, int id, char **argv)
 			usage_error("--relay %s: want host, host:port or "
 			    "[ipv6]:port, port 1 to 65535", optarg);
 		c->relay = optarg;
+		break;
+	case OPT_POLICY:
+		if (!policy_addr_ok(optarg))
+			usage_error("--policy %s: want unix:PATH, "
+			    "inet:HOST:PORT or exec:PROGRAM", optarg);
+		c->policy = reallocarray(c->policy, c->npolicy + 1,
+		    sizeof(*c->policy));
+		if (c->policy == NULL)
+			usage_error("out of memory");
+		c->policy[c->npolicy++] = optarg;
+		break;
+	case OPT_RCPT_CHECK:
+		if (optarg[0] == '\0')
+			usage_error("--rcpt-check: want a program");
+		c->rcpt_check = optarg;
 		break;
 	case OPT_LOG:
 		if (strcmp(optarg, "syslog") == 0)

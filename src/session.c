@@ -152,6 +152,7 @@ txn_reset(struct session *s)
 	}
 	free(t->rcpt);
 	free(t->rcpt_options);
+	buf_free(&t->prepend);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -312,9 +313,55 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		    "(the envelope is too large)");
 		return;
 	}
+	/* SPEC 10.2: the I/O layer asks the checks, then calls back. */
+	if (c->rcpt_check != NULL || c->npolicy > 0) {
+		s->pending = res;
+		s->pending_from = s->state;
+		s->state = SS_RCPT_CHECK;
+		return;
+	}
 	txn_add_rcpt(t, &res, rcpt_exec_cost(c, &res));
 	s->state = SS_RCPT;
 	reply(s, "250 2.1.5 OK");
+}
+
+/*
+ * The checks of the pending RCPT are done (SPEC 10.2): accepted, with the
+ * checker's 2xx reply or NULL for ours, or refused with text, a checked
+ * CRLF-terminated reply.  A refused recipient is not in the transaction.
+ * Like a handler's verdict, a refusal is about the recipient, not the
+ * client, so it does not count as an error.
+ */
+void
+session_rcpt_checked(struct session *s, int accept, const char *text)
+{
+	const char	*p, *eol;
+
+	if (s->state != SS_RCPT_CHECK)
+		return;
+	if (accept) {
+		txn_add_rcpt(&s->txn, &s->pending,
+		    rcpt_exec_cost(s->conf, &s->pending));
+		s->state = SS_RCPT;
+	} else
+		s->state = s->pending_from;
+	if (text == NULL) {
+		reply(s, "250 2.1.5 OK");
+		return;
+	}
+	for (p = text; s->conf->verbose && (eol = strstr(p, "\r\n")) != NULL;
+	    p = eol + 2)
+		log_debug("> %.*s", (int)(eol - p), p);
+	buf_append(&s->out, text, strlen(text));
+	s->last_code = text[0];
+}
+
+/* A policy PREPEND header (checked, one line) for this transaction. */
+void
+session_prepend(struct session *s, const char *header)
+{
+	buf_append(&s->txn.prepend, header, strlen(header));
+	buf_append(&s->txn.prepend, "\n", 1);
 }
 
 static void
@@ -595,6 +642,10 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 		if (s->state == SS_DELIVER) {
 			*used = i;
 			return SA_DELIVER;
+		}
+		if (s->state == SS_RCPT_CHECK) {
+			*used = i;
+			return SA_CHECK_RCPT;
 		}
 		if (s->out.len >= OUTPUT_FLUSH) {
 			*used = i;

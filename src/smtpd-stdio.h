@@ -65,6 +65,9 @@ struct config {
 	int		  verbose;
 	int		  sync_check;		/* refuse unallowed pipelining */
 	int		  proxy_protocol;	/* a PROXY header comes first */
+	const char	 *rcpt_check;		/* --rcpt-check PROGRAM, or NULL */
+	const char	**policy;		/* --policy ADDRs, in order */
+	size_t		  npolicy;
 	char		**handler_argv;
 	size_t		  exec_room;		/* argv+env bytes left for recipients */
 	size_t		  argv_rcpt_copies;	/* {recipients} in handler_argv */
@@ -122,6 +125,7 @@ enum session_action {
 	SA_FLUSH,	/* reply queue is large: write it before going on */
 	SA_SPOOL,	/* append session.data to the spool, then clear it */
 	SA_DELIVER,	/* spool done: flush, run the handler, call back */
+	SA_CHECK_RCPT,	/* check session.pending, call session_rcpt_checked */
 	SA_CLOSE	/* flush and exit with session.exit_status */
 };
 
@@ -130,6 +134,7 @@ enum session_state {
 	SS_HELO,	/* greeted, no transaction */
 	SS_MAIL,	/* MAIL accepted */
 	SS_RCPT,	/* at least one RCPT accepted */
+	SS_RCPT_CHECK,	/* a RCPT waits for its checks (SA_CHECK_RCPT) */
 	SS_DATA,	/* reading the message */
 	SS_DELIVER,	/* waiting for the handler's reply */
 	SS_CLOSED
@@ -170,6 +175,7 @@ struct txn {
 	size_t		  ropt_bytes;	/* sum of strlen+1 over rcpt_options */
 	size_t		  exec_bytes;	/* what the recipients add to argv+env */
 	const char	 *refusal;	/* reply at the final dot, no handler */
+	struct buf	  prepend;	/* policy PREPEND headers, LF-ended */
 	int		  too_big;
 	int		  spool_failed;
 };
@@ -181,6 +187,8 @@ struct session {
 	int			 more_input;	/* bytes follow this line now */
 	char			 helo[SMTP_CMDLINE_MAX];
 	struct txn		 txn;
+	struct addr_result	 pending;	/* the RCPT being checked */
+	enum session_state	 pending_from;	/* state before it */
 	unsigned int		 txn_seq;	/* increments at each DATA */
 	struct data_decoder	 dec;
 	long long		 errors;
@@ -210,6 +218,8 @@ enum session_action session_timeout(struct session *);
 enum session_action session_stop(struct session *);
 void	 session_spooled(struct session *, int);
 void	 session_delivered(struct session *, const char *);
+void	 session_rcpt_checked(struct session *, int, const char *);
+void	 session_prepend(struct session *, const char *);
 const char *session_refusal(const struct session *);
 const char *session_protocol(const struct session *);
 
@@ -261,8 +271,10 @@ struct handler_job {
 	const struct peer	*peer;
 	const struct session	*sess;
 	const char		*id;
-	int			 spool_fd;
+	int			 spool_fd;	/* -1: /dev/null */
 	uint64_t		 spool_size;
+	const char		*rcpt;		/* --rcpt-check: this RCPT */
+	const char		*rcpt_option;
 };
 
 void	 handler_run(const struct handler_job *, struct handler_result *);
@@ -322,6 +334,45 @@ enum proxy_status {
 ssize_t	 proxy_need(const unsigned char *, size_t);
 int	 proxy_parse(const unsigned char *, size_t, struct proxy_result *);
 enum proxy_status proxy_read(long long, struct proxy_result *);
+
+/* policy.c: --policy and --rcpt-check, SPEC 10.2. */
+#define POLICY_REPLY_MAX	4096	/* one policy reply, attributes and all */
+
+enum policy_verdict {
+	PV_DUNNO,	/* DUNNO: on to the next check */
+	PV_OK,		/* OK: accepted, no more checks */
+	PV_PREPEND,	/* PREPEND header: text, on to the next */
+	PV_WARN,	/* WARN text: logged, on to the next */
+	PV_REFUSE,	/* reply in text */
+	PV_UNSUPPORTED,	/* an action we cannot do: 451 4.3.5 */
+	PV_GARBLED	/* no action= line, or not a policy reply */
+};
+
+struct policy_reply {
+	enum policy_verdict	 verdict;
+	char			 text[SMTP_REPLYLINE_MAX];	/* see above */
+};
+
+size_t	 policy_reply_end(const char *, size_t);
+enum policy_verdict policy_parse_reply(const char *, size_t,
+	    struct policy_reply *);
+
+struct policy_state;
+struct policy_ctx {
+	const struct config	*conf;
+	const struct peer	*peer;
+	const struct session	*sess;
+	const char		*state;		/* "RCPT" or "END-OF-MESSAGE" */
+	const char		*id;		/* queue_id, "" if none */
+	const char		*recipient;	/* "" at END-OF-MESSAGE */
+	uint64_t		 size;
+};
+
+struct policy_state *policy_new(const struct config *);
+void	 policy_free(struct policy_state *);
+int	 policy_check(struct policy_state *, const struct policy_ctx *,
+	    struct buf *, struct buf *);
+int	 policy_addr_ok(const char *);
 
 /* options.c */
 void	 options_parse(int, char **, struct config *);

@@ -31,6 +31,17 @@ take_replies(struct session *s, struct seen *seen)
 	buf_consume(&s->out, s->out.len);
 }
 
+/* 0..3 from the recipient's bytes: which verdict the checks give. */
+static unsigned int
+rcpt_verdict(const char *path)
+{
+	unsigned int	 h = 0;
+
+	while (*path != '\0')
+		h = h * 31 + (unsigned char)*path++;
+	return h & 3;
+}
+
 static void
 drive(const struct config *c, const char *in, size_t len,
     const uint8_t *splits, size_t nsplits, struct seen *seen)
@@ -85,6 +96,32 @@ drive(const struct config *c, const char *in, size_t len,
 			session_delivered(&s, refusal != NULL ? refusal :
 			    "250 2.0.0 OK\r\n");
 			break;
+		case SA_CHECK_RCPT:
+			/*
+			 * The checks' verdict comes from the recipient's own
+			 * bytes, so both runs see the same: accept, accept
+			 * with the checker's text, or refuse (SPEC 10.2).
+			 */
+			off += used;
+			switch (rcpt_verdict(s.pending.path)) {
+			case 0:
+				session_rcpt_checked(&s, 1, NULL);
+				break;
+			case 1:
+				session_rcpt_checked(&s, 1,
+				    "250 2.1.5 checked\r\n");
+				break;
+			case 2:
+				session_rcpt_checked(&s, 0,
+				    "450 4.7.1 greylisted\r\n");
+				break;
+			default:
+				session_rcpt_checked(&s, 0,
+				    "550-5.1.1 no such user\r\n"
+				    "550 5.1.1 really\r\n");
+				break;
+			}
+			break;
 		case SA_CLOSE:
 			take_replies(&s, seen);
 			session_free(&s);
@@ -124,6 +161,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.crlf = (data[1] & 4) != 0;
 	c.dsn = (data[1] & 8) != 0;
 	c.received = 1;
+	/* data[0] bit 2: RCPTs go through the checks (SA_CHECK_RCPT). */
+	if (data[0] & 4)
+		c.rcpt_check = "check";
 	c.handler_argv = handler;
 	nsplits = (size_t)(data[1] >> 4) + 1;
 	data += 2;

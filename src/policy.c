@@ -1,0 +1,730 @@
+/*
+ * --policy, SPEC 10.2: a client of Postfix's SMTP access policy
+ * delegation protocol (attribute=value lines, an empty line; the reply
+ * is action=... and an empty line), over a UNIX socket, TCP, or the
+ * pipes of a program we start once per session.  The servers are asked
+ * in order as a Postfix restriction list is: DUNNO, PREPEND and WARN go
+ * on to the next, any other action decides.  Nothing that goes wrong
+ * here ever accepts a recipient: it is 451 4.3.5.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "smtpd-stdio.h"
+
+extern char **environ;
+
+#define POLICY_TEMPFAIL	"451 4.3.5 Error: policy check unavailable, " \
+			"try again later"
+#define EXEC_DEATHS_MAX	2	/* started, restarted once, then no more */
+
+enum policy_kind {
+	PK_UNIX,
+	PK_INET,
+	PK_EXEC
+};
+
+struct policy_server {
+	const char	*addr;		/* as given, for the log */
+	enum policy_kind kind;
+	const char	*where;		/* path, host:port or program */
+	int		 rfd, wfd;	/* -1 when not connected */
+	pid_t		 pid;		/* exec: the program */
+	int		 deaths;	/* exec: times it died */
+};
+
+struct policy_state {
+	const struct config	*conf;
+	struct policy_server	*srv;
+	size_t			 n;
+};
+
+/* Copy printable ASCII only: text goes into a reply or a header. */
+static size_t
+clean_text(char *dst, size_t size, const char *src, size_t len)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < len && n + 1 < size; i++)
+		if ((unsigned char)src[i] >= 0x20 &&
+		    (unsigned char)src[i] < 0x7f)
+			dst[n++] = src[i];
+	dst[n] = '\0';
+	return n;
+}
+
+/* Skip spaces and tabs. */
+static const char *
+skip_blank(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	return p;
+}
+
+/* Does the word w (upper case) start p, followed by a blank or the end? */
+static int
+word_is(const char *p, const char *end, const char *w, const char **rest)
+{
+	size_t	 n = strlen(w);
+
+	if ((size_t)(end - p) < n || strncasecmp(p, w, n) != 0)
+		return 0;
+	if (p + n < end && p[n] != ' ' && p[n] != '\t')
+		return 0;
+	*rest = skip_blank(p + n, end);
+	return 1;
+}
+
+/* An RFC 3463 code of class c ("4.7.1") at p, followed by a blank or end. */
+static size_t
+enhanced_code(const char *p, const char *end, char c)
+{
+	const char	*q = p;
+	int		 part, digits;
+
+	if (end - q < 5 || q[0] != c || q[1] != '.')
+		return 0;
+	q += 2;
+	for (part = 0; part < 2; part++) {
+		for (digits = 0; q < end && isdigit((unsigned char)*q); q++)
+			digits++;
+		if (digits == 0 || digits > 3)
+			return 0;
+		if (part == 0 && (q >= end || *q++ != '.'))
+			return 0;
+	}
+	if (q < end && *q != ' ' && *q != '\t')
+		return 0;
+	return (size_t)(q - p);
+}
+
+/*
+ * A reply "NNN x.y.z text" in r->text, CRLF-ended: the code, the
+ * enhanced code from the text if it has one of the right class, else
+ * dflt, and the text (or deftext when there is none).
+ */
+static void
+make_reply(struct policy_reply *r, const char *code, const char *dflt,
+    const char *text, const char *end, const char *deftext)
+{
+	char	 clean[SMTP_REPLYLINE_MAX];
+	size_t	 n;
+	char	 enh[16];
+
+	n = enhanced_code(text, end, code[0]);
+	if (n > 0) {
+		(void)clean_text(enh, sizeof(enh), text, n);
+		text = skip_blank(text + n, end);
+	} else
+		(void)strlcpy(enh, dflt, sizeof(enh));
+	if (clean_text(clean, sizeof(clean) - 32, text,
+	    (size_t)(end - text)) == 0)
+		(void)strlcpy(clean, deftext, sizeof(clean));
+	(void)snprintf(r->text, sizeof(r->text), "%.3s %s %s\r\n", code, enh,
+	    clean);
+}
+
+/*
+ * Where a complete policy reply ends in buf (the octet after its empty
+ * line), or 0 while it is incomplete.  Lines end in LF (CRLF taken too).
+ */
+size_t
+policy_reply_end(const char *buf, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (i == 0 || buf[i - 1] == '\n')
+			return i + 1;
+		if (buf[i - 1] == '\r' && (i == 1 || buf[i - 2] == '\n'))
+			return i + 1;
+	}
+	return 0;
+}
+
+/*
+ * The verdict of one complete reply (up to and including its empty
+ * line), SPEC 10.2.  Pure: no I/O, the fuzz target drives it.  Only the
+ * first action= attribute counts; other attributes are ignored, as
+ * Postfix ignores them.
+ */
+enum policy_verdict
+policy_parse_reply(const char *buf, size_t len, struct policy_reply *r)
+{
+	const char	*p, *end, *nl, *a = NULL, *aend = NULL, *rest;
+	char		 code[4];
+
+	r->verdict = PV_GARBLED;
+	(void)strlcpy(r->text, POLICY_TEMPFAIL "\r\n", sizeof(r->text));
+	for (p = buf, end = buf + len; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		aend = nl;
+		if (aend > p && aend[-1] == '\r')
+			aend--;
+		if (aend == p)
+			break;		/* the empty line */
+		if (memchr(p, '=', (size_t)(aend - p)) == NULL)
+			return r->verdict;	/* not attribute=value */
+		if (a == NULL && aend - p >= 7 &&
+		    strncasecmp(p, "action=", 7) == 0) {
+			a = p + 7;
+			break;
+		}
+	}
+	if (a == NULL)
+		return r->verdict;
+	a = skip_blank(a, aend);
+	while (aend > a && (aend[-1] == ' ' || aend[-1] == '\t'))
+		aend--;
+	if (word_is(a, aend, "OK", &rest))
+		r->verdict = PV_OK;
+	else if (word_is(a, aend, "DUNNO", &rest))
+		r->verdict = PV_DUNNO;
+	else if (word_is(a, aend, "REJECT", &rest)) {
+		r->verdict = PV_REFUSE;
+		make_reply(r, "554", "5.7.1", rest, aend, "Access denied");
+	} else if (word_is(a, aend, "DEFER", &rest) ||
+	    word_is(a, aend, "DEFER_IF_PERMIT", &rest)) {
+		r->verdict = PV_REFUSE;
+		make_reply(r, "450", "4.7.1", rest, aend,
+		    "Try again later");
+	} else if (word_is(a, aend, "PREPEND", &rest)) {
+		/* A header "Name: value"; anything else is garbled. */
+		p = rest;
+		while (p < aend && *p > ' ' && *p < 0x7f && *p != ':')
+			p++;
+		if (p == rest || p == aend || *p != ':')
+			return r->verdict;
+		r->verdict = PV_PREPEND;
+		(void)clean_text(r->text, SMTP_REPLYLINE_MAX - 2, rest,
+		    (size_t)(aend - rest));
+	} else if (word_is(a, aend, "WARN", &rest)) {
+		r->verdict = PV_WARN;
+		(void)clean_text(r->text, sizeof(r->text), rest,
+		    (size_t)(aend - rest));
+	} else if (aend - a >= 3 && (a[0] == '4' || a[0] == '5') &&
+	    isdigit((unsigned char)a[1]) && isdigit((unsigned char)a[2]) &&
+	    (aend - a == 3 || a[3] == ' ' || a[3] == '\t')) {
+		r->verdict = PV_REFUSE;
+		memcpy(code, a, 3);
+		code[3] = '\0';
+		make_reply(r, code, a[0] == '4' ? "4.7.1" : "5.7.1",
+		    skip_blank(a + 3, aend), aend, a[0] == '4' ?
+		    "Try again later" : "Access denied");
+	} else if (a < aend && isalpha((unsigned char)*a)) {
+		r->verdict = PV_UNSUPPORTED;
+		(void)clean_text(r->text, sizeof(r->text), a,
+		    (size_t)(aend - a));
+	}
+	return r->verdict;
+}
+
+/* unix:PATH, inet:HOST:PORT or exec:PROGRAM, checked at start. */
+int
+policy_addr_ok(const char *a)
+{
+	const char	*colon;
+
+	if (strncmp(a, "unix:", 5) == 0)
+		return a[5] != '\0' &&
+		    strlen(a + 5) < sizeof(((struct sockaddr_un *)0)->sun_path);
+	if (strncmp(a, "exec:", 5) == 0)
+		return a[5] != '\0';
+	if (strncmp(a, "inet:", 5) == 0) {
+		colon = strrchr(a + 5, ':');
+		return colon != NULL && colon > a + 5 && colon[1] != '\0' &&
+		    strspn(colon + 1, "0123456789") == strlen(colon + 1) &&
+		    strlen(colon + 1) <= 5 && atoi(colon + 1) >= 1 &&
+		    atoi(colon + 1) <= 65535;
+	}
+	return 0;
+}
+
+struct policy_state *
+policy_new(const struct config *c)
+{
+	struct policy_state	*ps;
+	size_t			 i;
+
+	if ((ps = calloc(1, sizeof(*ps))) == NULL ||
+	    (ps->srv = calloc(c->npolicy + 1, sizeof(*ps->srv))) == NULL)
+		fatalx("out of memory");
+	ps->conf = c;
+	ps->n = c->npolicy;
+	for (i = 0; i < ps->n; i++) {
+		ps->srv[i].addr = c->policy[i];
+		ps->srv[i].kind = strncmp(c->policy[i], "unix:", 5) == 0 ?
+		    PK_UNIX : strncmp(c->policy[i], "inet:", 5) == 0 ?
+		    PK_INET : PK_EXEC;
+		ps->srv[i].where = c->policy[i] + 5;
+		ps->srv[i].rfd = ps->srv[i].wfd = -1;
+		ps->srv[i].pid = -1;
+	}
+	return ps;
+}
+
+/* Drop the connection; an exec: program is stopped and reaped. */
+static void
+disconnect(struct policy_server *ps)
+{
+	long long	 deadline;
+
+	if (ps->rfd != -1)
+		(void)close(ps->rfd);
+	if (ps->wfd != -1 && ps->wfd != ps->rfd)
+		(void)close(ps->wfd);
+	ps->rfd = ps->wfd = -1;
+	if (ps->pid != -1) {
+		/* TERM, then KILL after the handler's grace period. */
+		(void)kill(-ps->pid, SIGTERM);
+		deadline = conn_now_ms() + HANDLER_KILL_GRACE * 1000;
+		while (waitpid(ps->pid, NULL, WNOHANG) == 0) {
+			if (conn_now_ms() >= deadline) {
+				(void)kill(-ps->pid, SIGKILL);
+				(void)waitpid(ps->pid, NULL, 0);
+				break;
+			}
+			(void)poll(NULL, 0, 10);
+		}
+		ps->pid = -1;
+	}
+}
+
+void
+policy_free(struct policy_state *ps)
+{
+	size_t	 i;
+
+	if (ps == NULL)
+		return;
+	for (i = 0; i < ps->n; i++)
+		disconnect(&ps->srv[i]);
+	free(ps->srv);
+	free(ps);
+}
+
+/* Wait for fd until deadline; 1 ready, 0 timed out or failed. */
+static int
+wait_fd(int fd, short events, long long deadline)
+{
+	struct pollfd	 pfd;
+	long long	 left;
+	int		 r;
+
+	for (;;) {
+		if ((left = deadline - conn_now_ms()) <= 0)
+			return 0;
+		pfd.fd = fd;
+		pfd.events = events;
+		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			return 0;
+		if (r > 0)
+			return 1;
+	}
+}
+
+/* A non-blocking connect within the deadline; the fd or -1. */
+static int
+connect_to(const struct sockaddr *sa, socklen_t salen, long long deadline)
+{
+	int		 fd, err;
+	socklen_t	 elen = sizeof(err);
+
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1)
+		return -1;
+	if (connect(fd, sa, salen) == 0)
+		return fd;
+	if (errno != EINPROGRESS && errno != EAGAIN)
+		goto fail;
+	if (!wait_fd(fd, POLLOUT, deadline)) {
+		errno = ETIMEDOUT;
+		goto fail;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == -1)
+		goto fail;
+	if (err == 0)
+		return fd;
+	errno = err;
+fail:
+	err = errno;
+	(void)close(fd);
+	errno = err;
+	return -1;
+}
+
+static int
+connect_inet(const char *where, long long deadline)
+{
+	struct addrinfo	 hints, *res, *ai;
+	char		 host[SMTP_DOMAIN_MAX + 3];
+	const char	*colon = strrchr(where, ':');
+	size_t		 hlen = (size_t)(colon - where);
+	int		 fd = -1, gai;
+
+	if (hlen >= sizeof(host)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(host, where, hlen);
+	host[hlen] = '\0';
+	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
+		memmove(host, host + 1, hlen - 2);
+		host[hlen - 2] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if ((gai = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
+		log_warn("policy inet:%s: %s", where, gai_strerror(gai));
+		errno = EHOSTUNREACH;
+		return -1;
+	}
+	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
+		fd = connect_to(ai->ai_addr, ai->ai_addrlen, deadline);
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* exec:PROGRAM: its stdin and stdout are our pipes, no arguments. */
+static int
+spawn_policy(struct policy_server *ps)
+{
+	posix_spawn_file_actions_t	 fa;
+	posix_spawnattr_t		 attr;
+	sigset_t			 none, all;
+	char				*argv[2];
+	int				 to[2], from[2], rc;
+
+	if (pipe2(to, O_CLOEXEC) == -1)
+		return -1;
+	if (pipe2(from, O_CLOEXEC) == -1) {
+		rc = errno;
+		(void)close(to[0]);
+		(void)close(to[1]);
+		errno = rc;
+		return -1;
+	}
+	argv[0] = (char *)ps->where;
+	argv[1] = NULL;
+	sigemptyset(&none);
+	sigfillset(&all);
+	if (posix_spawn_file_actions_init(&fa) != 0 ||
+	    posix_spawnattr_init(&attr) != 0)
+		fatalx("posix_spawn setup failed");
+	(void)posix_spawn_file_actions_adddup2(&fa, to[0], 0);
+	(void)posix_spawn_file_actions_adddup2(&fa, from[1], 1);
+	(void)posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	(void)posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	(void)posix_spawnattr_setpgroup(&attr, 0);
+	(void)posix_spawnattr_setsigmask(&attr, &none);
+	(void)posix_spawnattr_setsigdefault(&attr, &all);
+	rc = posix_spawnp(&ps->pid, argv[0], &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	(void)close(to[0]);
+	(void)close(from[1]);
+	if (rc != 0) {
+		(void)close(to[1]);
+		(void)close(from[0]);
+		ps->pid = -1;
+		errno = rc;
+		return -1;
+	}
+	ps->wfd = to[1];
+	ps->rfd = from[0];
+	(void)fcntl(ps->wfd, F_SETFL, O_NONBLOCK);
+	(void)fcntl(ps->rfd, F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+/* Connect (or start) the server; 0 or -1 with errno set. */
+static int
+connect_server(struct policy_server *ps, long long deadline)
+{
+	struct sockaddr_un	 sun;
+
+	switch (ps->kind) {
+	case PK_UNIX:
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		(void)strlcpy(sun.sun_path, ps->where, sizeof(sun.sun_path));
+		ps->rfd = connect_to((struct sockaddr *)&sun, sizeof(sun),
+		    deadline);
+		break;
+	case PK_INET:
+		ps->rfd = connect_inet(ps->where, deadline);
+		break;
+	case PK_EXEC:
+		if (ps->deaths >= EXEC_DEATHS_MAX) {
+			errno = ECHILD;
+			return -1;
+		}
+		return spawn_policy(ps);
+	}
+	ps->wfd = ps->rfd;
+	return ps->rfd == -1 ? -1 : 0;
+}
+
+/* Write all of b before the deadline; 0 or -1. */
+static int
+write_all(int fd, const char *p, size_t len, long long deadline)
+{
+	ssize_t	 n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN && wait_fd(fd, POLLOUT,
+		    deadline))
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			errno = ETIMEDOUT;
+		return -1;
+	}
+	return 0;
+}
+
+/* Read one reply into buf before the deadline; its length, or -1. */
+static ssize_t
+read_reply(int fd, char *buf, size_t size, long long deadline)
+{
+	size_t	 len = 0, end;
+	ssize_t	 n;
+
+	for (;;) {
+		if ((end = policy_reply_end(buf, len)) > 0)
+			return (ssize_t)end;
+		if (len == size) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		n = read(fd, buf + len, size - len);
+		if (n > 0) {
+			len += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -1;
+		if (!wait_fd(fd, POLLIN, deadline)) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	}
+}
+
+/* Append "name=value\n", the value with no control characters. */
+static void
+attr(struct buf *b, const char *name, const char *value)
+{
+	const char	*p;
+
+	buf_append(b, name, strlen(name));
+	buf_append(b, "=", 1);
+	for (p = value; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x20 && *p != 0x7f)
+			buf_append(b, p, 1);
+	buf_append(b, "\n", 1);
+}
+
+/* The request, as Postfix sends it (SPEC 10.2); unknowns empty. */
+static void
+build_request(const struct policy_ctx *x, struct buf *b)
+{
+	const struct session	*s = x->sess;
+	const struct peer	*p = x->peer;
+	char			 n[32], inst[64];
+
+	attr(b, "request", "smtpd_access_policy");
+	attr(b, "protocol_state", x->state);
+	attr(b, "protocol_name", session_protocol(s));
+	attr(b, "helo_name", s->helo);
+	attr(b, "queue_id", x->id);
+	attr(b, "sender", s->txn.mail_from != NULL ? s->txn.mail_from : "");
+	attr(b, "recipient", x->recipient);
+	(void)snprintf(n, sizeof(n), "%zu", s->txn.nrcpt);
+	attr(b, "recipient_count", n);
+	attr(b, "client_address", p->remote_addr);
+	attr(b, "client_name", p->remote_host[0] != '\0' ? p->remote_host :
+	    "unknown");
+	attr(b, "reverse_client_name", p->remote_host[0] != '\0' ?
+	    p->remote_host : "unknown");
+	attr(b, "client_port", p->remote_port);
+	/* One value per transaction: the process and the transaction. */
+	(void)snprintf(inst, sizeof(inst), "%lx.%x", (long)getpid(),
+	    s->txn_seq + (s->state == SS_DELIVER ? 0 : 1));
+	attr(b, "instance", inst);
+	(void)snprintf(n, sizeof(n), "%llu", (unsigned long long)x->size);
+	attr(b, "size", x->size > 0 ? n : "0");
+	attr(b, "sasl_method", "");
+	attr(b, "sasl_username", "");
+	attr(b, "sasl_sender", "");
+	attr(b, "ccert_subject", "");
+	attr(b, "ccert_issuer", "");
+	attr(b, "ccert_fingerprint", "");
+	attr(b, "ccert_pubkey_fingerprint", "");
+	attr(b, "encryption_protocol", "");
+	attr(b, "encryption_cipher", "");
+	attr(b, "encryption_keysize", "0");
+	attr(b, "etrn_domain", "");
+	attr(b, "server_address", p->local_addr);
+	attr(b, "server_port", p->local_port);
+	attr(b, "stress", "");
+	attr(b, "compatibility_level", "3.6");
+	attr(b, "mail_version", "smtpd-stdio-" SMTPD_VERSION);
+	buf_append(b, "\n", 1);
+}
+
+/*
+ * One question to one server: its reply in r, or -1 (r->text is then
+ * the 451).  A connection kept from an earlier request may have been
+ * closed by the server meanwhile: then once more on a new one.
+ */
+static int
+ask(struct policy_server *ps, const struct buf *req, long long deadline,
+    struct policy_reply *r)
+{
+	char		 buf[POLICY_REPLY_MAX];
+	char		 esc[POLICY_REPLY_MAX * 4 + 1];
+	ssize_t		 n;
+	int		 fresh, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		fresh = ps->rfd == -1;
+		if (fresh && connect_server(ps, deadline) == -1) {
+			log_warn("policy %s: %s", ps->addr, strerror(errno));
+			break;
+		}
+		if (write_all(ps->wfd, req->data, req->len, deadline) == -1) {
+			log_warn("policy %s: write: %s", ps->addr,
+			    strerror(errno));
+			if (ps->kind == PK_EXEC)
+				ps->deaths++;
+			disconnect(ps);
+			if (fresh)
+				break;
+			continue;
+		}
+		if ((n = read_reply(ps->rfd, buf, sizeof(buf),
+		    deadline)) == -1) {
+			log_warn("policy %s: no reply: %s", ps->addr,
+			    strerror(errno));
+			if (ps->kind == PK_EXEC)
+				ps->deaths++;
+			disconnect(ps);
+			break;
+		}
+		if (policy_parse_reply(buf, (size_t)n, r) == PV_GARBLED) {
+			log_warn("policy %s: garbled reply: %s", ps->addr,
+			    log_escape(esc, sizeof(esc), buf, (size_t)n));
+			if (ps->kind == PK_EXEC)
+				ps->deaths++;
+			disconnect(ps);	/* out of step with it now */
+			return -1;
+		}
+		return 0;
+	}
+	r->verdict = PV_GARBLED;
+	(void)strlcpy(r->text, POLICY_TEMPFAIL "\r\n", sizeof(r->text));
+	return -1;
+}
+
+/*
+ * Ask every server in order.  1: accepted, PREPEND headers appended to
+ * headers (one per line, LF-ended, checked); 0: refused, the reply
+ * (CRLF-ended) appended to reply.
+ */
+int
+policy_check(struct policy_state *st, const struct policy_ctx *x,
+    struct buf *reply, struct buf *headers)
+{
+	struct buf		 req = { NULL, 0, 0 };
+	struct policy_reply	 r;
+	long long		 deadline;
+	size_t			 i, mark = headers->len;
+	char			 who[SMTP_PATH_MAX * 4 + 3];
+	const char		*id;
+	int			 accept = 1;
+
+	build_request(x, &req);
+	id = x->id[0] != '\0' ? x->id : "-";	/* no id before DATA */
+	(void)log_quote(who, sizeof(who), x->recipient, strlen(x->recipient));
+	for (i = 0; i < st->n && accept; i++) {
+		deadline = conn_now_ms() + st->conf->timeout * 1000;
+		if (ask(&st->srv[i], &req, deadline, &r) == -1) {
+			buf_append(reply, r.text, strlen(r.text));
+			accept = 0;
+			break;
+		}
+		switch (r.verdict) {
+		case PV_DUNNO:
+			continue;
+		case PV_OK:
+			break;
+		case PV_PREPEND:
+			buf_append(headers, r.text, strlen(r.text));
+			buf_append(headers, "\n", 1);
+			continue;
+		case PV_WARN:
+			log_info("%s: policy %s: %s: WARN %s", id,
+			    st->srv[i].addr, who, r.text);
+			continue;
+		case PV_REFUSE:
+			buf_append(reply, r.text, strlen(r.text));
+			accept = 0;
+			break;
+		case PV_UNSUPPORTED:
+		case PV_GARBLED:
+			log_warn("%s: policy %s: %s: unsupported action %s",
+			    id, st->srv[i].addr, who, r.text);
+			buf_append(reply, POLICY_TEMPFAIL "\r\n",
+			    sizeof(POLICY_TEMPFAIL "\r\n") - 1);
+			accept = 0;
+			break;
+		}
+		break;	/* OK or a refusal decides */
+	}
+	if (!accept) {
+		headers->len = mark;
+		log_info("%s: policy: %s %s: %.*s", id, x->state, who,
+		    (int)(reply->len >= 2 ? reply->len - 2 : reply->len),
+		    reply->data);
+	}
+	buf_free(&req);
+	return accept;
+}

@@ -1,0 +1,314 @@
+#!/usr/bin/env bats
+# RCPT-time checks (SPEC 10.2): --rcpt-check PROGRAM, and --policy ADDR
+# speaking Postfix's policy delegation protocol to a server of our own,
+# to a real postgrey and to a real policyd-spf.
+
+setup() {
+	load test_helper/common
+	common_setup
+	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST REMOTE_ADDR REMOTE_PORT
+	CHECK=$FIXTURES/rcpt-check
+	POLICY_LOG=$BATS_TEST_TMPDIR/policy.log
+	SOCK=$BATS_TEST_TMPDIR/policy.sock
+	export CHECKS=$BATS_TEST_TMPDIR/checks
+	mkdir -p "$CHECKS"
+}
+
+teardown() {
+	local f
+	for f in "$BATS_TEST_TMPDIR"/*.pid; do
+		[ -s "$f" ] || continue
+		kill "$(cat "$f")" 2>/dev/null || true
+	done
+}
+
+# A session of one message from a@example.org to each address given.
+rcpt_session() {
+	local r
+	{
+		printf 'EHLO client.example\nMAIL FROM:<%s>\n' "${FROM:-a@example.org}"
+		for r in "$@"; do printf 'RCPT TO:<%s>\n' "$r"; done
+		printf 'DATA\nSubject: t\n\nbody\n.\nQUIT\n'
+	} >"$BATS_TEST_TMPDIR/in"
+}
+
+@test "--rcpt-check: exit 67 refuses that recipient with 550 5.1.1, the others are delivered" {
+	rcpt_session one@example.net nobody@example.net two@example.net
+	run smtp_session --rcpt-check "$CHECK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_reply RCPT '^550 5\.1\.1 ' 2
+	assert_reply_after RCPT 250 3
+	assert_reply_after . 250
+	run cat "$DUMP/1/SMTP_RCPT_TO"
+	assert_output "$(printf 'one@example.net\ntwo@example.net')"
+	run cat "$DUMP/1/SMTP_RCPT_COUNT"
+	assert_output 2
+}
+
+@test "--rcpt-check: environment as far as known, no arguments, stdin /dev/null" {
+	rcpt_session one@example.net 'two@example.net> NOTIFY=NEVER'
+	sed -i 's/^RCPT TO:<two@example.net> NOTIFY=NEVER>$/RCPT TO:<two@example.net> NOTIFY=NEVER/' "$BATS_TEST_TMPDIR/in"
+	run smtp_session --rcpt-check "$CHECK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after . 250
+	run cat "$CHECKS/2/env"
+	assert_line 'SMTP_RCPT=two@example.net'
+	assert_line 'SMTP_RCPT_OPTION=NOTIFY=NEVER'
+	assert_line 'SMTP_RCPT_TO=one@example.net'
+	assert_line 'SMTP_RCPT_COUNT=1'
+	assert_line 'SMTP_MAIL_FROM=a@example.org'
+	assert_line 'SMTP_HELO=client.example'
+	assert_line 'SMTP_PROTOCOL=ESMTP'
+	run cat "$CHECKS/1/env"
+	assert_line 'SMTP_RCPT_COUNT=0'
+	assert_line 'SMTP_RCPT_OPTION='
+	run cat "$CHECKS/1/argv"
+	assert_output ''
+	run stat -c %s "$CHECKS/1/stdin"
+	assert_output 0
+}
+
+@test "--rcpt-check: its own reply on stdout; every recipient refused means no DATA" {
+	rcpt_session say@example.net nobody@example.net
+	run smtp_session --rcpt-check "$CHECK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply RCPT '^550 5\.1\.6 moved away$' 1
+	assert_reply RCPT '^550 5\.1\.1 ' 2
+	assert_reply_after DATA 503
+	assert_no_message
+}
+
+@test "--rcpt-check: a program past --handler-timeout or not there gives 451 4.3.0" {
+	rcpt_session slow@example.net one@example.net
+	run smtp_session --handler-timeout 1 --rcpt-check "$CHECK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply RCPT '^451 4\.3\.0 ' 1
+	assert_reply_after RCPT 250 2
+	rm -r "$DUMP"/1
+	rcpt_session one@example.net
+	run smtp_session --rcpt-check "$BATS_TEST_TMPDIR/absent" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply RCPT '^451 4\.3\.0 ' 1
+	assert_no_message
+}
+
+@test "--rcpt-check and --policy: bad values are usage errors" {
+	run smtpd --rcpt-check '' "$HANDLERS/dump"
+	assert_failure 64
+	for a in nowhere unix: inet:127.0.0.1 inet:127.0.0.1:0 inet:127.0.0.1:99999 inet::25 exec:; do
+		run smtpd --policy "$a" "$HANDLERS/dump"
+		assert_failure 64
+		assert_output --partial 'want unix:PATH, inet:HOST:PORT or exec:PROGRAM'
+	done
+}
+
+# Our policy server on a UNIX socket, its PID for teardown.
+start_policy() {
+	python3 "$FIXTURES/policy-server.py" unix "$SOCK" "$POLICY_LOG" &
+	echo $! >"$BATS_TEST_TMPDIR/policy.pid"
+	wait_for 10 test -S "$SOCK"
+}
+
+@test "--policy unix: every action maps to its reply (SPEC 10.2)" {
+	start_policy
+	rcpt_session ok@x.test dunno@x.test reject@x.test rejectbare@x.test \
+	    defer@x.test dip@x.test code@x.test code4@x.test prepend@x.test \
+	    warn@x.test hold@x.test
+	run smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_reply_after RCPT 250 2
+	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 3
+	assert_reply RCPT '^554 5\.7\.1 Access denied$' 4
+	assert_reply RCPT '^450 4\.7\.1 try later$' 5
+	assert_reply RCPT '^450 4\.7\.1 greylisted, come back$' 6
+	assert_reply RCPT '^521 5\.7\.2 custom refusal$' 7
+	assert_reply RCPT '^452 4\.7\.1 no room$' 8
+	assert_reply_after RCPT 250 9
+	assert_reply_after RCPT 250 10
+	assert_reply RCPT '^451 4\.3\.5 ' 11
+	assert_reply_after . 250
+	assert_output --partial 'WARN looks odd'
+	run cat "$DUMP/1/SMTP_RCPT_TO"
+	assert_output "$(printf 'ok@x.test\ndunno@x.test\nprepend@x.test\nwarn@x.test')"
+	# The PREPEND header comes right after our Received header.
+	run sed -n '/^Received:/,$p' "$DUMP/1/message"
+	assert_line --index 0 --regexp '^Received: from client\.example'
+	run grep -n -e '^X-Policy: checked$' -e '^Subject: t$' "$DUMP/1/message"
+	assert_output --regexp '^[0-9]+:X-Policy: checked'$'\n''[0-9]+:Subject: t$'
+	# One connection for the whole session, RCPTs and END-OF-MESSAGE.
+	run cat "$POLICY_LOG.conns"
+	assert_output conn
+}
+
+@test "--policy: the request carries Postfix's attributes, unknown ones empty" {
+	start_policy
+	export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=4321 TCPLOCALIP=192.0.2.1 TCPLOCALPORT=25
+	rcpt_session ok@x.test
+	run smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run python3 -c '
+import json, sys
+reqs = [json.loads(l) for l in open(sys.argv[1])]
+r, e = reqs
+for k in ("request", "protocol_state", "protocol_name", "helo_name", "sender",
+          "recipient", "recipient_count", "client_address", "client_name",
+          "reverse_client_name", "client_port", "server_address", "server_port",
+          "queue_id", "size", "sasl_method", "sasl_username", "encryption_protocol"):
+    print(k, r[k], "|", e[k])
+print(r["instance"] == e["instance"], r["instance"] != "")
+' "$POLICY_LOG"
+	assert_line 'request smtpd_access_policy | smtpd_access_policy'
+	assert_line 'protocol_state RCPT | END-OF-MESSAGE'
+	assert_line 'protocol_name ESMTP | ESMTP'
+	assert_line 'helo_name client.example | client.example'
+	assert_line 'sender a@example.org | a@example.org'
+	assert_line 'recipient ok@x.test | ok@x.test'
+	assert_line 'recipient_count 0 | 1'
+	assert_line 'client_address 192.0.2.7 | 192.0.2.7'
+	assert_line 'client_name unknown | unknown'
+	assert_line 'reverse_client_name unknown | unknown'
+	assert_line 'client_port 4321 | 4321'
+	assert_line 'server_address 192.0.2.1 | 192.0.2.1'
+	assert_line 'server_port 25 | 25'
+	assert_line --regexp '^queue_id  \| [0-9A-F]+\.'
+	assert_line --regexp '^size 0 \| [1-9][0-9]*$'
+	assert_line 'sasl_method  | '
+	assert_line 'sasl_username  | '
+	assert_line 'encryption_protocol  | '
+	assert_line 'True True'
+}
+
+@test "--policy inet: a TCP policy server on loopback" {
+	python3 "$FIXTURES/policy-server.py" inet "$BATS_TEST_TMPDIR/port" "$POLICY_LOG" &
+	echo $! >"$BATS_TEST_TMPDIR/policy.pid"
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
+	rcpt_session ok@x.test reject@x.test
+	run smtp_session --policy "inet:127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 2
+	assert_reply_after . 250
+	run cat "$POLICY_LOG.conns"
+	assert_output conn
+}
+
+@test "--policy: a refusal at END-OF-MESSAGE refuses the message before the handler" {
+	start_policy
+	FROM=eomreject@example.org rcpt_session ok@x.test
+	run smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250
+	assert_reply . '^554 5\.7\.1 Not wanted here$'
+	assert_no_message
+	FROM=eomdefer@example.org rcpt_session ok@x.test
+	run smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply . '^450 4\.7\.1 try later$'
+	assert_no_message
+}
+
+@test "--policy: a list is checked in order; DUNNO and PREPEND go on, OK and refusals decide" {
+	start_policy
+	SOCK2=$BATS_TEST_TMPDIR/second.sock
+	python3 "$FIXTURES/policy-server.py" unix "$SOCK2" "$BATS_TEST_TMPDIR/second.log" &
+	echo $! >"$BATS_TEST_TMPDIR/second.pid"
+	wait_for 10 test -S "$SOCK2"
+	rcpt_session dunno@x.test ok@x.test reject@x.test prepend@x.test
+	run smtp_session --policy "unix:$SOCK" --policy "unix:$SOCK2" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	# The second server saw what the first let through: DUNNO, PREPEND.
+	run python3 -c 'import json,sys; print(" ".join(json.loads(l)["recipient"] for l in open(sys.argv[1]) if json.loads(l)["protocol_state"] == "RCPT"))' "$BATS_TEST_TMPDIR/second.log"
+	assert_output 'dunno@x.test prepend@x.test'
+	run grep -c '^X-Policy: checked$' "$DUMP/1/message"
+	assert_output 2
+}
+
+@test "--policy: unreachable, slow, garbled or closing servers give 451 4.3.5, never an accept" {
+	rcpt_session ok@x.test
+	run smtp_session --policy "unix:$BATS_TEST_TMPDIR/none.sock" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply RCPT '^451 4\.3\.5 '
+	run smtp_session --policy "inet:127.0.0.1:1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply RCPT '^451 4\.3\.5 '
+	assert_no_message
+	start_policy
+	rcpt_session slow@x.test garbled@x.test close@x.test die@x.test ok@x.test
+	run smtp_session --timeout 1 --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply RCPT '^451 4\.3\.5 ' 1
+	assert_reply RCPT '^451 4\.3\.5 ' 2
+	assert_reply RCPT '^451 4\.3\.5 ' 3
+	assert_reply RCPT '^451 4\.3\.5 ' 4
+	# Each failure dropped the connection; the next check reconnected.
+	assert_reply_after RCPT 250 5
+	assert_reply_after . 250
+	run cat "$DUMP/1/SMTP_RCPT_TO"
+	assert_output ok@x.test
+	run wc -l <"$POLICY_LOG.conns"
+	assert_output 5
+}
+
+@test "--policy exec: started once for the session, restarted once, then 451 4.3.5" {
+	cat >"$BATS_TEST_TMPDIR/pol" <<-EOF
+	#!/bin/sh
+	exec python3 "$FIXTURES/policy-server.py" stdio "$POLICY_LOG"
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/pol"
+	rcpt_session ok@x.test reject@x.test dunno@x.test
+	run smtp_session --policy "exec:$BATS_TEST_TMPDIR/pol" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 2
+	assert_reply_after RCPT 250 3
+	assert_reply_after . 250
+	run wc -l <"$POLICY_LOG.starts"
+	assert_output 1
+	rm "$POLICY_LOG.starts"
+	rm -r "$DUMP"/1
+	rcpt_session die@x.test ok@x.test die@x.test ok@x.test
+	run smtp_session --policy "exec:$BATS_TEST_TMPDIR/pol" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply RCPT '^451 4\.3\.5 ' 1
+	assert_reply_after RCPT 250 2
+	assert_reply RCPT '^451 4\.3\.5 ' 3
+	assert_reply RCPT '^451 4\.3\.5 ' 4
+	run wc -l <"$POLICY_LOG.starts"
+	assert_output 2
+	assert_no_message
+}
+
+# A session through postgrey from 192.0.2.7; succeeds when RCPT got 250.
+greylist_passes() {
+	run smtp_session --policy "unix:$BATS_TEST_TMPDIR/pg.sock" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	[ "$(reply_after RCPT | cut -c1-3)" = 250 ]
+}
+
+@test "--policy with a real postgrey: the first attempt gets 450, a retry after the delay 250" {
+	mkdir "$BATS_TEST_TMPDIR/pgdb"
+	postgrey --unix="$BATS_TEST_TMPDIR/pg.sock" --dbdir="$BATS_TEST_TMPDIR/pgdb" \
+	    --delay=1 --user=root --group=root --auto-whitelist-clients=0 \
+	    --pidfile="$BATS_TEST_TMPDIR/pg.pidfile" --syslog-facility=none \
+	    --hostname=mx.test 2>"$BATS_TEST_TMPDIR/postgrey.log" &
+	echo $! >"$BATS_TEST_TMPDIR/postgrey.pid"
+	wait_for 20 test -S "$BATS_TEST_TMPDIR/pg.sock"
+	export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=4321
+	rcpt_session someone@x.test
+	run smtp_session --policy "unix:$BATS_TEST_TMPDIR/pg.sock" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply RCPT '^450 4\.2\.0 Greylisted, see http'
+	assert_no_message
+	wait_for 20 greylist_passes
+	assert_reply_after . 250
+	run grep '^X-Greylist: delayed [0-9]* seconds by postgrey' "$DUMP/1/message"
+	assert_success
+}
+
+@test "--policy exec: a real policyd-spf answers a loopback client with its local-connection PREPEND" {
+	export TCPREMOTEIP=127.0.0.1 TCPREMOTEPORT=4321
+	rcpt_session someone@x.test
+	run smtp_session --policy exec:policyd-spf "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250
+	assert_reply_after . 250
+	run grep '^X-Comment: ' "$DUMP/1/message"
+	assert_output 'X-Comment: SPF check N/A for local connections - client-ip=127.0.0.1; helo=client.example; envelope-from=a@example.org; receiver=x.test'
+}
