@@ -136,8 +136,9 @@ make_reply(struct policy_reply *r, const char *code, const char *dflt,
 	if (clean_text(clean, sizeof(clean) - 32, text,
 	    (size_t)(end - text)) == 0)
 		(void)strlcpy(clean, deftext, sizeof(clean));
-	(void)snprintf(r->text, sizeof(r->text), "%.3s %s %s\r\n", code, enh,
-	    clean);
+	/* Bounded so the line fits SMTP_REPLYLINE_MAX, as gcc can see. */
+	(void)snprintf(r->text, sizeof(r->text), "%.3s %.15s %.480s\r\n",
+	    code, enh, clean);
 }
 
 /*
