@@ -568,7 +568,7 @@ main(int argc, char **argv)
 {
 	struct config	 conf;
 	struct peer	 peer;
-	int		 bad_proxy;
+	int		 bad_proxy, status;
 
 	options_parse(argc, argv, &conf);
 	umask(077);
@@ -585,5 +585,7 @@ main(int argc, char **argv)
 	log_info("connect from %s port %s", peer.remote_addr[0] != '\0' ?
 	    peer.remote_addr : "unknown", peer.remote_port[0] != '\0' ?
 	    peer.remote_port : "-");
-	return serve(&conf, &peer, bad_proxy);
+	status = serve(&conf, &peer, bad_proxy);
+	free(conf.policy);
+	return status;
 }
