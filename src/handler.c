@@ -195,6 +195,46 @@ build_env(const struct handler_job *job, size_t *ours)
 }
 
 /*
+ * posix_spawnp argv with in, out and err (-1: /dev/null for in, ours
+ * for err) on fds 0-2 and nothing else open, default signal
+ * dispositions, no signal blocked, a process group of its own.  Returns
+ * posix_spawnp's status.  A name without a slash is looked up in PATH.
+ */
+int
+handler_spawn(pid_t *pid, int in, int out, int err, char *const *argv,
+    char *const *envp)
+{
+	posix_spawn_file_actions_t	 fa;
+	posix_spawnattr_t		 attr;
+	sigset_t			 none, all;
+	int				 rc;
+
+	sigemptyset(&none);
+	sigfillset(&all);
+	if (posix_spawn_file_actions_init(&fa) != 0 ||
+	    posix_spawnattr_init(&attr) != 0)
+		fatalx("posix_spawn setup failed");
+	if (in != -1)
+		(void)posix_spawn_file_actions_adddup2(&fa, in, 0);
+	else
+		(void)posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
+		    O_RDONLY, 0);
+	(void)posix_spawn_file_actions_adddup2(&fa, out, 1);
+	if (err != -1)
+		(void)posix_spawn_file_actions_adddup2(&fa, err, 2);
+	(void)posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	(void)posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	(void)posix_spawnattr_setpgroup(&attr, 0);
+	(void)posix_spawnattr_setsigmask(&attr, &none);
+	(void)posix_spawnattr_setsigdefault(&attr, &all);
+	rc = posix_spawnp(pid, argv[0], &fa, &attr, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	return rc;
+}
+
+/*
  * Start the handler: spool on 0, pipes on 1 and 2, nothing else open,
  * default signal dispositions, a process group of its own.  On failure
  * errno is set and -1 returned.
@@ -202,9 +242,6 @@ build_env(const struct handler_job *job, size_t *ours)
 static int
 spawn(const struct handler_job *job, struct child *c)
 {
-	posix_spawn_file_actions_t	 fa;
-	posix_spawnattr_t		 attr;
-	sigset_t			 none, all;
 	char				**argv, **envp;
 	size_t				  ours;
 	int				 out[2], err[2], rc;
@@ -221,28 +258,7 @@ spawn(const struct handler_job *job, struct child *c)
 	}
 	argv = build_argv(job);
 	envp = build_env(job, &ours);
-	sigemptyset(&none);
-	sigfillset(&all);
-	if (posix_spawn_file_actions_init(&fa) != 0 ||
-	    posix_spawnattr_init(&attr) != 0)
-		fatalx("posix_spawn setup failed");
-	if (in != -1)
-		(void)posix_spawn_file_actions_adddup2(&fa, in, 0);
-	else
-		(void)posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
-		    O_RDONLY, 0);
-	(void)posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	(void)posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	(void)posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	(void)posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	(void)posix_spawnattr_setpgroup(&attr, 0);
-	(void)posix_spawnattr_setsigmask(&attr, &none);
-	(void)posix_spawnattr_setsigdefault(&attr, &all);
-	/* posix_spawnp: a name without a slash is looked up in PATH. */
-	rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	rc = handler_spawn(&c->pid, in, out[1], err[1], argv, envp);
 	free_strings(argv);
 	free(argv);
 	free_strings(envp + ours);

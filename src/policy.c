@@ -18,7 +18,6 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,9 +412,6 @@ connect_inet(const char *where, long long deadline)
 static int
 spawn_policy(struct policy_server *ps)
 {
-	posix_spawn_file_actions_t	 fa;
-	posix_spawnattr_t		 attr;
-	sigset_t			 none, all;
 	char				*argv[2];
 	int				 to[2], from[2], rc;
 
@@ -430,22 +426,8 @@ spawn_policy(struct policy_server *ps)
 	}
 	argv[0] = (char *)ps->where;
 	argv[1] = NULL;
-	sigemptyset(&none);
-	sigfillset(&all);
-	if (posix_spawn_file_actions_init(&fa) != 0 ||
-	    posix_spawnattr_init(&attr) != 0)
-		fatalx("posix_spawn setup failed");
-	(void)posix_spawn_file_actions_adddup2(&fa, to[0], 0);
-	(void)posix_spawn_file_actions_adddup2(&fa, from[1], 1);
-	(void)posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	(void)posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	(void)posix_spawnattr_setpgroup(&attr, 0);
-	(void)posix_spawnattr_setsigmask(&attr, &none);
-	(void)posix_spawnattr_setsigdefault(&attr, &all);
-	rc = posix_spawnp(&ps->pid, argv[0], &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	/* Its stderr is ours: a policy program's complaints reach the log. */
+	rc = handler_spawn(&ps->pid, to[0], from[1], -1, argv, environ);
 	(void)close(to[0]);
 	(void)close(from[1]);
 	if (rc != 0) {

@@ -278,6 +278,7 @@ struct handler_job {
 };
 
 void	 handler_run(const struct handler_job *, struct handler_result *);
+int	 handler_spawn(pid_t *, int, int, int, char *const *, char *const *);
 
 /* reply.c: handler result to SMTP reply, SPEC 5.2. */
 int	 reply_from_handler(const struct handler_result *, const char *,
