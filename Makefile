@@ -65,7 +65,7 @@ ALL_LDFLAGS	= $(LINK_MODE) -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 
 SRCS		= main.c options.c conn.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
 		  policy.c \
-		  log.c peer.c buf.c
+		  log.c peer.c buf.c base64.c auth.c
 OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
 HANDLERS	= maildir relay debug webhook redis-stream
@@ -202,7 +202,9 @@ FUZZ_data	= src/data.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_reply	= src/reply.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_proxy	= src/proxy.c
 FUZZ_policy	= src/policy.c src/buf.c tests/fuzz/log_quiet.c
-FUZZERS		= session addr data reply proxy policy
+FUZZ_base64	= src/base64.c
+FUZZ_dovecot	= src/auth.c src/base64.c tests/fuzz/log_quiet.c
+FUZZERS		= session addr data reply proxy policy base64 dovecot
 
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/log_quiet.c src/*.c \
 		src/smtpd-stdio.h | deps-build deps-fuzz

@@ -386,4 +386,74 @@ int	 relay_ok(const char *);
 void	 peer_lookup(struct peer *);
 void	 peer_from_proxy(struct peer *, const struct proxy_result *);
 
+/* handler.c, for auth.c: a program with a pipe on fd 3. */
+int	 handler_spawn_fd3(pid_t *, int, int, int, int, char *const *,
+	    char *const *);
+
+/* base64.c: strict RFC 4648 base64, for SASL (RFC 4954). */
+#define B64_ENCODED_LEN(n)	(((n) + 2) / 3 * 4 + 1)	/* incl. the NUL */
+#define B64_DECODED_MAX(n)	((n) / 4 * 3)
+
+ssize_t	 b64_decode(const char *, size_t, unsigned char *, size_t);
+size_t	 b64_encode(const unsigned char *, size_t, char *, size_t);
+
+/* auth.c: the --auth backends, SPEC 9. */
+#define AUTH_MECH_PLAIN		0x1
+#define AUTH_MECH_LOGIN		0x2
+#define AUTH_USER_MAX		256	/* a user name we take or pass on, incl. NUL */
+#define AUTH_PASSWORD_MAX	256	/* a password we pass on, incl. NUL */
+
+enum auth_verdict {
+	AUTH_OK,
+	AUTH_REFUSED,
+	AUTH_TEMPFAIL
+};
+
+struct auth_request {
+	const char		*mech;		/* "PLAIN" or "LOGIN", what the client chose */
+	const char		*user;		/* authentication identity */
+	const char		*password;	/* the caller clears it afterwards */
+	const struct peer	*peer;		/* lip/rip/lport/rport for Dovecot */
+	int			 secured;	/* under TLS */
+	long long		 deadline;	/* conn_now_ms() time by which to give up: AUTH_TEMPFAIL */
+	long long		 handler_timeout; /* seconds, for checkpassword */
+};
+
+struct auth_backend;
+int	 auth_spec_ok(const char *);
+struct auth_backend *auth_new(const char *);
+unsigned int auth_mechanisms(struct auth_backend *, long long);
+enum auth_verdict auth_check(struct auth_backend *,
+	    const struct auth_request *, char *, size_t);
+void	 auth_free(struct auth_backend *);
+
+/* auth.c, the Dovecot auth-client protocol's server lines (pure). */
+#define DOVECOT_LINE_MAX	8192	/* one server line, LF included */
+#define DOVECOT_ARGS_MAX	64	/* tab-separated fields after the id */
+
+enum dovecot_kind {
+	DL_VERSION,	/* VERSION major minor */
+	DL_MECH,	/* MECH name flags... */
+	DL_SPID,
+	DL_CUID,
+	DL_COOKIE,
+	DL_DONE,
+	DL_OK,		/* OK id params... */
+	DL_CONT,	/* CONT id base64 */
+	DL_FAIL,	/* FAIL id params... */
+	DL_OTHER	/* a well-formed line we ignore */
+};
+
+struct dovecot_line {
+	enum dovecot_kind	 kind;
+	unsigned long		 id;		/* OK, CONT, FAIL: the request id */
+	unsigned long		 major, minor;	/* VERSION */
+	char			 mech[32];	/* MECH: the name, upper case */
+	int			 temp;		/* FAIL: the temp flag */
+	char			 user[AUTH_USER_MAX];	/* OK, FAIL: user=, "" if none */
+	char			 cont[DOVECOT_LINE_MAX];	/* CONT: the base64 data */
+};
+
+int	 dovecot_parse_line(const char *, size_t, struct dovecot_line *);
+
 #endif /* SMTPD_STDIO_H */

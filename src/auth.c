@@ -1,0 +1,805 @@
+/*
+ * The --auth backends, SPEC 9: Dovecot's auth-client protocol over its
+ * UNIX socket (as Postfix's smtpd_sasl_type = dovecot), or a program
+ * run per attempt with the qmail checkpassword interface.  The session
+ * engine decodes the SASL dialogue and asks here for a verdict on one
+ * user and password.  Whatever goes wrong on our side or the backend's
+ * is AUTH_TEMPFAIL, never AUTH_OK; no password is ever logged, put in
+ * argv or the environment, and our copies are cleared.
+ */
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "smtpd-stdio.h"
+
+extern char **environ;
+
+#define DOVECOT_PREFIX		"dovecot:"
+#define CHECKPW_PREFIX		"checkpassword:"
+#define DOVECOT_MAJOR		1	/* the auth-client protocol we speak */
+#define DOVECOT_MINOR		2
+#define AUTH_REQUEST_MAX	2048	/* our AUTH or CONT line, LF included */
+#define CHECKPW_POLL_MS		100	/* without a pidfd, look this often */
+
+enum auth_kind {
+	AK_DOVECOT,
+	AK_CHECKPASSWORD
+};
+
+struct auth_backend {
+	enum auth_kind	 kind;
+	char		*where;		/* socket path or program */
+	int		 fd;		/* Dovecot: -1 when not connected */
+	unsigned int	 mechs;		/* Dovecot: what it offered */
+	unsigned long	 next_id;	/* Dovecot: the last request id */
+	char		 in[DOVECOT_LINE_MAX];	/* Dovecot: read, not parsed */
+	size_t		 inlen;
+};
+
+static int	 prefixed(const char *, const char *);
+static int	 parse_ulong(const char *, size_t, unsigned long *);
+static int	 parse_param(const char *, size_t, struct dovecot_line *);
+static int	 parse_args(const char *, const char *,
+		    struct dovecot_line *);
+static void	 dovecot_close(struct auth_backend *);
+static int	 dovecot_write(struct auth_backend *, const char *, size_t,
+		    long long);
+static int	 dovecot_read(struct auth_backend *, struct dovecot_line *,
+		    long long);
+static int	 wait_fd(int, short, long long);
+static int	 dovecot_connect(struct auth_backend *, long long);
+static int	 dovecot_alive(struct auth_backend *);
+static int	 field_ok(const char *, const char *);
+static size_t	 auth_line(char *, size_t, unsigned long, const char *,
+		    const struct auth_request *);
+static enum auth_verdict dovecot_verdict(struct auth_backend *,
+		    const struct auth_request *, unsigned long,
+		    const struct dovecot_line *, char *, size_t);
+static int	 dovecot_cont(struct auth_backend *, const char *,
+		    unsigned long, const char *, long long);
+static enum auth_verdict dovecot_check(struct auth_backend *,
+		    const struct auth_request *, char *, size_t);
+static int	 checkpw_spawn(const struct auth_backend *,
+		    const struct auth_request *, pid_t *);
+static int	 checkpw_wait(pid_t, long long, int *);
+static enum auth_verdict checkpw_check(struct auth_backend *,
+		    const struct auth_request *, char *, size_t);
+
+static int
+prefixed(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int
+auth_spec_ok(const char *spec)
+{
+	struct sockaddr_un	 sun;
+	const char		*rest;
+
+	if (prefixed(spec, DOVECOT_PREFIX)) {
+		rest = spec + strlen(DOVECOT_PREFIX);
+		return rest[0] != '\0' && strlen(rest) < sizeof(sun.sun_path);
+	}
+	if (prefixed(spec, CHECKPW_PREFIX))
+		return spec[strlen(CHECKPW_PREFIX)] != '\0';
+	return 0;
+}
+
+struct auth_backend *
+auth_new(const char *spec)
+{
+	struct auth_backend	*b;
+	const char		*where;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		fatalx("out of memory");
+	if (prefixed(spec, DOVECOT_PREFIX)) {
+		b->kind = AK_DOVECOT;
+		where = spec + strlen(DOVECOT_PREFIX);
+	} else if (prefixed(spec, CHECKPW_PREFIX)) {
+		b->kind = AK_CHECKPASSWORD;
+		where = spec + strlen(CHECKPW_PREFIX);
+	} else
+		fatalx("auth_new: bad spec");
+	if ((b->where = strdup(where)) == NULL)
+		fatalx("out of memory");
+	b->fd = -1;
+	return b;
+}
+
+void
+auth_free(struct auth_backend *b)
+{
+	if (b == NULL)
+		return;
+	dovecot_close(b);
+	free(b->where);
+	free(b);
+}
+
+/*
+ * What to advertise.  Dovecot is asked once per session; if it cannot
+ * be reached both are offered, and an attempt then gets AUTH_TEMPFAIL
+ * (454) unless it is back by then.  0 if Dovecot offers neither.
+ */
+unsigned int
+auth_mechanisms(struct auth_backend *b, long long deadline)
+{
+	if (b->kind == AK_CHECKPASSWORD)
+		return AUTH_MECH_PLAIN | AUTH_MECH_LOGIN;
+	if (b->fd == -1 && dovecot_connect(b, deadline) == -1)
+		return AUTH_MECH_PLAIN | AUTH_MECH_LOGIN;
+	if (b->mechs == 0)
+		log_warn("auth: dovecot %s offers neither PLAIN nor LOGIN",
+		    b->where);
+	return b->mechs;
+}
+
+enum auth_verdict
+auth_check(struct auth_backend *b, const struct auth_request *req,
+    char *user, size_t userlen)
+{
+	if (strlen(req->user) >= AUTH_USER_MAX ||
+	    strlen(req->password) >= AUTH_PASSWORD_MAX)
+		return AUTH_REFUSED;	/* RFC 4616 2: 255 octets at most */
+	if (b->kind == AK_CHECKPASSWORD)
+		return checkpw_check(b, req, user, userlen);
+	return dovecot_check(b, req, user, userlen);
+}
+
+/* ---- The Dovecot server lines: pure, fuzzed ---- */
+
+/* A decimal number without sign or leading blanks that fits. */
+static int
+parse_ulong(const char *s, size_t len, unsigned long *v)
+{
+	size_t	 i;
+
+	if (len == 0 || len > 9)
+		return -1;	/* ids and versions are far below 10^9 */
+	*v = 0;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		*v = *v * 10 + (unsigned long)(s[i] - '0');
+	}
+	return 0;
+}
+
+/*
+ * One parameter of OK or FAIL: "temp", or "user=" with Dovecot's tab
+ * escapes (\1 \t \r \n for 001, TAB, CR, LF; a backslash before any
+ * other byte stands for that byte) undone.  A user name with a control
+ * byte would reach the handler's environment: the line is refused.
+ */
+static int
+parse_param(const char *p, size_t len, struct dovecot_line *dl)
+{
+	size_t		 i, n = 0;
+	unsigned char	 c;
+
+	if (len == 4 && memcmp(p, "temp", 4) == 0) {
+		dl->temp = 1;
+		return 0;
+	}
+	if (len < 5 || memcmp(p, "user=", 5) != 0)
+		return 0;
+	for (i = 5; i < len; i++) {
+		c = (unsigned char)p[i];
+		if (c == '\\' && i + 1 < len) {
+			c = (unsigned char)p[++i];
+			c = c == '1' ? 1 : c == 't' ? '\t' : c == 'r' ? '\r' :
+			    c == 'n' ? '\n' : c;
+		}
+		if (c < 0x20 || c == 0x7f || n + 1 >= sizeof(dl->user))
+			return -1;
+		dl->user[n++] = (char)c;
+	}
+	dl->user[n] = '\0';
+	return 0;
+}
+
+/* The fields after the command, p to end, for the kind in dl. */
+static int
+parse_args(const char *p, const char *end, struct dovecot_line *dl)
+{
+	const char	*f[DOVECOT_ARGS_MAX + 1];
+	size_t		 flen[DOVECOT_ARGS_MAX + 1], n = 0, i, j;
+	const char	*t;
+
+	while (p <= end && n <= DOVECOT_ARGS_MAX) {
+		t = memchr(p, '\t', (size_t)(end - p));
+		f[n] = p;
+		flen[n++] = (size_t)((t != NULL ? t : end) - p);
+		if (t == NULL)
+			break;
+		p = t + 1;
+	}
+	if (n > DOVECOT_ARGS_MAX)
+		return -1;
+	switch (dl->kind) {
+	case DL_VERSION:
+		return n >= 2 && parse_ulong(f[0], flen[0], &dl->major) == 0 &&
+		    parse_ulong(f[1], flen[1], &dl->minor) == 0 ? 0 : -1;
+	case DL_MECH:
+		if (flen[0] == 0)
+			return -1;
+		if (flen[0] >= sizeof(dl->mech)) {
+			dl->kind = DL_OTHER;	/* not one of ours */
+			return 0;
+		}
+		for (i = 0; i < flen[0]; i++) {
+			if ((unsigned char)f[0][i] <= 0x20 ||
+			    (unsigned char)f[0][i] >= 0x7f)
+				return -1;
+			dl->mech[i] = f[0][i] >= 'a' && f[0][i] <= 'z' ?
+			    f[0][i] - 'a' + 'A' : f[0][i];
+		}
+		dl->mech[i] = '\0';
+		return 0;
+	case DL_OK:
+	case DL_FAIL:
+	case DL_CONT:
+		if (parse_ulong(f[0], flen[0], &dl->id) == -1)
+			return -1;
+		break;
+	default:
+		return 0;
+	}
+	if (dl->kind == DL_CONT) {
+		if (n != 2 || flen[1] >= sizeof(dl->cont))
+			return -1;
+		for (j = 0; j < flen[1]; j++)
+			if (f[1][j] != '=' && strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "abcdefghijklmnopqrstuvwxyz0123456789+/",
+			    f[1][j]) == NULL)
+				return -1;
+		memcpy(dl->cont, f[1], flen[1]);
+		dl->cont[flen[1]] = '\0';
+		return 0;
+	}
+	for (i = 1; i < n; i++)
+		if (parse_param(f[i], flen[i], dl) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * One line from the auth server, without its LF: the command and the
+ * fields we use.  Returns -1 for a line that breaks the protocol (a
+ * NUL, an empty line, a known command with bad fields); unknown
+ * commands are DL_OTHER.
+ */
+int
+dovecot_parse_line(const char *line, size_t len, struct dovecot_line *dl)
+{
+	static const struct {
+		const char		*cmd;
+		enum dovecot_kind	 kind;
+		int			 args;	/* takes fields */
+	} cmds[] = {
+		{ "VERSION", DL_VERSION, 1 }, { "MECH", DL_MECH, 1 },
+		{ "SPID", DL_SPID, 1 }, { "CUID", DL_CUID, 1 },
+		{ "COOKIE", DL_COOKIE, 1 }, { "DONE", DL_DONE, 0 },
+		{ "OK", DL_OK, 1 }, { "CONT", DL_CONT, 1 },
+		{ "FAIL", DL_FAIL, 1 }
+	};
+	const char	*end = line + len, *tab;
+	size_t		 clen, i;
+
+	memset(dl, 0, sizeof(*dl));
+	dl->kind = DL_OTHER;
+	if (len == 0 || memchr(line, '\0', len) != NULL ||
+	    memchr(line, '\n', len) != NULL)
+		return -1;
+	tab = memchr(line, '\t', len);
+	clen = (size_t)((tab != NULL ? tab : end) - line);
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strlen(cmds[i].cmd) != clen ||
+		    memcmp(cmds[i].cmd, line, clen) != 0)
+			continue;
+		dl->kind = cmds[i].kind;
+		if (!cmds[i].args)
+			return tab == NULL ? 0 : -1;
+		if (tab == NULL)
+			return -1;
+		return parse_args(tab + 1, end, dl);
+	}
+	return 0;
+}
+
+/* ---- Dovecot: the connection ---- */
+
+static void
+dovecot_close(struct auth_backend *b)
+{
+	if (b->fd != -1)
+		(void)close(b->fd);
+	b->fd = -1;
+	b->inlen = 0;
+	b->mechs = 0;
+}
+
+/* Wait for fd to be ready for events before deadline: 0, or -1. */
+static int
+wait_fd(int fd, short events, long long deadline)
+{
+	struct pollfd	 pfd;
+	long long	 left;
+	int		 rc;
+
+	for (;;) {
+		if ((left = deadline - conn_now_ms()) <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		pfd.fd = fd;
+		pfd.events = events;
+		rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		if (rc == -1 && errno != EINTR)
+			return -1;
+		if (rc > 0)
+			return 0;
+	}
+}
+
+static int
+dovecot_write(struct auth_backend *b, const char *p, size_t len,
+    long long deadline)
+{
+	ssize_t	 n;
+
+	while (len > 0) {
+		if (wait_fd(b->fd, POLLOUT, deadline) == -1)
+			return -1;
+		n = send(b->fd, p, len, MSG_NOSIGNAL);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The next line from the server, parsed: 0, or -1 (closed, slow past
+ * deadline, an over-long or garbled line; logged).
+ */
+static int
+dovecot_read(struct auth_backend *b, struct dovecot_line *dl,
+    long long deadline)
+{
+	char	*lf;
+	size_t	 len;
+	ssize_t	 n;
+	int	 rc;
+
+	while ((lf = memchr(b->in, '\n', b->inlen)) == NULL) {
+		if (b->inlen == sizeof(b->in)) {
+			log_warn("auth: dovecot %s: line too long", b->where);
+			return -1;
+		}
+		if (wait_fd(b->fd, POLLIN, deadline) == -1) {
+			log_warn("auth: dovecot %s: no answer in time",
+			    b->where);
+			return -1;
+		}
+		n = read(b->fd, b->in + b->inlen, sizeof(b->in) - b->inlen);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0) {
+			log_warn("auth: dovecot %s: %s", b->where, n == 0 ?
+			    "connection closed" : strerror(errno));
+			return -1;
+		}
+		b->inlen += (size_t)n;
+	}
+	len = (size_t)(lf - b->in);
+	rc = dovecot_parse_line(b->in, len, dl);
+	memmove(b->in, lf + 1, b->inlen - len - 1);
+	b->inlen -= len + 1;
+	if (rc == -1)
+		log_warn("auth: dovecot %s: garbled line", b->where);
+	return rc;
+}
+
+/*
+ * Connect and shake hands: our VERSION and CPID, then the server's
+ * VERSION, MECH lines, SPID, CUID, COOKIE up to DONE.  0, or -1 with
+ * the connection closed and the reason logged.
+ */
+static int
+dovecot_connect(struct auth_backend *b, long long deadline)
+{
+	struct sockaddr_un	 sun;
+	struct dovecot_line	 dl;
+	char			 hello[64];
+	int			 n, seen_version = 0, err;
+	socklen_t		 errlen = sizeof(err);
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	(void)strlcpy(sun.sun_path, b->where, sizeof(sun.sun_path));
+	if ((b->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1)
+		goto fail;
+	if (connect(b->fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		if (errno != EAGAIN && errno != EINPROGRESS)
+			goto fail;
+		if (wait_fd(b->fd, POLLOUT, deadline) == -1 ||
+		    getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err,
+		    &errlen) == -1 || (errno = err) != 0)
+			goto fail;
+	}
+	n = snprintf(hello, sizeof(hello), "VERSION\t%d\t%d\nCPID\t%ld\n",
+	    DOVECOT_MAJOR, DOVECOT_MINOR, (long)getpid());
+	if (dovecot_write(b, hello, (size_t)n, deadline) == -1)
+		goto fail;
+	for (;;) {
+		if (dovecot_read(b, &dl, deadline) == -1)
+			goto closed;
+		if (dl.kind == DL_VERSION) {
+			if (dl.major != DOVECOT_MAJOR) {
+				log_warn("auth: dovecot %s: protocol version "
+				    "%lu, not %d", b->where, dl.major,
+				    DOVECOT_MAJOR);
+				goto closed;
+			}
+			seen_version = 1;
+		} else if (!seen_version) {
+			log_warn("auth: dovecot %s: no VERSION first",
+			    b->where);
+			goto closed;
+		} else if (dl.kind == DL_MECH && strcmp(dl.mech, "PLAIN") == 0)
+			b->mechs |= AUTH_MECH_PLAIN;
+		else if (dl.kind == DL_MECH && strcmp(dl.mech, "LOGIN") == 0)
+			b->mechs |= AUTH_MECH_LOGIN;
+		else if (dl.kind == DL_DONE)
+			return 0;
+	}
+fail:
+	log_warn("auth: cannot reach dovecot %s: %s", b->where,
+	    strerror(errno));
+closed:
+	dovecot_close(b);
+	return -1;
+}
+
+/*
+ * Is the kept connection still there?  Between requests the server has
+ * nothing to say: readable means closed (a restart) or out of step.
+ */
+static int
+dovecot_alive(struct auth_backend *b)
+{
+	struct pollfd	 pfd;
+
+	if (b->fd == -1)
+		return 0;
+	pfd.fd = b->fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 0) == 0 && b->inlen == 0)
+		return 1;
+	dovecot_close(b);
+	return 0;
+}
+
+/* Printable ASCII from set only, and not empty: safe between tabs. */
+static int
+field_ok(const char *s, const char *set)
+{
+	return s[0] != '\0' && strspn(s, set) == strlen(s);
+}
+
+/*
+ * The AUTH line for request id with mechanism mech; for PLAIN its
+ * initial response, RFC 4616: an empty authzid, NUL, user, NUL,
+ * password.  Client bytes go only into the base64 of resp=; the peer's
+ * addresses are checked as a precaution.  Returns the length, 0 if it
+ * did not fit.  The caller clears line.
+ */
+static size_t
+auth_line(char *line, size_t size, unsigned long id, const char *mech,
+    const struct auth_request *req)
+{
+	static const char	 ip[] = "0123456789abcdefABCDEF.:";
+	static const char	 port[] = "0123456789";
+	const struct peer	*p = req->peer;
+	unsigned char		 plain[1 + AUTH_USER_MAX + AUTH_PASSWORD_MAX];
+	char			 resp[B64_ENCODED_LEN(sizeof(plain))];
+	size_t			 ul, pl, n;
+	int			 len;
+
+	resp[0] = '\0';
+	if (strcmp(mech, "PLAIN") == 0) {
+		ul = strlen(req->user);
+		pl = strlen(req->password);
+		plain[0] = '\0';
+		memcpy(plain + 1, req->user, ul + 1);
+		memcpy(plain + 2 + ul, req->password, pl);
+		n = b64_encode(plain, 2 + ul + pl, resp, sizeof(resp));
+		explicit_bzero(plain, sizeof(plain));
+		if (n == 0)
+			return 0;
+	}
+	len = snprintf(line, size, "AUTH\t%lu\t%s\tservice=smtp%s\tnologin"
+	    "%s%s%s%s%s%s%s%s%s%s\n", id, mech, req->secured ? "\tsecured" : "",
+	    p != NULL && field_ok(p->local_addr, ip) ? "\tlip=" : "",
+	    p != NULL && field_ok(p->local_addr, ip) ? p->local_addr : "",
+	    p != NULL && field_ok(p->remote_addr, ip) ? "\trip=" : "",
+	    p != NULL && field_ok(p->remote_addr, ip) ? p->remote_addr : "",
+	    p != NULL && field_ok(p->local_port, port) ? "\tlport=" : "",
+	    p != NULL && field_ok(p->local_port, port) ? p->local_port : "",
+	    p != NULL && field_ok(p->remote_port, port) ? "\trport=" : "",
+	    p != NULL && field_ok(p->remote_port, port) ? p->remote_port : "",
+	    resp[0] != '\0' ? "\tresp=" : "", resp);
+	explicit_bzero(resp, sizeof(resp));
+	if (len < 0 || (size_t)len >= size)
+		return 0;
+	return (size_t)len;
+}
+
+/* The reply to request id as a verdict; OK gives the user's name. */
+static enum auth_verdict
+dovecot_verdict(struct auth_backend *b, const struct auth_request *req,
+    unsigned long id, const struct dovecot_line *dl, char *user,
+    size_t userlen)
+{
+	char	 esc[4 * AUTH_USER_MAX + 1];
+
+	if (dl->id != id) {
+		log_warn("auth: dovecot %s: reply to request %lu, not %lu",
+		    b->where, dl->id, id);
+		dovecot_close(b);
+		return AUTH_TEMPFAIL;
+	}
+	if (dl->kind == DL_FAIL) {
+		if (!dl->temp)
+			return AUTH_REFUSED;
+		log_warn("auth: dovecot %s: temporary failure for %s",
+		    b->where, log_escape(esc, sizeof(esc), req->user,
+		    strlen(req->user)));
+		return AUTH_TEMPFAIL;
+	}
+	if (strlcpy(user, dl->user[0] != '\0' ? dl->user : req->user,
+	    userlen) >= userlen) {
+		log_warn("auth: dovecot %s: user name too long", b->where);
+		return AUTH_TEMPFAIL;
+	}
+	return AUTH_OK;
+}
+
+/* Answer a CONT of request id with the base64 of s. */
+static int
+dovecot_cont(struct auth_backend *b, const char *where, unsigned long id,
+    const char *s, long long deadline)
+{
+	char	 line[AUTH_REQUEST_MAX];
+	char	 b64[B64_ENCODED_LEN(AUTH_PASSWORD_MAX)];
+	int	 len, rc;
+
+	if (b64_encode((const unsigned char *)s, strlen(s), b64,
+	    sizeof(b64)) == 0 && s[0] != '\0')
+		return -1;
+	len = snprintf(line, sizeof(line), "CONT\t%lu\t%s\n", id, b64);
+	rc = len > 0 && (size_t)len < sizeof(line) ?
+	    dovecot_write(b, line, (size_t)len, deadline) : -1;
+	explicit_bzero(b64, sizeof(b64));
+	explicit_bzero(line, sizeof(line));
+	if (rc == -1)
+		log_warn("auth: dovecot %s: cannot send a continuation",
+		    where);
+	return rc;
+}
+
+/*
+ * One attempt: PLAIN with an initial response if the service offers it,
+ * else LOGIN answering the two CONT prompts (user, then password).
+ */
+static enum auth_verdict
+dovecot_check(struct auth_backend *b, const struct auth_request *req,
+    char *user, size_t userlen)
+{
+	struct dovecot_line	 dl;
+	char			 line[AUTH_REQUEST_MAX];
+	const char		*mech;
+	size_t			 len;
+	unsigned long		 id;
+	int			 conts = 0, rc;
+
+	if (!dovecot_alive(b) && dovecot_connect(b, req->deadline) == -1)
+		return AUTH_TEMPFAIL;
+	if (b->mechs & AUTH_MECH_PLAIN)
+		mech = "PLAIN";
+	else if (b->mechs & AUTH_MECH_LOGIN)
+		mech = "LOGIN";
+	else {
+		log_warn("auth: dovecot %s offers neither PLAIN nor LOGIN",
+		    b->where);
+		return AUTH_TEMPFAIL;
+	}
+	id = ++b->next_id;
+	len = auth_line(line, sizeof(line), id, mech, req);
+	rc = len == 0 ? -1 : dovecot_write(b, line, len, req->deadline);
+	explicit_bzero(line, sizeof(line));
+	if (rc == -1)
+		goto broken;
+	for (;;) {
+		if (dovecot_read(b, &dl, req->deadline) == -1)
+			goto broken;
+		if (dl.kind == DL_OK || dl.kind == DL_FAIL)
+			return dovecot_verdict(b, req, id, &dl, user, userlen);
+		if (dl.kind != DL_CONT || dl.id != id || strcmp(mech,
+		    "LOGIN") != 0 || conts == 2) {
+			log_warn("auth: dovecot %s: unexpected line in the "
+			    "%s exchange", b->where, mech);
+			goto broken;
+		}
+		if (dovecot_cont(b, b->where, id, conts++ == 0 ? req->user :
+		    req->password, req->deadline) == -1)
+			goto broken;
+	}
+broken:
+	/* The exchange is out of step: start afresh next time. */
+	dovecot_close(b);
+	return AUTH_TEMPFAIL;
+}
+
+/* ---- checkpassword ---- */
+
+/*
+ * Start PROGRAM /bin/true with login, password and a timestamp, each
+ * NUL-ended, on a pipe at its fd 3.  They are written before the
+ * program starts (they fit in an empty pipe's buffer), so nothing here
+ * waits on it.  Its stdin and stdout are /dev/null, and so is its
+ * stderr: under inetd ours is the client's socket, and a checkpassword
+ * program's diagnostics may repeat what it was given.
+ */
+static int
+checkpw_spawn(const struct auth_backend *b, const struct auth_request *req,
+    pid_t *pid)
+{
+	char		 data[AUTH_USER_MAX + AUTH_PASSWORD_MAX + 32];
+	char		*argv[3];
+	size_t		 ul = strlen(req->user), pl = strlen(req->password);
+	ssize_t		 w;
+	int		 fds[2], null, rc, len;
+
+	if (pipe2(fds, O_CLOEXEC) == -1)
+		return errno;
+	memcpy(data, req->user, ul + 1);
+	memcpy(data + ul + 1, req->password, pl + 1);
+	len = snprintf(data + ul + pl + 2, sizeof(data) - ul - pl - 2,
+	    "%lld", (long long)time(NULL));
+	do
+		w = write(fds[1], data, ul + pl + 3 + (size_t)len);
+	while (w == -1 && errno == EINTR);
+	rc = errno;
+	explicit_bzero(data, sizeof(data));
+	(void)close(fds[1]);
+	if (w != (ssize_t)(ul + pl + 3 + (size_t)len)) {
+		(void)close(fds[0]);
+		return w == -1 ? rc : EIO;
+	}
+	if ((null = open("/dev/null", O_WRONLY | O_CLOEXEC)) == -1) {
+		rc = errno;
+		(void)close(fds[0]);
+		return rc;
+	}
+	argv[0] = b->where;
+	argv[1] = (char *)"/bin/true";
+	argv[2] = NULL;
+	rc = handler_spawn_fd3(pid, -1, null, null, fds[0], argv, environ);
+	(void)close(fds[0]);
+	(void)close(null);
+	return rc;
+}
+
+/*
+ * Wait for pid until deadline, then kill its process group.  0 with
+ * its wait status, or -1 when it had to be killed.
+ */
+static int
+checkpw_wait(pid_t pid, long long deadline, int *status)
+{
+	struct pollfd	 pfd;
+	long long	 left;
+	int		 pidfd;
+	pid_t		 w;
+
+	pidfd = pidfd_open(pid, 0);
+	for (;;) {
+		w = waitpid(pid, status, WNOHANG);
+		if (w == pid)
+			break;
+		if (w == -1 && errno != EINTR)
+			fatalx("waitpid: %s", strerror(errno));
+		if ((left = deadline - conn_now_ms()) <= 0) {
+			/* No grace: a verdict after the deadline is no use. */
+			(void)kill(-pid, SIGKILL);
+			while (waitpid(pid, status, 0) == -1 && errno == EINTR)
+				;
+			if (pidfd != -1)
+				(void)close(pidfd);
+			return -1;
+		}
+		if (pidfd == -1 || left > CHECKPW_POLL_MS * 600)
+			left = pidfd == -1 ? CHECKPW_POLL_MS :
+			    CHECKPW_POLL_MS * 600;
+		pfd.fd = pidfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, pidfd == -1 ? 0 : 1, (int)left) == -1 &&
+		    errno != EINTR)
+			fatalx("poll: %s", strerror(errno));
+	}
+	if (pidfd != -1)
+		(void)close(pidfd);
+	return 0;
+}
+
+/*
+ * One attempt: exit 0 accepted, 1 refused; 2 (misuse), 111 (temporary)
+ * and anything else, a signal, a failed exec or the time limit, which
+ * is --handler-timeout or the request's deadline if that comes first,
+ * are temporary failures.
+ */
+static enum auth_verdict
+checkpw_check(struct auth_backend *b, const struct auth_request *req,
+    char *user, size_t userlen)
+{
+	long long	 deadline;
+	pid_t		 pid;
+	int		 rc, status;
+
+	deadline = conn_now_ms() + req->handler_timeout * 1000;
+	if (req->deadline < deadline)
+		deadline = req->deadline;
+	if ((rc = checkpw_spawn(b, req, &pid)) != 0) {
+		log_warn("auth: cannot run checkpassword %s: %s", b->where,
+		    strerror(rc));
+		return AUTH_TEMPFAIL;
+	}
+	if (checkpw_wait(pid, deadline, &status) == -1) {
+		log_warn("auth: checkpassword %s timed out, killed", b->where);
+		return AUTH_TEMPFAIL;
+	}
+	if (WIFSIGNALED(status)) {
+		log_warn("auth: checkpassword %s killed by signal %d",
+		    b->where, WTERMSIG(status));
+		return AUTH_TEMPFAIL;
+	}
+	switch (WEXITSTATUS(status)) {
+	case 0:
+		if (strlcpy(user, req->user, userlen) >= userlen)
+			return AUTH_TEMPFAIL;
+		return AUTH_OK;
+	case 1:
+		return AUTH_REFUSED;
+	case 127:
+		log_warn("auth: checkpassword %s: exit 127 (not found, or it "
+		    "could not run /bin/true)", b->where);
+		return AUTH_TEMPFAIL;
+	default:
+		log_warn("auth: checkpassword %s: exit %d%s", b->where,
+		    WEXITSTATUS(status), WEXITSTATUS(status) == 111 ?
+		    " (temporary failure)" : WEXITSTATUS(status) == 2 ?
+		    " (misuse)" : "");
+		return AUTH_TEMPFAIL;
+	}
+}
