@@ -14,7 +14,7 @@ SANITIZE	?= 0
 
 # Debian packages each target needs (see README): a plain build needs only
 # BUILD_DEPS, so a packager without the test tools can build.
-BUILD_DEPS	= libbsd-dev pkg-config libhiredis-dev
+BUILD_DEPS	= libbsd-dev pkg-config libhiredis-dev libtls-dev
 RUN_DEPS	= systemd
 LINT_DEPS	= mandoc shellcheck
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
@@ -55,9 +55,13 @@ HARDEN		= -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
 CFLAGS		?= $(OPT)
 ALL_CFLAGS	= -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(SAN_FLAGS) \
 		  $(BSD_CFLAGS) $(CFLAGS)
+# libtls (libretls) and OpenSSL are linked in too: TLS is set up only
+# with --tls-cert, and a connection without it never touches them.
+TLS_LIBS	= $(shell pkg-config --libs libtls)
 ifeq ($(STATIC),1)
 LINK_MODE	= -static-pie
 BSD_LIBS	= $(shell pkg-config --static --libs libbsd-overlay)
+TLS_LIBS	= $(shell pkg-config --static --libs libtls)
 else
 LINK_MODE	= -pie
 endif
@@ -65,7 +69,7 @@ ALL_LDFLAGS	= $(LINK_MODE) -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 
 SRCS		= main.c options.c conn.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
 		  policy.c \
-		  log.c peer.c buf.c base64.c auth.c
+		  log.c peer.c buf.c base64.c auth.c tls.c
 OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
 HANDLERS	= maildir relay debug webhook redis-stream
@@ -153,7 +157,7 @@ $(O)/%.o: src/%.c src/smtpd-stdio.h | $(O) deps-build
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BIN): $(OBJS)
-	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS)
+	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS) $(TLS_LIBS)
 
 $(O)/redis-worker.o: src/redis-worker.c | $(O) deps-build
 	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ src/redis-worker.c
@@ -195,7 +199,7 @@ FUZZ_CC		= clang
 FUZZ_FLAGS	= -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 FUZZ_O		= src/.build-fuzz
 # log.c comes in as tests/fuzz/log_quiet.c: all of it, writing nothing.
-FUZZ_session	= src/session.c src/addr.c src/data.c src/buf.c \
+FUZZ_session	= src/session.c src/addr.c src/data.c src/buf.c src/base64.c \
 		  tests/fuzz/log_quiet.c
 FUZZ_addr	= src/addr.c
 FUZZ_data	= src/data.c src/buf.c tests/fuzz/log_quiet.c

@@ -4,15 +4,19 @@
  * stop (SPEC 6).  SIGTERM, SIGHUP and SIGINT stay blocked except inside
  * the waits here, so a stop request is seen at the next wait for the
  * client and never in the middle of a handler run or a spool write.
+ * Once TLS is up (SPEC 8) the same reads and writes go through libtls,
+ * waiting in the same place on what it wants (TLS_WANT_POLLIN/OUT).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <tls.h>
 #include <unistd.h>
 
 #include "smtpd-stdio.h"
@@ -21,9 +25,16 @@ static volatile sig_atomic_t	 stop_signal;
 static sigset_t			 wait_mask;	/* the mask inside waits */
 static int			 in_socket;	/* fd 0 is a socket */
 static int			 out_socket;	/* fd 1 is a socket */
+static struct tls		*tls_conn;	/* NULL: plaintext */
+static int			 raw_eof;	/* read(2) under TLS saw EOF */
 
 static void	 on_stop_signal(int);
 static int	 wait_fd(int, short, long long);
+static int	 tls_wait(ssize_t, long long, int);
+static ssize_t	 raw_read(struct tls *, void *, size_t, void *);
+static ssize_t	 raw_write(struct tls *, const void *, size_t, void *);
+static enum conn_input tls_conn_read(char *, size_t, size_t *, long long);
+static int	 tls_conn_write(const char *, size_t, long long);
 
 static void
 on_stop_signal(int sig)
@@ -138,6 +149,8 @@ conn_read(char *buf, size_t size, size_t *got, long long deadline)
 	ssize_t	 n;
 	int	 r;
 
+	if (tls_conn != NULL)
+		return tls_conn_read(buf, size, got, deadline);
 	for (;;) {
 		if ((r = wait_fd(0, POLLIN, deadline)) == 0)
 			return INPUT_TIMEOUT;
@@ -172,6 +185,8 @@ conn_write(const char *p, size_t len, long long deadline)
 	ssize_t		 n;
 	long long	 left;
 
+	if (tls_conn != NULL)
+		return tls_conn_write(p, len, deadline);
 	while (len > 0) {
 		if (out_socket)
 			n = send(1, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -212,6 +227,9 @@ conn_linger(void)
 	size_t		 total = 0;
 	ssize_t		 n;
 
+	if (tls_conn != NULL)
+		while (tls_wait(tls_close(tls_conn), deadline, 1) == 1)
+			;
 	if (!in_socket || shutdown(1, SHUT_WR) == -1)
 		return;
 	while (total < LINGER_BYTES && wait_fd(0, POLLIN, deadline) == 1) {
@@ -228,4 +246,154 @@ conn_spoke_first(void)
 	char	 byte;
 
 	return in_socket && recv(0, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
+/*
+ * libtls reads and writes fds 0 and 1 through these, so the same code
+ * serves a socket and a pair of pipes, never blocks, and tells the
+ * client's EOF (SPEC 8: it went away, exit 0) from a broken handshake.
+ */
+static ssize_t
+raw_read(struct tls *ctx, void *buf, size_t len, void *arg)
+{
+	ssize_t	 n;
+
+	(void)ctx;
+	(void)arg;
+	do
+		n = in_socket ? recv(0, buf, len, MSG_DONTWAIT) :
+		    read(0, buf, len);
+	while (n == -1 && errno == EINTR);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return TLS_WANT_POLLIN;
+	if (n == 0)
+		raw_eof = 1;
+	return n;
+}
+
+static ssize_t
+raw_write(struct tls *ctx, const void *buf, size_t len, void *arg)
+{
+	ssize_t	 n;
+
+	(void)ctx;
+	(void)arg;
+	do
+		n = out_socket ? send(1, buf, len, MSG_DONTWAIT |
+		    MSG_NOSIGNAL) : write(1, buf, len);
+	while (n == -1 && errno == EINTR);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return TLS_WANT_POLLOUT;
+	return n;
+}
+
+/*
+ * After a libtls call returned r: wait for what it wants.  1: call it
+ * again; 0: the deadline passed; -1: a stop signal (only if stoppable);
+ * -2: done or failed.
+ */
+static int
+tls_wait(ssize_t r, long long deadline, int stoppable)
+{
+	struct pollfd	 pfd = { 0, POLLIN, 0 };
+	long long	 left;
+
+	if (r != TLS_WANT_POLLIN && r != TLS_WANT_POLLOUT)
+		return -2;
+	if (r == TLS_WANT_POLLOUT) {
+		pfd.fd = 1;
+		pfd.events = POLLOUT;
+	}
+	if (stoppable)
+		return wait_fd(pfd.fd, pfd.events, deadline);
+	if ((left = deadline - conn_now_ms()) <= 0)
+		return 0;
+	return poll(&pfd, 1, (int)left) == 0 ? 0 : 1;
+}
+
+/*
+ * SPEC 8: the TLS handshake on fds 0 and 1 before the deadline.  0 when
+ * it is done (ti filled), 1 when the client went away, -1 when it failed
+ * or timed out (logged).  A stop signal waits for the handshake's end.
+ */
+int
+conn_tls_start(struct tls *server, long long deadline, struct tls_info *ti)
+{
+	struct tls	*cctx;
+	int		 r, w;
+
+	if (!in_socket)
+		(void)fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+	if (!out_socket)
+		(void)fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
+	if (tls_accept_cbs(server, &cctx, raw_read, raw_write, NULL) == -1) {
+		log_warn("TLS: %s", tls_error(server));
+		return -1;
+	}
+	while ((w = tls_wait(r = tls_handshake(cctx), deadline, 0)) != -2)
+		if (w == 0) {
+			log_info("TLS handshake: timeout");
+			tls_free(cctx);
+			return -1;
+		}
+	if (r == -1) {
+		if (raw_eof)
+			log_info("TLS handshake: client closed");
+		else
+			log_info("TLS handshake failed: %s", tls_error(cctx));
+		tls_free(cctx);
+		return raw_eof ? 1 : -1;
+	}
+	tls_conn = cctx;
+	tlsconf_info(cctx, ti);
+	return 0;
+}
+
+/* conn_read() under TLS: decrypted bytes, or EOF after close_notify. */
+static enum conn_input
+tls_conn_read(char *buf, size_t size, size_t *got, long long deadline)
+{
+	ssize_t	 n;
+	int	 w;
+
+	for (;;) {
+		if ((n = tls_read(tls_conn, buf, size)) > 0) {
+			*got = (size_t)n;
+			return INPUT_DATA;
+		}
+		if ((w = tls_wait(n, deadline, 1)) == 0)
+			return INPUT_TIMEOUT;
+		if (w == -1)
+			return INPUT_STOP;
+		if (w == -2) {
+			if (n == -1 && !raw_eof)
+				log_info("TLS read: %s", tls_error(tls_conn));
+			return INPUT_EOF;
+		}
+	}
+}
+
+static int
+tls_conn_write(const char *p, size_t len, long long deadline)
+{
+	ssize_t	 n;
+	int	 w;
+
+	while (len > 0) {
+		if ((n = tls_write(tls_conn, p, len)) > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		/* A stop signal does not cut the reply short (above). */
+		if ((w = tls_wait(n, deadline, 0)) == 0) {
+			log_info("write to client: timeout");
+			return -1;
+		}
+		if (w == -2) {
+			log_info("TLS write: %s", tls_error(tls_conn));
+			return -1;
+		}
+	}
+	return 0;
 }

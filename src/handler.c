@@ -29,7 +29,9 @@ static const char *const smtp_vars[] = {
 	"SMTP_LOCAL_PORT", "SMTP_HELO", "SMTP_PROTOCOL", "SMTP_MAIL_FROM",
 	"SMTP_RCPT_TO", "SMTP_RCPT_COUNT", "SMTP_MAIL_OPTIONS",
 	"SMTP_RCPT_OPTIONS", "SMTP_SIZE", "SMTP_RELAY", "SMTP_LINE_ENDS",
-	"SMTP_RCPT", "SMTP_RCPT_OPTION"
+	"SMTP_RCPT", "SMTP_RCPT_OPTION", "SMTP_AUTH_USER", "SMTP_TLS_PROTOCOL",
+	"SMTP_TLS_CIPHER", "SMTP_TLS_SNI", "SMTP_TLS_RESUMED",
+	"SMTP_TLS_CLIENT_SUBJECT", "SMTP_TLS_CLIENT_HASH"
 };
 #define NSMTP_VARS	(sizeof(smtp_vars) / sizeof(smtp_vars[0]))
 
@@ -186,6 +188,16 @@ build_env(const struct handler_job *job, size_t *ours)
 	    job->rcpt_option) == -1) ||
 	    asprintf(&env[k++], "SMTP_LINE_ENDS=%s",
 	    job->conf->crlf ? "CRLF" : "LF") == -1 ||
+	    asprintf(&env[k++], "SMTP_AUTH_USER=%s", s->auth_user) == -1 ||
+	    asprintf(&env[k++], "SMTP_TLS_PROTOCOL=%s", s->tlsi.protocol) == -1 ||
+	    asprintf(&env[k++], "SMTP_TLS_CIPHER=%s", s->tlsi.cipher) == -1 ||
+	    asprintf(&env[k++], "SMTP_TLS_SNI=%s", s->tlsi.sni) == -1 ||
+	    asprintf(&env[k++], "SMTP_TLS_RESUMED=%s", !s->tls ? "" :
+	    s->tlsi.resumed ? "1" : "0") == -1 ||
+	    asprintf(&env[k++], "SMTP_TLS_CLIENT_SUBJECT=%s",
+	    s->tlsi.client_subject) == -1 ||
+	    asprintf(&env[k++], "SMTP_TLS_CLIENT_HASH=%s",
+	    s->tlsi.client_hash) == -1 ||
 	    (job->conf->relay != NULL && asprintf(&env[k++], "SMTP_RELAY=%s",
 	    job->conf->relay) == -1))
 		fatalx("out of memory");

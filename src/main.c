@@ -54,7 +54,11 @@ static void	 check_rcpt(struct session *, struct policy_state *,
 		    const struct peer *);
 static int	 check_message(struct session *, struct policy_state *,
 		    const struct spool *, const struct peer *, struct buf *);
-static int	 serve(const struct config *, const struct peer *, int);
+static int	 start_tls(struct session *, struct tls *, struct deadlines *);
+static void	 authenticate(struct session *, struct auth_backend *,
+		    const struct peer *);
+static int	 serve(const struct config *, const struct peer *, int,
+		    struct tls *);
 static int	 proxy_header(const struct config *, struct peer *);
 
 /*
@@ -209,6 +213,7 @@ spool_start(struct session *s, struct spool *sp, const struct peer *p)
 	ri.protocol = session_protocol(s);
 	ri.id = sp->id;
 	ri.single_rcpt = s->txn.nrcpt == 1 ? s->txn.rcpt[0] : NULL;
+	ri.tls = s->tls ? &s->tlsi : NULL;
 	ri.crlf = s->conf->crlf;
 	if (spool_begin(sp, s->conf->received ? &ri : NULL) == -1)
 		log_warn("%s: spool: %s (from=%s)", sp->id, strerror(errno),
@@ -453,6 +458,68 @@ client_input(struct session *s, struct deadlines *dl, char *buf,
 	}
 }
 
+/*
+ * SPEC 8: the handshake, after STARTTLS or at once with --tls.  0: the
+ * session goes on under TLS; -1: it ended (EOF: exit 0, else exit 1).
+ */
+static int
+start_tls(struct session *s, struct tls *server, struct deadlines *dl)
+{
+	struct tls_info	 ti;
+	int		 r;
+
+	r = conn_tls_start(server, conn_now_ms() + s->conf->timeout * 1000,
+	    &ti);
+	if (r != 0) {
+		(void)session_tls_failed(s, r == 1 ? EXIT_OK : EXIT_FAIL);
+		return -1;
+	}
+	log_info("TLS: %s cipher %s%s%s%s%s", ti.protocol, ti.cipher,
+	    ti.resumed ? " resumed" : "", ti.sni[0] != '\0' ? " sni=" : "",
+	    ti.sni, ti.client_hash[0] != '\0' ? " client-cert" : "");
+	session_tls_started(s, &ti);
+	dl->line_end = conn_now_ms() + s->conf->timeout * 1000;
+	return 0;
+}
+
+/*
+ * SPEC 9: the credentials the session collected, through the backend.
+ * A refusal waits 1 s; the password is cleared whatever the outcome.
+ */
+static void
+authenticate(struct session *s, struct auth_backend *ab,
+    const struct peer *p)
+{
+	const struct sasl	*sa = session_auth_request(s);
+	struct auth_request	 req;
+	enum auth_verdict	 v = AUTH_REFUSED;
+	char			 user[AUTH_USER_MAX], esc[AUTH_USER_MAX * 4 + 3];
+	static const char *const words[] = { "ok", "refused", "tempfail" };
+
+	if (sa == NULL)
+		return;
+	(void)strlcpy(user, sa->user, sizeof(user));
+	if (!sa->authz_bad) {
+		memset(&req, 0, sizeof(req));
+		req.mech = sa->mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN";
+		req.user = sa->user;
+		req.password = sa->password;
+		req.peer = p;
+		req.secured = s->tls;
+		req.deadline = conn_now_ms() + s->conf->timeout * 1000;
+		req.handler_timeout = s->conf->handler_timeout;
+		v = auth_check(ab, &req, user, sizeof(user));
+	}
+	log_info("AUTH %s from %s: user=%s %s%s",
+	    sa->mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN",
+	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
+	    log_quote(esc, sizeof(esc), sa->user, strlen(sa->user)), words[v],
+	    sa->authz_bad ? " (authorization identity not the user)" : "");
+	if (v == AUTH_REFUSED)
+		(void)nanosleep(&(struct timespec){ 1, 0 }, NULL);
+	session_auth_checked(s, v, user);
+}
+
 /* SPEC 6: a stop signal ends the session with 421 4.3.2 and exit 1. */
 static void
 stop(struct session *s)
@@ -462,7 +529,8 @@ stop(struct session *s)
 }
 
 static int
-serve(const struct config *c, const struct peer *p, int bad_proxy)
+serve(const struct config *c, const struct peer *p, int bad_proxy,
+    struct tls *server)
 {
 	static char		 in[INPUT_CHUNK];
 	struct session		 s;
@@ -471,6 +539,7 @@ serve(const struct config *c, const struct peer *p, int bad_proxy)
 	enum session_action	 act;
 	struct deadlines	 dl;
 	struct policy_state	*ps = NULL;
+	struct auth_backend	*ab = NULL;
 	int			 status;
 
 	memset(&dl, 0, sizeof(dl));
@@ -479,8 +548,16 @@ serve(const struct config *c, const struct peer *p, int bad_proxy)
 	session_init(&s, c);
 	if (c->npolicy > 0)
 		ps = policy_new(c);
+	if (c->auth != NULL) {
+		ab = auth_new(c->auth);
+		session_auth_mechanisms(&s, auth_mechanisms(ab,
+		    conn_now_ms() + c->timeout * 1000));
+	}
+	/* With --tls the client speaks first: its ClientHello. */
 	if (bad_proxy)
 		(void)session_bad_proxy(&s);
+	else if (c->tls_implicit)
+		(void)start_tls(&s, server, &dl);
 	else if (conn_spoke_first())
 		(void)session_pregreet(&s);
 	for (;;) {
@@ -515,6 +592,19 @@ serve(const struct config *c, const struct peer *p, int bad_proxy)
 		case SA_CHECK_RCPT:
 			check_rcpt(&s, ps, p);
 			break;
+		case SA_STARTTLS:
+			if (flush_replies(&s, &dl) == -1)
+				goto gone;
+			/* SPEC 8: what came behind STARTTLS is never read. */
+			if (off < len)
+				log_info("STARTTLS: %zu bytes behind the "
+				    "command discarded", len - off);
+			off = len = 0;
+			(void)start_tls(&s, server, &dl);
+			break;
+		case SA_AUTH:
+			authenticate(&s, ab, p);
+			break;
 		case SA_CLOSE:
 			status = s.exit_status;
 			if (flush_replies(&s, &dl) == -1)
@@ -531,6 +621,8 @@ out:
 	    s.messages, s.errors, status);
 	session_free(&s);
 	policy_free(ps);
+	if (ab != NULL)
+		auth_free(ab);
 	return status;
 }
 
@@ -568,9 +660,11 @@ main(int argc, char **argv)
 {
 	struct config	 conf;
 	struct peer	 peer;
+	struct tls	*server;
 	int		 bad_proxy, status;
 
 	options_parse(argc, argv, &conf);
+	server = tlsconf_server(&conf);
 	umask(077);
 	setup_fds(&conf);
 	conn_init();
@@ -585,7 +679,9 @@ main(int argc, char **argv)
 	log_info("connect from %s port %s", peer.remote_addr[0] != '\0' ?
 	    peer.remote_addr : "unknown", peer.remote_port[0] != '\0' ?
 	    peer.remote_port : "-");
-	status = serve(&conf, &peer, bad_proxy);
+	status = serve(&conf, &peer, bad_proxy, server);
 	free(conf.policy);
+	free(conf.tls_cert);
+	free(conf.tls_key);
 	return status;
 }

@@ -31,7 +31,13 @@
 		"[--session-timeout seconds]\n" \
 		"                   [--relay host[:port]] [--size-limit bytes] " \
 		"[--timeout seconds]\n" \
-		"                   [--] handler [arg ...]\n"
+		"                   [--tls-cert file --tls-key file ...] [--tls] " \
+		"[--require-tls]\n" \
+		"                   [--tls-protocols list] [--tls-ciphers list] " \
+		"[--tls-ask-client-cert]\n" \
+		"                   [--tls-ticket-keys file] [--auth backend:arg] " \
+		"[--require-auth]\n" \
+		"                   [--auth-plaintext] [--] handler [arg ...]\n"
 
 #define DNS_NAME_MAX	253	/* RFC 1035 2.3.4, in text form */
 #define DNS_LABEL_MAX	63
@@ -41,7 +47,10 @@ enum {
 	OPT_MAX_RECIPIENTS, OPT_MAX_MESSAGES, OPT_TIMEOUT, OPT_HANDLER_TIMEOUT,
 	OPT_MAX_ERRORS, OPT_DSN, OPT_CRLF, OPT_NO_RECEIVED, OPT_LOG,
 	OPT_VERSION, OPT_HELP, OPT_SESSION_TIMEOUT, OPT_MIN_DATA_RATE,
-	OPT_PROXY_PROTOCOL, OPT_POLICY, OPT_RCPT_CHECK
+	OPT_PROXY_PROTOCOL, OPT_POLICY, OPT_RCPT_CHECK, OPT_TLS_CERT,
+	OPT_TLS_KEY, OPT_TLS, OPT_REQUIRE_TLS, OPT_TLS_PROTOCOLS,
+	OPT_TLS_CIPHERS, OPT_TLS_ASK_CLIENT_CERT, OPT_TLS_TICKET_KEYS,
+	OPT_AUTH, OPT_REQUIRE_AUTH, OPT_AUTH_PLAINTEXT
 };
 
 static const struct option longopts[] = {
@@ -58,6 +67,17 @@ static const struct option longopts[] = {
 	{ "proxy-protocol",	no_argument,	   NULL, OPT_PROXY_PROTOCOL },
 	{ "policy",		required_argument, NULL, OPT_POLICY },
 	{ "rcpt-check",		required_argument, NULL, OPT_RCPT_CHECK },
+	{ "tls-cert",		required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key",		required_argument, NULL, OPT_TLS_KEY },
+	{ "tls",		no_argument,	   NULL, OPT_TLS },
+	{ "require-tls",	no_argument,	   NULL, OPT_REQUIRE_TLS },
+	{ "tls-protocols",	required_argument, NULL, OPT_TLS_PROTOCOLS },
+	{ "tls-ciphers",	required_argument, NULL, OPT_TLS_CIPHERS },
+	{ "tls-ask-client-cert", no_argument,	   NULL, OPT_TLS_ASK_CLIENT_CERT },
+	{ "tls-ticket-keys",	required_argument, NULL, OPT_TLS_TICKET_KEYS },
+	{ "auth",		required_argument, NULL, OPT_AUTH },
+	{ "require-auth",	no_argument,	   NULL, OPT_REQUIRE_AUTH },
+	{ "auth-plaintext",	no_argument,	   NULL, OPT_AUTH_PLAINTEXT },
 	{ "handler-timeout",	required_argument, NULL, OPT_HANDLER_TIMEOUT },
 	{ "max-errors",		required_argument, NULL, OPT_MAX_ERRORS },
 	{ "dsn",		no_argument,	   NULL, OPT_DSN },
@@ -108,6 +128,23 @@ static const struct flag_option {
 	{ OPT_NO_RECEIVED, offsetof(struct config, received), 0 },
 	{ 'v', offsetof(struct config, verbose), 1 },
 	{ OPT_PROXY_PROTOCOL, offsetof(struct config, proxy_protocol), 1 },
+	{ OPT_TLS, offsetof(struct config, tls_implicit), 1 },
+	{ OPT_REQUIRE_TLS, offsetof(struct config, require_tls), 1 },
+	{ OPT_TLS_ASK_CLIENT_CERT, offsetof(struct config,
+	    tls_ask_client_cert), 1 },
+	{ OPT_REQUIRE_AUTH, offsetof(struct config, require_auth), 1 },
+	{ OPT_AUTH_PLAINTEXT, offsetof(struct config, auth_plaintext), 1 },
+};
+
+/* Options that take a string, the last one given counting. */
+static const struct string_option {
+	int	 id;
+	size_t	 offset;	/* of a const char * in struct config */
+} string_options[] = {
+	{ OPT_TLS_PROTOCOLS, offsetof(struct config, tls_protocols) },
+	{ OPT_TLS_CIPHERS, offsetof(struct config, tls_ciphers) },
+	{ OPT_TLS_TICKET_KEYS, offsetof(struct config, tls_ticket_keys) },
+	{ OPT_RCPT_CHECK, offsetof(struct config, rcpt_check) },
 };
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -116,7 +153,11 @@ static void	 usage_error(const char *, ...)
 		    __attribute__((format(printf, 1, 2), noreturn));
 static int	 set_number(struct config *, int, const char *);
 static int	 set_flag(struct config *, int);
+static int	 set_string(struct config *, int, const char *);
+static const char *longopt_name(int);
 static void	 set_other(struct config *, int, char **);
+static void	 add_string(const char ***, size_t *, const char *);
+static void	 check_combinations(const struct config *);
 static int	 label_ok(const char *, size_t);
 static int	 ipv4_ok(const char *, size_t);
 static int	 port_ok(const char *);
@@ -302,6 +343,44 @@ set_flag(struct config *c, int id)
 	return 0;
 }
 
+/* The name of option id, for messages. */
+static const char *
+longopt_name(int id)
+{
+	size_t	 i;
+
+	for (i = 0; longopts[i].name != NULL; i++)
+		if (longopts[i].val == id)
+			return longopts[i].name;
+	return "?";
+}
+
+static int
+set_string(struct config *c, int id, const char *arg)
+{
+	size_t	 i;
+
+	for (i = 0; i < NELEM(string_options); i++)
+		if (string_options[i].id == id) {
+			if (arg[0] == '\0')
+				usage_error("--%s: want a value",
+				    longopt_name(id));
+			*(const char **)(void *)((char *)c +
+			    string_options[i].offset) = arg;
+			return 1;
+		}
+	return 0;
+}
+
+/* A repeatable option's values, in order. */
+static void
+add_string(const char ***v, size_t *n, const char *arg)
+{
+	if ((*v = reallocarray(*v, *n + 1, sizeof(**v))) == NULL)
+		usage_error("out of memory");
+	(*v)[(*n)++] = arg;
+}
+
 /* The options that are neither a number nor a flag. */
 static void
 set_other(struct config *c, int id, char **argv)
@@ -324,16 +403,19 @@ set_other(struct config *c, int id, char **argv)
 		if (!policy_addr_ok(optarg))
 			usage_error("--policy %s: want unix:PATH, "
 			    "inet:HOST:PORT or exec:PROGRAM", optarg);
-		c->policy = reallocarray(c->policy, c->npolicy + 1,
-		    sizeof(*c->policy));
-		if (c->policy == NULL)
-			usage_error("out of memory");
-		c->policy[c->npolicy++] = optarg;
+		add_string(&c->policy, &c->npolicy, optarg);
 		break;
-	case OPT_RCPT_CHECK:
-		if (optarg[0] == '\0')
-			usage_error("--rcpt-check: want a program");
-		c->rcpt_check = optarg;
+	case OPT_TLS_CERT:
+		add_string(&c->tls_cert, &c->ntls_cert, optarg);
+		break;
+	case OPT_TLS_KEY:
+		add_string(&c->tls_key, &c->ntls_key, optarg);
+		break;
+	case OPT_AUTH:
+		if (!auth_spec_ok(optarg))
+			usage_error("--auth %s: want dovecot:PATH or "
+			    "checkpassword:PROGRAM", optarg);
+		c->auth = optarg;
 		break;
 	case OPT_LOG:
 		if (strcmp(optarg, "syslog") == 0)
@@ -375,14 +457,36 @@ options_parse(int argc, char **argv, struct config *c)
 	c->log = LOGTO_SYSLOG;
 	opterr = 0;
 	/* "+": stop at the first non-option, the rest is the handler's. */
+	c->tls_protocols = "secure";
+	c->tls_ciphers = "secure";
 	while ((ch = getopt_long(argc, argv, "+:vh", longopts, NULL)) != -1)
-		if (!set_number(c, ch, optarg) && !set_flag(c, ch))
+		if (!set_number(c, ch, optarg) && !set_flag(c, ch) &&
+		    !set_string(c, ch, optarg))
 			set_other(c, ch, argv);
 	if (optind >= argc)
 		usage_error("no handler given");
+	check_combinations(c);
+	c->handler_argv = argv + optind;
+}
+
+/* SPEC 2, 8 and 9: the options that need or exclude one another. */
+static void
+check_combinations(const struct config *c)
+{
 	if (c->sevenbit && c->smtputf8)
 		usage_error("--7bit and --smtputf8 contradict each other");
-	c->handler_argv = argv + optind;
+	if (c->ntls_cert != c->ntls_key)
+		usage_error("--tls-cert and --tls-key go in pairs (%zu "
+		    "certificates, %zu keys)", c->ntls_cert, c->ntls_key);
+	if (c->ntls_cert == 0 && (c->tls_implicit || c->require_tls ||
+	    c->tls_ask_client_cert || c->tls_ticket_keys != NULL))
+		usage_error("--tls, --require-tls, --tls-ask-client-cert and "
+		    "--tls-ticket-keys need --tls-cert and --tls-key");
+	if (c->auth == NULL && (c->require_auth || c->auth_plaintext))
+		usage_error("--require-auth and --auth-plaintext need --auth");
+	if (c->auth != NULL && c->ntls_cert == 0 && !c->auth_plaintext)
+		usage_error("--auth needs --tls-cert (or --auth-plaintext): "
+		    "AUTH is offered only under TLS");
 }
 
 /* The first line of /etc/mailname, if it is a usable name. */

@@ -41,6 +41,8 @@ static void	cmd_quit(struct session *, const char *, size_t);
 static void	cmd_vrfy(struct session *, const char *, size_t);
 static void	cmd_expn(struct session *, const char *, size_t);
 static void	cmd_help(struct session *, const char *, size_t);
+static void	cmd_starttls(struct session *, const char *, size_t);
+static void	cmd_auth(struct session *, const char *, size_t);
 
 static const struct command commands[] = {
 	{ "HELO", ST_ANY, ARGS_REQUIRED, NULL, cmd_helo },
@@ -57,6 +59,10 @@ static const struct command commands[] = {
 	{ "VRFY", ST_ANY, ARGS_REQUIRED, NULL, cmd_vrfy },
 	{ "EXPN", ST_ANY, ARGS_OPTIONAL, NULL, cmd_expn },
 	{ "HELP", ST_ANY, ARGS_OPTIONAL, NULL, cmd_help },
+	{ "STARTTLS", ST(SS_HELO), ARGS_NONE,
+	    "503 5.5.1 Error: STARTTLS inside a transaction", cmd_starttls },
+	{ "AUTH", ST(SS_HELO), ARGS_REQUIRED,
+	    "503 5.5.1 Error: AUTH inside a transaction", cmd_auth },
 };
 
 /* First words of an HTTP request: the client is a browser or a proxy. */
@@ -81,6 +87,13 @@ static size_t	line_feed(struct session *, const char *, size_t);
 static size_t	data_feed(struct session *, const char *, size_t);
 static void	data_end(struct session *);
 static int	data_discarding(const struct session *);
+static int	auth_offered(const struct session *);
+static void	sasl_start(struct session *, const char *, size_t);
+static void	sasl_response(struct session *, const char *, size_t);
+static void	sasl_plain(struct session *, const char *, size_t);
+static void	sasl_end(struct session *);
+static int	sasl_user_ok(const char *, size_t);
+static int	is_auth_line(const char *, size_t);
 
 void
 session_init(struct session *s, const struct config *conf)
@@ -96,6 +109,8 @@ session_init(struct session *s, const struct config *conf)
 void
 session_free(struct session *s)
 {
+	explicit_bzero(&s->sasl, sizeof(s->sasl));
+	explicit_bzero(s->line, sizeof(s->line));
 	txn_reset(s);
 	buf_free(&s->out);
 	free(s->data);
@@ -212,6 +227,12 @@ cmd_ehlo(struct session *s, const char *arg, size_t len)
 		reply(s, "250-SMTPUTF8");
 	if (c->dsn)
 		reply(s, "250-DSN");
+	if (c->ntls_cert > 0 && !s->tls)
+		reply(s, "250-STARTTLS");
+	if (auth_offered(s))
+		reply(s, "250-AUTH%s%s",
+		    s->auth_mechs & AUTH_MECH_PLAIN ? " PLAIN" : "",
+		    s->auth_mechs & AUTH_MECH_LOGIN ? " LOGIN" : "");
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -223,6 +244,14 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 				    c->sevenbit, 0 };
 	struct addr_result	 res;
 
+	if (c->require_tls && !s->tls) {
+		reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
+	if (c->require_auth && s->auth_user[0] == '\0') {
+		reply(s, "530 5.7.0 Authentication required");
+		return;
+	}
 	if (c->max_messages > 0 && s->messages >= c->max_messages) {
 		reply(s, "421 4.7.0 %s Error: too many messages in one session",
 		    c->hostname);
@@ -430,6 +459,240 @@ cmd_help(struct session *s, const char *arg, size_t len)
 	    "QUIT VRFY HELP");
 }
 
+/*
+ * RFC 3207 4: STARTTLS, then the handshake (the I/O layer's), then a
+ * session as new (session_tls_started).
+ */
+static void
+cmd_starttls(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	if (s->tls) {
+		reply(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	s->state = SS_STARTTLS;
+}
+
+/*
+ * SPEC 8: the handshake is done.  Everything the client said before is
+ * forgotten, as after a new greeting, but no greeting is sent: the
+ * client must send EHLO again.  With --tls this is the session's start.
+ */
+void
+session_tls_started(struct session *s, const struct tls_info *ti)
+{
+	txn_reset(s);
+	explicit_bzero(&s->sasl, sizeof(s->sasl));
+	s->auth_user[0] = '\0';
+	s->auth_method[0] = '\0';
+	s->helo[0] = '\0';
+	s->esmtp = 0;
+	s->tls = 1;
+	s->tlsi = *ti;
+	s->state = SS_INIT;
+}
+
+/* SPEC 8: a failed handshake ends the session, writing nothing more. */
+enum session_action
+session_tls_failed(struct session *s, int status)
+{
+	s->out.len = 0;
+	close_session(s, status);
+	return SA_CLOSE;
+}
+
+/* SPEC 9: AUTH is offered under TLS, or in plaintext when allowed. */
+static int
+auth_offered(const struct session *s)
+{
+	const struct config	*c = s->conf;
+
+	return c->auth != NULL && s->auth_mechs != 0 && (s->tls ||
+	    (c->auth_plaintext && !c->require_tls));
+}
+
+/* An AUTH command line, whose initial response must not be logged. */
+static int
+is_auth_line(const char *line, size_t len)
+{
+	return len >= 5 && strncasecmp(line, "AUTH ", 5) == 0;
+}
+
+/* RFC 4954 4: AUTH mechanism [initial-response]. */
+static void
+cmd_auth(struct session *s, const char *arg, size_t len)
+{
+	const struct config	*c = s->conf;
+	const char		*sp = memchr(arg, ' ', len);
+	size_t			 mlen = sp != NULL ? (size_t)(sp - arg) : len;
+
+	if (c->auth == NULL)
+		reply(s, "503 5.5.1 Error: authentication not enabled");
+	else if (s->auth_user[0] != '\0')
+		reply(s, "503 5.5.1 Error: already authenticated");
+	else if (!s->tls && (c->require_tls || !c->auth_plaintext))
+		reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+	else {
+		memset(&s->sasl, 0, sizeof(s->sasl));
+		if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0)
+			s->sasl.mech = AUTH_MECH_PLAIN;
+		else if (mlen == 5 && strncasecmp(arg, "LOGIN", 5) == 0)
+			s->sasl.mech = AUTH_MECH_LOGIN;
+		if ((s->sasl.mech & s->auth_mechs) == 0)
+			reply(s, "504 5.5.4 Error: unrecognized authentication "
+			    "type");
+		else
+			sasl_start(s, sp != NULL ? sp + 1 : NULL,
+			    sp != NULL ? len - mlen - 1 : 0);
+	}
+}
+
+/* The first step, with the initial response if there is one. */
+static void
+sasl_start(struct session *s, const char *initial, size_t len)
+{
+	s->state = SS_AUTH_CONT;
+	if (initial != NULL) {
+		sasl_response(s, initial, len);
+		return;
+	}
+	if (s->sasl.mech == AUTH_MECH_PLAIN)
+		reply(s, "334 ");
+	else
+		reply(s, "334 VXNlcm5hbWU6");	/* "Username:" */
+}
+
+/* A user name we can log (escaped) and put into the environment. */
+static int
+sasl_user_ok(const char *user, size_t len)
+{
+	return len > 0 && len < AUTH_USER_MAX && helo_arg_ok(user, len);
+}
+
+/*
+ * One SASL response, base64: "*" cancels (RFC 4954 4), PLAIN takes one,
+ * LOGIN two (user name, then password), then the backend decides.
+ */
+static void
+sasl_response(struct session *s, const char *line, size_t len)
+{
+	unsigned char	 dec[SMTP_MAILLINE_MAX];
+	ssize_t		 n;
+
+	if (len == 1 && line[0] == '*') {
+		reply(s, "501 5.0.0 Authentication cancelled");
+		sasl_end(s);
+		return;
+	}
+	if (s->line_overflow || (n = b64_decode(line, len, dec,
+	    sizeof(dec) - 1)) == -1) {
+		reply(s, "501 5.5.2 Error: invalid base64 data");
+		sasl_end(s);
+		return;
+	}
+	dec[n] = '\0';
+	if (s->sasl.mech == AUTH_MECH_PLAIN)
+		sasl_plain(s, (const char *)dec, (size_t)n);
+	else if (s->sasl.step == 0 && sasl_user_ok((char *)dec, (size_t)n)) {
+		memcpy(s->sasl.user, dec, (size_t)n + 1);
+		s->sasl.step = 1;
+		reply(s, "334 UGFzc3dvcmQ6");	/* "Password:" */
+	} else if (s->sasl.step == 1 && (size_t)n < AUTH_PASSWORD_MAX &&
+	    memchr(dec, '\0', (size_t)n) == NULL) {
+		memcpy(s->sasl.password, dec, (size_t)n + 1);
+		s->state = SS_AUTH_CHECK;
+	} else {
+		reply(s, "501 5.5.2 Error: invalid SASL response");
+		sasl_end(s);
+	}
+	explicit_bzero(dec, sizeof(dec));
+}
+
+/* RFC 4616: [authzid] NUL authcid NUL passwd. */
+static void
+sasl_plain(struct session *s, const char *m, size_t len)
+{
+	const char	*user, *pass, *end = m + len;
+	size_t		 ulen, plen;
+
+	if ((user = memchr(m, '\0', len)) != NULL)
+		user++;
+	if (user == NULL ||
+	    (pass = memchr(user, '\0', (size_t)(end - user))) == NULL) {
+		reply(s, "501 5.5.2 Error: invalid SASL response");
+		sasl_end(s);
+		return;
+	}
+	ulen = (size_t)(pass - user);
+	plen = (size_t)(end - ++pass);
+	if (!sasl_user_ok(user, ulen) || plen >= AUTH_PASSWORD_MAX ||
+	    memchr(pass, '\0', plen) != NULL) {
+		reply(s, "501 5.5.2 Error: invalid SASL response");
+		sasl_end(s);
+		return;
+	}
+	memcpy(s->sasl.user, user, ulen + 1);
+	memcpy(s->sasl.password, pass, plen);
+	s->sasl.password[plen] = '\0';
+	/* SPEC 9: acting for someone else is not ours to allow. */
+	s->sasl.authz_bad = user - 1 > m &&
+	    ((size_t)(user - 1 - m) != ulen || memcmp(m, user, ulen) != 0);
+	s->state = SS_AUTH_CHECK;
+}
+
+/* The exchange is over, whatever its outcome: forget the secrets. */
+static void
+sasl_end(struct session *s)
+{
+	explicit_bzero(&s->sasl, sizeof(s->sasl));
+	s->state = SS_HELO;
+}
+
+/* The credentials the I/O layer is to check, or NULL. */
+const struct sasl *
+session_auth_request(const struct session *s)
+{
+	return s->state == SS_AUTH_CHECK ? &s->sasl : NULL;
+}
+
+/*
+ * The backend's verdict, SPEC 9.  user is the name it knows the client
+ * by (NULL: as the client gave it).  A 535 counts as an error.
+ */
+void
+session_auth_checked(struct session *s, enum auth_verdict v,
+    const char *user)
+{
+	if (s->state != SS_AUTH_CHECK)
+		return;
+	if (v == AUTH_OK && s->sasl.authz_bad)
+		v = AUTH_REFUSED;
+	if (v == AUTH_OK) {
+		if (user == NULL || !sasl_user_ok(user, strlen(user)))
+			user = s->sasl.user;
+		(void)strlcpy(s->auth_user, user, sizeof(s->auth_user));
+		(void)strlcpy(s->auth_method, s->sasl.mech == AUTH_MECH_PLAIN ?
+		    "PLAIN" : "LOGIN", sizeof(s->auth_method));
+		reply(s, "235 2.7.0 Authentication successful");
+	} else if (v == AUTH_REFUSED)
+		reply(s, "535 5.7.8 Error: authentication failed");
+	else
+		reply(s, "454 4.7.0 Temporary authentication failure");
+	sasl_end(s);
+	if (v == AUTH_REFUSED)
+		count_error(s);
+}
+
+/* What the backend offers (AUTH_MECH_*), known before EHLO is. */
+void
+session_auth_mechanisms(struct session *s, unsigned int mechs)
+{
+	s->auth_mechs = mechs & (AUTH_MECH_PLAIN | AUTH_MECH_LOGIN);
+}
+
 static const struct command *
 command_find(const char *verb, size_t len)
 {
@@ -468,7 +731,7 @@ out_of_sync(const struct session *s, const struct command *cmd)
 	if (!s->conf->sync_check || !s->more_input)
 		return 0;
 	if (cmd->run == cmd_helo || cmd->run == cmd_ehlo ||
-	    cmd->run == cmd_data)
+	    cmd->run == cmd_data || cmd->run == cmd_starttls)
 		return 1;
 	return !s->esmtp;
 }
@@ -489,7 +752,9 @@ dispatch(struct session *s, const char *line, size_t len)
 	while (len > 0 && arg[len - 1] == ' ')
 		len--;
 
-	if ((cmd = command_find(line, vlen)) == NULL)
+	/* SPEC 8: without a certificate there is no STARTTLS at all. */
+	if ((cmd = command_find(line, vlen)) == NULL ||
+	    (cmd->run == cmd_starttls && s->conf->ntls_cert == 0))
 		reply(s, "500 5.5.2 Error: command not recognized");
 	else if (out_of_sync(s, cmd)) {
 		reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
@@ -513,7 +778,8 @@ line_too_long(const struct session *s, const char *line, size_t len)
 {
 	return s->line_overflow || (s->linelen > SMTP_CMDLINE_MAX &&
 	    !(len >= 5 && (strncasecmp(line, "MAIL ", 5) == 0 ||
-	    strncasecmp(line, "RCPT ", 5) == 0)));
+	    strncasecmp(line, "RCPT ", 5) == 0)) &&
+	    !is_auth_line(line, len) && s->state != SS_AUTH_CONT);
 }
 
 /*
@@ -526,17 +792,23 @@ process_line(struct session *s)
 	const char	*line = s->line;
 	size_t		 len = s->linelen;
 	char		 esc[SMTP_MAILLINE_MAX * 4 + 1];
+	int		 secret;
 
 	/* Strip the terminator: CRLF, or a bare LF (SPEC 4). */
 	if (len > 0 && line[len - 1] == '\n')
 		len--;
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
+	secret = s->state == SS_AUTH_CONT || is_auth_line(line, len);
+	/* SPEC 9: never a SASL response in the log, not even with -v. */
 	if (s->conf->verbose)
-		log_debug("< %s", log_escape(esc, sizeof(esc), line, len));
+		log_debug("< %s", secret ? "AUTH data (not logged)" :
+		    log_escape(esc, sizeof(esc), line, len));
 	s->last_code = 0;
 
-	if (line_too_long(s, line, len))
+	if (s->state == SS_AUTH_CONT)
+		sasl_response(s, line, len);
+	else if (line_too_long(s, line, len))
 		reply(s, "500 5.5.2 Error: line too long");
 	else if (is_http(line, len)) {
 		reply(s, "421 4.7.0 %s Error: this is an SMTP server",
@@ -549,6 +821,8 @@ process_line(struct session *s)
 		dispatch(s, line, len);
 	if (s->last_code == '5' && s->state != SS_CLOSED)
 		count_error(s);
+	if (secret)
+		explicit_bzero(s->line, sizeof(s->line));
 }
 
 /*
@@ -647,6 +921,14 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 			*used = i;
 			return SA_CHECK_RCPT;
 		}
+		if (s->state == SS_STARTTLS) {
+			*used = i;
+			return SA_STARTTLS;
+		}
+		if (s->state == SS_AUTH_CHECK) {
+			*used = i;
+			return SA_AUTH;
+		}
 		if (s->out.len >= OUTPUT_FLUSH) {
 			*used = i;
 			return SA_FLUSH;
@@ -678,9 +960,15 @@ session_spooled(struct session *s, int ok)
 const char *
 session_protocol(const struct session *s)
 {
-	if (s->txn.utf8)
-		return "UTF8SMTP";
-	return s->esmtp ? "ESMTP" : "SMTP";
+	static const char *const names[2][2][2] = {
+		{ { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } },
+		{ { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } }
+	};
+
+	/* RFC 3848 has no name for HELO under TLS or AUTH. */
+	if (!s->esmtp)
+		return "SMTP";
+	return names[s->txn.utf8 != 0][s->tls != 0][s->auth_user[0] != '\0'];
 }
 
 /* Why the message at hand is refused without its handler, or NULL. */

@@ -71,6 +71,31 @@ struct config {
 	char		**handler_argv;
 	size_t		  exec_room;		/* argv+env bytes left for recipients */
 	size_t		  argv_rcpt_copies;	/* {recipients} in handler_argv */
+	/* SPEC 8: TLS */
+	const char	**tls_cert;		/* --tls-cert, paired with tls_key */
+	const char	**tls_key;
+	size_t		  ntls_cert;
+	size_t		  ntls_key;
+	int		  tls_implicit;		/* --tls: handshake first */
+	int		  require_tls;
+	const char	 *tls_protocols;
+	const char	 *tls_ciphers;
+	int		  tls_ask_client_cert;
+	const char	 *tls_ticket_keys;
+	/* SPEC 9: AUTH */
+	const char	 *auth;			/* --auth BACKEND:ARG, or NULL */
+	int		  require_auth;
+	int		  auth_plaintext;
+};
+
+/* SPEC 8: what the TLS handshake gave, printable ASCII only. */
+struct tls_info {
+	char	 protocol[16];		/* TLSv1.3 */
+	char	 cipher[64];
+	char	 sni[256];		/* "" unless a host name was asked for */
+	char	 client_subject[512];
+	char	 client_hash[128];	/* SHA256:... */
+	int	 resumed;
 };
 
 /* Where the client is, SPEC 3.  Empty strings when unknown. */
@@ -126,7 +151,9 @@ enum session_action {
 	SA_SPOOL,	/* append session.data to the spool, then clear it */
 	SA_DELIVER,	/* spool done: flush, run the handler, call back */
 	SA_CHECK_RCPT,	/* check session.pending, call session_rcpt_checked */
-	SA_CLOSE	/* flush and exit with session.exit_status */
+	SA_CLOSE,	/* flush and exit with session.exit_status */
+	SA_STARTTLS,	/* flush, drop the rest of the input, handshake */
+	SA_AUTH		/* check session_auth_request(), session_auth_checked */
 };
 
 enum session_state {
@@ -137,7 +164,30 @@ enum session_state {
 	SS_RCPT_CHECK,	/* a RCPT waits for its checks (SA_CHECK_RCPT) */
 	SS_DATA,	/* reading the message */
 	SS_DELIVER,	/* waiting for the handler's reply */
-	SS_CLOSED
+	SS_CLOSED,
+	SS_STARTTLS,	/* 220 sent, waiting for the handshake */
+	SS_AUTH_CONT,	/* 334 sent, waiting for a SASL response line */
+	SS_AUTH_CHECK	/* credentials complete, waiting for the backend */
+};
+
+/* SPEC 9: a SASL exchange in progress, PLAIN or LOGIN. */
+#define AUTH_MECH_PLAIN		0x1
+#define AUTH_MECH_LOGIN		0x2
+#define AUTH_USER_MAX		256	/* a user name we take or pass on, incl. NUL */
+#define AUTH_PASSWORD_MAX	256	/* a password we pass on, incl. NUL */
+
+enum auth_verdict {
+	AUTH_OK,
+	AUTH_REFUSED,
+	AUTH_TEMPFAIL
+};
+
+struct sasl {
+	unsigned int	 mech;		/* AUTH_MECH_* */
+	int		 step;		/* LOGIN: 0 username, 1 password */
+	int		 authz_bad;	/* PLAIN authzid neither "" nor user */
+	char		 user[AUTH_USER_MAX];
+	char		 password[AUTH_PASSWORD_MAX];
 };
 
 /* DATA decoder states, see data.c. */
@@ -205,6 +255,14 @@ struct session {
 	struct buf		 out;		/* replies to send */
 	char			*data;		/* decoded message bytes */
 	size_t			 datalen;
+
+	/* SPEC 8 and 9. */
+	int			 tls;		/* the handshake is done */
+	struct tls_info		 tlsi;
+	unsigned int		 auth_mechs;	/* what the backend offers */
+	struct sasl		 sasl;
+	char			 auth_user[AUTH_USER_MAX];	/* "" until AUTH */
+	char			 auth_method[8];		/* PLAIN, LOGIN */
 };
 
 void	 session_init(struct session *, const struct config *);
@@ -222,6 +280,12 @@ void	 session_rcpt_checked(struct session *, int, const char *);
 void	 session_prepend(struct session *, const char *);
 const char *session_refusal(const struct session *);
 const char *session_protocol(const struct session *);
+void	 session_tls_started(struct session *, const struct tls_info *);
+enum session_action session_tls_failed(struct session *, int);
+const struct sasl *session_auth_request(const struct session *);
+void	 session_auth_mechanisms(struct session *, unsigned int);
+void	 session_auth_checked(struct session *, enum auth_verdict,
+	    const char *);
 
 /* spool.c: the unlinked spool file and its Received header. */
 struct spool {
@@ -240,6 +304,7 @@ struct received_info {
 	const char		*protocol;
 	const char		*id;
 	const char		*single_rcpt;	/* NULL unless one recipient */
+	const struct tls_info	*tls;		/* NULL without TLS */
 	int			 crlf;
 };
 
@@ -312,6 +377,12 @@ int	 conn_write(const char *, size_t, long long);
 void	 conn_linger(void);
 int	 conn_spoke_first(void);
 int	 conn_wait_input(long long);
+struct tls;
+int	 conn_tls_start(struct tls *, long long, struct tls_info *);
+
+/* tls.c: the TLS configuration, SPEC 8. */
+struct tls *tlsconf_server(const struct config *);
+void	 tlsconf_info(struct tls *, struct tls_info *);
 
 /* proxy.c: the PROXY protocol header, SPEC 10.1. */
 #define PROXY_V1_MAX		107	/* the longest v1 line, CRLF included */
@@ -397,17 +468,7 @@ int	 handler_spawn_fd3(pid_t *, int, int, int, int, char *const *,
 ssize_t	 b64_decode(const char *, size_t, unsigned char *, size_t);
 size_t	 b64_encode(const unsigned char *, size_t, char *, size_t);
 
-/* auth.c: the --auth backends, SPEC 9. */
-#define AUTH_MECH_PLAIN		0x1
-#define AUTH_MECH_LOGIN		0x2
-#define AUTH_USER_MAX		256	/* a user name we take or pass on, incl. NUL */
-#define AUTH_PASSWORD_MAX	256	/* a password we pass on, incl. NUL */
-
-enum auth_verdict {
-	AUTH_OK,
-	AUTH_REFUSED,
-	AUTH_TEMPFAIL
-};
+/* auth.c: the --auth backends, SPEC 9 (AUTH_MECH_* and the verdicts above). */
 
 struct auth_request {
 	const char		*mech;		/* "PLAIN" or "LOGIN", what the client chose */

@@ -77,6 +77,7 @@ received_header(char *dst, size_t len, const struct received_info *ri,
 {
 	const char	*eol = ri->crlf ? "\r\n" : "\n";
 	char		 date[64], addr[80] = "", forpart[SMTP_PATH_MAX + 16] = "";
+	char		 tls[128] = "";
 	struct tm	 tm;
 	int		 n;
 
@@ -88,10 +89,14 @@ received_header(char *dst, size_t len, const struct received_info *ri,
 	if (ri->single_rcpt != NULL)
 		(void)snprintf(forpart, sizeof(forpart), "%s\tfor <%s>", eol,
 		    ri->single_rcpt);
-	n = snprintf(dst, len, "Received: from %s (%s%s)%s"
+	/* SPEC 8, as Postfix writes it. */
+	if (ri->tls != NULL)
+		(void)snprintf(tls, sizeof(tls), "\t(%s cipher %s)%s",
+		    ri->tls->protocol, ri->tls->cipher, eol);
+	n = snprintf(dst, len, "Received: from %s (%s%s)%s%s"
 	    "\tby %s (smtpd-stdio) with %s id %s%s;%s%s%s%s",
 	    ri->helo, ri->peer->remote_host[0] != '\0' ?
-	    ri->peer->remote_host : "unknown", addr, eol,
+	    ri->peer->remote_host : "unknown", addr, eol, tls,
 	    ri->hostname, ri->protocol, ri->id, forpart,
 	    ri->single_rcpt != NULL ? " " : eol,
 	    ri->single_rcpt != NULL ? "" : "\t", date, eol);
