@@ -153,9 +153,15 @@ enum auth_verdict
 auth_check(struct auth_backend *b, const struct auth_request *req,
     char *user, size_t userlen)
 {
+	const unsigned char	*p;
+
 	if (strlen(req->user) >= AUTH_USER_MAX ||
 	    strlen(req->password) >= AUTH_PASSWORD_MAX)
 		return AUTH_REFUSED;	/* RFC 4616 2: 255 octets at most */
+	/* The name goes to the handler's environment and to the log. */
+	for (p = (const unsigned char *)req->user; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return AUTH_REFUSED;
 	if (b->kind == AK_CHECKPASSWORD)
 		return checkpw_check(b, req, user, userlen);
 	return dovecot_check(b, req, user, userlen);
@@ -181,10 +187,11 @@ parse_ulong(const char *s, size_t len, unsigned long *v)
 }
 
 /*
- * One parameter of OK or FAIL: "temp", or "user=" with Dovecot's tab
- * escapes (\1 \t \r \n for 001, TAB, CR, LF; a backslash before any
- * other byte stands for that byte) undone.  A user name with a control
- * byte would reach the handler's environment: the line is refused.
+ * One parameter of OK or FAIL: a temporary failure, or "user=" with Dovecot's tab
+ * escapes undone (str_tabescape(): 001 then '1', 't', 'r' or 'n' for
+ * 001, TAB, CR, LF; 001 before any other byte stands for that byte).
+ * A user name with a control byte would reach the handler's
+ * environment: the line is refused.
  */
 static int
 parse_param(const char *p, size_t len, struct dovecot_line *dl)
@@ -192,7 +199,9 @@ parse_param(const char *p, size_t len, struct dovecot_line *dl)
 	size_t		 i, n = 0;
 	unsigned char	 c;
 
-	if (len == 4 && memcmp(p, "temp", 4) == 0) {
+	/* Dovecot 2.3 says code=temp_fail; "temp" is the older flag. */
+	if ((len == 4 && memcmp(p, "temp", 4) == 0) ||
+	    (len == 14 && memcmp(p, "code=temp_fail", 14) == 0)) {
 		dl->temp = 1;
 		return 0;
 	}
@@ -200,7 +209,7 @@ parse_param(const char *p, size_t len, struct dovecot_line *dl)
 		return 0;
 	for (i = 5; i < len; i++) {
 		c = (unsigned char)p[i];
-		if (c == '\\' && i + 1 < len) {
+		if (c == 1 && i + 1 < len) {
 			c = (unsigned char)p[++i];
 			c = c == '1' ? 1 : c == 't' ? '\t' : c == 'r' ? '\r' :
 			    c == 'n' ? '\n' : c;

@@ -510,7 +510,7 @@ struct dovecot_line {
 	unsigned long		 id;		/* OK, CONT, FAIL: the request id */
 	unsigned long		 major, minor;	/* VERSION */
 	char			 mech[32];	/* MECH: the name, upper case */
-	int			 temp;		/* FAIL: the temp flag */
+	int			 temp;		/* FAIL: code=temp_fail or temp */
 	char			 user[AUTH_USER_MAX];	/* OK, FAIL: user=, "" if none */
 	char			 cont[DOVECOT_LINE_MAX];	/* CONT: the base64 data */
 };
