@@ -55,13 +55,17 @@ HARDEN		= -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
 CFLAGS		?= $(OPT)
 ALL_CFLAGS	= -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(SAN_FLAGS) \
 		  $(BSD_CFLAGS) $(CFLAGS)
-# libtls (libretls) and OpenSSL are linked in too: TLS is set up only
-# with --tls-cert, and a connection without it never touches them.
-TLS_LIBS	= $(shell pkg-config --libs libtls)
+# libtls (libretls) and OpenSSL are linked in too, in every build: TLS is
+# set up only with --tls-cert, and a connection without it never touches
+# them.  The wrap fixes libretls's ticket callback (src/tls.c), which only
+# works on a static link.
+TLS_LIBS	= -Wl,--wrap=SSL_CTX_callback_ctrl -Wl,-Bstatic \
+		  $(shell pkg-config --static --libs libtls) -Wl,-Bdynamic
 ifeq ($(STATIC),1)
 LINK_MODE	= -static-pie
 BSD_LIBS	= $(shell pkg-config --static --libs libbsd-overlay)
-TLS_LIBS	= $(shell pkg-config --static --libs libtls)
+TLS_LIBS	= -Wl,--wrap=SSL_CTX_callback_ctrl \
+		  $(shell pkg-config --static --libs libtls)
 else
 LINK_MODE	= -pie
 endif
@@ -241,6 +245,8 @@ install: $(BIN) $(WORKER)
 
 # The units and entries name the programs by their installed paths.
 UNITS		= smtpd-stdio.socket smtpd-stdio@.service \
+		  smtpd-stdio-submission.socket smtpd-stdio-submission@.service \
+		  smtpd-stdio-submissions.socket smtpd-stdio-submissions@.service \
 		  smtpd-stdio-redis-worker@.service
 SUBST		= sed -e 's|@SBINDIR@|$(SBINDIR)|g' \
 		      -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \

@@ -349,6 +349,14 @@ conn_tls_start(struct tls *server, long long deadline, struct tls_info *ti)
 	return 0;
 }
 
+/* The session is over: free the TLS connection, if any. */
+void
+conn_tls_free(void)
+{
+	tls_free(tls_conn);
+	tls_conn = NULL;
+}
+
 /* conn_read() under TLS: decrypted bytes, or EOF after close_notify. */
 static enum conn_input
 tls_conn_read(char *buf, size_t size, size_t *got, long long deadline)

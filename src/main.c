@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <tls.h>
 #include <unistd.h>
 
 #include "smtpd-stdio.h"
@@ -623,6 +624,7 @@ out:
 	policy_free(ps);
 	if (ab != NULL)
 		auth_free(ab);
+	conn_tls_free();
 	return status;
 }
 
@@ -683,5 +685,6 @@ main(int argc, char **argv)
 	free(conf.policy);
 	free(conf.tls_cert);
 	free(conf.tls_key);
+	tls_free(server);
 	return status;
 }

@@ -379,6 +379,7 @@ int	 conn_spoke_first(void);
 int	 conn_wait_input(long long);
 struct tls;
 int	 conn_tls_start(struct tls *, long long, struct tls_info *);
+void	 conn_tls_free(void);
 
 /* tls.c: the TLS configuration, SPEC 8. */
 struct tls *tlsconf_server(const struct config *);

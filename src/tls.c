@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,44 @@ static const char *credential_path(const char *, char *, size_t);
 static void	 add_keypairs(struct tls_config *, const struct config *);
 static void	 add_ticket_keys(struct tls_config *, const char *);
 static void	 copy_clean(char *, size_t, const char *, int);
+
+/*
+ * libretls 3.7.0 (Debian 12) sets a session ticket up in its ticket-key
+ * callback and then returns 0, success in LibreSSL's convention; OpenSSL
+ * 3 reads 0 as "send no ticket", so with libretls no client could ever
+ * resume.  The link wraps OpenSSL's SSL_CTX_callback_ctrl (-Wl,--wrap,
+ * see the Makefile) to put our callback in front of libtls's: a ticket
+ * whose cipher context libtls did set up is sent (1).  Everything else
+ * (errors, decryption) passes through unchanged.
+ */
+typedef int (*ticket_key_cb)(void *, unsigned char *, unsigned char *,
+    EVP_CIPHER_CTX *, void *, int);
+
+static ticket_key_cb	 libtls_ticket_cb;
+
+long	 __real_SSL_CTX_callback_ctrl(SSL_CTX *, int, void (*)(void));
+long	 __wrap_SSL_CTX_callback_ctrl(SSL_CTX *, int, void (*)(void));
+
+static int
+ticket_cb(void *ssl, unsigned char *name, unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, void *hctx, int enc)
+{
+	int	 r = libtls_ticket_cb(ssl, name, iv, cctx, hctx, enc);
+
+	if (enc == 1 && r == 0 && EVP_CIPHER_CTX_get0_cipher(cctx) != NULL)
+		return 1;
+	return r;
+}
+
+long
+__wrap_SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void))
+{
+	if (cmd == SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB && fp != NULL) {
+		libtls_ticket_cb = (ticket_key_cb)fp;
+		fp = (void (*)(void))ticket_cb;
+	}
+	return __real_SSL_CTX_callback_ctrl(ctx, cmd, fp);
+}
 
 /* SPEC 8: a misconfigured host refuses at once (exit 64). */
 static void

@@ -24,11 +24,37 @@ teardown() {
 	[ -z "${SD_UNSHARE-}" ] || systemd_ns_stop
 }
 
-@test "systemd-analyze verify: the socket and the service are clean" {
-	run systemd-analyze verify --man=no "$UNITS/smtpd-stdio.socket" \
-		"$UNITS/smtpd-stdio@.service"
-	assert_success
-	assert_output ''
+@test "systemd-analyze verify: the sockets and the services are clean" {
+	local name
+	for name in smtpd-stdio smtpd-stdio-submission smtpd-stdio-submissions; do
+		run systemd-analyze verify --man=no "$UNITS/$name.socket" \
+			"$UNITS/$name@.service"
+		assert_success
+		assert_output ''
+	done
+}
+
+@test "submission units: 587 with STARTTLS, 465 with TLS, AUTH required, keys through LoadCredential=" {
+	run grep -h '^ListenStream=\|^Accept=' "$UNITS/smtpd-stdio-submission.socket" \
+		"$UNITS/smtpd-stdio-submissions.socket"
+	assert_output $'ListenStream=587\nAccept=yes\nListenStream=465\nAccept=yes'
+	run grep -h '^Environment="SMTPD_OPTIONS=\|^LoadCredential=' \
+		"$UNITS/smtpd-stdio-submission@.service"
+	assert_line --index 0 'Environment="SMTPD_OPTIONS=--require-tls --require-auth --tls-cert cert.pem --tls-key key.pem --auth dovecot:/run/dovecot/auth-smtpd-stdio"'
+	assert_line 'LoadCredential=cert.pem:/etc/smtpd-stdio/tls/fullchain.pem'
+	assert_line 'LoadCredential=key.pem:/etc/smtpd-stdio/tls/privkey.pem'
+	run grep -c '^Environment="SMTPD_OPTIONS=--tls --require-auth ' \
+		"$UNITS/smtpd-stdio-submissions@.service"
+	assert_output 1
+	# The options as shipped are accepted by the binary (all but the
+	# files, which systemd provides).
+	run --separate-stderr "$SMTPD" --require-tls --require-auth \
+		--tls-cert cert.pem --tls-key key.pem \
+		--auth dovecot:/run/dovecot/auth-smtpd-stdio /bin/true </dev/null
+	assert_failure 64
+	[[ $stderr == *cert.pem* ]]
+	run grep -c '^submission\|^submissions' "$PREFIX/etc/smtpd-stdio/inetd.conf"
+	assert_output 2
 }
 
 @test "the installed units name the programs under PREFIX" {
@@ -40,15 +66,18 @@ teardown() {
 	assert_output ''
 }
 
-@test "systemd-analyze security: the service's exposure is at most 2.0" {
-	run systemd-analyze security --offline=true --threshold=20 \
-		"$UNITS/smtpd-stdio@.service"
-	assert_success
-	score=$(printf '%s\n' "$output" |
-		sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
-	echo "# exposure $score" >&3
-	[ -n "$score" ]
-	awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'
+@test "systemd-analyze security: each service's exposure is at most 2.0" {
+	local unit
+	for unit in smtpd-stdio@ smtpd-stdio-submission@ smtpd-stdio-submissions@; do
+		run systemd-analyze security --offline=true --threshold=20 \
+			"$UNITS/$unit.service"
+		assert_success
+		score=$(printf '%s\n' "$output" |
+			sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
+		echo "# $unit exposure $score" >&3
+		[ -n "$score" ]
+		awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'
+	done
 }
 
 @test "the socket survives a burst: no trigger limit, connection limits set" {
