@@ -6,11 +6,20 @@
  * smtp client does), one by one otherwise.
  *
  * usage: smtp-load -p port [-n sessions] [-c concurrency] [-m messages]
- *        [-s size] [-P]
+ *        [-s size] [-P] [-t | -T] [-r]
  * -P: begin every connection with a PROXY protocol v1 header, as HAProxy's
  * send-proxy does (for smtpd-stdio --proxy-protocol).
+ * -t: STARTTLS after the first EHLO, then EHLO again (W4); -T: implicit
+ * TLS, the handshake first (port 465 style).  -r: each worker keeps the
+ * TLS session (the ticket) of one connection and offers it on its next,
+ * as a resuming MTA does; without -r every handshake is a full one.  TLS
+ * is OpenSSL's (libssl): libtls's client saves its session at the end of
+ * the handshake, before a TLS 1.3 server has sent its ticket, so it
+ * never resumes TLS 1.3.  The server's certificate is not verified.
  * prints one line: elapsed=SECONDS data=SECONDS sessions=N messages=N
- * (data: summed time from the first body byte sent to the final reply)
+ * fails=N resumed=N
+ * (data: summed time from the first body byte sent to the final reply;
+ * resumed: handshakes that resumed a session)
  * exits 1 if any reply was not the one expected.
  */
 #include <sys/socket.h>
@@ -27,16 +36,88 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define PROXY_V1	"PROXY TCP4 192.0.2.7 127.0.0.1 54321 25\r\n"
 
 static int	 send_proxy;
+static int	 use_tls;	/* 0, 't' STARTTLS, 'T' implicit */
+static int	 resume;
+static SSL_CTX	*ssl_ctx;
+static SSL_SESSION *saved;	/* this worker's last session, with -r */
 
 struct conn {
 	int	 fd;
+	SSL	*ssl;		/* NULL until TLS is up */
 	char	 buf[8192];
 	size_t	 len;
 	int	 pipelining;
 };
+
+/* OpenSSL's new-session callback: a TLS 1.3 ticket arrived; the newest
+ * is kept. */
+static int
+keep_session(SSL *ssl, SSL_SESSION *sess)
+{
+	(void)ssl;
+	if (saved != NULL)
+		SSL_SESSION_free(saved);
+	saved = sess;
+	return 1;		/* we keep the reference */
+}
+
+static void
+tls_setup(void)
+{
+	if ((ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		errx(71, "SSL_CTX_new");
+	SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_session_cache_mode(ssl_ctx, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ssl_ctx, keep_session);
+}
+
+/* The handshake on c->fd; 1 if it resumed a session, -1 on failure. */
+static int
+tls_start(struct conn *c)
+{
+	if ((c->ssl = SSL_new(ssl_ctx)) == NULL ||
+	    SSL_set_fd(c->ssl, c->fd) != 1 ||
+	    SSL_set_tlsext_host_name(c->ssl, "bench.test") != 1)
+		errx(71, "SSL_new");
+	if (resume && saved != NULL)
+		(void)SSL_set_session(c->ssl, saved);
+	if (SSL_connect(c->ssl) != 1) {
+		warnx("TLS handshake: %s",
+		    ERR_error_string(ERR_get_error(), NULL));
+		return -1;
+	}
+	c->len = 0;
+	return SSL_session_reused(c->ssl) ? 1 : 0;
+}
+
+static ssize_t
+conn_write(struct conn *c, const char *p, size_t len)
+{
+	int	 n;
+
+	if (c->ssl == NULL)
+		return write(c->fd, p, len);
+	n = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+	return n > 0 ? n : -1;
+}
+
+static ssize_t
+conn_read(struct conn *c, char *p, size_t len)
+{
+	int	 n;
+
+	if (c->ssl == NULL)
+		return read(c->fd, p, len);
+	n = SSL_read(c->ssl, p, (int)len);
+	return n > 0 ? n : -1;
+}
 
 static double
 now(void)
@@ -48,12 +129,12 @@ now(void)
 }
 
 static int
-send_all(int fd, const char *p, size_t len)
+send_all(struct conn *c, const char *p, size_t len)
 {
 	ssize_t	 n;
 
 	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
+		if ((n = conn_write(c, p, len)) == -1) {
 			if (errno == EINTR)
 				continue;
 			return -1;
@@ -77,7 +158,8 @@ reply(struct conn *c)
 		while ((lf = memchr(c->buf, '\n', c->len)) == NULL) {
 			if (c->len == sizeof(c->buf))
 				return -1;
-			r = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+			r = conn_read(c, c->buf + c->len,
+			    sizeof(c->buf) - c->len);
 			if (r == -1 && errno == EINTR)
 				continue;
 			if (r <= 0)
@@ -112,14 +194,18 @@ expect(struct conn *c, int want, const char *what)
 static int
 command(struct conn *c, const char *cmd, int want)
 {
-	if (send_all(c->fd, cmd, strlen(cmd)) == -1)
+	if (send_all(c, cmd, strlen(cmd)) == -1)
 		return -1;
 	return expect(c, want, cmd);
 }
 
-/* One session; adds the data-phase time to *data.  -1 on failure. */
+/*
+ * One session; adds the data-phase time to *data, counts a resumed
+ * handshake in *resumed.  -1 on failure.
+ */
 static int
-session(int port, long msgs, const char *body, size_t bodylen, double *data)
+session(int port, long msgs, const char *body, size_t bodylen, double *data,
+    long *resumed)
 {
 	static const char	 env[] = "MAIL FROM:<bench@example.org>\r\n"
 				    "RCPT TO:<sink@example.net>\r\nDATA\r\n";
@@ -127,7 +213,7 @@ session(int port, long msgs, const char *body, size_t bodylen, double *data)
 	struct conn		 c;
 	double			 t0;
 	long			 i;
-	int			 one = 1, rc = -1;
+	int			 one = 1, rc = -1, r;
 
 	memset(&c, 0, sizeof(c));
 	memset(&sin, 0, sizeof(sin));
@@ -141,14 +227,28 @@ session(int port, long msgs, const char *body, size_t bodylen, double *data)
 		warn("connect");
 		goto out;
 	}
-	if (send_proxy && send_all(c.fd, PROXY_V1, sizeof(PROXY_V1) - 1) == -1)
+	if (send_proxy && send_all(&c, PROXY_V1, sizeof(PROXY_V1) - 1) == -1)
 		goto out;
+	if (use_tls == 'T') {
+		if ((r = tls_start(&c)) == -1)
+			goto out;
+		*resumed += r;
+	}
 	if (expect(&c, 220, "greeting") == -1 ||
 	    command(&c, "EHLO bench.example.org\r\n", 250) == -1)
 		goto out;
+	if (use_tls == 't') {
+		if (command(&c, "STARTTLS\r\n", 220) == -1 ||
+		    (r = tls_start(&c)) == -1)
+			goto out;
+		*resumed += r;
+		c.pipelining = 0;
+		if (command(&c, "EHLO bench.example.org\r\n", 250) == -1)
+			goto out;
+	}
 	for (i = 0; i < msgs; i++) {
 		if (c.pipelining) {
-			if (send_all(c.fd, env, sizeof(env) - 1) == -1 ||
+			if (send_all(&c, env, sizeof(env) - 1) == -1 ||
 			    expect(&c, 250, "MAIL") == -1 ||
 			    expect(&c, 250, "RCPT") == -1 ||
 			    expect(&c, 354, "DATA") == -1)
@@ -159,7 +259,7 @@ session(int port, long msgs, const char *body, size_t bodylen, double *data)
 		    command(&c, "DATA\r\n", 354) == -1)
 			goto out;
 		t0 = now();
-		if (send_all(c.fd, body, bodylen) == -1 ||
+		if (send_all(&c, body, bodylen) == -1 ||
 		    expect(&c, 250, "end of data") == -1)
 			goto out;
 		*data += now() - t0;
@@ -168,6 +268,10 @@ session(int port, long msgs, const char *body, size_t bodylen, double *data)
 		goto out;
 	rc = 0;
 out:
+	if (c.ssl != NULL) {
+		(void)SSL_shutdown(c.ssl);	/* our close_notify */
+		SSL_free(c.ssl);
+	}
 	(void)close(c.fd);
 	return rc;
 }
@@ -204,7 +308,7 @@ make_body(size_t size, size_t *len)
 int
 main(int argc, char **argv)
 {
-	struct { double data; long fails; } r, sum = { 0, 0 };
+	struct { double data; long fails, resumed; } r, sum = { 0, 0, 0 };
 	char	*body;
 	size_t	 bodylen, size = 1024;
 	double	 t0, t1;
@@ -212,7 +316,7 @@ main(int argc, char **argv)
 	int	 port = 0, conc = 1, ch, w, p[2], status;
 	pid_t	 pid;
 
-	while ((ch = getopt(argc, argv, "p:n:c:m:s:P")) != -1) {
+	while ((ch = getopt(argc, argv, "p:n:c:m:s:PtTr")) != -1) {
 		switch (ch) {
 		case 'p': port = atoi(optarg); break;
 		case 'n': sessions = atol(optarg); break;
@@ -220,14 +324,19 @@ main(int argc, char **argv)
 		case 'm': msgs = atol(optarg); break;
 		case 's': size = (size_t)atol(optarg); break;
 		case 'P': send_proxy = 1; break;
+		case 't': case 'T': use_tls = ch; break;
+		case 'r': resume = 1; break;
 		default:
 			errx(64, "usage: smtp-load -p port [-n sessions] "
-			    "[-c concurrency] [-m messages] [-s size] [-P]");
+			    "[-c concurrency] [-m messages] [-s size] [-P] "
+			    "[-t | -T] [-r]");
 		}
 	}
 	if (port <= 0 || conc < 1 || sessions < conc)
 		errx(64, "bad arguments");
 	body = make_body(size, &bodylen);
+	if (use_tls)
+		tls_setup();
 	if (pipe(p) == -1)
 		err(71, "pipe");
 	t0 = now();
@@ -239,9 +348,10 @@ main(int argc, char **argv)
 			(void)close(p[0]);
 			r.data = 0;
 			r.fails = 0;
+			r.resumed = 0;
 			for (i = 0; i < per; i++)
 				if (session(port, msgs, body, bodylen,
-				    &r.data) == -1)
+				    &r.data, &r.resumed) == -1)
 					r.fails++;
 			if (write(p[1], &r, sizeof(r)) != sizeof(r))
 				_exit(1);
@@ -252,11 +362,13 @@ main(int argc, char **argv)
 	while (read(p[0], &r, sizeof(r)) == sizeof(r)) {
 		sum.data += r.data;
 		sum.fails += r.fails;
+		sum.resumed += r.resumed;
 	}
 	while (wait(&status) > 0)
 		;
 	t1 = now();
-	printf("elapsed=%.6f data=%.6f sessions=%ld messages=%ld fails=%ld\n",
-	    t1 - t0, sum.data, sessions, sessions * msgs, sum.fails);
+	printf("elapsed=%.6f data=%.6f sessions=%ld messages=%ld fails=%ld "
+	    "resumed=%ld\n", t1 - t0, sum.data, sessions, sessions * msgs,
+	    sum.fails, sum.resumed);
 	return sum.fails > 0 ? 1 : 0;
 }

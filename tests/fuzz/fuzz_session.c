@@ -3,6 +3,23 @@
  * once whole and once in reads of arbitrary sizes.  Property: the replies,
  * the spooled message bytes and the handler runs are identical however
  * the input is split (SPEC 4, PIPELINING).
+ *
+ * STARTTLS and AUTH (SPEC 8, 9) too, with no I/O: the handshake is
+ * session_tls_started() with a fixed struct tls_info (or
+ * session_tls_failed(), from the first byte behind the STARTTLS line),
+ * the backend's verdict comes from the password's first byte.
+ *
+ * The I/O layer drops the rest of the read a STARTTLS came in, so across
+ * a STARTTLS a real split changes what the engine sees (SPEC 8: the
+ * split-invariance rule does not reach across it).  Here both runs do
+ * the same instead: at SA_STARTTLS the current read ends where the
+ * engine stopped, as if the client had waited for the 220 (the only
+ * well-behaved client, and what the I/O layer sees when nothing was
+ * injected), and the bytes behind the line come after the handshake.
+ * That keeps the whole input under the invariance check, post-TLS and
+ * AUTH dialogues included, and adds one: both runs must agree on the
+ * offset where the STARTTLS line ended, so the engine never consumes a
+ * byte behind it however the input was split.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,15 +59,54 @@ rcpt_verdict(const char *path)
 	return h & 3;
 }
 
+/* What a handshake gives: TLS 1.3, a client certificate. */
+static const struct tls_info fuzz_tls = {
+	"TLSv1.3", "TLS_AES_256_GCM_SHA384", "mx.fuzz.test",
+	"/CN=client.fuzz.test", "SHA256:0123456789abcdef", 1
+};
+
+/*
+ * SA_AUTH: the backend's verdict from the password's first byte, and
+ * the name it gives the user (the client's, or one of its own).
+ */
 static void
-drive(const struct config *c, const char *in, size_t len,
-    const uint8_t *splits, size_t nsplits, struct seen *seen)
+check_auth(struct session *s)
+{
+	const struct sasl	*sa = session_auth_request(s);
+	unsigned char		 p0;
+
+	if (sa == NULL)
+		return;
+	p0 = (unsigned char)sa->password[0];
+	switch (p0 % 4) {
+	case 0:
+		session_auth_checked(s, AUTH_OK, NULL);
+		break;
+	case 1:
+		session_auth_checked(s, AUTH_OK, "backend-name");
+		break;
+	case 2:
+		session_auth_checked(s, AUTH_REFUSED, NULL);
+		break;
+	default:
+		session_auth_checked(s, AUTH_TEMPFAIL, NULL);
+		break;
+	}
+}
+
+static void
+drive(const struct config *c, unsigned int mechs, const char *in,
+    size_t len, const uint8_t *splits, size_t nsplits, struct seen *seen)
 {
 	struct session		 s;
 	size_t			 off = 0, end = 0, used, k = 0;
 	const char		*refusal;
 
 	session_init(&s, c);
+	if (c->auth != NULL)
+		session_auth_mechanisms(&s, mechs);
+	if (c->tls_implicit)
+		session_tls_started(&s, &fuzz_tls);
 	for (;;) {
 		switch (session_feed(&s, in + off, end - off, &used)) {
 		case SA_NEED_INPUT:
@@ -122,8 +178,33 @@ drive(const struct config *c, const char *in, size_t len,
 				break;
 			}
 			break;
+		case SA_STARTTLS:
+			/*
+			 * The read ends here in both runs (see the top); a
+			 * 0xff behind the line is a failed handshake, 0xfe
+			 * the client gone in it.
+			 */
+			off += used;
+			take_replies(&s, seen);
+			buf_appendf(&seen->spool, "\n[starttls at %zu]\n", off);
+			end = off;
+			if (off < len && (unsigned char)in[off] >= 0xfe) {
+				(void)session_tls_failed(&s,
+				    (unsigned char)in[off] == 0xfe ? 0 : 1);
+				off++;
+				end = off;
+			} else
+				session_tls_started(&s, &fuzz_tls);
+			break;
+		case SA_AUTH:
+			off += used;
+			take_replies(&s, seen);
+			check_auth(&s);
+			break;
 		case SA_CLOSE:
 			take_replies(&s, seen);
+			buf_appendf(&seen->spool, "\n[close %d user=%s]\n",
+			    s.exit_status, s.auth_user);
 			session_free(&s);
 			return;
 		}
@@ -141,9 +222,15 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char	*handler[] = { "true", NULL };
+	static const char *cert[] = { "cert.pem" }, *key[] = { "key.pem" };
+	static const unsigned int mechs[] = {
+		AUTH_MECH_PLAIN | AUTH_MECH_LOGIN, AUTH_MECH_PLAIN,
+		AUTH_MECH_LOGIN, 0
+	};
 	struct config	 c;
 	struct seen	 whole, split;
-	size_t		 nsplits;
+	size_t		 nsplits, hdr;
+	unsigned int	 tlsauth = 0;
 
 	if (size < 2)
 		return 0;
@@ -166,13 +253,37 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		c.rcpt_check = "check";
 	c.handler_argv = handler;
 	nsplits = (size_t)(data[1] >> 4) + 1;
-	data += 2;
-	size -= 2;
+	/*
+	 * data[0] bit 3: a third byte says how TLS and AUTH are set up, as
+	 * options.c would allow them (SPEC 8, 9).  The engine only counts
+	 * the certificates; it never opens them.
+	 */
+	hdr = 2;
+	if ((data[0] & 8) && size >= 3) {
+		tlsauth = data[2];
+		hdr = 3;
+	}
+	data += hdr;
+	size -= hdr;
+	if (tlsauth & 1) {
+		c.tls_cert = cert;
+		c.tls_key = key;
+		c.ntls_cert = c.ntls_key = 1;
+		c.tls_implicit = (tlsauth & 2) != 0;
+		c.require_tls = (tlsauth & 4) != 0;
+	}
+	if (tlsauth & 8) {
+		c.auth = "checkpassword:/bin/false";
+		c.auth_plaintext = (tlsauth & 16) != 0 || c.ntls_cert == 0;
+		c.require_auth = (tlsauth & 32) != 0;
+	}
 	if (nsplits > size)
 		nsplits = size;
 
-	drive(&c, (const char *)data, size, NULL, 0, &whole);
-	drive(&c, (const char *)data, size, data, nsplits, &split);
+	drive(&c, mechs[tlsauth >> 6], (const char *)data, size, NULL, 0,
+	    &whole);
+	drive(&c, mechs[tlsauth >> 6], (const char *)data, size, data,
+	    nsplits, &split);
 	if (!same(&whole.replies, &split.replies) ||
 	    !same(&whole.spool, &split.spool))
 		abort();	/* split-invariance violated */

@@ -1,0 +1,214 @@
+/*
+ * The W4 floor: floor-smtpd.c with TLS.  Per connection it reads the
+ * certificate and key (as smtpd-stdio does), answers canned replies,
+ * offers STARTTLS and on it does tls_accept_fds(0, 1) and the handshake
+ * (or does them at once with -T), spools each message to an unlinked
+ * file and runs the sink once per message.  Full handshakes only: no
+ * ticket keys (libretls 3.7.0 sends no TLS 1.3 ticket on its own).
+ *
+ * usage: floor-tls [-T] cert key sink	(fd 0 and 1: the client)
+ */
+#include <sys/wait.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <tls.h>
+
+#define CHUNK	65536
+
+static struct tls	*server, *cctx;	/* cctx: NULL until TLS is up */
+
+static ssize_t
+io_write(const void *p, size_t len)
+{
+	ssize_t	 n;
+
+	if (cctx == NULL)
+		return write(1, p, len);
+	do
+		n = tls_write(cctx, p, len);
+	while (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT);
+	return n;
+}
+
+static ssize_t
+io_read(void *p, size_t len)
+{
+	ssize_t	 n;
+
+	if (cctx == NULL)
+		return read(0, p, len);
+	do
+		n = tls_read(cctx, p, len);
+	while (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT);
+	return n;
+}
+
+static void
+tls_start(void)
+{
+	int	 r;
+
+	if (tls_accept_fds(server, &cctx, 0, 1) == -1)
+		errx(1, "tls_accept_fds: %s", tls_error(server));
+	do
+		r = tls_handshake(cctx);
+	while (r == TLS_WANT_POLLIN || r == TLS_WANT_POLLOUT);
+	if (r == -1)
+		errx(1, "handshake: %s", tls_error(cctx));
+}
+
+extern char **environ;
+
+static char	 out[4096];
+static size_t	 outlen;
+
+static void
+put(const char *s)
+{
+	size_t	 n = strlen(s);
+
+	memcpy(out + outlen, s, n);
+	outlen += n;
+}
+
+static void
+flush(void)
+{
+	size_t	 off = 0;
+	ssize_t	 n;
+
+	while (off < outlen) {
+		if ((n = io_write(out + off, outlen - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			exit(1);
+		}
+		off += (size_t)n;
+	}
+	outlen = 0;
+}
+
+static void
+deliver(int spool, char *sink)
+{
+	posix_spawn_file_actions_t	 fa;
+	char				*args[2] = { sink, NULL };
+	pid_t				 pid;
+	int				 status;
+
+	if (lseek(spool, 0, SEEK_SET) == -1)
+		err(74, "lseek");
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, spool, 0);
+	if (posix_spawn(&pid, sink, &fa, NULL, args, environ) != 0 ||
+	    waitpid(pid, &status, 0) == -1)
+		status = 1;
+	posix_spawn_file_actions_destroy(&fa);
+	put(status == 0 ? "250 2.0.0 OK\r\n" : "451 4.3.0 sink failed\r\n");
+	if (ftruncate(spool, 0) == -1)
+		err(74, "ftruncate");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char	 end[] = "\r\n.\r\n";
+	static char		 in[2 * CHUNK];
+	const char		*dir, *p, *lf;
+	size_t			 len, off, keep = 0, i;
+	ssize_t			 n;
+	struct tls_config	*cfg;
+	int			 spool = -1, data = 0, implicit = 0;
+
+	if (argc == 5 && strcmp(argv[1], "-T") == 0) {
+		implicit = 1;
+		argv++;
+		argc--;
+	}
+	if (argc != 4)
+		errx(64, "usage: floor-tls [-T] cert key sink");
+	if ((cfg = tls_config_new()) == NULL ||
+	    tls_config_set_keypair_file(cfg, argv[1], argv[2]) == -1 ||
+	    (server = tls_server()) == NULL || tls_configure(server, cfg) == -1)
+		errx(1, "TLS setup failed");
+	tls_config_free(cfg);
+	argv += 2;
+	if ((dir = getenv("TMPDIR")) == NULL || *dir == '\0')
+		dir = "/tmp";
+	if (implicit)
+		tls_start();
+	put("220 floor ESMTP\r\n");
+	for (;;) {
+		flush();
+		if ((n = io_read(in + keep, CHUNK)) <= 0)
+			return 0;
+		len = keep + (size_t)n;
+		off = 0;
+		keep = 0;
+		while (off < len) {
+			if (data) {
+				/* The end of data, perhaps across reads. */
+				p = memmem(in + off, len - off, end, 5);
+				if (p == NULL) {
+					/* Hold back what may start "\r\n.\r\n". */
+					i = len - off > 4 ? 4 : len - off;
+					if (write(spool, in + off, len - off - i)
+					    != (ssize_t)(len - off - i))
+						err(74, "spool");
+					memmove(in, in + len - i, i);
+					keep = i;
+					break;
+				}
+				p += 5;
+				if (write(spool, in + off, (size_t)(p - in) - off)
+				    == -1)
+					err(74, "spool");
+				off = (size_t)(p - in);
+				deliver(spool, argv[1]);
+				data = 0;
+				continue;
+			}
+			if ((lf = memchr(in + off, '\n', len - off)) == NULL) {
+				keep = len - off;
+				memmove(in, in + off, keep);
+				break;
+			}
+			p = in + off;
+			if (strncasecmp(p, "EHLO", 4) == 0)
+				put(cctx == NULL ? "250-floor\r\n250-STARTTLS\r\n"
+				    "250 PIPELINING\r\n" :
+				    "250-floor\r\n250 PIPELINING\r\n");
+			else if (strncasecmp(p, "STARTTLS", 8) == 0) {
+				put("220 go\r\n");
+				flush();
+				tls_start();
+				keep = 0;	/* the rest of the read is dropped */
+				break;
+			} else if (strncasecmp(p, "DATA", 4) == 0) {
+				put("354 go\r\n");
+				if (spool == -1 && (spool = open(dir, O_TMPFILE |
+				    O_RDWR | O_CLOEXEC, 0600)) == -1)
+					err(74, "spool");
+				data = 1;
+				/* The CRLF of DATA starts the terminator. */
+				off = (size_t)(lf - in) - 1;
+				continue;
+			} else if (strncasecmp(p, "QUIT", 4) == 0) {
+				put("221 bye\r\n");
+				flush();
+				if (cctx != NULL)
+					(void)tls_close(cctx);
+				return 0;
+			} else
+				put("250 ok\r\n");
+			off = (size_t)(lf - in) + 1;
+		}
+	}
+}
