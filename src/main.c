@@ -54,7 +54,8 @@ static void	 deliver(struct session *, struct spool *,
 static void	 check_rcpt(struct session *, struct policy_state *,
 		    const struct peer *);
 static int	 check_message(struct session *, struct policy_state *,
-		    const struct spool *, const struct peer *, struct buf *);
+		    struct spool *, const struct peer *, struct buf *);
+static uint64_t	 mail_size(const char *);
 static int	 start_tls(struct session *, struct tls *, struct deadlines *);
 static void	 authenticate(struct session *, struct auth_backend *,
 		    const struct peer *);
@@ -222,6 +223,7 @@ spool_start(struct session *s, struct spool *sp, const struct peer *p)
 		    strlen(s->txn.mail_from)));
 	else
 		spool_prepend(s, sp);
+	sp->header_end = sp->size;
 }
 
 static void
@@ -333,6 +335,21 @@ deliver(struct session *s, struct spool *sp, struct policy_state *ps,
 	buf_free(&text);
 }
 
+/* The SIZE= the client declared on MAIL, or 0: Postfix's size at RCPT. */
+static uint64_t
+mail_size(const char *options)
+{
+	const char	*p;
+
+	for (p = options; p != NULL && *p != '\0'; p = strchr(p, ' ')) {
+		while (*p == ' ')
+			p++;
+		if (strncmp(p, "SIZE=", 5) == 0)
+			return strtoull(p + 5, NULL, 10);
+	}
+	return 0;
+}
+
 /*
  * SPEC 10.2: a pending RCPT through the --policy servers, then
  * --rcpt-check.  Either may refuse it; the session hears the verdict.
@@ -356,6 +373,7 @@ check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
 		x.state = "RCPT";
 		x.id = "";
 		x.recipient = s->pending.path;
+		x.size = mail_size(s->txn.mail_options);
 		if (!policy_check(ps, &x, &reply, &hdr)) {
 			buf_append(&reply, "", 1);
 			session_rcpt_checked(s, 0, reply.data);
@@ -403,16 +421,18 @@ done:
 
 /*
  * SPEC 10.2: the message through the --policy servers at
- * END-OF-MESSAGE.  0 and a reply in text when refused.  A PREPEND here
- * would need the spool rewritten; it is logged and left out.
+ * END-OF-MESSAGE.  0 and a reply in text when refused.  Their PREPEND
+ * headers go into the spooled message, with the handler's line ends.
  */
 static int
 check_message(struct session *s, struct policy_state *ps,
-    const struct spool *sp, const struct peer *p, struct buf *text)
+    struct spool *sp, const struct peer *p, struct buf *text)
 {
+	static const char	 failed[] =
+	    "451 4.3.0 Error: cannot add the policy's header\r\n";
 	struct policy_ctx	 x;
-	struct buf		 hdr = { NULL, 0, 0 };
-	char			 esc[SMTP_REPLYLINE_MAX * 4 + 1];
+	struct buf		 hdr = { NULL, 0, 0 }, lines = { NULL, 0, 0 };
+	const char		*h, *nl;
 	int			 ok;
 
 	memset(&x, 0, sizeof(x));
@@ -425,11 +445,21 @@ check_message(struct session *s, struct policy_state *ps,
 	x.recipient = s->txn.nrcpt == 1 ? s->txn.rcpt[0] : "";
 	x.size = s->dec.wire_size;
 	ok = policy_check(ps, &x, text, &hdr);
-	if (ok && hdr.len > 0)
-		log_info("%s: policy PREPEND at END-OF-MESSAGE not applied: "
-		    "%s", sp->id, log_escape(esc, sizeof(esc), hdr.data,
-		    hdr.len));
+	for (h = hdr.data; ok && hdr.len > 0 && h < hdr.data + hdr.len;
+	    h = nl + 1) {
+		nl = memchr(h, '\n', (size_t)(hdr.data + hdr.len - h));
+		buf_append(&lines, h, (size_t)(nl - h));
+		buf_append(&lines, s->conf->crlf ? "\r\n" : "\n",
+		    s->conf->crlf ? 2 : 1);
+	}
+	if (ok && lines.len > 0 && (spool_insert(sp, lines.data,
+	    lines.len) == -1 || spool_rewind(sp) == -1)) {
+		log_warn("%s: policy header: %s", sp->id, strerror(errno));
+		buf_append(text, failed, sizeof(failed) - 1);
+		ok = 0;
+	}
 	buf_free(&hdr);
+	buf_free(&lines);
 	return ok;
 }
 
@@ -535,7 +565,7 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 {
 	static char		 in[INPUT_CHUNK];
 	struct session		 s;
-	struct spool		 sp = { -1, 0, 0, 0, 0, "" };
+	struct spool		 sp = { -1, 0, 0, 0, 0, "", 0 };
 	size_t			 off = 0, len = 0, used;
 	enum session_action	 act;
 	struct deadlines	 dl;

@@ -401,7 +401,7 @@ set_other(struct config *c, int id, char **argv)
 		break;
 	case OPT_POLICY:
 		if (!policy_addr_ok(optarg))
-			usage_error("--policy %s: want unix:PATH, "
+			usage_error("--policy %s: want [rcpt:|data:]unix:PATH, "
 			    "inet:HOST:PORT or exec:PROGRAM", optarg);
 		add_string(&c->policy, &c->npolicy, optarg);
 		break;

@@ -38,8 +38,13 @@ enum policy_kind {
 	PK_EXEC
 };
 
+/* Where a server is asked: an ADDR may start with "rcpt:" or "data:". */
+#define STAGE_RCPT	0x1
+#define STAGE_DATA	0x2
+
 struct policy_server {
 	const char	*addr;		/* as given, for the log */
+	unsigned int	 stages;	/* STAGE_*: when it is asked */
 	enum policy_kind kind;
 	const char	*where;		/* path, host:port or program */
 	int		 rfd, wfd;	/* -1 when not connected */
@@ -244,6 +249,7 @@ policy_addr_ok(const char *a)
 {
 	const char	*colon;
 
+	a = policy_stage(a, NULL);
 	if (strncmp(a, "unix:", 5) == 0)
 		return a[5] != '\0' &&
 		    strlen(a + 5) < sizeof(((struct sockaddr_un *)0)->sun_path);
@@ -259,10 +265,36 @@ policy_addr_ok(const char *a)
 	return 0;
 }
 
+/*
+ * A Postfix admin puts postgrey in smtpd_recipient_restrictions and
+ * never in smtpd_end_of_data_restrictions: asked at END-OF-MESSAGE of a
+ * message with several recipients (recipient empty), it greylists a
+ * triplet of its own.  "rcpt:ADDR" asks ADDR only at RCPT, "data:ADDR"
+ * only at END-OF-MESSAGE; a bare ADDR is asked at both (SPEC 10.2).
+ * Returns the address after the prefix.
+ */
+const char *
+policy_stage(const char *a, unsigned int *stages)
+{
+	unsigned int	 st = STAGE_RCPT | STAGE_DATA;
+
+	if (strncmp(a, "rcpt:", 5) == 0) {
+		st = STAGE_RCPT;
+		a += 5;
+	} else if (strncmp(a, "data:", 5) == 0) {
+		st = STAGE_DATA;
+		a += 5;
+	}
+	if (stages != NULL)
+		*stages = st;
+	return a;
+}
+
 struct policy_state *
 policy_new(const struct config *c)
 {
 	struct policy_state	*ps;
+	const char		*addr;
 	size_t			 i;
 
 	if ((ps = calloc(1, sizeof(*ps))) == NULL ||
@@ -271,11 +303,11 @@ policy_new(const struct config *c)
 	ps->conf = c;
 	ps->n = c->npolicy;
 	for (i = 0; i < ps->n; i++) {
-		ps->srv[i].addr = c->policy[i];
-		ps->srv[i].kind = strncmp(c->policy[i], "unix:", 5) == 0 ?
-		    PK_UNIX : strncmp(c->policy[i], "inet:", 5) == 0 ?
-		    PK_INET : PK_EXEC;
-		ps->srv[i].where = c->policy[i] + 5;
+		addr = policy_stage(c->policy[i], &ps->srv[i].stages);
+		ps->srv[i].addr = addr;
+		ps->srv[i].kind = strncmp(addr, "unix:", 5) == 0 ? PK_UNIX :
+		    strncmp(addr, "inet:", 5) == 0 ? PK_INET : PK_EXEC;
+		ps->srv[i].where = addr + 5;
 		ps->srv[i].rfd = ps->srv[i].wfd = -1;
 		ps->srv[i].pid = -1;
 	}
@@ -663,11 +695,15 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 	char			 who[SMTP_PATH_MAX * 4 + 3];
 	const char		*id;
 	int			 accept = 1;
+	unsigned int		 stage;
 
+	stage = strcmp(x->state, "RCPT") == 0 ? STAGE_RCPT : STAGE_DATA;
 	build_request(x, &req);
 	id = x->id[0] != '\0' ? x->id : "-";	/* no id before DATA */
 	(void)log_quote(who, sizeof(who), x->recipient, strlen(x->recipient));
 	for (i = 0; i < st->n && accept; i++) {
+		if ((st->srv[i].stages & stage) == 0)
+			continue;
 		deadline = conn_now_ms() + st->conf->timeout * 1000;
 		if (ask(&st->srv[i], &req, deadline, &r) == -1) {
 			buf_append(reply, r.text, strlen(r.text));

@@ -295,6 +295,7 @@ struct spool {
 	int		 failed;
 	uint64_t	 size;		/* bytes in the file */
 	char		 id[64];
+	uint64_t	 header_end;	/* after Received and RCPT's PREPENDs */
 };
 
 struct received_info {
@@ -311,6 +312,7 @@ struct received_info {
 int	 spool_begin(struct spool *, const struct received_info *);
 int	 spool_write(struct spool *, const char *, size_t);
 int	 spool_rewind(struct spool *);
+int	 spool_insert(struct spool *, const char *, size_t);
 void	 spool_close(struct spool *);
 void	 spool_new_id(char *, size_t);
 size_t	 received_header(char *, size_t, const struct received_info *,
@@ -446,6 +448,7 @@ void	 policy_free(struct policy_state *);
 int	 policy_check(struct policy_state *, const struct policy_ctx *,
 	    struct buf *, struct buf *);
 int	 policy_addr_ok(const char *);
+const char *policy_stage(const char *, unsigned int *);
 
 /* options.c */
 void	 options_parse(int, char **, struct config *);

@@ -20,6 +20,7 @@
 #include "smtpd-stdio.h"
 
 static int	spool_open(void);
+static int	copy_range(int, off_t *, int, uint64_t);
 
 static int
 spool_open(void)
@@ -150,6 +151,68 @@ spool_write(struct spool *sp, const char *p, size_t len)
 		len -= (size_t)n;
 		sp->size += (uint64_t)n;
 	}
+	return 0;
+}
+
+/*
+ * len bytes of from at *off onto to's position: by the kernel
+ * (copy_file_range), else through a buffer; never the message in memory.
+ */
+static int
+copy_range(int from, off_t *off, int to, uint64_t len)
+{
+	char	 buf[8192];
+	size_t	 want;
+	ssize_t	 n, w;
+
+	while (len > 0) {
+		want = len > (uint64_t)1 << 30 ? (size_t)1 << 30 : (size_t)len;
+		n = copy_file_range(from, off, to, NULL, want, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EXDEV || errno == ENOSYS ||
+		    errno == EOPNOTSUPP || errno == EINVAL)) {
+			if (want > sizeof(buf))
+				want = sizeof(buf);
+			if ((n = pread(from, buf, want, *off)) > 0 &&
+			    (w = write(to, buf, (size_t)n)) != n)
+				return -1;
+			if (n > 0)
+				*off += n;
+		}
+		if (n <= 0)
+			return -1;	/* an error, or the file is shorter */
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * SPEC 10.2: headers that a policy PREPENDs at END-OF-MESSAGE, when the
+ * message is spooled already.  They go where those of RCPT went, at
+ * header_end, in a new file: the head, the headers, then the rest.  -1
+ * (the old file kept) if that fails.
+ */
+int
+spool_insert(struct spool *sp, const char *text, size_t len)
+{
+	struct spool	 n = *sp;
+	uint64_t	 total = sp->size;
+	off_t		 off = 0;
+
+	if ((n.fd = spool_open()) == -1)
+		return -1;
+	n.size = 0;
+	n.failed = 0;
+	if (copy_range(sp->fd, &off, n.fd, sp->header_end) == -1 ||
+	    spool_write(&n, text, len) == -1 ||
+	    copy_range(sp->fd, &off, n.fd, total - sp->header_end) == -1) {
+		(void)close(n.fd);
+		return -1;
+	}
+	(void)close(sp->fd);
+	sp->fd = n.fd;
+	sp->size = total + len;
 	return 0;
 }
 

@@ -26,7 +26,8 @@ teardown() {
 rcpt_session() {
 	local r
 	{
-		printf 'EHLO client.example\nMAIL FROM:<%s>\n' "${FROM:-a@example.org}"
+		printf 'EHLO client.example\n%bMAIL FROM:<%s>%s\n' "${AUTH_LINE:+$AUTH_LINE\n}" \
+		    "${FROM:-a@example.org}" "${MAIL_OPTS-}"
 		for r in "$@"; do printf 'RCPT TO:<%s>\n' "$r"; done
 		printf 'DATA\nSubject: t\n\nbody\n.\nQUIT\n'
 	} >"$BATS_TEST_TMPDIR/in"
@@ -98,7 +99,7 @@ rcpt_session() {
 	for a in nowhere unix: inet:127.0.0.1 inet:127.0.0.1:0 inet:127.0.0.1:99999 inet::25 exec:; do
 		run smtpd --policy "$a" "$HANDLERS/dump"
 		assert_failure 64
-		assert_output --partial 'want unix:PATH, inet:HOST:PORT or exec:PROGRAM'
+		assert_output --partial 'want [rcpt:|data:]unix:PATH, inet:HOST:PORT or exec:PROGRAM'
 	done
 }
 
@@ -144,7 +145,7 @@ start_policy() {
 @test "--policy: the request carries Postfix's attributes, unknown ones empty" {
 	start_policy
 	export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=4321 TCPLOCALIP=192.0.2.1 TCPLOCALPORT=25
-	rcpt_session ok@x.test
+	MAIL_OPTS=' SIZE=1234' rcpt_session ok@x.test
 	run smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	assert_reply_after . 250
 	run python3 -c '
@@ -172,11 +173,24 @@ print(r["instance"] == e["instance"], r["instance"] != "")
 	assert_line 'server_address 192.0.2.1 | 192.0.2.1'
 	assert_line 'server_port 25 | 25'
 	assert_line --regexp '^queue_id  \| [0-9A-F]+\.'
-	assert_line --regexp '^size 0 \| [1-9][0-9]*$'
+	assert_line --regexp '^size 1234 \| [1-9][0-9]*$'
 	assert_line 'sasl_method  | '
 	assert_line 'sasl_username  | '
 	assert_line 'encryption_protocol  | '
 	assert_line 'True True'
+	# After AUTH (SPEC 9) the policy server learns who it was.
+	: >"$POLICY_LOG"
+	AUTH_LINE='AUTH PLAIN AGFsaWNlAHNlY3JldA==' rcpt_session ok@x.test
+	run smtp_session --auth-plaintext --auth "checkpassword:$FIXTURES/checkpassword" \
+	    --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print(r["protocol_state"], r["protocol_name"], r["sasl_method"], r["sasl_username"])
+' "$POLICY_LOG"
+	assert_output $'RCPT ESMTPA PLAIN alice\nEND-OF-MESSAGE ESMTPA PLAIN alice'
 }
 
 @test "--policy inet: a TCP policy server on loopback" {
@@ -205,6 +219,25 @@ print(r["instance"] == e["instance"], r["instance"] != "")
 	run smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	assert_reply . '^450 4\.7\.1 try later$'
 	assert_no_message
+}
+
+@test "--policy: PREPEND at END-OF-MESSAGE goes into the message after RCPT's, with the handler's line ends" {
+	start_policy
+	FROM=eomprepend@example.org rcpt_session prepend@x.test
+	run smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run sed -n '1,/^$/p' "$DUMP/1/message"
+	assert_line --index 3 'X-Policy: checked'
+	assert_line --index 4 'X-Policy: checked'
+	assert_line --index 5 'Subject: t'
+	run tail -n 1 "$DUMP/1/message"
+	assert_output body
+	# SMTP_SIZE counts the headers too.
+	assert_equal "$(cat "$DUMP/1/SMTP_SIZE")" "$(wc -c <"$DUMP/1/message")"
+	run smtp_session --crlf --no-received --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	printf 'X-Policy: checked\r\nX-Policy: checked\r\nSubject: t\r\n\r\nbody\r\n' |
+	    cmp - "$DUMP/2/message"
 }
 
 @test "--policy: a list is checked in order; DUNNO and PREPEND go on, OK and refusals decide" {
@@ -277,12 +310,15 @@ print(r["instance"] == e["instance"], r["instance"] != "")
 }
 
 # A session through postgrey from 192.0.2.7; succeeds when RCPT got 250.
+# PG_POLICY may hold the --policy value (default: the socket, both stages).
 greylist_passes() {
-	run smtp_session --policy "unix:$BATS_TEST_TMPDIR/pg.sock" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	run smtp_session --policy "${PG_POLICY:-unix:$BATS_TEST_TMPDIR/pg.sock}" \
+	    "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	[ "$(reply_after RCPT | cut -c1-3)" = 250 ]
 }
 
-@test "--policy with a real postgrey: the first attempt gets 450, a retry after the delay 250" {
+# start_postgrey: a private postgrey on $BATS_TEST_TMPDIR/pg.sock, delay 1 s.
+start_postgrey() {
 	mkdir "$BATS_TEST_TMPDIR/pgdb"
 	postgrey --unix="$BATS_TEST_TMPDIR/pg.sock" --dbdir="$BATS_TEST_TMPDIR/pgdb" \
 	    --delay=1 --user=root --group=root --auto-whitelist-clients=0 \
@@ -290,6 +326,10 @@ greylist_passes() {
 	    --hostname=mx.test 2>"$BATS_TEST_TMPDIR/postgrey.log" &
 	echo $! >"$BATS_TEST_TMPDIR/postgrey.pid"
 	wait_for 20 test -S "$BATS_TEST_TMPDIR/pg.sock"
+}
+
+@test "--policy with a real postgrey: the first attempt gets 450, a retry after the delay 250" {
+	start_postgrey
 	export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=4321
 	rcpt_session someone@x.test
 	run smtp_session --policy "unix:$BATS_TEST_TMPDIR/pg.sock" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
@@ -300,6 +340,31 @@ greylist_passes() {
 	assert_reply_after . 250
 	run grep '^X-Greylist: delayed [0-9]* seconds by postgrey' "$DUMP/1/message"
 	assert_success
+}
+
+@test "--policy rcpt: postgrey is asked only at RCPT, so a message to two recipients is not greylisted again at its end" {
+	start_postgrey
+	export TCPREMOTEIP=192.0.2.8 TCPREMOTEPORT=4321
+	rcpt_session one@x.test two@x.test
+	# Asked at both stages (a bare ADDR), the END-OF-MESSAGE request with
+	# no recipient is a triplet of its own, greylisted once more.
+	wait_for 20 greylist_passes
+	assert_reply_after RCPT 250 2
+	assert_reply . '^450 4\.2\.0 Greylisted'
+	assert_no_message
+	# Another /24: postgrey keys on the client's network.
+	export TCPREMOTEIP=198.51.100.9
+	PG_POLICY="rcpt:unix:$BATS_TEST_TMPDIR/pg.sock" wait_for 20 greylist_passes
+	assert_reply_after RCPT 250 2
+	assert_reply_after . 250
+	run grep -c '^X-Greylist: delayed' "$DUMP/1/message"
+	refute_output 0
+	# data: is asked only at the end: no greylisting at RCPT at all.
+	export TCPREMOTEIP=203.0.113.10
+	run smtp_session --policy "data:unix:$BATS_TEST_TMPDIR/pg.sock" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after RCPT 250 1
+	assert_reply_after RCPT 250 2
+	assert_reply . '^450 4\.2\.0 Greylisted'
 }
 
 @test "--policy exec: a real policyd-spf answers a loopback client with its local-connection PREPEND" {
