@@ -149,8 +149,6 @@ static const struct string_option {
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
-static void	 usage_error(const char *, ...)
-		    __attribute__((format(printf, 1, 2), noreturn));
 static int	 set_number(struct config *, int, const char *);
 static int	 set_flag(struct config *, int);
 static int	 set_string(struct config *, int, const char *);
@@ -165,7 +163,7 @@ static int	 address_literal_ok(const char *);
 static int	 mailname(char *, size_t);
 
 /* SPEC 1: one line on stderr, exit 64, nothing on stdout. */
-static void
+void
 usage_error(const char *fmt, ...)
 {
 	va_list	 ap;

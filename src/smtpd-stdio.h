@@ -452,6 +452,8 @@ const char *policy_stage(const char *, unsigned int *);
 
 /* options.c */
 void	 options_parse(int, char **, struct config *);
+void	 usage_error(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
 const char *options_default_hostname(void);
 int	 dns_name_ok(const char *, size_t);
 int	 hostname_ok(const char *);

@@ -23,8 +23,6 @@
 #define TICKET_KEYS_MAX		4
 #define TLS_SESSION_LIFETIME	3600	/* seconds a ticket is good for */
 
-static void	 tls_usage_error(const char *, ...)
-		    __attribute__((format(printf, 1, 2), noreturn));
 static const char *credential_path(const char *, char *, size_t);
 static void	 add_keypairs(struct tls_config *, const struct config *);
 static void	 add_ticket_keys(struct tls_config *, const char *);
@@ -68,20 +66,6 @@ __wrap_SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void))
 	return __real_SSL_CTX_callback_ctrl(ctx, cmd, fp);
 }
 
-/* SPEC 8: a misconfigured host refuses at once (exit 64). */
-static void
-tls_usage_error(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	(void)fputs("smtpd-stdio: ", stderr);
-	va_start(ap, fmt);
-	(void)vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	(void)fputc('\n', stderr);
-	exit(EXIT_USAGE);
-}
-
 /* A relative path is systemd's LoadCredential= name when it is set. */
 static const char *
 credential_path(const char *name, char *buf, size_t len)
@@ -93,7 +77,7 @@ credential_path(const char *name, char *buf, size_t len)
 		return name;
 	n = snprintf(buf, len, "%s/%s", dir, name);
 	if (n < 0 || (size_t)n >= len)
-		tls_usage_error("%s/%s: path too long", dir, name);
+		usage_error("%s/%s: path too long", dir, name);
 	return buf;
 }
 
@@ -112,7 +96,7 @@ add_keypairs(struct tls_config *cfg, const struct config *c)
 		r = i == 0 ? tls_config_set_keypair_file(cfg, cert, key) :
 		    tls_config_add_keypair_file(cfg, cert, key);
 		if (r == -1)
-			tls_usage_error("--tls-cert %s --tls-key %s: %s", cert,
+			usage_error("--tls-cert %s --tls-key %s: %s", cert,
 			    key, tls_config_error(cfg));
 	}
 }
@@ -134,30 +118,30 @@ add_ticket_keys(struct tls_config *cfg, const char *name)
 	int		 fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		tls_usage_error("--tls-ticket-keys %s: %s", path,
+		usage_error("--tls-ticket-keys %s: %s", path,
 		    strerror(errno));
 	while (len < sizeof(keys) &&
 	    (n = read(fd, keys + len, sizeof(keys) - len)) != 0) {
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1)
-			tls_usage_error("--tls-ticket-keys %s: %s", path,
+			usage_error("--tls-ticket-keys %s: %s", path,
 			    strerror(errno));
 		len += (size_t)n;
 	}
 	(void)close(fd);
 	if (len == 0 || len % TICKET_KEY_LEN != 0 ||
 	    len > TICKET_KEY_LEN * TICKET_KEYS_MAX)
-		tls_usage_error("--tls-ticket-keys %s: want 1 to %d keys of "
+		usage_error("--tls-ticket-keys %s: want 1 to %d keys of "
 		    "%d octets, not %zu octets", path, TICKET_KEYS_MAX,
 		    TICKET_KEY_LEN, len);
 	if (tls_config_set_session_lifetime(cfg, TLS_SESSION_LIFETIME) == -1)
-		tls_usage_error("--tls-ticket-keys: %s", tls_config_error(cfg));
+		usage_error("--tls-ticket-keys: %s", tls_config_error(cfg));
 	for (i = 0; i < len; i += TICKET_KEY_LEN) {
 		memcpy(&rev, keys + i, sizeof(rev));
 		if (tls_config_add_ticket_key(cfg, rev, keys + i,
 		    TICKET_KEY_LEN) == -1)
-			tls_usage_error("--tls-ticket-keys %s: key %zu: %s",
+			usage_error("--tls-ticket-keys %s: key %zu: %s",
 			    path, i / TICKET_KEY_LEN + 1, tls_config_error(cfg));
 	}
 	explicit_bzero(keys, sizeof(keys));
@@ -165,7 +149,8 @@ add_ticket_keys(struct tls_config *cfg, const char *name)
 
 /*
  * The server context of SPEC 8, or NULL without --tls-cert.  Everything
- * that can be wrong with the files shows here, before the greeting.
+ * that can be wrong with the files shows here, before the greeting: a
+ * misconfigured host refuses at once (usage_error, exit 64).
  */
 struct tls *
 tlsconf_server(const struct config *c)
@@ -178,14 +163,14 @@ tlsconf_server(const struct config *c)
 	if (c->ntls_cert == 0)
 		return NULL;
 	if (tls_init() == -1 || (cfg = tls_config_new()) == NULL)
-		tls_usage_error("cannot initialise TLS");
+		usage_error("cannot initialise TLS");
 	add_keypairs(cfg, c);
 	if (tls_config_parse_protocols(&protocols, c->tls_protocols) == -1 ||
 	    tls_config_set_protocols(cfg, protocols) == -1)
-		tls_usage_error("--tls-protocols %s: not a protocol list",
+		usage_error("--tls-protocols %s: not a protocol list",
 		    c->tls_protocols);
 	if (tls_config_set_ciphers(cfg, c->tls_ciphers) == -1)
-		tls_usage_error("--tls-ciphers %s: %s", c->tls_ciphers,
+		usage_error("--tls-ciphers %s: %s", c->tls_ciphers,
 		    tls_config_error(cfg));
 	/* Asked for, never checked: its hash is the handler's to pin. */
 	if (c->tls_ask_client_cert) {
@@ -194,13 +179,13 @@ tlsconf_server(const struct config *c)
 	}
 	/* Resumed sessions must belong to this service. */
 	if (tls_config_set_session_id(cfg, sid, sizeof(sid) - 1) == -1)
-		tls_usage_error("TLS session id: %s", tls_config_error(cfg));
+		usage_error("TLS session id: %s", tls_config_error(cfg));
 	if (c->tls_ticket_keys != NULL)
 		add_ticket_keys(cfg, c->tls_ticket_keys);
 	if ((server = tls_server()) == NULL)
-		tls_usage_error("cannot make a TLS server context");
+		usage_error("cannot make a TLS server context");
 	if (tls_configure(server, cfg) == -1)
-		tls_usage_error("TLS: %s", tls_error(server));
+		usage_error("TLS: %s", tls_error(server));
 	tls_config_free(cfg);
 	return server;
 }

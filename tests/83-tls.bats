@@ -26,25 +26,16 @@ setup_file() {
 setup() {
 	load test_helper/common
 	load test_helper/tcp
+	load test_helper/tls
 	common_setup
 	PKI=$BATS_FILE_TMPDIR/pki
 	TLS=(--tls-cert "$PKI/mx.pem" --tls-key "$PKI/mx.key")
-	export PYTHONPATH=$ROOT/tests/test_helper PKI
+	export PKI
 	export LOG=$BATS_TEST_TMPDIR/log
 }
 
 teardown() {
 	stop_server
-}
-
-# drive SCRIPT-ON-STDIN ARG...: runs the Python client with ARGs as
-# sys.argv[1:]; "from tlsdrive import *" is already done.
-drive() {
-	local body
-	body=$(cat)
-	timeout -k 5 60 python3 -c "import sys
-from tlsdrive import *
-$body" "$@"
 }
 
 # The server over pipes, as `drive` scripts start it: sys.argv[1:].

@@ -17,11 +17,12 @@ setup() {
 	load test_helper/common
 	load test_helper/tcp
 	load test_helper/dovecot
+	load test_helper/tls
 	common_setup
 	PKI=$BATS_FILE_TMPDIR/pki
 	TLS=(--tls-cert "$PKI/mx.pem" --tls-key "$PKI/mx.key")
 	CHECKPW=(--auth "checkpassword:$FIXTURES/checkpassword")
-	export PYTHONPATH=$ROOT/tests/test_helper PKI
+	export PKI
 	export LOG=$BATS_TEST_TMPDIR/log
 	export CHECKPW_LOG=$BATS_TEST_TMPDIR/checkpw.log
 }
@@ -48,14 +49,6 @@ Subject: authenticated
 
 hello
 .'
-
-drive() {
-	local body
-	body=$(cat)
-	timeout -k 5 60 python3 -c "import sys
-from tlsdrive import *
-$body" "$@"
-}
 
 @test "AUTH usage errors: --require-auth or --auth-plaintext without --auth, --auth without TLS or plaintext, bad backends" {
 	usage_error --require-auth "$HANDLERS/accept"

@@ -27,6 +27,10 @@ tree() {
 	755 f usr/local/etc/smtpd-stdio/tcpserver/run
 	644 f usr/local/etc/smtpd-stdio/xinetd
 	644 f usr/local/lib/systemd/system/smtpd-stdio-redis-worker@.service
+	644 f usr/local/lib/systemd/system/smtpd-stdio-submission.socket
+	644 f usr/local/lib/systemd/system/smtpd-stdio-submission@.service
+	644 f usr/local/lib/systemd/system/smtpd-stdio-submissions.socket
+	644 f usr/local/lib/systemd/system/smtpd-stdio-submissions@.service
 	644 f usr/local/lib/systemd/system/smtpd-stdio.socket
 	644 f usr/local/lib/systemd/system/smtpd-stdio@.service
 	755 f usr/local/libexec/smtpd-stdio/debug
@@ -66,6 +70,10 @@ tree() {
 	755 f etc/smtpd-stdio/tcpserver/run
 	644 f etc/smtpd-stdio/xinetd
 	644 f lib/systemd/system/smtpd-stdio-redis-worker@.service
+	644 f lib/systemd/system/smtpd-stdio-submission.socket
+	644 f lib/systemd/system/smtpd-stdio-submission@.service
+	644 f lib/systemd/system/smtpd-stdio-submissions.socket
+	644 f lib/systemd/system/smtpd-stdio-submissions@.service
 	644 f lib/systemd/system/smtpd-stdio.socket
 	644 f lib/systemd/system/smtpd-stdio@.service
 	755 f usr/lib/smtpd-stdio/debug
