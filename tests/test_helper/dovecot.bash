@@ -56,7 +56,6 @@ start_dovecot() {
 	dovecot -F -c "$DOVECOT_CONF" </dev/null >>"$DOVECOT_LOG" 2>&1 3>&- &
 	DOVECOT_PID=$!
 	echo "$DOVECOT_PID" >"$dir/dovecot.pid"
-	DOVECOT_DIR=$dir
 	wait_for 10 test -S "$DOVECOT_AUTH"
 }
 
@@ -65,14 +64,14 @@ start_dovecot() {
 stop_dovecot() {
 	local children c
 	[ -n "${DOVECOT_PID:-}" ] || return 0
-	children=$(pgrep -P "$DOVECOT_PID" || true)
+	mapfile -t children < <(pgrep -P "$DOVECOT_PID" || true)
 	kill "$DOVECOT_PID" 2>/dev/null || true
 	# A master that ignores TERM is killed: wait(1) must not block.
 	if ! wait_for 10 process_gone "$DOVECOT_PID"; then
-		kill -KILL "$DOVECOT_PID" $children 2>/dev/null || true
+		kill -KILL "$DOVECOT_PID" "${children[@]}" 2>/dev/null || true
 	fi
 	wait "$DOVECOT_PID" 2>/dev/null || true
-	for c in $children; do
+	for c in "${children[@]}"; do
 		wait_for 10 process_gone "$c" || kill -KILL "$c" 2>/dev/null ||
 		    true
 	done
