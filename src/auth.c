@@ -202,7 +202,7 @@ parse_param(const char *p, size_t len, struct dovecot_line *dl)
 	/* Dovecot 2.3 says code=temp_fail; "temp" is the older flag. */
 	if ((len == 4 && memcmp(p, "temp", 4) == 0) ||
 	    (len == 14 && memcmp(p, "code=temp_fail", 14) == 0)) {
-		dl->temp = 1;
+		dl->temp = dl->kind == DL_FAIL;
 		return 0;
 	}
 	if (len < 5 || memcmp(p, "user=", 5) != 0)

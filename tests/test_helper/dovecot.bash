@@ -3,9 +3,10 @@
 # current user (root in CI) with nothing but its auth service: no imap,
 # pop3 or lmtp, no TCP listener.  Users, from a passwd-file:
 #   alice / secret, bob / hunter2
-# and through a second passdb, Dovecot's checkpassword driver running
-# tests/fixtures/checkpassword, the fixture's magic users: "temp" is a
-# temporary failure (FAIL ... temp), "hang" never answers.
+# and through a second passdb, for those two names only, Dovecot's
+# checkpassword driver running tests/fixtures/checkpassword, the
+# fixture's magic users: "temp" is a temporary failure (FAIL ...
+# code=temp_fail), "hang" never answers.
 
 # start_dovecot DIR: config, logs and sockets in DIR; the auth-client
 # socket is $DOVECOT_AUTH (DIR/auth-client), the config $DOVECOT_CONF,
@@ -38,6 +39,7 @@ start_dovecot() {
 	passdb {
 	  driver = checkpassword
 	  args = $FIXTURES/checkpassword
+	  username_filter = temp hang
 	}
 	userdb {
 	  driver = static
@@ -54,21 +56,24 @@ start_dovecot() {
 	dovecot -F -c "$DOVECOT_CONF" </dev/null >>"$DOVECOT_LOG" 2>&1 3>&- &
 	DOVECOT_PID=$!
 	echo "$DOVECOT_PID" >"$dir/dovecot.pid"
-	DOVECOT_DIR=$dir
 	wait_for 10 test -S "$DOVECOT_AUTH"
 }
 
-# stop_dovecot: the master and every process it started are gone.  Does
-# nothing when start_dovecot was not called.
+# stop_dovecot: the master and every process it started are gone (TERM,
+# then KILL after 10 s).  Does nothing when start_dovecot was not called.
 stop_dovecot() {
 	local children c
 	[ -n "${DOVECOT_PID:-}" ] || return 0
-	children=$(pgrep -P "$DOVECOT_PID" || true)
+	mapfile -t children < <(pgrep -P "$DOVECOT_PID" || true)
 	kill "$DOVECOT_PID" 2>/dev/null || true
-	wait_for 10 process_gone "$DOVECOT_PID"
+	# A master that ignores TERM is killed: wait(1) must not block.
+	if ! wait_for 10 process_gone "$DOVECOT_PID"; then
+		kill -KILL "$DOVECOT_PID" "${children[@]}" 2>/dev/null || true
+	fi
 	wait "$DOVECOT_PID" 2>/dev/null || true
-	for c in $children; do
-		wait_for 10 process_gone "$c"
+	for c in "${children[@]}"; do
+		wait_for 10 process_gone "$c" || kill -KILL "$c" 2>/dev/null ||
+		    true
 	done
 	DOVECOT_PID=
 }
