@@ -97,7 +97,7 @@ help:
 	@echo 'make run        build and serve SMTP on 127.0.0.1:2525 into ./var/Maildir'
 	@echo 'make check      build and run the bats suite (SANITIZE=1: under ASan+UBSan)'
 	@echo 'make check-valgrind  representative sessions under valgrind memcheck'
-	@echo 'make bench      benchmarks against the floors and peers (tests/bench/; --quick: BENCH_ARGS=--quick)'
+	@echo 'make bench      benchmarks against the floors and peers (tests/bench/; BENCH_ARGS=--quick or "--only W4")'
 	@echo 'make fuzz       build the libFuzzer targets, run each FUZZ_SECONDS [$(FUZZ_SECONDS)]'
 	@echo 'make lint       mandoc -Tlint on the man page, shellcheck on the handlers'
 	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) [$(PREFIX)]'

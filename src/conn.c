@@ -9,6 +9,8 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -320,8 +322,18 @@ int
 conn_tls_start(struct tls *server, long long deadline, struct tls_info *ti)
 {
 	struct tls	*cctx;
-	int		 r, w;
+	int		 r, w, one = 1;
 
+	/*
+	 * After the handshake a TLS 1.3 server sends its tickets, then the
+	 * reply to the next command: with Nagle on, that reply waits for the
+	 * client's delayed ACK of the tickets (40 ms on Linux).  Replies are
+	 * written whole, so nothing is lost by sending at once.  Not a TCP
+	 * socket (a UNIX socket, a pipe): ignored.
+	 */
+	if (out_socket)
+		(void)setsockopt(1, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
 	if (!in_socket)
 		(void)fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
 	if (!out_socket)

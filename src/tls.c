@@ -34,8 +34,12 @@ static void	 copy_clean(char *, size_t, const char *, int);
  * 3 reads 0 as "send no ticket", so with libretls no client could ever
  * resume.  The link wraps OpenSSL's SSL_CTX_callback_ctrl (-Wl,--wrap,
  * see the Makefile) to put our callback in front of libtls's: a ticket
- * whose cipher context libtls did set up is sent (1).  Everything else
- * (errors, decryption) passes through unchanged.
+ * whose cipher context libtls did set up is sent (1).  A ticket that
+ * decrypts with the current key is renewed (2, as libtls already does for
+ * an older key): OpenSSL 3 sends a TLS 1.3 server a new ticket after a
+ * resumption only then, and OpenSSL's client uses a TLS 1.3 ticket once,
+ * so without it such a client resumes every other connection only.
+ * Everything else (errors, no key) passes through unchanged.
  */
 typedef int (*ticket_key_cb)(void *, unsigned char *, unsigned char *,
     EVP_CIPHER_CTX *, void *, int);
@@ -53,6 +57,8 @@ ticket_cb(void *ssl, unsigned char *name, unsigned char *iv,
 
 	if (enc == 1 && r == 0 && EVP_CIPHER_CTX_get0_cipher(cctx) != NULL)
 		return 1;
+	if (enc == 0 && r == 1)
+		return 2;	/* renew: a new ticket on a resumed session */
 	return r;
 }
 

@@ -347,6 +347,61 @@ for i in range(3):
 	stop_server
 }
 
+@test "--tls-ticket-keys: a resumed session gets a new ticket, so OpenSSL's client (one use per TLS 1.3 ticket) resumes every time" {
+	local i in=()
+	start_server --tls-ticket-keys "$PKI/tickets" "${TLS[@]}" "$HANDLERS/dump"
+	for i in 1 2 3 4; do
+		run sh -c 'p=$1 out=$2; shift 2
+		    printf "QUIT\r\n" | timeout -k 5 30 openssl s_client \
+		    -connect "127.0.0.1:$p" -starttls smtp -servername mx.example.test \
+		    -ign_eof -sess_out "$out" "$@" 2>&1' sh "$PORT" \
+		    "$BATS_TEST_TMPDIR/s$i" ${in[@]+"${in[@]}"}
+		assert_success
+		if [ "$i" = 1 ]; then
+			assert_line --regexp '^New, TLSv1\.3, '
+		else
+			assert_line --regexp '^Reused, TLSv1\.3, '
+		fi
+		assert_line --partial 'Post-Handshake New Session Ticket arrived'
+		in=(-sess_in "$BATS_TEST_TMPDIR/s$i")
+	done
+}
+
+@test "TLS over TCP: TCP_NODELAY once TLS starts, so the reply behind the TLS 1.3 tickets waits for no delayed ACK" {
+	start_server "${TLS[@]}" "$HANDLERS/dump"
+	run drive "$PORT" "$SERVER_PID" "$SMTPD" <<-'EOF'
+	import ctypes, socket
+	def nodelay():
+	    # smtpd-stdio: the descendant of the listener running $SMTPD
+	    exe, kids, todo = os.path.realpath(sys.argv[3]), [], [int(sys.argv[2])]
+	    while todo:
+	        p = todo.pop()
+	        for t in os.listdir("/proc/%d/task" % p):
+	            with open("/proc/%d/task/%s/children" % (p, t)) as f:
+	                todo += [int(x) for x in f.read().split()]
+	        if os.path.realpath("/proc/%d/exe" % p) == exe:
+	            kids.append(p)
+	    check(len(kids) == 1, "one smtpd-stdio: %r" % kids)
+	    pidfd = os.pidfd_open(kids[0])
+	    libc = ctypes.CDLL(None, use_errno=True)
+	    fd = libc.syscall(438, pidfd, 1, 0)     # pidfd_getfd(pidfd, 1, 0)
+	    check(fd >= 0, "pidfd_getfd: errno %d" % ctypes.get_errno())
+	    os.close(pidfd)
+	    s = socket.socket(fileno=fd)
+	    v = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+	    s.close()
+	    return int(v != 0)
+	c = Client.tcp(int(sys.argv[1]))
+	c.reply(); c.cmd("EHLO a")
+	before = nodelay()
+	c.cmd("STARTTLS")
+	c.starttls(client_context(os.environ["PKI"] + "/ca.pem"), "mx.example.test")
+	print(before, nodelay(), c.code("EHLO a"), c.code("QUIT"))
+	EOF
+	assert_success
+	assert_output '0 1 250 221'
+}
+
 @test "--tls-ask-client-cert: a self-signed client certificate is taken, never verified; its hash and subject reach the handler" {
 	local want
 	want=SHA256:$(openssl x509 -in "$PKI/client.pem" -outform DER |

@@ -12,7 +12,12 @@
  * -t: STARTTLS after the first EHLO, then EHLO again (W4); -T: implicit
  * TLS, the handshake first (port 465 style).  -r: each worker keeps the
  * TLS session (the ticket) of one connection and offers it on its next,
- * as a resuming MTA does; without -r every handshake is a full one.  TLS
+ * as a resuming MTA does; without -r every handshake is a full one.
+ * OpenSSL's client uses a TLS 1.3 ticket once, so the worker keeps the
+ * newest ticket of every connection (the new-session callback, which
+ * runs when a ticket arrives after the handshake); a connection resumes
+ * only if the server sent one on the previous, resumed or not (smtpd-stdio
+ * renews tickets for that).  TLS
  * is OpenSSL's (libssl): libtls's client saves its session at the end of
  * the handshake, before a TLS 1.3 server has sent its ticket, so it
  * never resumes TLS 1.3.  The server's certificate is not verified.
