@@ -19,8 +19,9 @@
 
 #include "smtpd-stdio.h"
 
-#define USAGE	"usage: smtpd-stdio [--7bit] [--crlf] [--dsn] [--no-received] " \
-		"[--smtputf8] [-v]\n" \
+#define USAGE	"usage: smtpd-stdio [--7bit] [--crlf] [--dsn] [--lmtp] " \
+		"[--no-received]\n" \
+		"                   [--smtputf8] [-v]\n" \
 		"                   [--handler-timeout seconds] [--hostname name] " \
 		"[--log syslog|stderr]\n" \
 		"                   [--max-errors n] [--max-messages n] " \
@@ -41,7 +42,7 @@ enum {
 	OPT_MAX_RECIPIENTS, OPT_MAX_MESSAGES, OPT_TIMEOUT, OPT_HANDLER_TIMEOUT,
 	OPT_MAX_ERRORS, OPT_DSN, OPT_CRLF, OPT_NO_RECEIVED, OPT_LOG,
 	OPT_VERSION, OPT_HELP, OPT_SESSION_TIMEOUT, OPT_MIN_DATA_RATE,
-	OPT_PROXY_PROTOCOL, OPT_POLICY, OPT_RCPT_CHECK
+	OPT_PROXY_PROTOCOL, OPT_POLICY, OPT_RCPT_CHECK, OPT_LMTP
 };
 
 static const struct option longopts[] = {
@@ -67,6 +68,7 @@ static const struct option longopts[] = {
 	{ "verbose",		no_argument,	   NULL, 'v' },
 	{ "version",		no_argument,	   NULL, OPT_VERSION },
 	{ "help",		no_argument,	   NULL, OPT_HELP },
+	{ "lmtp",		no_argument,	   NULL, OPT_LMTP },
 	{ NULL,			0,		   NULL, 0 }
 };
 
@@ -108,6 +110,7 @@ static const struct flag_option {
 	{ OPT_NO_RECEIVED, offsetof(struct config, received), 0 },
 	{ 'v', offsetof(struct config, verbose), 1 },
 	{ OPT_PROXY_PROTOCOL, offsetof(struct config, proxy_protocol), 1 },
+	{ OPT_LMTP, offsetof(struct config, lmtp), 1 },
 };
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))

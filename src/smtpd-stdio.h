@@ -71,6 +71,7 @@ struct config {
 	char		**handler_argv;
 	size_t		  exec_room;		/* argv+env bytes left for recipients */
 	size_t		  argv_rcpt_copies;	/* {recipients} in handler_argv */
+	int		  lmtp;			/* --lmtp: LHLO, per-recipient replies */
 };
 
 /* Where the client is, SPEC 3.  Empty strings when unknown. */
@@ -114,6 +115,7 @@ struct addr_result {
 	int	 utf8;				/* SMTPUTF8 parameter present */
 	int	 code;				/* reply code when parsing failed */
 	const char *reply;			/* full reply text when failed */
+	int	 binarymime;			/* BODY=BINARYMIME */
 };
 
 int	 addr_parse(enum addr_verb, const char *, size_t,
@@ -137,7 +139,8 @@ enum session_state {
 	SS_RCPT_CHECK,	/* a RCPT waits for its checks (SA_CHECK_RCPT) */
 	SS_DATA,	/* reading the message */
 	SS_DELIVER,	/* waiting for the handler's reply */
-	SS_CLOSED
+	SS_CLOSED,
+	SS_BDAT		/* reading the octets of a BDAT chunk */
 };
 
 /* DATA decoder states, see data.c. */
@@ -157,6 +160,7 @@ struct data_decoder {
 	int		 check_8bit;	/* look for bytes >= 0x80 (--7bit) */
 	int		 eightbit;	/* saw one */
 	uint64_t	 wire_size;	/* RFC 1870 size so far */
+	int		 nodots;	/* BDAT: no dot-stuffing, no end of data */
 };
 
 void	 data_init(struct data_decoder *, int, int);
@@ -178,6 +182,9 @@ struct txn {
 	struct buf	  prepend;	/* policy PREPEND headers, LF-ended */
 	int		  too_big;
 	int		  spool_failed;
+	int		  binarymime;	/* MAIL had BODY=BINARYMIME */
+	int		  bdat;		/* a BDAT chunk came in this transaction */
+	uint64_t	  bdat_size;	/* octets announced by its BDATs */
 };
 
 struct session {
@@ -205,6 +212,13 @@ struct session {
 	struct buf		 out;		/* replies to send */
 	char			*data;		/* decoded message bytes */
 	size_t			 datalen;
+
+	/* The BDAT chunk being read (SS_BDAT). */
+	uint64_t		 bdat_chunk;	/* its n */
+	uint64_t		 bdat_left;	/* octets still to read */
+	int			 bdat_last;	/* BDAT n LAST */
+	const char		*bdat_reply;	/* refused at once: its reply */
+	enum session_state	 bdat_from;	/* state before the BDAT */
 };
 
 void	 session_init(struct session *, const struct config *);
@@ -222,6 +236,8 @@ void	 session_rcpt_checked(struct session *, int, const char *);
 void	 session_prepend(struct session *, const char *);
 const char *session_refusal(const struct session *);
 const char *session_protocol(const struct session *);
+int	 session_in_message(const struct session *);
+int	 session_reading_message(const struct session *);
 
 /* spool.c: the unlinked spool file and its Received header. */
 struct spool {
@@ -284,6 +300,9 @@ int	 handler_spawn(pid_t *, int, int, int, char *const *, char *const *);
 int	 reply_from_handler(const struct handler_result *, const char *,
 	    struct buf *);
 int	 reply_parse_text(const char *, size_t, struct buf *);
+int	 reply_lmtp(const struct handler_result *, const char *, size_t,
+	    struct buf *);
+void	 reply_repeat(const char *, size_t, struct buf *);
 
 /* log.c */
 void	 log_init(enum log_target, int);
