@@ -487,7 +487,7 @@ bdat_parse(const char *arg, size_t len, uint64_t *n, int *last)
 	*n = 0;
 	*last = 0;
 	for (i = 0; i < len && arg[i] >= '0' && arg[i] <= '9'; i++) {
-		if (*n > (UINT64_MAX - 9) / 10)
+		if (*n > (UINT64_MAX - (uint64_t)(arg[i] - '0')) / 10)
 			return -1;
 		*n = *n * 10 + (uint64_t)(arg[i] - '0');
 	}
