@@ -235,7 +235,8 @@ install: $(BIN) $(WORKER)
 
 # The units and entries name the programs by their installed paths.
 UNITS		= smtpd-stdio.socket smtpd-stdio@.service \
-		  smtpd-stdio-redis-worker@.service
+		  smtpd-stdio-redis-worker@.service smtpd-stdio-lmtp.socket \
+		  smtpd-stdio-lmtp@.service
 SUBST		= sed -e 's|@SBINDIR@|$(SBINDIR)|g' \
 		      -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
 		      -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
