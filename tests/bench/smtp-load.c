@@ -6,7 +6,10 @@
  * smtp client does), one by one otherwise.
  *
  * usage: smtp-load -p port [-n sessions] [-c concurrency] [-m messages]
- *        [-s size] [-P]
+ *        [-s size] [-B chunk] [-P]
+ * -B: send each message with BDAT (RFC 3030) in chunks of at most chunk
+ * octets instead of DATA: MAIL, RCPT, the BDAT commands and the whole
+ * message in one write, then the replies (one round trip per message).
  * -P: begin every connection with a PROXY protocol v1 header, as HAProxy's
  * send-proxy does (for smtpd-stdio --proxy-protocol).
  * prints one line: elapsed=SECONDS data=SECONDS sessions=N messages=N
@@ -30,6 +33,7 @@
 #define PROXY_V1	"PROXY TCP4 192.0.2.7 127.0.0.1 54321 25\r\n"
 
 static int	 send_proxy;
+static size_t	 bdat_chunk;	/* -B: BDAT chunk size, 0 = DATA */
 
 struct conn {
 	int	 fd;
@@ -117,6 +121,40 @@ command(struct conn *c, const char *cmd, int want)
 	return expect(c, want, cmd);
 }
 
+/*
+ * One message by BDAT: envelope, every chunk and its BDAT line in one
+ * write (as a pipelining client may, RFC 3030 4.2), then every reply.
+ */
+static int
+bdat_message(struct conn *c, const char *body, size_t len, double *data)
+{
+	static const char	 env[] = "MAIL FROM:<bench@example.org>\r\n"
+				    "RCPT TO:<sink@example.net>\r\n";
+	char			 cmd[64];
+	size_t			 off = 0, n, chunks = 0, i;
+	double			 t0 = now();
+
+	if (send_all(c->fd, env, sizeof(env) - 1) == -1)
+		return -1;
+	do {
+		n = len - off > bdat_chunk ? bdat_chunk : len - off;
+		(void)snprintf(cmd, sizeof(cmd), "BDAT %zu%s\r\n", n,
+		    off + n == len ? " LAST" : "");
+		if (send_all(c->fd, cmd, strlen(cmd)) == -1 ||
+		    send_all(c->fd, body + off, n) == -1)
+			return -1;
+		off += n;
+		chunks++;
+	} while (off < len);
+	if (expect(c, 250, "MAIL") == -1 || expect(c, 250, "RCPT") == -1)
+		return -1;
+	for (i = 0; i < chunks; i++)
+		if (expect(c, 250, "BDAT") == -1)
+			return -1;
+	*data += now() - t0;
+	return 0;
+}
+
 /* One session; adds the data-phase time to *data.  -1 on failure. */
 static int
 session(int port, long msgs, const char *body, size_t bodylen, double *data)
@@ -147,6 +185,12 @@ session(int port, long msgs, const char *body, size_t bodylen, double *data)
 	    command(&c, "EHLO bench.example.org\r\n", 250) == -1)
 		goto out;
 	for (i = 0; i < msgs; i++) {
+		if (bdat_chunk > 0) {
+			/* The body without its ".\r\n": BDAT has no dots. */
+			if (bdat_message(&c, body, bodylen - 3, data) == -1)
+				goto out;
+			continue;
+		}
 		if (c.pipelining) {
 			if (send_all(c.fd, env, sizeof(env) - 1) == -1 ||
 			    expect(&c, 250, "MAIL") == -1 ||
@@ -212,7 +256,7 @@ main(int argc, char **argv)
 	int	 port = 0, conc = 1, ch, w, p[2], status;
 	pid_t	 pid;
 
-	while ((ch = getopt(argc, argv, "p:n:c:m:s:P")) != -1) {
+	while ((ch = getopt(argc, argv, "p:n:c:m:s:B:P")) != -1) {
 		switch (ch) {
 		case 'p': port = atoi(optarg); break;
 		case 'n': sessions = atol(optarg); break;
@@ -220,9 +264,11 @@ main(int argc, char **argv)
 		case 'm': msgs = atol(optarg); break;
 		case 's': size = (size_t)atol(optarg); break;
 		case 'P': send_proxy = 1; break;
+		case 'B': bdat_chunk = (size_t)atol(optarg); break;
 		default:
 			errx(64, "usage: smtp-load -p port [-n sessions] "
-			    "[-c concurrency] [-m messages] [-s size] [-P]");
+			    "[-c concurrency] [-m messages] [-s size] "
+			    "[-B chunk] [-P]");
 		}
 	}
 	if (port <= 0 || conc < 1 || sessions < conc)
