@@ -19,7 +19,7 @@ RUN_DEPS	= systemd
 LINT_DEPS	= mandoc shellcheck
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
 		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy dovecot-core openssl \
-		  redis-server redis-tools postgrey postfix-policyd-spf-python
+		  redis-server redis-tools postgrey postfix-policyd-spf-python postfix
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
 

@@ -17,6 +17,7 @@
  * exits 1 if any reply was not the one expected.
  */
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,6 +25,7 @@
 
 #include <err.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,29 +125,48 @@ command(struct conn *c, const char *cmd, int want)
 
 /*
  * One message by BDAT: envelope, every chunk and its BDAT line in one
- * write (as a pipelining client may, RFC 3030 4.2), then every reply.
+ * writev (as a pipelining client may, RFC 3030 4.2), then every reply.
  */
 static int
 bdat_message(struct conn *c, const char *body, size_t len, double *data)
 {
-	static const char	 env[] = "MAIL FROM:<bench@example.org>\r\n"
+	static char		 env[] = "MAIL FROM:<bench@example.org>\r\n"
 				    "RCPT TO:<sink@example.net>\r\n";
-	char			 cmd[64];
-	size_t			 off = 0, n, chunks = 0, i;
+	static char		 cmds[IOV_MAX / 2][32];
+	struct iovec		 iov[IOV_MAX];
+	size_t			 off = 0, n, chunks = 0, i, k = 0;
+	ssize_t			 w;
 	double			 t0 = now();
 
-	if (send_all(c->fd, env, sizeof(env) - 1) == -1)
-		return -1;
+	iov[k].iov_base = env;
+	iov[k++].iov_len = sizeof(env) - 1;
 	do {
+		if (chunks == IOV_MAX / 2 - 1)
+			errx(64, "-B: too many chunks for one writev");
 		n = len - off > bdat_chunk ? bdat_chunk : len - off;
-		(void)snprintf(cmd, sizeof(cmd), "BDAT %zu%s\r\n", n,
+		iov[k].iov_base = cmds[chunks];
+		iov[k++].iov_len = (size_t)snprintf(cmds[chunks],
+		    sizeof(cmds[0]), "BDAT %zu%s\r\n", n,
 		    off + n == len ? " LAST" : "");
-		if (send_all(c->fd, cmd, strlen(cmd)) == -1 ||
-		    send_all(c->fd, body + off, n) == -1)
-			return -1;
+		iov[k].iov_base = (char *)body + off;
+		iov[k++].iov_len = n;
 		off += n;
 		chunks++;
 	} while (off < len);
+	for (i = 0; i < k; ) {
+		if ((w = writev(c->fd, iov + i, (int)(k - i))) == -1) {
+			if (errno == EINTR)
+				continue;
+			warn("writev");
+			return -1;
+		}
+		for (; i < k && (size_t)w >= iov[i].iov_len; i++)
+			w -= (ssize_t)iov[i].iov_len;
+		if (i < k) {
+			iov[i].iov_base = (char *)iov[i].iov_base + w;
+			iov[i].iov_len -= (size_t)w;
+		}
+	}
 	if (expect(c, 250, "MAIL") == -1 || expect(c, 250, "RCPT") == -1)
 		return -1;
 	for (i = 0; i < chunks; i++)
