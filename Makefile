@@ -248,7 +248,8 @@ install: $(BIN) $(WORKER)
 UNITS		= smtpd-stdio.socket smtpd-stdio@.service \
 		  smtpd-stdio-submission.socket smtpd-stdio-submission@.service \
 		  smtpd-stdio-submissions.socket smtpd-stdio-submissions@.service \
-		  smtpd-stdio-redis-worker@.service
+		  smtpd-stdio-redis-worker@.service smtpd-stdio-lmtp.socket \
+		  smtpd-stdio-lmtp@.service
 SUBST		= sed -e 's|@SBINDIR@|$(SBINDIR)|g' \
 		      -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
 		      -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'

@@ -22,6 +22,7 @@
 #define R_SIZE_LIMIT	"552 5.3.4 Message size exceeds fixed limit"
 #define R_BAD_BODY	"501 5.5.4 Bad BODY value"
 #define R_NO_8BITMIME	"555 5.5.4 BODY=8BITMIME not supported"
+#define R_NO_BINARYMIME	"555 5.5.4 BODY=BINARYMIME not supported"
 #define R_BAD_SMTPUTF8	"501 5.5.4 SMTPUTF8 takes no value"
 #define R_NO_SMTPUTF8	"555 5.5.4 SMTPUTF8 not supported"
 #define R_BAD_AUTH	"501 5.5.4 Bad AUTH value"
@@ -91,6 +92,7 @@ static int	has_smtputf8(const unsigned char *, const unsigned char *);
 static int	xtext_ok(const unsigned char *, size_t, int);
 static const char *param_size(const struct param_arg *);
 static const char *param_body(const struct param_arg *);
+static const char *param_binarymime(const struct param_arg *);
 static const char *param_smtputf8(const struct param_arg *);
 static const char *param_auth(const struct param_arg *);
 static const char *param_ret(const struct param_arg *);
@@ -683,6 +685,16 @@ param_size(const struct param_arg *a)
 	return NULL;
 }
 
+/* RFC 3030 3: BODY=BINARYMIME, needs BDAT; not with --7bit (SPEC 11). */
+static const char *
+param_binarymime(const struct param_arg *a)
+{
+	if (a->lim->sevenbit)
+		return R_NO_BINARYMIME;
+	a->res->binarymime = 1;
+	return NULL;
+}
+
 /* RFC 6152 2: BODY=7BIT / 8BITMIME; refused with --7bit (SPEC 2). */
 static const char *
 param_body(const struct param_arg *a)
@@ -691,6 +703,8 @@ param_body(const struct param_arg *a)
 		return R_BAD_BODY;
 	if (ascii_ieq(a->val, a->len, "7BIT"))
 		return NULL;
+	if (ascii_ieq(a->val, a->len, "BINARYMIME"))
+		return param_binarymime(a);
 	if (!ascii_ieq(a->val, a->len, "8BITMIME"))
 		return R_BAD_BODY;
 	return a->lim->sevenbit ? R_NO_8BITMIME : NULL;

@@ -78,6 +78,16 @@ conn_init(void)
 	(void)sigdelset(&wait_mask, SIGINT);
 	in_socket = fstat(0, &st) == 0 && S_ISSOCK(st.st_mode);
 	out_socket = fstat(1, &st) == 0 && S_ISSOCK(st.st_mode);
+	/*
+	 * Replies go out in whole batches, but some answer twice per round
+	 * trip: a BDAT LAST (the batch before the handler runs, then its
+	 * reply), and after a TLS 1.3 handshake the tickets, then the reply.
+	 * With Nagle the second write waits for the client's delayed ACK
+	 * (40 ms on Linux).  Not a TCP socket (UNIX, a pipe): ignored.
+	 */
+	if (out_socket)
+		(void)setsockopt(1, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+		    sizeof(int));
 }
 
 /* fd 0 is a socket: the protocol synchronization check is on (SPEC 4). */
@@ -322,18 +332,8 @@ int
 conn_tls_start(struct tls *server, long long deadline, struct tls_info *ti)
 {
 	struct tls	*cctx;
-	int		 r, w, one = 1;
+	int		 r, w;
 
-	/*
-	 * After the handshake a TLS 1.3 server sends its tickets, then the
-	 * reply to the next command: with Nagle on, that reply waits for the
-	 * client's delayed ACK of the tickets (40 ms on Linux).  Replies are
-	 * written whole, so nothing is lost by sending at once.  Not a TCP
-	 * socket (a UNIX socket, a pipe): ignored.
-	 */
-	if (out_socket)
-		(void)setsockopt(1, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
 	if (!in_socket)
 		(void)fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
 	if (!out_socket)

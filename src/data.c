@@ -7,6 +7,10 @@
  * The message ends only at <CRLF>.<CRLF>.  Every other dot line (after a
  * bare LF, or ended by a bare LF or CR) is data, so no variant can make us
  * see an end of data that a peer further down would not (SMTP smuggling).
+ *
+ * BDAT content (RFC 3030) goes through the same decoder with nodots set:
+ * line ends are converted the same way, but a dot is just a byte and
+ * nothing ends the data; the chunk's octet count does.
  */
 #include <stdint.h>
 #include <string.h>
@@ -101,7 +105,7 @@ step(struct emitter *e, char c)
 		}
 		break;
 	case DS_BOL:
-		if (c == '.')
+		if (c == '.' && !d->nodots)
 			d->state = DS_DOT;
 		else
 			text_byte(e, c);
@@ -191,8 +195,8 @@ data_decode(struct data_decoder *d, const char *in, size_t len, char *out,
 			i += 2;
 			continue;
 		}
-		if (d->state == DS_BOL && in[i] != '.' && in[i] != '\r' &&
-		    in[i] != '\n')
+		if (d->state == DS_BOL && (in[i] != '.' || d->nodots) &&
+		    in[i] != '\r' && in[i] != '\n')
 			d->state = DS_TEXT;	/* a line not starting with a dot */
 		if (d->state == DS_TEXT &&
 		    (n = text_run(&e, in + i, len - i, cap - e.len)) > 0) {

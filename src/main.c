@@ -27,7 +27,7 @@
 struct deadlines {
 	long long	 session_end;	/* --session-timeout */
 	long long	 line_end;	/* --timeout, from our last reply */
-	long long	 data_start;	/* the 354 went out; 0 outside DATA */
+	long long	 data_start;	/* the 354 or first BDAT; 0 outside */
 	uint64_t	 data_bytes;	/* read since data_start */
 };
 
@@ -136,7 +136,9 @@ flush_replies(struct session *s, struct deadlines *dl)
  * --timeout after our last reply.  In a message the client may idle
  * --timeout between reads, and after a grace period it must have kept up
  * --min-data-rate since the 354 on average: with n octets read, that
- * runs out n / rate seconds after the 354.
+ * runs out n / rate seconds after the 354.  With BDAT the message runs
+ * from the first BDAT to the last; between chunks, where the client
+ * sends command lines, the line deadline holds as well.
  */
 static long long
 next_deadline(const struct session *s, struct deadlines *dl)
@@ -144,7 +146,7 @@ next_deadline(const struct session *s, struct deadlines *dl)
 	const struct config	*c = s->conf;
 	long long		 now = conn_now_ms(), end, rate_end;
 
-	if (s->state != SS_DATA) {
+	if (!session_in_message(s)) {
 		dl->data_start = 0;
 		end = dl->line_end;
 	} else {
@@ -152,7 +154,8 @@ next_deadline(const struct session *s, struct deadlines *dl)
 			dl->data_start = now;
 			dl->data_bytes = 0;
 		}
-		end = now + c->timeout * 1000;
+		end = session_reading_message(s) ? now + c->timeout * 1000 :
+		    dl->line_end;
 		if (c->min_data_rate > 0) {
 			rate_end = dl->data_start + (long long)(dl->data_bytes *
 			    1000 / (uint64_t)c->min_data_rate);
@@ -296,6 +299,7 @@ deliver(struct session *s, struct spool *sp, struct policy_state *ps,
 	struct handler_job	 job;
 	struct handler_result	 res;
 	struct buf		 text = { NULL, 0, 0 };
+	struct buf		 lmtp = { NULL, 0, 0 };
 	struct timespec		 t0;
 	const char		*refusal;
 	char			 st[32];
@@ -314,8 +318,15 @@ deliver(struct session *s, struct spool *sp, struct policy_state *ps,
 		message_id(s, sp);
 		spool_close(sp);
 		log_message(s, sp, p, s->dec.wire_size, "none", refusal, &t0);
+		if (s->conf->lmtp) {
+			/* SPEC 11: the refusal for every recipient. */
+			reply_repeat(refusal, s->txn.nrcpt, &lmtp);
+			buf_append(&lmtp, "", 1);
+			refusal = lmtp.data;
+		}
 		session_delivered(s, refusal);
 		buf_free(&text);
+		buf_free(&lmtp);
 		return;
 	}
 	memset(&job, 0, sizeof(job));
@@ -327,7 +338,10 @@ deliver(struct session *s, struct spool *sp, struct policy_state *ps,
 	job.spool_size = sp->size;
 	handler_run(&job, &res);
 	spool_close(sp);
-	(void)reply_from_handler(&res, sp->id, &text);
+	if (s->conf->lmtp)
+		(void)reply_lmtp(&res, sp->id, s->txn.nrcpt, &text);
+	else
+		(void)reply_from_handler(&res, sp->id, &text);
 	buf_append(&text, "", 1);
 	log_message(s, sp, p, sp->size, handler_status(&res, st, sizeof(st)),
 	    text.data, &t0);
@@ -474,7 +488,7 @@ client_input(struct session *s, struct deadlines *dl, char *buf,
 	*len = 0;
 	switch (conn_read(buf, size, len, next_deadline(s, dl))) {
 	case INPUT_DATA:
-		if (s->state == SS_DATA)
+		if (session_in_message(s))
 			dl->data_bytes += *len;
 		break;
 	case INPUT_EOF:

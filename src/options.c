@@ -19,8 +19,9 @@
 
 #include "smtpd-stdio.h"
 
-#define USAGE	"usage: smtpd-stdio [--7bit] [--crlf] [--dsn] [--no-received] " \
-		"[--smtputf8] [-v]\n" \
+#define USAGE	"usage: smtpd-stdio [--7bit] [--crlf] [--dsn] [--lmtp] " \
+		"[--no-received]\n" \
+		"                   [--smtputf8] [-v]\n" \
 		"                   [--handler-timeout seconds] [--hostname name] " \
 		"[--log syslog|stderr]\n" \
 		"                   [--max-errors n] [--max-messages n] " \
@@ -50,7 +51,7 @@ enum {
 	OPT_PROXY_PROTOCOL, OPT_POLICY, OPT_RCPT_CHECK, OPT_TLS_CERT,
 	OPT_TLS_KEY, OPT_TLS, OPT_REQUIRE_TLS, OPT_TLS_PROTOCOLS,
 	OPT_TLS_CIPHERS, OPT_TLS_ASK_CLIENT_CERT, OPT_TLS_TICKET_KEYS,
-	OPT_AUTH, OPT_REQUIRE_AUTH, OPT_AUTH_PLAINTEXT
+	OPT_AUTH, OPT_REQUIRE_AUTH, OPT_AUTH_PLAINTEXT, OPT_LMTP
 };
 
 static const struct option longopts[] = {
@@ -87,6 +88,7 @@ static const struct option longopts[] = {
 	{ "verbose",		no_argument,	   NULL, 'v' },
 	{ "version",		no_argument,	   NULL, OPT_VERSION },
 	{ "help",		no_argument,	   NULL, OPT_HELP },
+	{ "lmtp",		no_argument,	   NULL, OPT_LMTP },
 	{ NULL,			0,		   NULL, 0 }
 };
 
@@ -134,6 +136,7 @@ static const struct flag_option {
 	    tls_ask_client_cert), 1 },
 	{ OPT_REQUIRE_AUTH, offsetof(struct config, require_auth), 1 },
 	{ OPT_AUTH_PLAINTEXT, offsetof(struct config, auth_plaintext), 1 },
+	{ OPT_LMTP, offsetof(struct config, lmtp), 1 },
 };
 
 /* Options that take a string, the last one given counting. */

@@ -199,3 +199,66 @@ reply_from_handler(const struct handler_result *r, const char *id,
 	buf_free(&parsed);
 	return code;
 }
+
+/* A CRLF-terminated reply, once per recipient (LMTP, SPEC 11). */
+void
+reply_repeat(const char *text, size_t n, struct buf *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		buf_append(out, text, strlen(text));
+}
+
+/*
+ * LMTP, RFC 2033 4.2 and SPEC 11: one reply per recipient, in RCPT
+ * order.  When the handler printed exactly nrcpt lines, each a one-line
+ * reply, each recipient gets its own (a 2xx only with exit 0, else the
+ * exit status decides for it); otherwise the single result is repeated.
+ * Returns the first recipient's reply code.
+ */
+int
+reply_lmtp(const struct handler_result *r, const char *id, size_t nrcpt,
+    struct buf *out)
+{
+	struct buf	 one = { NULL, 0, 0 }, lines = { NULL, 0, 0 };
+	const char	*p, *end, *nl, *text;
+	size_t		 n, count = 0;
+	int		 ok, code, first = 0;
+
+	ok = r->end == HE_EXITED && r->status == 0;
+	end = r->out + (r->outlen < HANDLER_OUTPUT_MAX ? r->outlen :
+	    HANDLER_OUTPUT_MAX);
+	for (p = r->out; nrcpt > 1 && p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		n = (size_t)(nl - p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n == 0)
+			continue;
+		one.len = 0;
+		if (++count > nrcpt || (n > 3 && p[3] != ' ') ||
+		    (code = reply_parse_text(p, n, &one)) <= 0)
+			break;
+		if (code < 300 && !ok) {
+			text = reply_for_status(r);
+			buf_appendf(&lines, "%s\r\n", text);
+			code = code_of(text);
+		} else
+			buf_append(&lines, one.data, one.len);
+		if (first == 0)
+			first = code;
+	}
+	if (nrcpt > 1 && p >= end && count == nrcpt) {
+		buf_append(out, lines.data, lines.len);
+	} else {
+		lines.len = 0;
+		first = reply_from_handler(r, id, &lines);
+		buf_append(&lines, "", 1);
+		reply_repeat(lines.data, nrcpt, out);
+	}
+	buf_free(&one);
+	buf_free(&lines);
+	return first;
+}

@@ -43,6 +43,8 @@ static void	cmd_expn(struct session *, const char *, size_t);
 static void	cmd_help(struct session *, const char *, size_t);
 static void	cmd_starttls(struct session *, const char *, size_t);
 static void	cmd_auth(struct session *, const char *, size_t);
+static void	cmd_bdat(struct session *, const char *, size_t);
+static void	cmd_lhlo(struct session *, const char *, size_t);
 
 static const struct command commands[] = {
 	{ "HELO", ST_ANY, ARGS_REQUIRED, NULL, cmd_helo },
@@ -63,6 +65,8 @@ static const struct command commands[] = {
 	    "503 5.5.1 Error: STARTTLS inside a transaction", cmd_starttls },
 	{ "AUTH", ST(SS_HELO), ARGS_REQUIRED,
 	    "503 5.5.1 Error: AUTH inside a transaction", cmd_auth },
+	{ "BDAT", ST_ANY, ARGS_OPTIONAL, NULL, cmd_bdat },
+	{ "LHLO", ST_ANY, ARGS_REQUIRED, NULL, cmd_lhlo },
 };
 
 /* First words of an HTTP request: the client is a browser or a proxy. */
@@ -94,6 +98,14 @@ static void	sasl_plain(struct session *, const char *, size_t);
 static void	sasl_end(struct session *);
 static int	sasl_user_ok(const char *, size_t);
 static int	is_auth_line(const char *, size_t);
+static int	verb_of_mode(const struct session *, const struct command *);
+static int	bdat_parse(const char *, size_t, uint64_t *, int *);
+static int	bad_bdat_line(struct session *, const char *, size_t);
+static void	bdat_out_of_step(struct session *);
+static const char *txn_failure(const struct session *);
+static size_t	bdat_feed(struct session *, const char *, size_t);
+static void	bdat_end(struct session *);
+static void	bdat_flush_cr(struct session *);
 
 void
 session_init(struct session *s, const struct config *conf)
@@ -103,7 +115,8 @@ session_init(struct session *s, const struct config *conf)
 	s->state = SS_INIT;
 	if ((s->data = malloc(DATA_CHUNK)) == NULL)
 		fatalx("out of memory");
-	reply(s, "220 %s ESMTP smtpd-stdio", conf->hostname);
+	reply(s, "220 %s %s smtpd-stdio", conf->hostname,
+	    conf->lmtp ? "LMTP" : "ESMTP");
 }
 
 void
@@ -223,6 +236,9 @@ cmd_ehlo(struct session *s, const char *arg, size_t len)
 		reply(s, "250-SIZE");
 	if (!c->sevenbit)
 		reply(s, "250-8BITMIME");
+	reply(s, "250-CHUNKING");
+	if (!c->sevenbit)
+		reply(s, "250-BINARYMIME");
 	if (c->smtputf8)
 		reply(s, "250-SMTPUTF8");
 	if (c->dsn)
@@ -266,6 +282,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	    (s->txn.mail_options = strdup(res.options)) == NULL)
 		fatalx("out of memory");
 	s->txn.utf8 = res.utf8;
+	s->txn.binarymime = res.binarymime;
 	s->state = SS_MAIL;
 	reply(s, "250 2.1.0 OK");
 }
@@ -329,6 +346,10 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	struct addr_result	 res;
 	struct txn		*t = &s->txn;
 
+	if (t->bdat) {
+		reply(s, "503 5.5.1 Error: RCPT after BDAT");
+		return;
+	}
 	if ((long long)t->nrcpt >= c->max_recipients) {
 		reply(s, "452 4.5.3 Error: too many recipients");
 		return;
@@ -398,6 +419,12 @@ cmd_data(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
+	/* SPEC 11: no DATA in a BDAT transaction, none for BINARYMIME. */
+	if (s->txn.bdat || s->txn.binarymime) {
+		reply(s, "503 5.5.1 Error: %s", s->txn.bdat ?
+		    "DATA after BDAT" : "BODY=BINARYMIME requires BDAT");
+		return;
+	}
 	data_init(&s->dec, s->conf->crlf, s->conf->sevenbit);
 	s->datalen = 0;
 	s->txn_seq++;
@@ -455,8 +482,220 @@ cmd_help(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP "
-	    "QUIT VRFY HELP");
+	reply(s, "214 2.0.0 Commands: %s MAIL RCPT DATA BDAT RSET NOOP "
+	    "QUIT VRFY HELP", s->conf->lmtp ? "LHLO" : "HELO EHLO");
+}
+
+/* RFC 2033 4.1: LHLO is EHLO under another name, only with --lmtp. */
+static void
+cmd_lhlo(struct session *s, const char *arg, size_t len)
+{
+	cmd_ehlo(s, arg, len);
+}
+
+/* SPEC 11: under --lmtp HELO and EHLO are unknown, else LHLO is. */
+static int
+verb_of_mode(const struct session *s, const struct command *cmd)
+{
+	if (cmd->run == cmd_lhlo)
+		return s->conf->lmtp;
+	if (cmd->run == cmd_helo || cmd->run == cmd_ehlo)
+		return !s->conf->lmtp;
+	return 1;
+}
+
+/*
+ * RFC 3030 2: "n" or "n LAST", n = 1*DIGIT.  -1 when it does not parse
+ * (n overflowing too), so the chunk's length is unknown.
+ */
+static int
+bdat_parse(const char *arg, size_t len, uint64_t *n, int *last)
+{
+	size_t	 i;
+
+	*n = 0;
+	*last = 0;
+	for (i = 0; i < len && arg[i] >= '0' && arg[i] <= '9'; i++) {
+		if (*n > (UINT64_MAX - (uint64_t)(arg[i] - '0')) / 10)
+			return -1;
+		*n = *n * 10 + (uint64_t)(arg[i] - '0');
+	}
+	if (i == 0)
+		return -1;
+	if (i == len)
+		return 0;
+	if (arg[i] != ' ')
+		return -1;
+	while (i < len && arg[i] == ' ')
+		i++;
+	if (len - i != 4 || strncasecmp(arg + i, "LAST", 4) != 0)
+		return -1;
+	*last = 1;
+	return 0;
+}
+
+/*
+ * A BDAT line we cannot parse: the length of its chunk is unknown, so
+ * whatever follows could be chunk octets.  Reading on would take them
+ * for commands; like Postfix we hang up (SPEC 11).
+ */
+static void
+bdat_out_of_step(struct session *s)
+{
+	reply(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]");
+	reply(s, "421 4.5.0 %s Error: BDAT out of step, closing",
+	    s->conf->hostname);
+	close_session(s, EXIT_FAIL);
+}
+
+/* A BDAT line too long or with a NUL or CR in it does not parse either. */
+static int
+bad_bdat_line(struct session *s, const char *line, size_t len)
+{
+	if (len < 4 || strncasecmp(line, "BDAT", 4) != 0 ||
+	    (len > 4 && line[4] != ' '))
+		return 0;
+	bdat_out_of_step(s);
+	return 1;
+}
+
+/* Why the transaction has failed (size, --7bit, spool), or NULL. */
+static const char *
+txn_failure(const struct session *s)
+{
+	if (s->txn.too_big)
+		return "552 5.3.4 Error: message size exceeds fixed limit";
+	if (s->dec.eightbit)
+		return "554 5.6.0 Error: 8-bit data refused (7-bit only)";
+	if (s->txn.spool_failed)
+		return "452 4.3.1 Error: insufficient system storage";
+	return NULL;
+}
+
+/*
+ * RFC 3030 2: BDAT n [LAST].  Its n octets are read whatever the reply
+ * (SPEC 11), which goes out once they are: a sequence error now decided
+ * is kept in bdat_reply until then.
+ */
+static void
+cmd_bdat(struct session *s, const char *arg, size_t len)
+{
+	const struct config	*c = s->conf;
+	struct txn		*t = &s->txn;
+	uint64_t		 n;
+	int			 last;
+
+	if (bdat_parse(arg, len, &n, &last) == -1) {
+		bdat_out_of_step(s);
+		return;
+	}
+	s->bdat_chunk = n;
+	s->bdat_left = n;
+	s->bdat_last = last;
+	s->bdat_from = s->state;
+	s->bdat_reply = NULL;
+	if (s->state == SS_INIT)
+		s->bdat_reply = "503 5.5.1 Error: send HELO/EHLO first";
+	else if (s->state == SS_HELO)
+		s->bdat_reply = "503 5.5.1 Error: need MAIL command";
+	else if (s->state != SS_RCPT)
+		s->bdat_reply = "503 5.5.1 Error: need RCPT command";
+	s->state = SS_BDAT;
+	if (s->bdat_reply != NULL)
+		return;
+	if (!t->bdat) {
+		t->bdat = 1;
+		data_init(&s->dec, c->crlf, c->sevenbit);
+		s->dec.nodots = 1;
+		s->datalen = 0;
+		s->txn_seq++;
+	}
+	/* The size limit counts the octets as sent (SPEC 11). */
+	t->bdat_size = n > UINT64_MAX - t->bdat_size ? UINT64_MAX :
+	    t->bdat_size + n;
+	if (c->size_limit > 0 && t->bdat_size > (uint64_t)c->size_limit)
+		t->too_big = 1;
+}
+
+/*
+ * Octets of the chunk: to s->data, converted as DATA content is but for
+ * the dots, or unchanged with BINARYMIME.  A refused chunk, or one of a
+ * failed transaction, is read and dropped.
+ */
+static size_t
+bdat_feed(struct session *s, const char *in, size_t len)
+{
+	size_t	 n, produced;
+
+	if (len > s->bdat_left)
+		len = (size_t)s->bdat_left;
+	if (s->bdat_reply != NULL || data_discarding(s))
+		n = len;
+	else if (s->txn.binarymime) {
+		n = DATA_CHUNK - s->datalen < len ? DATA_CHUNK - s->datalen :
+		    len;
+		memcpy(s->data + s->datalen, in, n);
+		s->datalen += n;
+	} else {
+		n = data_decode(&s->dec, in, len, s->data + s->datalen,
+		    DATA_CHUNK - s->datalen, &produced);
+		s->datalen += produced;
+	}
+	s->bdat_left -= n;
+	if (s->bdat_reply == NULL)
+		s->dec.wire_size = s->txn.bdat_size - s->bdat_left;
+	if (data_discarding(s))
+		s->datalen = 0;
+	return n;
+}
+
+/* A CR that ends the last chunk has no LF to come: it is data. */
+static void
+bdat_flush_cr(struct session *s)
+{
+	if (s->bdat_last && s->bdat_reply == NULL && !s->txn.binarymime &&
+	    s->dec.state == DS_CR && !data_discarding(s) &&
+	    s->datalen < DATA_CHUNK) {
+		s->data[s->datalen++] = '\r';
+		s->dec.state = DS_TEXT;
+	}
+}
+
+/*
+ * The chunk is read and spooled.  LAST goes on as the final dot does
+ * (SA_DELIVER, a failed transaction with its refusal); any other chunk
+ * is answered now.
+ */
+static void
+bdat_end(struct session *s)
+{
+	const char	*fail = txn_failure(s);
+
+	if (s->bdat_reply != NULL) {
+		s->state = s->bdat_from;
+		reply(s, "%s", s->bdat_reply);
+		s->bdat_reply = NULL;
+		count_error(s);
+		return;
+	}
+	if (s->bdat_last) {
+		if (fail != NULL) {
+			s->txn.refusal = s->txn.too_big ?
+			    "552 5.3.4 Error: message size exceeds fixed "
+			    "limit\r\n" : s->dec.eightbit ?
+			    "554 5.6.0 Error: 8-bit data refused (7-bit "
+			    "only)\r\n" :
+			    "452 4.3.1 Error: insufficient system storage\r\n";
+		}
+		s->state = SS_DELIVER;
+		return;
+	}
+	s->state = SS_RCPT;
+	if (fail != NULL)
+		reply(s, "%s", fail);
+	else
+		reply(s, "250 2.0.0 %llu octets received",
+		    (unsigned long long)s->bdat_chunk);
 }
 
 /*
@@ -730,8 +969,11 @@ out_of_sync(const struct session *s, const struct command *cmd)
 {
 	if (!s->conf->sync_check || !s->more_input)
 		return 0;
+	if (cmd->run == cmd_bdat)
+		return 0;	/* its chunk follows, RFC 3030 4 */
 	if (cmd->run == cmd_helo || cmd->run == cmd_ehlo ||
-	    cmd->run == cmd_data || cmd->run == cmd_starttls)
+	    cmd->run == cmd_data || cmd->run == cmd_starttls ||
+	    cmd->run == cmd_lhlo)
 		return 1;
 	return !s->esmtp;
 }
@@ -754,6 +996,7 @@ dispatch(struct session *s, const char *line, size_t len)
 
 	/* SPEC 8: without a certificate there is no STARTTLS at all. */
 	if ((cmd = command_find(line, vlen)) == NULL ||
+	    !verb_of_mode(s, cmd) ||
 	    (cmd->run == cmd_starttls && s->conf->ntls_cert == 0))
 		reply(s, "500 5.5.2 Error: command not recognized");
 	else if (out_of_sync(s, cmd)) {
@@ -808,6 +1051,10 @@ process_line(struct session *s)
 
 	if (s->state == SS_AUTH_CONT)
 		sasl_response(s, line, len);
+	else if ((line_too_long(s, line, len) ||
+	    memchr(line, '\0', len) != NULL ||
+	    memchr(line, '\r', len) != NULL) && bad_bdat_line(s, line, len))
+		;
 	else if (line_too_long(s, line, len))
 		reply(s, "500 5.5.2 Error: line too long");
 	else if (is_http(line, len)) {
@@ -902,6 +1149,16 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 	size_t	 i = 0;
 
 	for (;;) {
+		if (s->state == SS_BDAT && s->bdat_left == 0)
+			bdat_flush_cr(s);
+		if (s->state == SS_BDAT && s->datalen > 0 &&
+		    (s->bdat_left == 0 || DATA_CHUNK - s->datalen <
+		    DATA_CHUNK / 4)) {
+			*used = i;
+			return SA_SPOOL;
+		}
+		if (s->state == SS_BDAT && s->bdat_left == 0)
+			bdat_end(s);
 		if (s->state == SS_DATA && s->datalen > 0 &&
 		    (s->dec.done || DATA_CHUNK - s->datalen < DATA_CHUNK / 4)) {
 			*used = i;
@@ -937,12 +1194,15 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 			break;
 		if (s->state == SS_DATA)
 			i += data_feed(s, in + i, len - i);
+		else if (s->state == SS_BDAT)
+			i += bdat_feed(s, in + i, len - i);
 		else
 			i += line_feed(s, in + i, len - i);
 	}
 	/* Out of input: spool what is decoded so it is not held here. */
 	*used = i;
-	return s->state == SS_DATA && s->datalen > 0 ? SA_SPOOL : SA_NEED_INPUT;
+	return (s->state == SS_DATA || s->state == SS_BDAT) && s->datalen > 0 ?
+	    SA_SPOOL : SA_NEED_INPUT;
 }
 
 void
@@ -960,15 +1220,35 @@ session_spooled(struct session *s, int ok)
 const char *
 session_protocol(const struct session *s)
 {
-	static const char *const names[2][2][2] = {
+	static const char *const names[3][2][2] = {
 		{ { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } },
-		{ { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } }
+		{ { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } },
+		{ { "LMTP", "LMTPA" }, { "LMTPS", "LMTPSA" } }
 	};
 
 	/* RFC 3848 has no name for HELO under TLS or AUTH. */
-	if (!s->esmtp)
+	if (!s->esmtp && !s->conf->lmtp)
 		return "SMTP";
-	return names[s->txn.utf8 != 0][s->tls != 0][s->auth_user[0] != '\0'];
+	return names[s->conf->lmtp ? 2 : s->txn.utf8 != 0][s->tls != 0]
+	    [s->auth_user[0] != '\0'];
+}
+
+/*
+ * SPEC 10.3: a message is being read, from the 354 or the first BDAT to
+ * its end; and the octets of one are being read right now.
+ */
+int
+session_in_message(const struct session *s)
+{
+	return s->state == SS_DATA || s->state == SS_BDAT ||
+	    (s->txn.bdat && s->state == SS_RCPT);
+}
+
+int
+session_reading_message(const struct session *s)
+{
+	return s->state == SS_DATA ||
+	    (s->state == SS_BDAT && s->bdat_left > 0);
 }
 
 /* Why the message at hand is refused without its handler, or NULL. */

@@ -86,6 +86,7 @@ struct config {
 	const char	 *auth;			/* --auth BACKEND:ARG, or NULL */
 	int		  require_auth;
 	int		  auth_plaintext;
+	int		  lmtp;			/* --lmtp: LHLO, per-recipient replies */
 };
 
 /* SPEC 8: what the TLS handshake gave, printable ASCII only. */
@@ -139,6 +140,7 @@ struct addr_result {
 	int	 utf8;				/* SMTPUTF8 parameter present */
 	int	 code;				/* reply code when parsing failed */
 	const char *reply;			/* full reply text when failed */
+	int	 binarymime;			/* BODY=BINARYMIME */
 };
 
 int	 addr_parse(enum addr_verb, const char *, size_t,
@@ -167,7 +169,8 @@ enum session_state {
 	SS_CLOSED,
 	SS_STARTTLS,	/* 220 sent, waiting for the handshake */
 	SS_AUTH_CONT,	/* 334 sent, waiting for a SASL response line */
-	SS_AUTH_CHECK	/* credentials complete, waiting for the backend */
+	SS_AUTH_CHECK,	/* credentials complete, waiting for the backend */
+	SS_BDAT		/* reading the octets of a BDAT chunk */
 };
 
 /* SPEC 9: a SASL exchange in progress, PLAIN or LOGIN. */
@@ -207,6 +210,7 @@ struct data_decoder {
 	int		 check_8bit;	/* look for bytes >= 0x80 (--7bit) */
 	int		 eightbit;	/* saw one */
 	uint64_t	 wire_size;	/* RFC 1870 size so far */
+	int		 nodots;	/* BDAT: no dot-stuffing, no end of data */
 };
 
 void	 data_init(struct data_decoder *, int, int);
@@ -228,6 +232,9 @@ struct txn {
 	struct buf	  prepend;	/* policy PREPEND headers, LF-ended */
 	int		  too_big;
 	int		  spool_failed;
+	int		  binarymime;	/* MAIL had BODY=BINARYMIME */
+	int		  bdat;		/* a BDAT chunk came in this transaction */
+	uint64_t	  bdat_size;	/* octets announced by its BDATs */
 };
 
 struct session {
@@ -263,6 +270,12 @@ struct session {
 	struct sasl		 sasl;
 	char			 auth_user[AUTH_USER_MAX];	/* "" until AUTH */
 	char			 auth_method[8];		/* PLAIN, LOGIN */
+	/* The BDAT chunk being read (SS_BDAT). */
+	uint64_t		 bdat_chunk;	/* its n */
+	uint64_t		 bdat_left;	/* octets still to read */
+	int			 bdat_last;	/* BDAT n LAST */
+	const char		*bdat_reply;	/* refused at once: its reply */
+	enum session_state	 bdat_from;	/* state before the BDAT */
 };
 
 void	 session_init(struct session *, const struct config *);
@@ -286,6 +299,8 @@ const struct sasl *session_auth_request(const struct session *);
 void	 session_auth_mechanisms(struct session *, unsigned int);
 void	 session_auth_checked(struct session *, enum auth_verdict,
 	    const char *);
+int	 session_in_message(const struct session *);
+int	 session_reading_message(const struct session *);
 
 /* spool.c: the unlinked spool file and its Received header. */
 struct spool {
@@ -351,6 +366,9 @@ int	 handler_spawn(pid_t *, int, int, int, char *const *, char *const *);
 int	 reply_from_handler(const struct handler_result *, const char *,
 	    struct buf *);
 int	 reply_parse_text(const char *, size_t, struct buf *);
+int	 reply_lmtp(const struct handler_result *, const char *, size_t,
+	    struct buf *);
+void	 reply_repeat(const char *, size_t, struct buf *);
 
 /* log.c */
 void	 log_init(enum log_target, int);

@@ -37,14 +37,14 @@ ehlo_keywords() {
 	assert_output --regexp $'^(250-[^\n]*\n)+250 [^\n]*$'
 }
 
-@test "EHLO advertises PIPELINING, SIZE 33554432, 8BITMIME, ENHANCEDSTATUSCODES by default" {
+@test "EHLO advertises PIPELINING, SIZE 33554432, 8BITMIME, CHUNKING, BINARYMIME, ENHANCEDSTATUSCODES by default" {
 	run --separate-stderr smtp_session "$HANDLERS/accept" <<-EOF
 	EHLO client.example
 	QUIT
 	EOF
 	assert_success
 	run ehlo_keywords
-	assert_output "$(printf '%s\n' 8BITMIME ENHANCEDSTATUSCODES PIPELINING 'SIZE 33554432')"
+	assert_output "$(printf '%s\n' 8BITMIME BINARYMIME CHUNKING ENHANCEDSTATUSCODES PIPELINING 'SIZE 33554432')"
 }
 
 @test "EHLO advertises the --size-limit value with SIZE" {
@@ -68,14 +68,14 @@ ehlo_keywords() {
 	refute_line --regexp '^SIZE '
 }
 
-@test "EHLO does not advertise 8BITMIME with --7bit" {
+@test "EHLO does not advertise 8BITMIME or BINARYMIME with --7bit" {
 	run --separate-stderr smtp_session --7bit "$HANDLERS/accept" <<-EOF
 	EHLO client.example
 	QUIT
 	EOF
 	assert_success
 	run ehlo_keywords
-	assert_output "$(printf '%s\n' ENHANCEDSTATUSCODES PIPELINING 'SIZE 33554432')"
+	assert_output "$(printf '%s\n' CHUNKING ENHANCEDSTATUSCODES PIPELINING 'SIZE 33554432')"
 }
 
 @test "EHLO advertises SMTPUTF8 only with --smtputf8" {
@@ -85,7 +85,7 @@ ehlo_keywords() {
 	EOF
 	assert_success
 	run ehlo_keywords
-	assert_output "$(printf '%s\n' 8BITMIME ENHANCEDSTATUSCODES PIPELINING 'SIZE 33554432' SMTPUTF8)"
+	assert_output "$(printf '%s\n' 8BITMIME BINARYMIME CHUNKING ENHANCEDSTATUSCODES PIPELINING 'SIZE 33554432' SMTPUTF8)"
 }
 
 @test "EHLO advertises DSN only with --dsn" {
@@ -95,7 +95,7 @@ ehlo_keywords() {
 	EOF
 	assert_success
 	run ehlo_keywords
-	assert_output "$(printf '%s\n' 8BITMIME DSN ENHANCEDSTATUSCODES PIPELINING 'SIZE 33554432')"
+	assert_output "$(printf '%s\n' 8BITMIME BINARYMIME CHUNKING DSN ENHANCEDSTATUSCODES PIPELINING 'SIZE 33554432')"
 }
 
 @test "HELO gets one line: 250 HOSTNAME" {
@@ -405,7 +405,7 @@ ehlo_keywords() {
 	EOF
 	assert_success
 	assert_reply QUIT '^221 2\.0\.0 '
-	assert_equal "${#lines[@]}" 7
+	assert_equal "${#lines[@]}" 9
 }
 
 @test "EOF after the greeting: exit 0" {
@@ -552,7 +552,7 @@ ehlo_keywords() {
 	QUIT
 	EOF
 	assert_failure 1
-	assert_equal "${#lines[@]}" 7
+	assert_equal "${#lines[@]}" 9
 	assert_reply GET '^421 4\.7\.0 '
 }
 

@@ -234,6 +234,17 @@ cat_spy() {
 
 # --- relay over SMTP (--relay) -------------------------------------------------
 
+@test "relay --relay refuses BODY=BINARYMIME with 554 5.6.1: curl cannot send BDAT" {
+	start_upstream
+	printf 'EHLO client.example\r\nMAIL FROM:<a@example.org> BODY=BINARYMIME\r\nRCPT TO:<b@example.net>\r\nBDAT 5 LAST\r\na\000b\r\nQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr smtpd --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_line $'554 5.6.1 BODY=BINARYMIME cannot be relayed\r'
+	assert_regex "$stderr" 'relay: BODY=BINARYMIME: curl cannot send BDAT'
+	stop_upstream
+	assert_equal "$(ls -A "$UPSTREAM" | grep -v '^port$')" ''
+}
+
 @test "relay --relay forwards envelope and message to the upstream, CRLF and dot-stuffed" {
 	start_upstream
 	run --separate-stderr one_message --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"

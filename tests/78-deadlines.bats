@@ -49,8 +49,10 @@ trickle() {
 	        if not l or l[3:4] != b"-":
 	            return l
 	reply()
-	if mode in ("data", "data-fast"):
+	if mode in ("data", "data-fast", "bdat"):
 	    for cmd in (b"EHLO c", b"MAIL FROM:<a@example.org>", b"RCPT TO:<b@example.net>", b"DATA"):
+	        if cmd == b"DATA" and mode == "bdat":
+	            break
 	        s.sendall(cmd + b"\r\n")
 	        reply()
 	# Each step sends a little, then looks for a reply for 0.5 s.
@@ -62,6 +64,10 @@ trickle() {
 	        chunk = b"NOOP\r\n"           # complete commands, for ever
 	    elif mode == "data":
 	        chunk = b"x" * 40             # 80 B/s: below the rate
+	    elif mode == "bdat" and i % 2 == 0:
+	        chunk = b"BDAT 40\r\n"       # a chunk of 40 per second:
+	    elif mode == "bdat":
+	        chunk = b"x" * 40             # each answered, rate too low
 	    else:
 	        chunk = b"x" * 4000 + b"\r\n" # 8 kB/s: above it
 	    try:
@@ -70,8 +76,8 @@ trickle() {
 	        print("cut after %d steps: reset" % i)
 	        sys.exit(0)
 	    l = line(0.5)
-	    if l is None or (mode == "noop" and l.startswith(b"250")):
-	        if mode == "noop" and l is not None:
+	    if l is None or (mode in ("noop", "bdat") and l.startswith(b"250")):
+	        if mode in ("noop", "bdat") and l is not None:
 	            time.sleep(0.5)
 	        continue
 	    print("cut after %d steps: %s" % (i, l.decode().strip()))
@@ -108,6 +114,17 @@ trickle() {
 	run trickle data
 	assert_success
 	assert_output --regexp '^cut after [0-9]+ steps: 421 4\.4\.2 '
+	assert_no_message
+}
+
+@test "--min-data-rate covers BDAT: 40-octet chunks, one a second, are cut after the grace period" {
+	SERVER_EXIT=1
+	start_server --min-data-rate 1000 "$HANDLERS/dump"
+	run trickle bdat
+	assert_success
+	# Each chunk answered in time beats --timeout; the rate from the first
+	# BDAT on does not.
+	assert_output --regexp '^cut after ([1-9][0-9]) steps: 421 4\.4\.2 '
 	assert_no_message
 }
 

@@ -80,6 +80,27 @@ teardown() {
 	done
 }
 
+@test "the LMTP units: clean for systemd-analyze, a UNIX socket, --lmtp, exposure at most 2.0" {
+	run systemd-analyze verify --man=no "$UNITS/smtpd-stdio-lmtp.socket" \
+		"$UNITS/smtpd-stdio-lmtp@.service"
+	assert_success
+	assert_output ''
+	run grep -x -e 'ListenStream=/var/spool/postfix/private/smtpd-stdio-lmtp' \
+		-e 'Accept=yes' -e 'TriggerLimitIntervalSec=0' -e 'SocketMode=0600' \
+		"$UNITS/smtpd-stdio-lmtp.socket"
+	assert_equal "${#lines[@]}" 4
+	run grep -h '^ExecStart=' "$UNITS/smtpd-stdio-lmtp@.service"
+	assert_output "ExecStart=$PREFIX/sbin/smtpd-stdio --lmtp --log stderr \$SMTPD_OPTIONS -- \$SMTPD_HANDLER"
+	run systemd-analyze security --offline=true --threshold=20 \
+		"$UNITS/smtpd-stdio-lmtp@.service"
+	assert_success
+	score=$(printf '%s\n' "$output" |
+		sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
+	echo "# exposure $score" >&3
+	[ -n "$score" ]
+	awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'
+}
+
 @test "the socket survives a burst: no trigger limit, connection limits set" {
 	run grep -x -e 'Accept=yes' -e 'TriggerLimitIntervalSec=0' \
 		-e 'MaxConnections=[0-9]*' -e 'MaxConnectionsPerSource=[0-9]*' \

@@ -26,6 +26,8 @@ tree() {
 	644 f usr/local/etc/smtpd-stdio/inetd.conf
 	755 f usr/local/etc/smtpd-stdio/tcpserver/run
 	644 f usr/local/etc/smtpd-stdio/xinetd
+	644 f usr/local/lib/systemd/system/smtpd-stdio-lmtp.socket
+	644 f usr/local/lib/systemd/system/smtpd-stdio-lmtp@.service
 	644 f usr/local/lib/systemd/system/smtpd-stdio-redis-worker@.service
 	644 f usr/local/lib/systemd/system/smtpd-stdio-submission.socket
 	644 f usr/local/lib/systemd/system/smtpd-stdio-submission@.service
@@ -69,6 +71,8 @@ tree() {
 	644 f etc/smtpd-stdio/inetd.conf
 	755 f etc/smtpd-stdio/tcpserver/run
 	644 f etc/smtpd-stdio/xinetd
+	644 f lib/systemd/system/smtpd-stdio-lmtp.socket
+	644 f lib/systemd/system/smtpd-stdio-lmtp@.service
 	644 f lib/systemd/system/smtpd-stdio-redis-worker@.service
 	644 f lib/systemd/system/smtpd-stdio-submission.socket
 	644 f lib/systemd/system/smtpd-stdio-submission@.service

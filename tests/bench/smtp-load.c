@@ -6,7 +6,10 @@
  * smtp client does), one by one otherwise.
  *
  * usage: smtp-load -p port [-n sessions] [-c concurrency] [-m messages]
- *        [-s size] [-P] [-t | -T] [-r]
+ *        [-s size] [-B chunk] [-P] [-t | -T] [-r]
+ * -B: send each message with BDAT (RFC 3030) in chunks of at most chunk
+ * octets instead of DATA: MAIL, RCPT, the BDAT commands and the whole
+ * message in one write, then the replies (one round trip per message).
  * -P: begin every connection with a PROXY protocol v1 header, as HAProxy's
  * send-proxy does (for smtpd-stdio --proxy-protocol).
  * -t: STARTTLS after the first EHLO, then EHLO again (W4); -T: implicit
@@ -28,6 +31,7 @@
  * exits 1 if any reply was not the one expected.
  */
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -35,6 +39,7 @@
 
 #include <err.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +56,7 @@ static int	 use_tls;	/* 0, 't' STARTTLS, 'T' implicit */
 static int	 resume;
 static SSL_CTX	*ssl_ctx;
 static SSL_SESSION *saved;	/* this worker's last session, with -r */
+static size_t	 bdat_chunk;	/* -B: BDAT chunk size, 0 = DATA */
 
 struct conn {
 	int	 fd;
@@ -205,6 +211,59 @@ command(struct conn *c, const char *cmd, int want)
 }
 
 /*
+ * One message by BDAT: envelope, every chunk and its BDAT line in one
+ * writev (as a pipelining client may, RFC 3030 4.2), then every reply.
+ */
+static int
+bdat_message(struct conn *c, const char *body, size_t len, double *data)
+{
+	static char		 env[] = "MAIL FROM:<bench@example.org>\r\n"
+				    "RCPT TO:<sink@example.net>\r\n";
+	static char		 cmds[IOV_MAX / 2][32];
+	struct iovec		 iov[IOV_MAX];
+	size_t			 off = 0, n, chunks = 0, i, k = 0;
+	ssize_t			 w;
+	double			 t0 = now();
+
+	iov[k].iov_base = env;
+	iov[k++].iov_len = sizeof(env) - 1;
+	do {
+		if (chunks == IOV_MAX / 2 - 1)
+			errx(64, "-B: too many chunks for one writev");
+		n = len - off > bdat_chunk ? bdat_chunk : len - off;
+		iov[k].iov_base = cmds[chunks];
+		iov[k++].iov_len = (size_t)snprintf(cmds[chunks],
+		    sizeof(cmds[0]), "BDAT %zu%s\r\n", n,
+		    off + n == len ? " LAST" : "");
+		iov[k].iov_base = (char *)body + off;
+		iov[k++].iov_len = n;
+		off += n;
+		chunks++;
+	} while (off < len);
+	for (i = 0; i < k; ) {
+		if ((w = writev(c->fd, iov + i, (int)(k - i))) == -1) {
+			if (errno == EINTR)
+				continue;
+			warn("writev");
+			return -1;
+		}
+		for (; i < k && (size_t)w >= iov[i].iov_len; i++)
+			w -= (ssize_t)iov[i].iov_len;
+		if (i < k) {
+			iov[i].iov_base = (char *)iov[i].iov_base + w;
+			iov[i].iov_len -= (size_t)w;
+		}
+	}
+	if (expect(c, 250, "MAIL") == -1 || expect(c, 250, "RCPT") == -1)
+		return -1;
+	for (i = 0; i < chunks; i++)
+		if (expect(c, 250, "BDAT") == -1)
+			return -1;
+	*data += now() - t0;
+	return 0;
+}
+
+/*
  * One session; adds the data-phase time to *data, counts a resumed
  * handshake in *resumed.  -1 on failure.
  */
@@ -252,6 +311,12 @@ session(int port, long msgs, const char *body, size_t bodylen, double *data,
 			goto out;
 	}
 	for (i = 0; i < msgs; i++) {
+		if (bdat_chunk > 0) {
+			/* The body without its ".\r\n": BDAT has no dots. */
+			if (bdat_message(&c, body, bodylen - 3, data) == -1)
+				goto out;
+			continue;
+		}
 		if (c.pipelining) {
 			if (send_all(&c, env, sizeof(env) - 1) == -1 ||
 			    expect(&c, 250, "MAIL") == -1 ||
@@ -321,7 +386,7 @@ main(int argc, char **argv)
 	int	 port = 0, conc = 1, ch, w, p[2], status;
 	pid_t	 pid;
 
-	while ((ch = getopt(argc, argv, "p:n:c:m:s:PtTr")) != -1) {
+	while ((ch = getopt(argc, argv, "p:n:c:m:s:B:PtTr")) != -1) {
 		switch (ch) {
 		case 'p': port = atoi(optarg); break;
 		case 'n': sessions = atol(optarg); break;
@@ -331,14 +396,18 @@ main(int argc, char **argv)
 		case 'P': send_proxy = 1; break;
 		case 't': case 'T': use_tls = ch; break;
 		case 'r': resume = 1; break;
+		case 'B': bdat_chunk = (size_t)atol(optarg); break;
 		default:
 			errx(64, "usage: smtp-load -p port [-n sessions] "
-			    "[-c concurrency] [-m messages] [-s size] [-P] "
-			    "[-t | -T] [-r]");
+			    "[-c concurrency] [-m messages] [-s size] "
+			    "[-B chunk] [-P] [-t | -T] [-r]");
 		}
 	}
 	if (port <= 0 || conc < 1 || sessions < conc)
 		errx(64, "bad arguments");
+	/* BDAT messages are written to the socket itself, not through TLS. */
+	if (bdat_chunk > 0 && use_tls)
+		errx(64, "-B and -t/-T do not go together");
 	body = make_body(size, &bodylen);
 	if (use_tls)
 		tls_setup();

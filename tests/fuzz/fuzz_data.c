@@ -3,7 +3,8 @@
  * whole and in reads of arbitrary sizes, into output buffers of arbitrary
  * sizes.  Properties: the same output, end and size however it is split;
  * the end is only ever at <CRLF>.<CRLF>; the RFC 1870 size is the output
- * with every line end counted as two octets.
+ * with every line end counted as two octets.  In BDAT mode (nodots, data[0]
+ * bit 7) there is no end at all and every byte is taken.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,13 +21,14 @@ struct decoded {
 };
 
 static void
-decode(const char *in, size_t len, int crlf, const uint8_t *splits,
-    size_t nsplits, struct decoded *r)
+decode(const char *in, size_t len, int crlf, int nodots,
+    const uint8_t *splits, size_t nsplits, struct decoded *r)
 {
 	char	 chunk[300];
 	size_t	 off = 0, n, cap, produced, k = 0, step;
 
 	data_init(&r->d, crlf, 1);
+	r->d.nodots = nodots;
 	while (off < len && !r->d.done) {
 		step = nsplits == 0 ? len - off : 1 + (size_t)splits[k % nsplits];
 		cap = nsplits == 0 ? sizeof(chunk) : 3 + splits[(k + 1) % nsplits];
@@ -61,20 +63,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct decoded	 whole, split;
 	size_t		 nsplits, i, eols = 0;
-	int		 crlf;
+	int		 crlf, nodots;
 
 	if (size < 1)
 		return 0;
 	crlf = data[0] & 1;
-	nsplits = (size_t)(data[0] >> 1) + 1;
+	nodots = (data[0] & 0x80) != 0;
+	nsplits = (size_t)((data[0] & 0x7f) >> 1) + 1;
 	data++;
 	size--;
 	if (nsplits > size)
 		nsplits = size;
 	memset(&whole, 0, sizeof(whole));
 	memset(&split, 0, sizeof(split));
-	decode((const char *)data, size, crlf, NULL, 0, &whole);
-	decode((const char *)data, size, crlf, data, nsplits, &split);
+	decode((const char *)data, size, crlf, nodots, NULL, 0, &whole);
+	decode((const char *)data, size, crlf, nodots, data, nsplits, &split);
 
 	if (whole.out.len != split.out.len || whole.used != split.used ||
 	    whole.d.done != split.d.done ||
@@ -84,6 +87,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    memcmp(whole.out.data, split.out.data, whole.out.len) != 0))
 		abort();
 	check_end((const char *)data, &whole);
+	if (nodots && (whole.d.done || whole.used != size))
+		abort();	/* BDAT content has no end of data */
 	for (i = 0; i < whole.out.len; i++)
 		if (whole.out.data[i] == '\n')
 			eols++;

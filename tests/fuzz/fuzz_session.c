@@ -2,7 +2,8 @@
  * libFuzzer target for the session engine: arbitrary client bytes, fed
  * once whole and once in reads of arbitrary sizes.  Property: the replies,
  * the spooled message bytes and the handler runs are identical however
- * the input is split (SPEC 4, PIPELINING).
+ * the input is split (SPEC 4, PIPELINING), BDAT chunks included (SPEC 11),
+ * with and without --lmtp.
  *
  * STARTTLS and AUTH (SPEC 8, 9) too, with no I/O: the handshake is
  * session_tls_started() with a fixed struct tls_info (or
@@ -101,6 +102,8 @@ drive(const struct config *c, unsigned int mechs, const char *in,
 	struct session		 s;
 	size_t			 off = 0, end = 0, used, k = 0;
 	const char		*refusal;
+	struct buf		 text = { NULL, 0, 0 };
+	size_t			 i;
 
 	session_init(&s, c);
 	if (c->auth != NULL)
@@ -149,8 +152,13 @@ drive(const struct config *c, unsigned int mechs, const char *in,
 			buf_appendf(&seen->spool, "\n[%s from=<%s> rcpts=%zu]\n",
 			    refusal != NULL ? "refused" : "handler",
 			    s.txn.mail_from, s.txn.nrcpt);
-			session_delivered(&s, refusal != NULL ? refusal :
-			    "250 2.0.0 OK\r\n");
+			/* LMTP: one reply per recipient, as main.c sends. */
+			text.len = 0;
+			for (i = 0; i < (c->lmtp ? s.txn.nrcpt : 1); i++)
+				buf_appendf(&text, "%s", refusal != NULL ?
+				    refusal : "250 2.0.0 OK\r\n");
+			buf_append(&text, "", 1);
+			session_delivered(&s, text.data);
 			break;
 		case SA_CHECK_RCPT:
 			/*
@@ -206,6 +214,7 @@ drive(const struct config *c, unsigned int mechs, const char *in,
 			buf_appendf(&seen->spool, "\n[close %d user=%s]\n",
 			    s.exit_status, s.auth_user);
 			session_free(&s);
+			buf_free(&text);
 			return;
 		}
 	}
@@ -251,6 +260,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* data[0] bit 2: RCPTs go through the checks (SA_CHECK_RCPT). */
 	if (data[0] & 4)
 		c.rcpt_check = "check";
+	/* data[0] bit 3: LMTP (LHLO, one reply per recipient). */
+	c.lmtp = (data[0] & 8) != 0;
 	c.handler_argv = handler;
 	nsplits = (size_t)(data[1] >> 4) + 1;
 	/*
