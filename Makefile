@@ -74,7 +74,7 @@ ALL_LDFLAGS	= $(LINK_MODE) -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 
 SRCS		= main.c options.c conn.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
 		  policy.c \
-		  log.c peer.c buf.c base64.c auth.c tls.c
+		  log.c peer.c buf.c base64.c auth.c tls.c spawn.c
 OBJS		= $(SRCS:%.c=$(O)/%.o)
 BIN		= $(O)/smtpd-stdio
 HANDLERS	= maildir relay debug webhook redis-stream
@@ -210,9 +210,9 @@ FUZZ_addr	= src/addr.c
 FUZZ_data	= src/data.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_reply	= src/reply.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_proxy	= src/proxy.c
-FUZZ_policy	= src/policy.c src/buf.c tests/fuzz/log_quiet.c
+FUZZ_policy	= src/policy.c src/spawn.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_base64	= src/base64.c
-FUZZ_dovecot	= src/auth.c src/base64.c tests/fuzz/log_quiet.c
+FUZZ_dovecot	= src/auth.c src/base64.c src/spawn.c tests/fuzz/log_quiet.c
 FUZZERS		= session addr data reply proxy policy base64 dovecot
 
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/log_quiet.c src/*.c \

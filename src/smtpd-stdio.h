@@ -360,7 +360,11 @@ struct handler_job {
 };
 
 void	 handler_run(const struct handler_job *, struct handler_result *);
+
+/* spawn.c: how every program we run is started. */
 int	 handler_spawn(pid_t *, int, int, int, char *const *, char *const *);
+int	 handler_spawn_fd3(pid_t *, int, int, int, int, char *const *,
+	    char *const *);
 
 /* reply.c: handler result to SMTP reply, SPEC 5.2. */
 int	 reply_from_handler(const struct handler_result *, const char *,
@@ -481,9 +485,6 @@ int	 relay_ok(const char *);
 void	 peer_lookup(struct peer *);
 void	 peer_from_proxy(struct peer *, const struct proxy_result *);
 
-/* handler.c, for auth.c: a program with a pipe on fd 3. */
-int	 handler_spawn_fd3(pid_t *, int, int, int, int, char *const *,
-	    char *const *);
 
 /* base64.c: strict RFC 4648 base64, for SASL (RFC 4954). */
 #define B64_ENCODED_LEN(n)	(((n) + 2) / 3 * 4 + 1)	/* incl. the NUL */
