@@ -511,10 +511,12 @@ static int
 start_tls(struct session *s, struct tls *server, struct deadlines *dl)
 {
 	struct tls_info	 ti;
+	long long	 end = conn_now_ms() + s->conf->timeout * 1000;
 	int		 r;
 
-	r = conn_tls_start(server, conn_now_ms() + s->conf->timeout * 1000,
-	    &ti);
+	/* SPEC 10.3: --session-timeout caps the handshake too. */
+	r = conn_tls_start(server, end < dl->session_end ? end :
+	    dl->session_end, &ti);
 	if (r != 0) {
 		(void)session_tls_failed(s, r == 1 ? EXIT_OK : EXIT_FAIL);
 		return -1;
@@ -649,6 +651,9 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 			break;
 		case SA_AUTH:
 			authenticate(&s, ab, p);
+			/* SPEC 9: the base64 password is read input too. */
+			explicit_bzero(in, off);
+			explicit_bzero(in + len, sizeof(in) - len);
 			break;
 		case SA_CLOSE:
 			status = s.exit_status;

@@ -4,6 +4,7 @@
  * run the handler, close).  No I/O happens here, so the same input gives
  * the same replies however it is split into reads.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,7 @@ static int	is_auth_line(const char *, size_t);
 static int	verb_of_mode(const struct session *, const struct command *);
 static int	bdat_parse(const char *, size_t, uint64_t *, int *);
 static int	bad_bdat_line(struct session *, const char *, size_t);
+static int	bdat_verb_garbled(const char *, size_t);
 static void	bdat_out_of_step(struct session *);
 static const char *txn_failure(const struct session *);
 static size_t	bdat_feed(struct session *, const char *, size_t);
@@ -559,6 +561,18 @@ bad_bdat_line(struct session *s, const char *line, size_t len)
 	return 1;
 }
 
+/*
+ * "BDAT" and then neither a space nor more of a verb ("BDAT\t22"): a
+ * BDAT that does not parse, whose octets must not become commands, as
+ * they would if it went on as an unknown verb (SPEC 11).
+ */
+static int
+bdat_verb_garbled(const char *line, size_t len)
+{
+	return len > 4 && strncasecmp(line, "BDAT", 4) == 0 &&
+	    line[4] != ' ' && !isalnum((unsigned char)line[4]);
+}
+
 /* Why the transaction has failed (size, --7bit, spool), or NULL. */
 static const char *
 txn_failure(const struct session *s)
@@ -757,7 +771,8 @@ auth_offered(const struct session *s)
 static int
 is_auth_line(const char *line, size_t len)
 {
-	return len >= 5 && strncasecmp(line, "AUTH ", 5) == 0;
+	return len >= 4 && strncasecmp(line, "AUTH", 4) == 0 &&
+	    (len == 4 || !isalnum((unsigned char)line[4]));
 }
 
 /* RFC 4954 4: AUTH mechanism [initial-response]. */
@@ -1064,6 +1079,8 @@ process_line(struct session *s)
 	} else if (memchr(line, '\0', len) != NULL ||
 	    memchr(line, '\r', len) != NULL)
 		reply(s, "501 5.5.4 Syntax error: NUL or CR in command");
+	else if (bdat_verb_garbled(line, len))
+		bdat_out_of_step(s);
 	else
 		dispatch(s, line, len);
 	if (s->last_code == '5' && s->state != SS_CLOSED)

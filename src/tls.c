@@ -109,13 +109,16 @@ add_keypairs(struct tls_config *cfg, const struct config *c)
 
 /*
  * --tls-ticket-keys: 1 to 4 keys of 48 octets, newest last, the last one
- * encrypting new tickets.  Each key's revision is its first 4 octets, so
- * every process that reads the same file numbers the keys alike.
+ * encrypting new tickets.  Each key's revision is the start of its
+ * SHA-256, so every process that reads the same file numbers the keys
+ * alike: libtls sends the revision in clear in every ticket, so it must
+ * not be octets of the key itself.
  */
 static void
 add_ticket_keys(struct tls_config *cfg, const char *name)
 {
 	unsigned char	 keys[TICKET_KEY_LEN * TICKET_KEYS_MAX + 1];
+	unsigned char	 digest[EVP_MAX_MD_SIZE];
 	char		 pbuf[PATH_MAX];
 	const char	*path = credential_path(name, pbuf, sizeof(pbuf));
 	size_t		 len = 0, i;
@@ -144,7 +147,10 @@ add_ticket_keys(struct tls_config *cfg, const char *name)
 	if (tls_config_set_session_lifetime(cfg, TLS_SESSION_LIFETIME) == -1)
 		usage_error("--tls-ticket-keys: %s", tls_config_error(cfg));
 	for (i = 0; i < len; i += TICKET_KEY_LEN) {
-		memcpy(&rev, keys + i, sizeof(rev));
+		if (EVP_Digest(keys + i, TICKET_KEY_LEN, digest, NULL,
+		    EVP_sha256(), NULL) != 1)
+			usage_error("--tls-ticket-keys: SHA-256 failed");
+		memcpy(&rev, digest, sizeof(rev));
 		if (tls_config_add_ticket_key(cfg, rev, keys + i,
 		    TICKET_KEY_LEN) == -1)
 			usage_error("--tls-ticket-keys %s: key %zu: %s",

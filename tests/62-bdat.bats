@@ -276,6 +276,13 @@ after_ehlo() {
 	run_in "$HANDLERS/dump"
 	assert_equal "$status" 1
 	assert_line '421 4.5.0 mx.test Error: BDAT out of step, closing'
+	# A TAB for the space: its octets (a RCPT here) are not a command.
+	input 'BDAT\t30\r\nRCPT TO:<evil@attacker.example>\r\nBDAT 3 LAST\r\nabc'
+	run_in "$HANDLERS/dump"
+	assert_equal "$status" 1
+	run after_ehlo
+	assert_output "$(printf '250 2.1.0 OK\n250 2.1.5 OK\n501 5.5.4 Syntax: BDAT chunk-size [LAST]\n421 4.5.0 mx.test Error: BDAT out of step, closing')"
+	assert_no_message
 	# n with the largest value that parses is a chunk like any other.
 	input 'BDAT 18446744073709551615\r\nabc'
 	run_in "$HANDLERS/dump"

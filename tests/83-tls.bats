@@ -402,6 +402,26 @@ for i in range(3):
 	assert_output '1 1 250 221'
 }
 
+@test "--tls-ticket-keys: a ticket names its key by a hash, never by octets of the key, and the newest key issues it" {
+	local name newest key
+	start_server --tls-ticket-keys "$PKI/tickets" "${TLS[@]}" "$HANDLERS/dump"
+	{ printf 'QUIT\r\n'; sleep 1; } | timeout 20 openssl s_client -quiet \
+	    -connect "127.0.0.1:$PORT" -starttls smtp -tls1_2 \
+	    -sess_out "$BATS_TEST_TMPDIR/sess.pem" >/dev/null 2>&1 || true
+	stop_server
+	# The key name: its first 4 octets are the revision, in network order.
+	name=$(openssl sess_id -in "$BATS_TEST_TMPDIR/sess.pem" -text -noout |
+	    sed -n '/TLS session ticket:/{n;p;q}' | cut -c12-22 | tr -d ' ')
+	newest=$(tail -c 48 "$PKI/tickets" | sha256sum | cut -c1-8)
+	[ "${#name}" -eq 8 ] || fail "no ticket: '$name'"
+	# The revision is the hash's first 4 octets as a host-order (little
+	# endian) word, so they appear reversed.
+	assert_equal "$name" "${newest:6:2}${newest:4:2}${newest:2:2}${newest:0:2}"
+	key=$(tail -c 48 "$PKI/tickets" | head -c 4 | od -An -tx1 | tr -d ' \n')
+	[ "$name" != "$key" ] && [ "$name" != "${key:6:2}${key:4:2}${key:2:2}${key:0:2}" ] ||
+		fail "the ticket names its key by the key's own octets"
+}
+
 @test "--tls-ask-client-cert: a self-signed client certificate is taken, never verified; its hash and subject reach the handler" {
 	local want
 	want=SHA256:$(openssl x509 -in "$PKI/client.pem" -outform DER |

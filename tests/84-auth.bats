@@ -278,10 +278,11 @@ hello
 	AUTH PLAIN $PLAIN_WRONG
 	AUTH LOGIN $(b64 'ev"il')
 	$(b64 hunter2)
+	AUTH	PLAIN $PLAIN_WRONG
 	AUTH PLAIN $PLAIN_ALICE
 	QUIT
 	EOF
-	assert_reply_after AUTH 235 3
+	assert_reply_after AUTH 235 4
 	refute_output --partial "$PLAIN_ALICE"
 	refute_output --partial "$PLAIN_WRONG"
 	refute_output --partial "$(b64 hunter2)"
