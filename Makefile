@@ -56,10 +56,9 @@ HARDEN		= -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
 CFLAGS		?= $(OPT)
 ALL_CFLAGS	= -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(SAN_FLAGS) \
 		  $(BSD_CFLAGS) $(CFLAGS)
-# libtls (libretls) and OpenSSL are linked in too, in every build: TLS is
-# set up only with --tls-cert, and a connection without it never touches
-# them.  The wrap fixes libretls's ticket callback (src/tls.c), which only
-# works on a static link.
+# libtls (libretls) and OpenSSL are linked statically into smtpd-stdio-tls
+# only (see SRCS).  The wrap fixes libretls's ticket callback (src/tls.c),
+# which only works on a static link.
 TLS_LIBS	= -Wl,--wrap=SSL_CTX_callback_ctrl -Wl,-Bstatic \
 		  $(shell pkg-config --static --libs libtls) -Wl,-Bdynamic
 ifeq ($(STATIC),1)
@@ -72,11 +71,17 @@ LINK_MODE	= -pie
 endif
 ALL_LDFLAGS	= $(LINK_MODE) -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 
-SRCS		= main.c options.c conn.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
+# smtpd-stdio is linked twice (src/tls-exec.c): without libtls, and as
+# smtpd-stdio-tls with it, which smtpd-stdio runs when given --tls-cert.
+# OpenSSL's relocations would cost every plaintext session more than the
+# rest of it does.
+SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
 		  policy.c \
-		  log.c peer.c buf.c base64.c auth.c tls.c spawn.c
-OBJS		= $(SRCS:%.c=$(O)/%.o)
+		  log.c peer.c buf.c base64.c auth.c spawn.c
+OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
+OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
 BIN		= $(O)/smtpd-stdio
+BIN_TLS		= $(O)/smtpd-stdio-tls
 HANDLERS	= maildir relay debug webhook redis-stream
 # The README's cookbook recipes in sh (tests/85-cookbook.bats runs them).
 COOKBOOK_SH	= $(addprefix tests/fixtures/cookbook/,filter-score \
@@ -90,7 +95,7 @@ HIREDIS_LIBS	= $(shell pkg-config --libs hiredis)
 	deps-valgrind run check check-san check-valgrind bench fuzz lint install install-units \
 	uninstall clean help
 
-all: $(BIN) $(WORKER)
+all: $(BIN) $(BIN_TLS) $(WORKER)
 
 help:
 	@echo 'make            build $(BIN)'
@@ -161,8 +166,14 @@ $(O):
 $(O)/%.o: src/%.c src/smtpd-stdio.h | $(O) deps-build
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BIN): $(OBJS)
-	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS) $(TLS_LIBS)
+$(O)/conn-notls.o: src/conn.c src/smtpd-stdio.h | $(O) deps-build
+	$(CC) $(ALL_CFLAGS) -DNO_TLS -c -o $@ src/conn.c
+
+$(BIN): $(OBJS) | $(BIN_TLS)
+	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS)
+
+$(BIN_TLS): $(OBJS_TLS)
+	$(CC) -o $@ $(OBJS_TLS) $(ALL_LDFLAGS) $(BSD_LIBS) $(TLS_LIBS)
 
 $(O)/redis-worker.o: src/redis-worker.c | $(O) deps-build
 	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ src/redis-worker.c
@@ -233,10 +244,11 @@ lint: | deps-lint
 	mandoc -Tlint -W warning smtpd-stdio.8
 	shellcheck -s sh $(HANDLERS:%=src/handlers/%) $(COOKBOOK_SH)
 
-install: $(BIN) $(WORKER)
+install: $(BIN) $(BIN_TLS) $(WORKER)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio \
 		$(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/smtpd-stdio
+	install -m 0755 $(BIN_TLS) $(DESTDIR)$(SBINDIR)/smtpd-stdio-tls
 	for h in $(HANDLERS); do \
 		install -m 0755 src/handlers/$$h \
 			$(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h || exit 1; \
@@ -272,6 +284,7 @@ install-units:
 # the unit directory) stay.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smtpd-stdio \
+		$(DESTDIR)$(SBINDIR)/smtpd-stdio-tls \
 		$(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
 	for h in $(HANDLERS) redis-worker; do \
 		rm -f $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h; \

@@ -18,7 +18,9 @@
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#ifndef NO_TLS
 #include <tls.h>
+#endif
 #include <unistd.h>
 
 #include "smtpd-stdio.h"
@@ -28,15 +30,12 @@ static sigset_t			 wait_mask;	/* the mask inside waits */
 static int			 in_socket;	/* fd 0 is a socket */
 static int			 out_socket;	/* fd 1 is a socket */
 static struct tls		*tls_conn;	/* NULL: plaintext */
-static int			 raw_eof;	/* read(2) under TLS saw EOF */
 
 static void	 on_stop_signal(int);
 static int	 wait_fd(int, short, long long);
-static int	 tls_wait(ssize_t, long long, int);
-static ssize_t	 raw_read(struct tls *, void *, size_t, void *);
-static ssize_t	 raw_write(struct tls *, const void *, size_t, void *);
 static enum conn_input tls_conn_read(char *, size_t, size_t *, long long);
 static int	 tls_conn_write(const char *, size_t, long long);
+static void	 tls_conn_close(long long);
 
 static void
 on_stop_signal(int sig)
@@ -240,8 +239,7 @@ conn_linger(void)
 	ssize_t		 n;
 
 	if (tls_conn != NULL)
-		while (tls_wait(tls_close(tls_conn), deadline, 1) == 1)
-			;
+		tls_conn_close(deadline);
 	if (!in_socket || shutdown(1, SHUT_WR) == -1)
 		return;
 	while (total < LINGER_BYTES && wait_fd(0, POLLIN, deadline) == 1) {
@@ -259,6 +257,56 @@ conn_spoke_first(void)
 
 	return in_socket && recv(0, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
 }
+
+#ifdef NO_TLS
+/*
+ * The build without libtls (see tls-exec.c): a process of it never has
+ * --tls-cert, so TLS never starts.
+ */
+int
+conn_tls_start(struct tls *server, long long deadline, struct tls_info *ti)
+{
+	(void)server;
+	(void)deadline;
+	(void)ti;
+	return -1;
+}
+
+void
+conn_tls_free(void)
+{
+}
+
+static enum conn_input
+tls_conn_read(char *buf, size_t size, size_t *got, long long deadline)
+{
+	(void)buf;
+	(void)size;
+	(void)got;
+	(void)deadline;
+	return INPUT_EOF;
+}
+
+static int
+tls_conn_write(const char *p, size_t len, long long deadline)
+{
+	(void)p;
+	(void)len;
+	(void)deadline;
+	return -1;
+}
+
+static void
+tls_conn_close(long long deadline)
+{
+	(void)deadline;
+}
+#else
+static int	 raw_eof;	/* read(2) under TLS saw EOF */
+
+static int	 tls_wait(ssize_t, long long, int);
+static ssize_t	 raw_read(struct tls *, void *, size_t, void *);
+static ssize_t	 raw_write(struct tls *, const void *, size_t, void *);
 
 /*
  * libtls reads and writes fds 0 and 1 through these, so the same code
@@ -417,3 +465,12 @@ tls_conn_write(const char *p, size_t len, long long deadline)
 	}
 	return 0;
 }
+
+/* close_notify, as far as the deadline lets it go out. */
+static void
+tls_conn_close(long long deadline)
+{
+	while (tls_wait(tls_close(tls_conn), deadline, 1) == 1)
+		;
+}
+#endif /* NO_TLS */

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <tls.h>
 #include <unistd.h>
 
 #include "smtpd-stdio.h"
@@ -715,7 +714,7 @@ main(int argc, char **argv)
 	int		 bad_proxy, status;
 
 	options_parse(argc, argv, &conf);
-	server = tlsconf_server(&conf);
+	server = tlsconf_server(&conf, argv);
 	umask(077);
 	setup_fds(&conf);
 	conn_init();
@@ -734,6 +733,6 @@ main(int argc, char **argv)
 	free(conf.policy);
 	free(conf.tls_cert);
 	free(conf.tls_key);
-	tls_free(server);
+	tlsconf_free(server);
 	return status;
 }

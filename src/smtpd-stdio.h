@@ -405,8 +405,12 @@ struct tls;
 int	 conn_tls_start(struct tls *, long long, struct tls_info *);
 void	 conn_tls_free(void);
 
-/* tls.c: the TLS configuration, SPEC 8. */
-struct tls *tlsconf_server(const struct config *);
+/*
+ * tls.c: the TLS configuration, SPEC 8, in smtpd-stdio-tls; tls-exec.c
+ * in smtpd-stdio, which runs smtpd-stdio-tls when TLS is configured.
+ */
+struct tls *tlsconf_server(const struct config *, char **);
+void	 tlsconf_free(struct tls *);
 void	 tlsconf_info(struct tls *, struct tls_info *);
 
 /* proxy.c: the PROXY protocol header, SPEC 10.1. */

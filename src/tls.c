@@ -165,13 +165,14 @@ add_ticket_keys(struct tls_config *cfg, const char *name)
  * misconfigured host refuses at once (usage_error, exit 64).
  */
 struct tls *
-tlsconf_server(const struct config *c)
+tlsconf_server(const struct config *c, char **argv)
 {
 	static const unsigned char	 sid[] = "smtpd-stdio";
 	struct tls_config		*cfg;
 	struct tls			*server;
 	uint32_t			 protocols;
 
+	(void)argv;
 	if (c->ntls_cert == 0)
 		return NULL;
 	if (tls_init() == -1 || (cfg = tls_config_new()) == NULL)
@@ -200,6 +201,12 @@ tlsconf_server(const struct config *c)
 		usage_error("TLS: %s", tls_error(server));
 	tls_config_free(cfg);
 	return server;
+}
+
+void
+tlsconf_free(struct tls *server)
+{
+	tls_free(server);
 }
 
 /*

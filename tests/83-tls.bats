@@ -503,6 +503,27 @@ for i in range(3):
 	[[ $stderr == *cert.pem* ]]
 }
 
+@test "smtpd-stdio hands a TLS command line to smtpd-stdio-tls next to it; without one there, exit 64 before any output" {
+	mkdir "$BATS_TEST_TMPDIR/alone"
+	cp "$SMTPD" "$BATS_TEST_TMPDIR/alone/smtpd-stdio"
+	run --separate-stderr "$BATS_TEST_TMPDIR/alone/smtpd-stdio" "${TLS[@]}" \
+	    "$HANDLERS/accept" </dev/null
+	assert_failure 64
+	assert_output ''
+	[[ $stderr == *"alone/smtpd-stdio-tls"* ]]
+	# Without TLS options it needs no sibling.
+	run --separate-stderr "$BATS_TEST_TMPDIR/alone/smtpd-stdio" --hostname mx.test \
+	    "$HANDLERS/accept" </dev/null
+	assert_success
+	assert_output $'220 mx.test ESMTP smtpd-stdio\r'
+	# With it, the process that answers is smtpd-stdio-tls.
+	cp "$SMTPD-tls" "$BATS_TEST_TMPDIR/alone/smtpd-stdio-tls"
+	run --separate-stderr "$BATS_TEST_TMPDIR/alone/smtpd-stdio" --hostname mx.test \
+	    "${TLS[@]}" "$HANDLERS/accept" <<<$'EHLO a\r\nQUIT\r'
+	assert_success
+	assert_line $'250-STARTTLS\r'
+}
+
 @test "TLS usage errors: unpaired, missing, unreadable or mismatched files, bad lists, options without a certificate (exit 64)" {
 	usage_error --tls-cert "$PKI/mx.pem" "$HANDLERS/accept"
 	usage_error --tls-key "$PKI/mx.key" "$HANDLERS/accept"

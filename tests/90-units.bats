@@ -17,7 +17,8 @@ setup() {
 # BIN names it, -o keeps make from rebuilding it.
 mk_install() {
 	(umask 022 && make -s -C "$ROOT" install install-units \
-		BIN="$SMTPD" -o "$SMTPD" "$@" >/dev/null)
+		BIN="$SMTPD" -o "$SMTPD" \
+		BIN_TLS="$SMTPD-tls" -o "$SMTPD-tls" "$@" >/dev/null)
 }
 
 teardown() {

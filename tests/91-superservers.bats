@@ -38,7 +38,8 @@ setup() {
 	# The binary under test ($SMTPD, maybe a sanitizer build) as the one
 	# make installs: BIN names it, -o keeps make from rebuilding it.
 	(umask 022 && make -s -C "$ROOT" install install-units \
-		PREFIX="$PREFIX" DESTDIR= BIN="$SMTPD" -o "$SMTPD" >/dev/null)
+		PREFIX="$PREFIX" DESTDIR= BIN="$SMTPD" -o "$SMTPD" \
+		BIN_TLS="$SMTPD-tls" -o "$SMTPD-tls" >/dev/null)
 	# The entries' handler, wrapped to record the environment it was given.
 	mv "$PREFIX/libexec/smtpd-stdio/maildir" "$T/maildir"
 	cat >"$PREFIX/libexec/smtpd-stdio/maildir" <<-SH

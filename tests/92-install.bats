@@ -42,6 +42,7 @@ tree() {
 	755 f usr/local/libexec/smtpd-stdio/relay
 	755 f usr/local/libexec/smtpd-stdio/webhook
 	755 f usr/local/sbin/smtpd-stdio
+	755 f usr/local/sbin/smtpd-stdio-tls
 	644 f usr/local/share/man/man8/smtpd-stdio.8
 	EOF
 }
@@ -87,6 +88,7 @@ tree() {
 	755 f usr/lib/smtpd-stdio/relay
 	755 f usr/lib/smtpd-stdio/webhook
 	755 f usr/sbin/smtpd-stdio
+	755 f usr/sbin/smtpd-stdio-tls
 	644 f usr/share/man/man8/smtpd-stdio.8
 	EOF
 	run grep -h 'smtpd-stdio/maildir' "$D/etc/smtpd-stdio/inetd.conf"
