@@ -369,10 +369,11 @@ for i in range(3):
 
 @test "TLS over TCP: TCP_NODELAY from the start, so the reply behind the TLS 1.3 tickets waits for no delayed ACK" {
 	start_server "${TLS[@]}" "$HANDLERS/dump"
-	run drive "$PORT" "$SERVER_PID" "$SMTPD" <<-'EOF'
+	run drive "$PORT" "$SERVER_PID" "$SMTPD-tls" <<-'EOF'
 	import ctypes, socket
 	def nodelay():
-	    # smtpd-stdio: the descendant of the listener running $SMTPD
+	    # smtpd-stdio-tls (what smtpd-stdio runs for --tls-cert): the
+	    # descendant of the listener running it
 	    exe, kids, todo = os.path.realpath(sys.argv[3]), [], [int(sys.argv[2])]
 	    while todo:
 	        p = todo.pop()
