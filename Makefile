@@ -120,6 +120,8 @@ help:
 # postgrey, haproxy, dovecot-core, postfix) are for tests that start
 # their own: a policy-rc.d of ours, for the install only, keeps them from
 # being started (Debian still enables their units for the next boot).
+# Two makes in two checkouts may install at once: they take turns on a
+# lock of ours, and apt waits for dpkg's lock rather than failing.
 define need
 	@missing=$$(for p in $(2); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -132,13 +134,15 @@ define need
 		fi; \
 		echo "installing:" $$missing; \
 		export DEBIAN_FRONTEND=noninteractive; \
+		exec 9>/run/lock/smtpd-stdio-deps.lock && flock -w 1200 9; \
 		guard=; \
 		if [ ! -e /usr/sbin/policy-rc.d ]; then \
 			printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && \
 			chmod 0755 /usr/sbin/policy-rc.d && guard=1; \
 		fi; \
 		apt-get update -qq && \
-		apt-get install -y -qq --no-install-recommends $$missing; \
+		apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+			--no-install-recommends $$missing; \
 		rc=$$?; \
 		[ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; \
 		exit $$rc; \
