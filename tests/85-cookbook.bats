@@ -166,3 +166,33 @@ print(e["mail-from"], *e["rcpt-to"], e["helo"])' "$APP/$id.json"
 	run grep -c 'consumer w[12] of group deliver on mail: ready' "$BATS_TEST_TMPDIR/w.log"
 	assert_output 2
 }
+
+@test "cookbook (d): webhook-app.py stores a chunked POST (the handler's pipe mode) mode 0600, fsynced before its 204" {
+	APP=$BATS_TEST_TMPDIR/app
+	mkdir -p "$APP"
+	strace -f -qq -o "$BATS_TEST_TMPDIR/trace" -e trace=openat,fsync,rename,sendto,write \
+	    python3 "$BOOK/webhook-app.py" "$APP" "$BATS_TEST_TMPDIR/port" 3>&- &
+	PIDS+=($!)
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
+	url=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")/inbound
+	printf 'Subject: chunked\r\n\r\n\000binary\377 and\r\nmore\r\n' >"$BATS_TEST_TMPDIR/msg"
+	run --separate-stderr env SMTP_ID=pipe1 SMTP_MAIL_FROM=a@example.org \
+	    SMTP_RCPT_TO=$'b@example.net\n"x,y"@example.org' \
+	    sh -c 'cat "$1" | "$2" "$3"' sh "$BATS_TEST_TMPDIR/msg" "$SHIPPED/webhook" "$url"
+	assert_success
+	cmp "$BATS_TEST_TMPDIR/msg" "$APP/pipe1.eml"
+	assert_equal "$(stat -c %a "$APP/pipe1.eml") $(stat -c %a "$APP/pipe1.json")" '600 600'
+	run python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rcpt-to"])' "$APP/pipe1.json"
+	assert_output "['b@example.net', '\"x,y\"@example.org']"
+	# The message's file, then the directory, reach the disk before the
+	# answer goes out: fsync, rename, fsync, then the 204.
+	run awk '
+	    /openat\(.*pipe1\.eml\.tmp/ { split($0, a, "= "); fd = a[2] + 0; s = 1 }
+	    s == 1 && $0 ~ "fsync\\(" fd "\\)" { s = 2 }
+	    s == 2 && /rename\(.*pipe1\.eml\.tmp.*pipe1\.eml"/ { s = 3 }
+	    s == 3 && /O_DIRECTORY/ { split($0, a, "= "); dfd = a[2] + 0; s = 4 }
+	    s == 4 && $0 ~ "fsync\\(" dfd "\\)" { s = 5 }
+	    s == 5 && /HTTP\/1\.1 204/ { s = 6 }
+	    END { print s }' "$BATS_TEST_TMPDIR/trace"
+	assert_output 6
+}
