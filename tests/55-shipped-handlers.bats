@@ -352,3 +352,26 @@ cat_spy() {
 		assert_equal "$(cat "$UPSTREAM/$n/data")" "$(printf 'hi\r')"
 	done
 }
+
+@test "debug logs SMTP_LINE_ENDS, SMTP_AUTH_USER and the SMTP_TLS_* variables" {
+	run --separate-stderr one_message --crlf "$SHIPPED/debug"
+	assert_success
+	assert_reply_after . 250
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --regexp 'handler: SMTP_LINE_ENDS: CRLF$'
+	# Set, and empty, without AUTH or TLS.
+	assert_line --regexp 'handler: SMTP_AUTH_USER: ?$'
+	assert_line --regexp 'handler: SMTP_TLS_PROTOCOL: ?$'
+	run --separate-stderr env SMTP_LINE_ENDS=LF SMTP_AUTH_USER=alice \
+	    SMTP_TLS_PROTOCOL=TLSv1.3 SMTP_TLS_CIPHER=TLS_AES_256_GCM_SHA384 \
+	    SMTP_TLS_SNI=mx.example SMTP_TLS_RESUMED=0 \
+	    SMTP_TLS_CLIENT_SUBJECT=/CN=client SMTP_TLS_CLIENT_HASH=SHA256:ab12 \
+	    "$SHIPPED/debug" </dev/null
+	assert_success
+	output=$stderr
+	assert_equal "$(grep -E '^SMTP_(LINE_ENDS|AUTH_USER|TLS_)' <<<"$stderr")" \
+	    "$(printf '%s\n' 'SMTP_LINE_ENDS: LF' 'SMTP_AUTH_USER: alice' \
+	    'SMTP_TLS_PROTOCOL: TLSv1.3' 'SMTP_TLS_CIPHER: TLS_AES_256_GCM_SHA384' \
+	    'SMTP_TLS_SNI: mx.example' 'SMTP_TLS_RESUMED: 0' \
+	    'SMTP_TLS_CLIENT_SUBJECT: /CN=client' 'SMTP_TLS_CLIENT_HASH: SHA256:ab12')"
+}
