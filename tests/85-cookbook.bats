@@ -196,3 +196,16 @@ print(e["mail-from"], *e["rcpt-to"], e["helo"])' "$APP/$id.json"
 	    END { print s }' "$BATS_TEST_TMPDIR/trace"
 	assert_output 6
 }
+
+@test "cookbook (b): under --crlf the filter's header ends in CRLF, as the message's lines do" {
+	run --separate-stderr smtp_session --crlf --no-received "$BOOK/filter-score" \
+		"$HANDLERS/dump" < <(mail_to b@example.net)
+	assert_success
+	assert_reply_after . 250
+	cmp "$DUMP/1/message" <(printf 'X-Score: 2\r\nSubject: win the lottery\r\n\r\nlottery!\r\n')
+	assert_equal "$(cat "$DUMP/1/SMTP_SIZE")" 50
+	# Without --crlf, LF as before.
+	run --separate-stderr smtp_session --no-received "$BOOK/filter-score" \
+		"$HANDLERS/dump" < <(mail_to b@example.net)
+	cmp "$DUMP/2/message" <(printf 'X-Score: 2\nSubject: win the lottery\n\nlottery!\n')
+}
