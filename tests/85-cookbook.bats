@@ -69,7 +69,7 @@ nobody_dir() {
 	assert_success
 	assert_reply_after . 250
 	local m
-	for m in example.net/alice example.net/bob example.net/_.._.._x_; do
+	for m in example.net/alice example.net/bob example.net/%22..%2F..%2Fx%22; do
 		run sh -c "cat '$D/mail/$m'/new/*"
 		assert_success
 		assert_output --partial 'Subject: win the lottery'
@@ -113,7 +113,7 @@ nobody_dir() {
 	assert_success
 	assert_reply_after . 250
 	run sh -c "cd '$B' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | sort"
-	assert_output $'./example.net/bob\n./example.org/_.._x_\n./example.org/carol'
+	assert_output $'./example.net/bob\n./example.org/%22..%2Fx%22\n./example.org/carol'
 	cmp "$B"/example.net/bob/new/* "$B"/example.org/carol/new/*
 }
 
@@ -208,4 +208,36 @@ print(e["mail-from"], *e["rcpt-to"], e["helo"])' "$APP/$id.json"
 	run --separate-stderr smtp_session --no-received "$BOOK/filter-score" \
 		"$HANDLERS/dump" < <(mail_to b@example.net)
 	cmp "$DUMP/2/message" <(printf 'X-Score: 2\nSubject: win the lottery\n\nlottery!\n')
+}
+
+# utf8_mail_to RCPT...: as mail_to, with SMTPUTF8 on MAIL.
+utf8_mail_to() {
+	mail_to "$@" | sed 's/^MAIL FROM:<a@example.org>$/& SMTPUTF8/'
+}
+
+@test "cookbook (c): mailbox names are one-to-one: jörg, jürg, j_rg and J%C3%B6rg get four Maildirs" {
+	B=$BATS_TEST_TMPDIR/mail
+	export MAILDIR=$SHIPPED/maildir
+	run --separate-stderr smtp_session --smtputf8 \
+		--no-received "$BOOK/per-recipient-maildir" "$B" \
+		< <(utf8_mail_to jörg@example.net jürg@example.net j_rg@example.net 'J%C3%B6rg@example.net')
+	assert_success
+	assert_reply_after . 250
+	run sh -c "cd '$B' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
+	assert_output "$(printf '%s\n' ./example.net/j%25c3%25b6rg \
+	    ./example.net/j%C3%B6rg ./example.net/j%C3%BCrg ./example.net/j_rg)"
+}
+
+@test "cookbook (a): dovecot-lda's mailboxes are one-to-one too, \"%\" and all" {
+	nobody_dir
+	# a=b and a&b were both a_b before; "%u" must stay literal for Dovecot.
+	mail_to a=b@example.net 'a&b@example.net' a_b@example.net 'j%u@example.net' >"$DIALOGUE.in"
+	sed 's/$/\r/' "$DIALOGUE.in" >"$DIALOGUE"
+	run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    env TMPDIR="$D" "$SMTPD" --hostname mx.test --log stderr \
+	    "$BOOK/dovecot-deliver" "$D/dovecot.conf" "$D/mail" <"$DIALOGUE"
+	assert_success
+	assert_reply_after . 250
+	run sh -c "cd '$D/mail' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
+	assert_output "$(printf '%s\n' ./example.net/a%26b ./example.net/a%3Db ./example.net/a_b ./example.net/j%25u)"
 }
