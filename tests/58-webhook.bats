@@ -306,17 +306,15 @@ make_ca() {
 
 # ---- Issue 16 items 9-11: recipients, the body rule, limits ----
 
-# many_rcpts N: a session to N recipients recipient-number-I@example.net.
+# many_rcpts N URL: one message to N recipients
+# recipient-number-I@example.net through smtpd-stdio and the webhook.
 many_rcpts() {
-	local i=1
-	{
-		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\n'
-		while [ "$i" -le "$1" ]; do
-			printf 'RCPT TO:<recipient-number-%d@example.net>\n' "$i"
-			i=$((i + 1))
-		done
-		printf 'DATA\nSubject: many\n\nhello\n.\nQUIT\n'
-	}
+	local i to=()
+	for i in $(seq "$1"); do
+		to+=(--to "recipient-number-$i@example.net")
+	done
+	smtp_transaction "${to[@]}" --body 'Subject: many\r\n\r\nhello\r\n' -- \
+	    --no-received "$WEBHOOK" "$2"
 }
 
 # The recipients of request N, one per line, percent-decoded.
@@ -388,8 +386,7 @@ print(sum(len(k) + 2 + len(v) + 2 for k, v in json.load(open(sys.argv[1]))
 	haproxy -db -f "$BATS_TEST_TMPDIR/haproxy.cfg" >"$BATS_TEST_TMPDIR/haproxy.log" 2>&1 3>&- &
 	HA_PID=$!
 	wait_for 10 port_listening "$HAPORT"
-	run --separate-stderr smtp_session --no-received "$WEBHOOK" \
-	    "http://127.0.0.1:$HAPORT/hook" < <(many_rcpts 600)
+	run --separate-stderr many_rcpts 600 "http://127.0.0.1:$HAPORT/hook"
 	kill "$HA_PID"
 	wait "$HA_PID" || true
 	assert_reply_after . 250
@@ -408,7 +405,7 @@ print(sum(len(k) + 2 + len(v) + 2 for k, v in json.load(open(sys.argv[1]))
 	start_hook
 	answer 200
 	echo 503 >"$HOOK/status.2"
-	run --separate-stderr smtp_session --no-received "$WEBHOOK" "$URL" < <(many_rcpts 600)
+	run --separate-stderr many_rcpts 600 "$URL"
 	assert_reply . '^451 4\.3\.0 '
 	[ -d "$HOOK/req.2" ] && [ ! -e "$HOOK/req.3" ]
 	# A pipe on stdin is sent whole in each batch too: requests 3 to 5.
