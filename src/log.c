@@ -119,6 +119,25 @@ fatalx(const char *fmt, ...)
 }
 
 /*
+ * SPEC 8: a set-up failure once the log is open (certificate, key,
+ * ticket keys, the TLS program): logged where SPEC 6 says, and the usage
+ * line on stderr, which is /dev/null when it was the client's socket.
+ */
+void
+setup_error(const char *fmt, ...)
+{
+	char	 line[LOG_LINE_MAX];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (log_to == LOGTO_SYSLOG)
+		syslog(LOG_ERR, "%s", line);
+	usage_error("%s", line);
+}
+
+/*
  * Escape untrusted bytes (client text, handler output) into dst so that a
  * log line can never be split or carry terminal controls; flags adds to
  * the vis(3) flags.  A dst of 4 * len + 1 bytes always holds all of it;

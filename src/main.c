@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -499,6 +500,9 @@ client_input(struct session *s, struct deadlines *dl, char *buf,
 	case INPUT_STOP:
 		stop(s);
 		break;
+	case INPUT_ERROR:	/* SPEC 8: a broken TLS record, logged */
+		(void)session_tls_failed(s, EXIT_FAIL);
+		break;
 	}
 }
 
@@ -713,13 +717,17 @@ main(int argc, char **argv)
 	struct tls	*server;
 	int		 bad_proxy, status;
 
+	/* Superservers may start us with SIGCHLD ignored: waitpid needs it. */
+	(void)signal(SIGCHLD, SIG_DFL);
 	options_parse(argc, argv, &conf);
-	server = tlsconf_server(&conf, argv);
+	tlsconf_handover(&conf, argv);
 	umask(077);
 	setup_fds(&conf);
+	log_init(conf.log, conf.verbose);
+	/* SPEC 8: set-up errors go to the log, never to the client. */
+	server = tlsconf_server(&conf);
 	conn_init();
 	conf.sync_check = conn_is_socket();
-	log_init(conf.log, conf.verbose);
 	if (conf.hostname == NULL)
 		conf.hostname = options_default_hostname();
 	peer_lookup(&peer);

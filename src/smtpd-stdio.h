@@ -383,13 +383,16 @@ const char *log_escape(char *, size_t, const char *, size_t);
 const char *log_quote(char *, size_t, const char *, size_t);
 void	 fatalx(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
+void	 setup_error(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
 
 /* conn.c: the client connection, deadlines, stop signals. */
 enum conn_input {
 	INPUT_DATA,
 	INPUT_EOF,
 	INPUT_TIMEOUT,
-	INPUT_STOP	/* SIGTERM, SIGHUP or SIGINT */
+	INPUT_STOP,	/* SIGTERM, SIGHUP or SIGINT */
+	INPUT_ERROR	/* under TLS: a record that does not decrypt (exit 1) */
 };
 
 void	 conn_init(void);
@@ -406,12 +409,27 @@ int	 conn_tls_start(struct tls *, long long, struct tls_info *);
 void	 conn_tls_free(void);
 
 /*
- * tls.c: the TLS configuration, SPEC 8, in smtpd-stdio-tls; tls-exec.c
- * in smtpd-stdio, which runs smtpd-stdio-tls when TLS is configured.
+ * tls.c: TLS through GnuTLS, SPEC 8, in smtpd-stdio-tls; tls-exec.c in
+ * smtpd-stdio, which runs smtpd-stdio-tls when TLS is configured.  The
+ * tlsio_* calls never wait: a negative TLS_WANT_* says what for.
  */
-struct tls *tlsconf_server(const struct config *, char **);
+#define TLS_WANT_POLLIN		(-2)	/* call again once fd 0 is readable */
+#define TLS_WANT_POLLOUT	(-3)	/* call again once fd 1 is writable */
+#define TLS_WANT_AGAIN		(-4)	/* call again at once */
+
+struct tls_conn;
+void	 tlsconf_handover(const struct config *, char **);
+struct tls *tlsconf_server(const struct config *);
 void	 tlsconf_free(struct tls *);
-void	 tlsconf_info(struct tls *, struct tls_info *);
+void	 tlsconf_info(struct tls_conn *, struct tls_info *);
+struct tls_conn *tlsio_accept(struct tls *, int, int);
+void	 tlsio_free(struct tls_conn *);
+ssize_t	 tlsio_handshake(struct tls_conn *);
+ssize_t	 tlsio_read(struct tls_conn *, void *, size_t);
+ssize_t	 tlsio_write(struct tls_conn *, const void *, size_t);
+ssize_t	 tlsio_close(struct tls_conn *);
+int	 tlsio_eof(const struct tls_conn *);
+const char *tlsio_error(const struct tls_conn *);
 
 /* proxy.c: the PROXY protocol header, SPEC 10.1. */
 #define PROXY_V1_MAX		107	/* the longest v1 line, CRLF included */
