@@ -1,0 +1,212 @@
+#!/usr/bin/env bats
+# Issue 20's review of TLS and AUTH (SPEC 8, 9): tickets only with keys,
+# the ticket-key file's checks and rotation, set-up errors under inetd,
+# a tampered record, the pipelining check under TLS, SIGCHLD ignored by
+# the superserver, and the hand-over to smtpd-stdio-tls.
+
+setup_file() {
+	local d=$BATS_FILE_TMPDIR/pki
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -days 2 -subj /CN=mx.example.test \
+	    -addext subjectAltName=DNS:mx.example.test \
+	    -keyout "$d/mx.key" -out "$d/mx.pem" 2>/dev/null
+	head -c 96 /dev/urandom >"$d/tickets"
+	chmod 600 "$d/tickets"
+}
+
+setup() {
+	load test_helper/common
+	load test_helper/tcp
+	load test_helper/tls
+	common_setup
+	PKI=$BATS_FILE_TMPDIR/pki
+	TLS=(--tls-cert "$PKI/mx.pem" --tls-key "$PKI/mx.key")
+	export PKI
+	export LOG=$BATS_TEST_TMPDIR/log
+}
+
+teardown() {
+	stop_server
+}
+
+SERVER=(timeout -k 5 60)
+
+# handshake_messages PORT: the TLS handshake messages openssl s_client
+# saw in a STARTTLS session (TLS 1.3) that ends with QUIT.
+handshake_messages() {
+	printf 'QUIT\r\n' | timeout -k 5 30 openssl s_client -ign_eof -msg \
+	    -connect "127.0.0.1:$1" -starttls smtp -tls1_3 2>&1 |
+	    sed -n 's/^<<< TLS 1.3, Handshake \[length [0-9a-f]*\], //p'
+}
+
+@test "no NewSessionTicket without --tls-ticket-keys; with it, the server sends one" {
+	start_server "${TLS[@]}" "$HANDLERS/accept"
+	run handshake_messages "$PORT"
+	assert_line ServerHello
+	assert_line Finished
+	refute_line NewSessionTicket
+	stop_server
+	start_server "${TLS[@]}" --tls-ticket-keys "$PKI/tickets" "$HANDLERS/accept"
+	run handshake_messages "$PORT"
+	assert_line ServerHello
+	assert_line NewSessionTicket
+}
+
+@test "a ticket-key file others may read is logged as a warning; mode 0600 is not" {
+	cp "$PKI/tickets" "$BATS_TEST_TMPDIR/open"
+	chmod 644 "$BATS_TEST_TMPDIR/open"
+	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/open" \
+	    "$HANDLERS/accept" <<<$'QUIT\r'
+	assert_success
+	[[ $stderr == *"--tls-ticket-keys $BATS_TEST_TMPDIR/open: readable by others (mode 0644)"* ]] ||
+		fail "no warning: $stderr"
+	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr "${TLS[@]}" --tls-ticket-keys "$PKI/tickets" \
+	    "$HANDLERS/accept" <<<$'QUIT\r'
+	assert_success
+	[[ $stderr != *"readable by others"* ]] || fail "warned: $stderr"
+}
+
+@test "a ticket-key file of another size is refused naming its real size (240 octets, not 193)" {
+	head -c 240 /dev/urandom >"$BATS_TEST_TMPDIR/five"
+	usage_error "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/five" \
+	    "$HANDLERS/accept"
+	[[ $stderr == *'not 240 octets'* ]] || fail "$stderr"
+	head -c 200 /dev/urandom >"$BATS_TEST_TMPDIR/odd"
+	usage_error "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/odd" \
+	    "$HANDLERS/accept"
+	[[ $stderr == *'not 200 octets'* ]] || fail "$stderr"
+}
+
+# The literal block after "Rotate the session-ticket keys" in the man page.
+rotation_recipe() {
+	sed -n '/^Rotate the session-ticket keys/,/^\.Ed/p' "$ROOT/smtpd-stdio.8" |
+	    sed '1,2d;$d'
+}
+
+@test "the man page's ticket-key rotation: never readable by others, owned by the service user, three keys kept" {
+	local recipe f=$BATS_TEST_TMPDIR/tickets i
+	recipe=$(rotation_recipe)
+	[[ $recipe == *'f=/etc/smtpd-stdio/tls/tickets'* ]] || fail "recipe: $recipe"
+	recipe=${recipe//\/etc\/smtpd-stdio\/tls\/tickets/$f}
+	# As root, for a service that runs as nobody instead of smtpd-stdio.
+	recipe=${recipe//chown smtpd-stdio/chown nobody}
+	for i in 1 2 3 4; do
+		# The caller's umask is the usual one: the recipe sets its own.
+		(umask 022 && sh -c "$recipe") || fail "the recipe failed"
+		run stat -c '%a %U %s' "$f"
+		if [ "$i" -lt 3 ]; then
+			assert_output "600 nobody $((i * 48))"
+		else
+			assert_output '600 nobody 144'
+		fi
+	done
+	[ ! -e "$f.new" ] || fail "$f.new left behind"
+	# The file is never created readable by others: umask before any
+	# redirection into it.
+	run sh -c 'printf "%s\n" "$1" | grep -n -m1 -e "umask 077" -e ">" | head -1' sh "$recipe"
+	assert_output --partial 'umask 077'
+}
+
+@test "TLS set-up errors under inetd reach syslog, never the client (fds 0, 1 and 2 one socket)" {
+	printf 'not a key\n' >"$BATS_TEST_TMPDIR/bad.key"
+	run timeout -k 5 60 unshare -m sh -c '
+	    mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal &&
+	    exec python3 - "$@"' sh "$SMTPD" "$PKI/mx.pem" \
+	    "$BATS_TEST_TMPDIR/bad.key" "$HANDLERS/accept" <<-'EOF'
+	import os, select, socket, subprocess, sys, time
+	log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+	log.bind("/run/systemd/journal/dev-log")
+	ours, theirs = socket.socketpair()
+	smtpd, cert, key, handler = sys.argv[1:]
+	p = subprocess.Popen([smtpd, "--tls-cert", cert, "--tls-key", key,
+	                      handler], stdin=theirs, stdout=theirs, stderr=theirs)
+	theirs.close()
+	ours.settimeout(30)
+	got = b""
+	while True:
+	    b = ours.recv(4096)
+	    if not b:
+	        break
+	    got += b
+	print("client got %r" % got)
+	print("exit", p.wait(30))
+	r, _, _ = select.select([log], [], [], 10)
+	while r:
+	    print("syslog", log.recv(4096).decode(errors="replace"))
+	    r, _, _ = select.select([log], [], [], 0)
+	EOF
+	assert_success
+	assert_line --index 0 "client got b''"
+	assert_line --index 1 'exit 64'
+	assert_line --regexp "^syslog <19>.*smtpd-stdio\[[0-9]+\]: --tls-cert $PKI/mx.pem --tls-key $BATS_TEST_TMPDIR/bad.key: "
+}
+
+@test "a TLS record that fails to authenticate mid-session is an error: exit 1, logged, nothing more written" {
+	run drive "${SERVER[@]}" "$SMTPD" --hostname mx.test --log stderr \
+	    "${TLS[@]}" "$HANDLERS/accept" <<-'EOF'
+	c = Client.pipe(sys.argv[1:])
+	c.reply(); c.cmd("EHLO a"); c.cmd("STARTTLS")
+	c.starttls(client_context())
+	print(c.code("EHLO a"))
+	c.tls.write(b"NOOP\r\n")
+	rec = bytearray(c.outgoing.read())
+	rec[-1] ^= 1                    # one bit of the record's tag
+	c.raw_write(bytes(rec))
+	print(repr(c.reply()), c.wait())
+	EOF
+	assert_line --index 0 '250'
+	assert_line --index 1 "'' 1"
+	run grep -c 'TLS read: ' "$LOG"
+	assert_output 1
+}
+
+@test "under TLS the pipelining check sees decrypted bytes: EHLO and NOOP in one record or in two, 554 alike" {
+	local n
+	start_server "${TLS[@]}" "$HANDLERS/accept"
+	for n in 1 2; do
+		run drive "$PORT" "$n" <<-'EOF'
+		c = Client.tcp(int(sys.argv[1]))
+		c.reply(); c.cmd("EHLO a"); c.cmd("STARTTLS")
+		c.starttls(client_context())
+		if sys.argv[2] == "1":
+		    c.tls.write(b"EHLO a\r\nNOOP\r\n")
+		else:
+		    c.tls.write(b"EHLO a\r\n")
+		    c.tls.write(b"NOOP\r\n")
+		c.raw_write(c.outgoing.read())  # both records in one write
+		print(c.reply()[:3])
+		EOF
+		assert_output 554
+	done
+	SERVER_EXIT=1 stop_server
+}
+
+@test "started with SIGCHLD ignored (as some superservers do), checkpassword AUTH and the handler still work" {
+	printf '%s\r\n' 'EHLO a' 'AUTH PLAIN AGFsaWNlAHNlY3JldA==' \
+	    'MAIL FROM:<a@example.org>' 'RCPT TO:<b@example.net>' DATA x . QUIT \
+	    >"$BATS_TEST_TMPDIR/in"
+	run timeout -k 5 60 python3 -c '
+import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execv(sys.argv[1], sys.argv[1:])' "$SMTPD" --hostname mx.test --log stderr \
+	    --auth "checkpassword:$FIXTURES/checkpassword" --auth-plaintext \
+	    "$HANDLERS/accept" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_line --partial '235 2.7.0'
+	assert_line --regexp '^250 2\.0\.0 .*'
+	refute_line --partial 'No child processes'
+}
+
+@test "a program without TLS run as smtpd-stdio-tls refuses (exit 64, nothing written) instead of running itself in a loop" {
+	mkdir "$BATS_TEST_TMPDIR/loop"
+	cp "$SMTPD" "$BATS_TEST_TMPDIR/loop/smtpd-stdio"
+	cp "$SMTPD" "$BATS_TEST_TMPDIR/loop/smtpd-stdio-tls"
+	run --separate-stderr timeout -k 5 10 "$BATS_TEST_TMPDIR/loop/smtpd-stdio" \
+	    --log stderr "${TLS[@]}" "$HANDLERS/accept" </dev/null
+	assert_failure 64
+	assert_output ''
+	[[ $stderr == *"was run as smtpd-stdio-tls, but has no TLS"* ]] || fail "$stderr"
+}
