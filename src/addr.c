@@ -67,7 +67,6 @@ static int	ascii_ieq(const unsigned char *, size_t, const char *);
 static int	is_alnum(int);
 static int	is_atext(int);
 static int	is_hex(int);
-static size_t	utf8_len(const unsigned char *, const unsigned char *);
 static int	cur_utf8(struct cursor *);
 static int	cur_peek(const struct cursor *, int);
 static int	path_atom(struct cursor *);
@@ -186,7 +185,7 @@ is_atext(int c)
  * or 0 when the bytes are not one.  C1 controls (U+0080-U+009F) are
  * refused too: no control character may be part of an address (SPEC 4).
  */
-static size_t
+size_t
 utf8_len(const unsigned char *p, const unsigned char *end)
 {
 	unsigned char	 lo = 0x80, hi = 0xbf;

@@ -119,22 +119,14 @@ fatalx(const char *fmt, ...)
 }
 
 /*
- * SPEC 8: a set-up failure once the log is open (certificate, key,
- * ticket keys, the TLS program): logged where SPEC 6 says, and the usage
- * line on stderr, which is /dev/null when it was the client's socket.
+ * A line that also goes to stderr (setup_error): to syslog when that is
+ * the log, so it is not written twice to stderr.
  */
 void
-setup_error(const char *fmt, ...)
+log_syslog_only(const char *line)
 {
-	char	 line[LOG_LINE_MAX];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	(void)vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	if (log_to == LOGTO_SYSLOG)
 		syslog(LOG_ERR, "%s", line);
-	usage_error("%s", line);
 }
 
 /*

@@ -59,6 +59,9 @@ static uint64_t	 mail_size(const char *);
 static int	 start_tls(struct session *, struct tls *, struct deadlines *);
 static void	 authenticate(struct session *, struct auth_backend *,
 		    const struct peer *);
+static void	 forget_input(struct session *, char *, size_t, size_t,
+		    size_t);
+static void	 ask_mechanisms(struct session *, struct auth_backend *);
 static int	 serve(const struct config *, const struct peer *, int,
 		    struct tls *);
 static int	 proxy_header(const struct config *, struct peer *);
@@ -570,6 +573,34 @@ authenticate(struct session *s, struct auth_backend *ab,
 	session_auth_checked(s, v, user);
 }
 
+/*
+ * SPEC 9: a SASL line was read (an AUTH refused before TLS included):
+ * every byte of it in our input buffer goes, all but what is unread.
+ */
+static void
+forget_input(struct session *s, char *in, size_t size, size_t off,
+    size_t len)
+{
+	explicit_bzero(in, off);
+	explicit_bzero(in + len, size - len);
+	s->input_secret = 0;
+}
+
+/*
+ * SPEC 9: what the backend offers, asked at the first EHLO that may
+ * offer AUTH, never before the greeting or the handshake.  Dovecot gets
+ * AUTH_MECH_WAIT seconds (or --timeout, if less).
+ */
+static void
+ask_mechanisms(struct session *s, struct auth_backend *ab)
+{
+	long long	 wait = s->conf->timeout < AUTH_MECH_WAIT ?
+			    s->conf->timeout : AUTH_MECH_WAIT;
+
+	session_auth_mechanisms(s, auth_mechanisms(ab,
+	    conn_now_ms() + wait * 1000));
+}
+
 /* SPEC 6: a stop signal ends the session with 421 4.3.2 and exit 1. */
 static void
 stop(struct session *s)
@@ -598,11 +629,8 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	session_init(&s, c);
 	if (c->npolicy > 0)
 		ps = policy_new(c);
-	if (c->auth != NULL) {
+	if (c->auth != NULL)
 		ab = auth_new(c->auth);
-		session_auth_mechanisms(&s, auth_mechanisms(ab,
-		    conn_now_ms() + c->timeout * 1000));
-	}
 	/* With --tls the client speaks first: its ClientHello. */
 	if (bad_proxy)
 		(void)session_bad_proxy(&s);
@@ -613,6 +641,8 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	for (;;) {
 		act = session_feed(&s, in + off, len - off, &used);
 		off += used;
+		if (s.input_secret)
+			forget_input(&s, in, sizeof(in), off, len);
 		switch (act) {
 		case SA_NEED_INPUT:
 			if (flush_replies(&s, &dl) == -1)
@@ -654,9 +684,9 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 			break;
 		case SA_AUTH:
 			authenticate(&s, ab, p);
-			/* SPEC 9: the base64 password is read input too. */
-			explicit_bzero(in, off);
-			explicit_bzero(in + len, sizeof(in) - len);
+			break;
+		case SA_AUTH_MECHS:
+			ask_mechanisms(&s, ab);
 			break;
 		case SA_CLOSE:
 			status = s.exit_status;

@@ -179,6 +179,24 @@ usage_error(const char *fmt, ...)
 	exit(EXIT_USAGE);
 }
 
+/*
+ * SPEC 8: a set-up failure once the log is open (certificate, key,
+ * ticket keys, the TLS program): logged where SPEC 6 says, and the usage
+ * line on stderr, which is /dev/null when it was the client's socket.
+ */
+void
+setup_error(const char *fmt, ...)
+{
+	char	 line[LOG_LINE_MAX];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_syslog_only(line);
+	usage_error("%s", line);
+}
+
 /* A label of a host name: letters, digits, inner hyphens (RFC 1123 2.1). */
 static int
 label_ok(const char *s, size_t len)

@@ -46,6 +46,9 @@ static void	cmd_starttls(struct session *, const char *, size_t);
 static void	cmd_auth(struct session *, const char *, size_t);
 static void	cmd_bdat(struct session *, const char *, size_t);
 static void	cmd_lhlo(struct session *, const char *, size_t);
+static void	ehlo_reply(struct session *);
+static int	auth_offerable(const struct session *);
+static int	sasl_text_ok(const char *, size_t, int);
 
 static const struct command commands[] = {
 	{ "HELO", ST_ANY, ARGS_REQUIRED, NULL, cmd_helo },
@@ -225,11 +228,23 @@ cmd_helo(struct session *s, const char *arg, size_t len)
 static void
 cmd_ehlo(struct session *s, const char *arg, size_t len)
 {
-	const struct config	*c = s->conf;
-
 	greet(s, arg, len, 1);
 	if (s->state != SS_HELO)
 		return;
+	/* SPEC 9: the backend is asked only when AUTH is to be offered. */
+	if (auth_offerable(s) && !s->auth_mechs_known) {
+		s->state = SS_AUTH_MECHS;
+		return;
+	}
+	ehlo_reply(s);
+}
+
+/* The EHLO reply: what this session offers now. */
+static void
+ehlo_reply(struct session *s)
+{
+	const struct config	*c = s->conf;
+
 	reply(s, "250-%s", c->hostname);
 	reply(s, "250-PIPELINING");
 	if (c->size_limit > 0)
@@ -757,14 +772,21 @@ session_tls_failed(struct session *s, int status)
 	return SA_CLOSE;
 }
 
-/* SPEC 9: AUTH is offered under TLS, or in plaintext when allowed. */
+/* SPEC 9: AUTH may be offered under TLS, or in plaintext if allowed. */
 static int
-auth_offered(const struct session *s)
+auth_offerable(const struct session *s)
 {
 	const struct config	*c = s->conf;
 
-	return c->auth != NULL && s->auth_mechs != 0 && (s->tls ||
+	return c->auth != NULL && (s->tls ||
 	    (c->auth_plaintext && !c->require_tls));
+}
+
+/* ... and is, once the backend said what it offers. */
+static int
+auth_offered(const struct session *s)
+{
+	return auth_offerable(s) && s->auth_mechs != 0;
 }
 
 /* An AUTH command line, whose initial response must not be logged. */
@@ -819,11 +841,35 @@ sasl_start(struct session *s, const char *initial, size_t len)
 		reply(s, "334 VXNlcm5hbWU6");	/* "Username:" */
 }
 
+/*
+ * RFC 4616: user names and passwords are UTF-8 without NUL.  A user name
+ * goes into the environment and the log (escaped): no control either.
+ */
+static int
+sasl_text_ok(const char *p, size_t len, int controls)
+{
+	const unsigned char	*u = (const unsigned char *)p, *end = u + len;
+	size_t			 n;
+
+	while (u < end) {
+		if (*u >= 0x80) {
+			if ((n = utf8_len(u, end)) == 0)
+				return 0;
+			u += n;
+		} else if (*u == '\0' || (!controls && (*u < 0x20 ||
+		    *u == 0x7f)))
+			return 0;
+		else
+			u++;
+	}
+	return 1;
+}
+
 /* A user name we can log (escaped) and put into the environment. */
 static int
 sasl_user_ok(const char *user, size_t len)
 {
-	return len > 0 && len < AUTH_USER_MAX && helo_arg_ok(user, len);
+	return len > 0 && len < AUTH_USER_MAX && sasl_text_ok(user, len, 0);
 }
 
 /*
@@ -855,7 +901,7 @@ sasl_response(struct session *s, const char *line, size_t len)
 		s->sasl.step = 1;
 		reply(s, "334 UGFzc3dvcmQ6");	/* "Password:" */
 	} else if (s->sasl.step == 1 && (size_t)n < AUTH_PASSWORD_MAX &&
-	    memchr(dec, '\0', (size_t)n) == NULL) {
+	    sasl_text_ok((char *)dec, (size_t)n, 1)) {
 		memcpy(s->sasl.password, dec, (size_t)n + 1);
 		s->state = SS_AUTH_CHECK;
 	} else {
@@ -883,7 +929,7 @@ sasl_plain(struct session *s, const char *m, size_t len)
 	ulen = (size_t)(pass - user);
 	plen = (size_t)(end - ++pass);
 	if (!sasl_user_ok(user, ulen) || plen >= AUTH_PASSWORD_MAX ||
-	    memchr(pass, '\0', plen) != NULL) {
+	    !sasl_text_ok(pass, plen, 1)) {
 		reply(s, "501 5.5.2 Error: invalid SASL response");
 		sasl_end(s);
 		return;
@@ -940,11 +986,19 @@ session_auth_checked(struct session *s, enum auth_verdict v,
 		count_error(s);
 }
 
-/* What the backend offers (AUTH_MECH_*), known before EHLO is. */
+/*
+ * What the backend offers (AUTH_MECH_*), asked at the first EHLO that
+ * may offer AUTH (SA_AUTH_MECHS): that EHLO's reply goes out now.
+ */
 void
 session_auth_mechanisms(struct session *s, unsigned int mechs)
 {
 	s->auth_mechs = mechs & (AUTH_MECH_PLAIN | AUTH_MECH_LOGIN);
+	s->auth_mechs_known = 1;
+	if (s->state == SS_AUTH_MECHS) {
+		s->state = SS_HELO;
+		ehlo_reply(s);
+	}
 }
 
 static const struct command *
@@ -1057,7 +1111,9 @@ process_line(struct session *s)
 		len--;
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	secret = s->state == SS_AUTH_CONT || is_auth_line(line, len);
+	/* A client may send its SASL response after a refused AUTH. */
+	secret = s->state == SS_AUTH_CONT || is_auth_line(line, len) ||
+	    s->auth_refused;
 	/* SPEC 9: never a SASL response in the log, not even with -v. */
 	if (s->conf->verbose)
 		log_debug("< %s", secret ? "AUTH data (not logged)" :
@@ -1085,8 +1141,11 @@ process_line(struct session *s)
 		dispatch(s, line, len);
 	if (s->last_code == '5' && s->state != SS_CLOSED)
 		count_error(s);
-	if (secret)
+	s->auth_refused = is_auth_line(line, len) && s->last_code >= '4';
+	if (secret) {
 		explicit_bzero(s->line, sizeof(s->line));
+		s->input_secret = 1;
+	}
 }
 
 /*
@@ -1202,6 +1261,10 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 		if (s->state == SS_AUTH_CHECK) {
 			*used = i;
 			return SA_AUTH;
+		}
+		if (s->state == SS_AUTH_MECHS) {
+			*used = i;
+			return SA_AUTH_MECHS;
 		}
 		if (s->out.len >= OUTPUT_FLUSH) {
 			*used = i;

@@ -145,6 +145,7 @@ struct addr_result {
 
 int	 addr_parse(enum addr_verb, const char *, size_t,
 	    const struct addr_limits *, struct addr_result *);
+size_t	 utf8_len(const unsigned char *, const unsigned char *);
 
 /* session.c: the SMTP dialogue, fed bytes, emits replies and actions. */
 enum session_action {
@@ -155,7 +156,8 @@ enum session_action {
 	SA_CHECK_RCPT,	/* check session.pending, call session_rcpt_checked */
 	SA_CLOSE,	/* flush and exit with session.exit_status */
 	SA_STARTTLS,	/* flush, drop the rest of the input, handshake */
-	SA_AUTH		/* check session_auth_request(), session_auth_checked */
+	SA_AUTH,	/* check session_auth_request(), session_auth_checked */
+	SA_AUTH_MECHS	/* ask the backend, call session_auth_mechanisms */
 };
 
 enum session_state {
@@ -170,7 +172,8 @@ enum session_state {
 	SS_STARTTLS,	/* 220 sent, waiting for the handshake */
 	SS_AUTH_CONT,	/* 334 sent, waiting for a SASL response line */
 	SS_AUTH_CHECK,	/* credentials complete, waiting for the backend */
-	SS_BDAT		/* reading the octets of a BDAT chunk */
+	SS_BDAT,	/* reading the octets of a BDAT chunk */
+	SS_AUTH_MECHS	/* an EHLO waits for the backend's mechanisms */
 };
 
 /* SPEC 9: a SASL exchange in progress, PLAIN or LOGIN. */
@@ -267,6 +270,9 @@ struct session {
 	int			 tls;		/* the handshake is done */
 	struct tls_info		 tlsi;
 	unsigned int		 auth_mechs;	/* what the backend offers */
+	int			 auth_mechs_known;	/* asked (SA_AUTH_MECHS) */
+	int			 auth_refused;	/* the last line: an AUTH refused */
+	int			 input_secret;	/* a SASL line was read: clear input */
 	struct sasl		 sasl;
 	char			 auth_user[AUTH_USER_MAX];	/* "" until AUTH */
 	char			 auth_method[8];		/* PLAIN, LOGIN */
@@ -383,8 +389,7 @@ const char *log_escape(char *, size_t, const char *, size_t);
 const char *log_quote(char *, size_t, const char *, size_t);
 void	 fatalx(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
-void	 setup_error(const char *, ...)
-	    __attribute__((format(printf, 1, 2), noreturn));
+void	 log_syslog_only(const char *);
 
 /* conn.c: the client connection, deadlines, stop signals. */
 enum conn_input {
@@ -498,6 +503,8 @@ const char *policy_stage(const char *, unsigned int *);
 void	 options_parse(int, char **, struct config *);
 void	 usage_error(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
+void	 setup_error(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
 const char *options_default_hostname(void);
 int	 dns_name_ok(const char *, size_t);
 int	 hostname_ok(const char *);
@@ -526,6 +533,8 @@ struct auth_request {
 	long long		 deadline;	/* conn_now_ms() time by which to give up: AUTH_TEMPFAIL */
 	long long		 handler_timeout; /* seconds, for checkpassword */
 };
+
+#define AUTH_MECH_WAIT		5	/* seconds Dovecot has to say its mechanisms */
 
 struct auth_backend;
 int	 auth_spec_ok(const char *);

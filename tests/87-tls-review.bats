@@ -210,3 +210,159 @@ os.execv(sys.argv[1], sys.argv[1:])' "$SMTPD" --hostname mx.test --log stderr \
 	assert_output ''
 	[[ $stderr == *"was run as smtpd-stdio-tls, but has no TLS"* ]] || fail "$stderr"
 }
+
+# A Dovecot auth socket that accepts and never says a word; the drive
+# script counts its connections (silent.count()).
+SILENT_DOVECOT='
+import socket, threading
+class Silent:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.bind(path)
+        self.s.listen(8)
+        self.conns = []
+        threading.Thread(target=self.run, daemon=True).start()
+    def run(self):
+        while True:
+            self.conns.append(self.s.accept()[0])
+    def count(self):
+        time.sleep(0.2)     # let a connection that is on its way arrive
+        return len(self.conns)
+'
+
+@test "Dovecot is asked only at an EHLO that offers AUTH, never before the greeting or the handshake; silent, it gets 454 at once afterwards" {
+	run drive "$BATS_TEST_TMPDIR/auth" "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr --timeout 2 --auth "dovecot:$BATS_TEST_TMPDIR/auth" \
+	    "${TLS[@]}" "$HANDLERS/accept" <<-EOF
+	$SILENT_DOVECOT
+	silent = Silent(sys.argv[1])
+	c = Client.pipe(sys.argv[2:])
+	print(c.reply()[:3], silent.count())
+	print("AUTH" in c.cmd("EHLO a"), silent.count())
+	c.cmd("STARTTLS")
+	c.starttls(client_context())
+	print(silent.count())
+	print(c.cmd("EHLO a").split("\n")[-2], silent.count())
+	print(c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA=="), silent.count())
+	print(c.cmd("QUIT")[:3], c.wait())
+	EOF
+	assert_success
+	assert_line --index 0 '220 0'
+	assert_line --index 1 'False 0'
+	assert_line --index 2 '0'
+	assert_line --index 3 '250-AUTH PLAIN LOGIN 1'
+	assert_line --index 4 '454 4.7.0 Temporary authentication failure 1'
+	assert_line --index 5 '221 0'
+}
+
+# scan_memory(PID, WORDS): the WORDS found in a writable mapping (heap,
+# stack, static data) of process PID or of a child of it (the server
+# under timeout).
+SCAN_MEMORY='
+def scan_memory(pid, words):
+    found = set()
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        for kid in f.read().split():
+            found |= set(scan_memory(int(kid), words))
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb") as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            if "rw" not in perms:
+                continue
+            lo, hi = (int(x, 16) for x in addr.split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except (OSError, ValueError):
+                continue
+            found |= {w for w in words if w.encode() in data}
+    return sorted(found)
+'
+
+@test "passwords are cleared from memory: under TLS (ours and GnuTLS's buffers), and in an AUTH refused before STARTTLS" {
+	run drive "${SERVER[@]}" "$SMTPD" --hostname mx.test --log stderr \
+	    --handler-timeout 5 --auth "checkpassword:$FIXTURES/checkpassword" \
+	    "${TLS[@]}" "$HANDLERS/accept" <<-EOF
+	import base64
+	$SCAN_MEMORY
+	def descendants(pid):
+	    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+	        kids = [int(k) for k in f.read().split()]
+	    return kids + [d for k in kids for d in descendants(k)]
+	def comm(pid):
+	    try:
+	        with open("/proc/%d/comm" % pid) as f:
+	            return f.read().strip()
+	    except OSError:
+	        return ""
+	pw = "Zq8-unique-pw-4711"
+	plain = base64.b64encode(b"\0alice\0" + pw.encode()).decode()
+	c = Client.pipe(sys.argv[1:])
+	c.reply(); c.cmd("EHLO a")
+	print(c.cmd("AUTH PLAIN " + plain))
+	print(scan_memory(c.proc.pid, [pw, plain, "mx.test"]))
+	c.cmd("STARTTLS")
+	c.starttls(client_context())
+	c.cmd("EHLO a")
+	# The user "hang" holds the check (checkpassword sleeps): its
+	# password is ours to hold until then, the decrypted line is not.
+	hang = base64.b64encode(b"\0hang\0" + pw.encode()).decode()
+	c.send("AUTH PLAIN " + hang + "\r\n")
+	for i in range(200):
+	    if "sleep" in [comm(p) for p in descendants(c.proc.pid)]:
+	        break
+	    time.sleep(0.05)
+	print(scan_memory(c.proc.pid, [hang]))
+	print(c.reply())
+	print(scan_memory(c.proc.pid, [pw, hang]))
+	print(c.cmd("QUIT")[:3], c.wait())
+	EOF
+	assert_success
+	assert_line --index 0 '530 5.7.0 Must issue a STARTTLS command first'
+	assert_line --index 1 "['mx.test']"	# the scan sees its memory
+	assert_line --index 2 '[]'
+	assert_line --index 3 '454 4.7.0 Temporary authentication failure'
+	assert_line --index 4 '[]'
+	assert_line --index 5 '221 0'
+}
+
+@test "with -v, a SASL response sent after a refused AUTH is not logged" {
+	local pw
+	pw=$(printf '\0alice\0Zq8-unique-pw' | base64 -w0)
+	printf '%s\r\n' 'EHLO a' 'AUTH PLAIN' "$pw" QUIT >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr -v --auth "checkpassword:$FIXTURES/checkpassword" \
+	    "${TLS[@]}" "$HANDLERS/accept" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_line $'530 5.7.0 Must issue a STARTTLS command first\r'
+	[[ $stderr != *"$pw"* ]] || fail "logged: $stderr"
+	[[ $stderr == *'< AUTH data (not logged)'* ]] || fail "$stderr"
+	[[ $stderr == *'< QUIT'* ]] || fail "$stderr"
+}
+
+@test "UTF-8 user names in AUTH PLAIN and LOGIN reach the backend (RFC 4616); invalid UTF-8 is 501 5.5.2" {
+	local u
+	u=$(printf 'j\303\274rgen')
+	printf '%s\r\n' 'EHLO a' \
+	    "AUTH PLAIN $(printf '\0%s\0wrong' "$u" | base64 -w0)" \
+	    "AUTH LOGIN $(printf '%s' "$u" | base64 -w0)" "$(printf 'p\303\244ss' | base64 -w0)" \
+	    "AUTH PLAIN $(printf '\0j\377rgen\0wrong' | base64 -w0)" \
+	    "AUTH PLAIN $(printf '\0alice\0p\300\200' | base64 -w0)" \
+	    QUIT >"$BATS_TEST_TMPDIR/in"
+	export CHECKPW_LOG=$BATS_TEST_TMPDIR/checkpw.log
+	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr --auth-plaintext \
+	    --auth "checkpassword:$FIXTURES/checkpassword" \
+	    "$HANDLERS/accept" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	run grep -E '^[0-9]{3} ' <<<"${output//$'\r'/}"
+	assert_line --index 2 '535 5.7.8 Error: authentication failed'
+	assert_line --index 3 '334 UGFzc3dvcmQ6'
+	assert_line --index 4 '535 5.7.8 Error: authentication failed'
+	assert_line --index 5 '501 5.5.2 Error: invalid SASL response'
+	assert_line --index 6 '501 5.5.2 Error: invalid SASL response'
+	run cat "$CHECKPW_LOG"
+	assert_line --index 0 --partial "login=$u password_length=5 "
+	assert_line --index 1 --partial "login=$u "
+	assert_equal "${#lines[@]}" 2
+}
