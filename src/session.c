@@ -262,6 +262,8 @@ ehlo_reply(struct session *s)
 		reply(s, "250-DSN");
 	if (c->ntls_cert > 0 && !s->tls)
 		reply(s, "250-STARTTLS");
+	if (s->tls)
+		reply(s, "250-REQUIRETLS");	/* RFC 8689, SPEC 8 */
 	if (auth_offered(s))
 		reply(s, "250-AUTH%s%s",
 		    s->auth_mechs & AUTH_MECH_PLAIN ? " PLAIN" : "",
@@ -274,7 +276,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 {
 	const struct config	*c = s->conf;
 	struct addr_limits	 lim = { c->size_limit, c->smtputf8,
-				    c->sevenbit, 0 };
+				    c->sevenbit, 0, s->tls };
 	struct addr_result	 res;
 
 	if (c->require_tls && !s->tls) {
@@ -300,6 +302,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 		fatalx("out of memory");
 	s->txn.utf8 = res.utf8;
 	s->txn.binarymime = res.binarymime;
+	s->txn.requiretls = res.requiretls;
 	s->state = SS_MAIL;
 	reply(s, "250 2.1.0 OK");
 }
@@ -359,7 +362,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 {
 	const struct config	*c = s->conf;
 	struct addr_limits	 lim = { c->size_limit, c->smtputf8,
-				    c->sevenbit, s->txn.utf8 };
+				    c->sevenbit, s->txn.utf8, s->tls };
 	struct addr_result	 res;
 	struct txn		*t = &s->txn;
 

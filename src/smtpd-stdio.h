@@ -132,6 +132,7 @@ struct addr_limits {
 	int		smtputf8;	/* --smtputf8 given */
 	int		sevenbit;	/* --7bit given */
 	int		utf8_txn;	/* MAIL carried SMTPUTF8 (for RCPT) */
+	int		tls;		/* under TLS: REQUIRETLS is allowed */
 };
 
 struct addr_result {
@@ -141,6 +142,7 @@ struct addr_result {
 	int	 code;				/* reply code when parsing failed */
 	const char *reply;			/* full reply text when failed */
 	int	 binarymime;			/* BODY=BINARYMIME */
+	int	 requiretls;			/* REQUIRETLS, RFC 8689 */
 };
 
 int	 addr_parse(enum addr_verb, const char *, size_t,
@@ -236,6 +238,7 @@ struct txn {
 	int		  too_big;
 	int		  spool_failed;
 	int		  binarymime;	/* MAIL had BODY=BINARYMIME */
+	int		  requiretls;	/* MAIL had REQUIRETLS (RFC 8689) */
 	int		  bdat;		/* a BDAT chunk came in this transaction */
 	uint64_t	  bdat_size;	/* octets announced by its BDATs */
 };
