@@ -79,7 +79,7 @@ ALL_LDFLAGS	= $(LINK_MODE) $(LINK_FLAGS)
 # session more than the rest of it does.
 SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
 		  policy.c \
-		  log.c peer.c buf.c base64.c auth.c spawn.c
+		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
 BIN		= $(O)/smtpd-stdio

@@ -743,8 +743,40 @@ cmd_starttls(struct session *s, const char *arg, size_t len)
 		reply(s, "503 5.5.1 Error: TLS already active");
 		return;
 	}
-	reply(s, "220 2.0.0 Ready to start TLS");
+	/* smtpd-stdio: smtpd-stdio-tls answers, once GnuTLS is ready. */
+	if (!s->conf->tls_handover)
+		reply(s, "220 2.0.0 Ready to start TLS");
 	s->state = SS_STARTTLS;
+}
+
+/*
+ * SPEC 8: smtpd-stdio-tls goes on with the session smtpd-stdio handed
+ * over at STARTTLS: no greeting, the counts so far, and the answer to
+ * that STARTTLS: 220 if TLS is ready, else RFC 3207's 454 and the
+ * session goes on in plaintext, greeted as before.
+ */
+void
+session_resume(struct session *s, const struct handover *ho, int ready)
+{
+	s->out.len = 0;
+	s->errors = ho->errors;
+	s->messages = ho->messages;
+	(void)strlcpy(s->helo, ho->helo, sizeof(s->helo));
+	s->esmtp = ho->esmtp;
+	s->state = SS_HELO;
+	if (ready) {
+		reply(s, "220 2.0.0 Ready to start TLS");
+		s->state = SS_STARTTLS;
+	} else
+		session_tls_unavailable(s);
+}
+
+/* RFC 3207 4: TLS cannot start now (logged); the session goes on. */
+void
+session_tls_unavailable(struct session *s)
+{
+	reply(s, "454 4.7.0 TLS not available due to temporary reason");
+	s->state = SS_HELO;
 }
 
 /*

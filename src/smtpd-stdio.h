@@ -5,6 +5,7 @@
 #ifndef SMTPD_STDIO_H
 #define SMTPD_STDIO_H
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,6 +88,7 @@ struct config {
 	int		  require_auth;
 	int		  auth_plaintext;
 	int		  lmtp;			/* --lmtp: LHLO, per-recipient replies */
+	int		  tls_handover;		/* smtpd-stdio-tls sends STARTTLS's 220 */
 };
 
 /* SPEC 8: what the TLS handshake gave, printable ASCII only. */
@@ -303,6 +305,9 @@ void	 session_prepend(struct session *, const char *);
 const char *session_refusal(const struct session *);
 const char *session_protocol(const struct session *);
 void	 session_tls_started(struct session *, const struct tls_info *);
+struct handover;
+void	 session_resume(struct session *, const struct handover *, int);
+void	 session_tls_unavailable(struct session *);
 enum session_action session_tls_failed(struct session *, int);
 const struct sasl *session_auth_request(const struct session *);
 void	 session_auth_mechanisms(struct session *, unsigned int);
@@ -425,8 +430,40 @@ void	 conn_tls_free(void);
 #define TLS_WANT_POLLOUT	(-3)	/* call again once fd 1 is writable */
 #define TLS_WANT_AGAIN		(-4)	/* call again at once */
 
+#define TICKET_KEY_LEN		48	/* one key in --tls-ticket-keys, SPEC 8 */
+#define TICKET_KEYS_MAX		4
+#define TLSFILES_TLS12		0x1
+#define TLSFILES_TLS13		0x2
+
+/* tlsfiles.c: SPEC 8's files and lists, checked without a TLS library. */
+const char *tlsfiles_path(const char *, char *, size_t);
+unsigned int tlsfiles_protocols(const char *);
+size_t	 tlsfiles_ticket_keys(const char *, unsigned char *, size_t);
+void	 tlsfiles_check(const struct config *);
+
+/*
+ * SPEC 8: what crosses from smtpd-stdio to smtpd-stdio-tls at STARTTLS,
+ * in a memfd on HANDOVER_FD, never in the environment.
+ */
+#define HANDOVER_FD		7
+#define HANDOVER_MAGIC		"smtpd-stdio/1"
+#define HANDOVER_NAME		"smtpd-stdio-handover"
+
+struct handover {
+	char		 magic[16];
+	struct peer	 peer;		/* after PROXY, as the session saw it */
+	long long	 session_end;	/* conn_now_ms() time: one clock */
+	long long	 errors;
+	long long	 messages;
+	int		 esmtp;		/* for a 454: the session goes on */
+	char		 helo[SMTP_CMDLINE_MAX];
+};
+
 struct tls_conn;
 void	 tlsconf_handover(const struct config *, char **);
+int	 tlsconf_resumed(struct handover *);
+void	 tlsconf_exec(const struct handover *);
+struct tls *tlsconf_try(const struct config *);
 struct tls *tlsconf_server(const struct config *);
 void	 tlsconf_free(struct tls *);
 void	 tlsconf_info(struct tls_conn *, struct tls_info *);
@@ -508,6 +545,7 @@ void	 usage_error(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	 setup_error(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
+void	 setup_errors_to(jmp_buf *);
 const char *options_default_hostname(void);
 int	 dns_name_ok(const char *, size_t);
 int	 hostname_ok(const char *);

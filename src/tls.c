@@ -24,8 +24,6 @@
 
 #include "smtpd-stdio.h"
 
-#define TICKET_KEY_LEN		48	/* one key in --tls-ticket-keys */
-#define TICKET_KEYS_MAX		4
 #define TICKET_MASTER_LEN	64	/* what GnuTLS takes as its ticket key */
 #define TLS_SESSION_LIFETIME	3600	/* seconds a ticket is good for */
 
@@ -45,6 +43,8 @@ struct tls {
 	int					 ask_client_cert;
 };
 
+static struct tls	*building;	/* tlsconf_server()'s, see tlsconf_try() */
+
 struct tls_conn {
 	gnutls_session_t	 s;
 	gnutls_packet_t		 pkt;		/* decrypted, partly read */
@@ -54,10 +54,7 @@ struct tls_conn {
 	int			 err;		/* last GnuTLS error */
 };
 
-static const char *credential_path(const char *, char *, size_t);
 static void	 add_keypairs(struct tls *, const struct config *);
-static size_t	 read_ticket_keys(const char *, unsigned char *, size_t,
-		    mode_t *);
 static void	 add_ticket_keys(struct tls *, const char *);
 static void	 set_priority(struct tls *, const struct config *);
 static void	 copy_clean(char *, size_t, const char *, int);
@@ -67,21 +64,6 @@ static int	 raw_pull_timeout(gnutls_transport_ptr_t, unsigned int);
 static ssize_t	 io_result(struct tls_conn *, ssize_t);
 static void	 client_cert_info(struct tls_conn *, struct tls_info *);
 static void	 subject_oneline(gnutls_x509_crt_t, char *, size_t);
-
-/* A relative path is systemd's LoadCredential= name when it is set. */
-static const char *
-credential_path(const char *name, char *buf, size_t len)
-{
-	const char	*dir = getenv("CREDENTIALS_DIRECTORY");
-	int		 n;
-
-	if (name[0] == '/' || dir == NULL || dir[0] == '\0')
-		return name;
-	n = snprintf(buf, len, "%s/%s", dir, name);
-	if (n < 0 || (size_t)n >= len)
-		setup_error("%s/%s: path too long", dir, name);
-	return buf;
-}
 
 /*
  * The first pair is the default; GnuTLS picks another one when the name
@@ -96,8 +78,8 @@ add_keypairs(struct tls *t, const struct config *c)
 	int		 r;
 
 	for (i = 0; i < c->ntls_cert; i++) {
-		cert = credential_path(c->tls_cert[i], cbuf, sizeof(cbuf));
-		key = credential_path(c->tls_key[i], kbuf, sizeof(kbuf));
+		cert = tlsfiles_path(c->tls_cert[i], cbuf, sizeof(cbuf));
+		key = tlsfiles_path(c->tls_key[i], kbuf, sizeof(kbuf));
 		if (access(cert, R_OK) == -1 || access(key, R_OK) == -1)
 			setup_error("--tls-cert %s --tls-key %s: %s", cert,
 			    key, strerror(errno));
@@ -107,39 +89,6 @@ add_keypairs(struct tls *t, const struct config *c)
 			setup_error("--tls-cert %s --tls-key %s: %s", cert,
 			    key, gnutls_strerror(r));
 	}
-}
-
-/*
- * The --tls-ticket-keys file into keys, and its mode: its size, whatever
- * it is (the caller judges it; more than fits is read no further).
- */
-static size_t
-read_ticket_keys(const char *path, unsigned char *keys, size_t size,
-    mode_t *mode)
-{
-	struct stat	 st;
-	size_t		 len = 0;
-	ssize_t		 n;
-	int		 fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fstat(fd, &st) == -1)
-		setup_error("--tls-ticket-keys %s: %s", path, strerror(errno));
-	*mode = st.st_mode;
-	while (len < size && (n = read(fd, keys + len, size - len)) != 0) {
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			setup_error("--tls-ticket-keys %s: %s", path,
-			    strerror(errno));
-		len += (size_t)n;
-	}
-	(void)close(fd);
-	/* A larger file is named by its size, not where we stopped. */
-	if (S_ISREG(st.st_mode) && st.st_size > (off_t)len)
-		return st.st_size > (off_t)INT_MAX ? (size_t)INT_MAX :
-		    (size_t)st.st_size;
-	return len;
 }
 
 /*
@@ -157,25 +106,10 @@ add_ticket_keys(struct tls *t, const char *name)
 {
 	static const char	 label[] = "smtpd-stdio session-ticket key";
 	unsigned char		 keys[TICKET_KEY_LEN * TICKET_KEYS_MAX + 1];
-	char			 pbuf[PATH_MAX];
-	const char		*path = credential_path(name, pbuf,
-				    sizeof(pbuf));
 	size_t			 len;
-	mode_t			 mode;
 	int			 r;
 
-	len = read_ticket_keys(path, keys, sizeof(keys), &mode);
-	if (len == 0 || len % TICKET_KEY_LEN != 0 ||
-	    len > TICKET_KEY_LEN * TICKET_KEYS_MAX) {
-		explicit_bzero(keys, sizeof(keys));
-		setup_error("--tls-ticket-keys %s: want 1 to %d keys of "
-		    "%d octets, not %zu octets", path, TICKET_KEYS_MAX,
-		    TICKET_KEY_LEN, len);
-	}
-	/* Allowed, but whoever reads the keys decrypts resumed sessions. */
-	if ((mode & S_IROTH) != 0)
-		log_warn("--tls-ticket-keys %s: readable by others (mode "
-		    "%04o)", path, (unsigned int)(mode & 07777));
+	len = tlsfiles_ticket_keys(name, keys, sizeof(keys));
 	r = gnutls_hmac_fast(GNUTLS_MAC_SHA512, keys + len - TICKET_KEY_LEN,
 	    TICKET_KEY_LEN, label, sizeof(label) - 1, t->ticket_key);
 	explicit_bzero(keys, sizeof(keys));
@@ -195,17 +129,16 @@ set_priority(struct tls *t, const struct config *c)
 	const char	*err_pos = NULL, *vers;
 	int		 r;
 
-	if (strcmp(c->tls_protocols, "secure") == 0 ||
-	    strcmp(c->tls_protocols, "tlsv1.2,tlsv1.3") == 0 ||
-	    strcmp(c->tls_protocols, "tlsv1.3,tlsv1.2") == 0)
-		vers = "+VERS-TLS1.3:+VERS-TLS1.2";
-	else if (strcmp(c->tls_protocols, "tlsv1.2") == 0)
+	switch (tlsfiles_protocols(c->tls_protocols)) {
+	case TLSFILES_TLS12:
 		vers = "+VERS-TLS1.2";
-	else if (strcmp(c->tls_protocols, "tlsv1.3") == 0)
+		break;
+	case TLSFILES_TLS13:
 		vers = "+VERS-TLS1.3";
-	else
-		setup_error("--tls-protocols %s: want a comma list of "
-		    "tlsv1.2 and tlsv1.3, or secure", c->tls_protocols);
+		break;
+	default:
+		vers = "+VERS-TLS1.3:+VERS-TLS1.2";
+	}
 	r = snprintf(prio, sizeof(prio), "%s:-VERS-ALL:%s:%%SERVER_PRECEDENCE",
 	    strcmp(c->tls_ciphers, "secure") == 0 ? CIPHERS_SECURE :
 	    c->tls_ciphers, vers);
@@ -231,6 +164,66 @@ tlsconf_handover(const struct config *c, char **argv)
 	(void)argv;
 }
 
+void
+tlsconf_exec(const struct handover *ho)
+{
+	(void)ho;
+}
+
+/*
+ * SPEC 8: the session smtpd-stdio handed over at STARTTLS, if there is
+ * one: a memfd of ours on HANDOVER_FD holding it.  1 and *ho filled, or
+ * 0.  Run before setup_fds(), which closes the fd anyway.
+ */
+int
+tlsconf_resumed(struct handover *ho)
+{
+	static const char	 want[] = "/memfd:" HANDOVER_NAME;
+	char			 link[64], fdpath[32];
+	ssize_t			 n;
+	int			 ok;
+
+	(void)snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d",
+	    HANDOVER_FD);
+	if ((n = readlink(fdpath, link, sizeof(link) - 1)) == -1)
+		return 0;
+	link[n] = '\0';
+	ok = strncmp(link, want, sizeof(want) - 1) == 0 &&
+	    pread(HANDOVER_FD, ho, sizeof(*ho), 0) == (ssize_t)sizeof(*ho) &&
+	    memcmp(ho->magic, HANDOVER_MAGIC, sizeof(HANDOVER_MAGIC)) == 0;
+	(void)close(HANDOVER_FD);
+	if (!ok)
+		return 0;
+	ho->peer.remote_addr[sizeof(ho->peer.remote_addr) - 1] = '\0';
+	ho->peer.remote_port[sizeof(ho->peer.remote_port) - 1] = '\0';
+	ho->peer.local_addr[sizeof(ho->peer.local_addr) - 1] = '\0';
+	ho->peer.local_port[sizeof(ho->peer.local_port) - 1] = '\0';
+	ho->peer.remote_host[sizeof(ho->peer.remote_host) - 1] = '\0';
+	ho->helo[sizeof(ho->helo) - 1] = '\0';
+	return 1;
+}
+
+/*
+ * After a hand-over TLS set-up errors do not end the session: they are
+ * logged and STARTTLS gets a 454 (session_resume).  NULL then; what was
+ * built stays reachable in building, for the leak checkers.
+ */
+struct tls *
+tlsconf_try(const struct config *c)
+{
+	static jmp_buf	 escape;
+	struct tls	*t;
+
+	if (setjmp(escape) != 0) {
+		setup_errors_to(NULL);
+		return NULL;
+	}
+	setup_errors_to(&escape);
+	t = tlsconf_server(c);
+	setup_errors_to(NULL);
+	return t;
+}
+
 struct tls *
 tlsconf_server(const struct config *c)
 {
@@ -239,7 +232,7 @@ tlsconf_server(const struct config *c)
 
 	if (c->ntls_cert == 0)
 		return NULL;
-	if ((t = calloc(1, sizeof(*t))) == NULL)
+	if ((t = building = calloc(1, sizeof(*t))) == NULL)
 		setup_error("TLS: out of memory");
 	if ((r = gnutls_certificate_allocate_credentials(&t->cred)) < 0)
 		setup_error("TLS: %s", gnutls_strerror(r));

@@ -372,15 +372,16 @@ for i in range(3):
 	run drive "$PORT" "$SERVER_PID" "$SMTPD-tls" <<-'EOF'
 	import ctypes, socket
 	def nodelay():
-	    # smtpd-stdio-tls (what smtpd-stdio runs for --tls-cert): the
-	    # descendant of the listener running it
-	    exe, kids, todo = os.path.realpath(sys.argv[3]), [], [int(sys.argv[2])]
+	    # smtpd-stdio, and smtpd-stdio-tls in its place from STARTTLS on:
+	    # the descendant of the listener running either
+	    exes = {os.path.realpath(sys.argv[3]), os.path.realpath(sys.argv[3][:-4])}
+	    kids, todo = [], [int(sys.argv[2])]
 	    while todo:
 	        p = todo.pop()
 	        for t in os.listdir("/proc/%d/task" % p):
 	            with open("/proc/%d/task/%s/children" % (p, t)) as f:
 	                todo += [int(x) for x in f.read().split()]
-	        if os.path.realpath("/proc/%d/exe" % p) == exe:
+	        if os.path.realpath("/proc/%d/exe" % p) in exes:
 	            kids.append(p)
 	    check(len(kids) == 1, "one smtpd-stdio: %r" % kids)
 	    pidfd = os.pidfd_open(kids[0])
@@ -554,10 +555,13 @@ ticket_session() {
 	usage_error --tls-ticket-keys "$PKI/tickets" "$HANDLERS/accept"
 	usage_error --tls-cert "$PKI/nonexistent.pem" --tls-key "$PKI/mx.key" "$HANDLERS/accept"
 	[[ $stderr == *nonexistent.pem* ]]
-	usage_error --tls-cert "$PKI/mx.pem" --tls-key "$PKI/other.key" "$HANDLERS/accept"
-	usage_error --tls-cert "$PKI/ca.key" --tls-key "$PKI/mx.key" "$HANDLERS/accept"
+	# What only GnuTLS can judge, smtpd-stdio-tls judges at once with
+	# --tls; at STARTTLS, see the next test.
+	usage_error --tls --tls-cert "$PKI/mx.pem" --tls-key "$PKI/other.key" "$HANDLERS/accept"
+	usage_error --tls --tls-cert "$PKI/ca.key" --tls-key "$PKI/mx.key" "$HANDLERS/accept"
 	usage_error "${TLS[@]}" --tls-protocols tlsv9 "$HANDLERS/accept"
-	usage_error "${TLS[@]}" --tls-ciphers NO-SUCH-CIPHER "$HANDLERS/accept"
+	usage_error "${TLS[@]}" --tls-protocols tlsv1.2,sslv3 "$HANDLERS/accept"
+	usage_error --tls "${TLS[@]}" --tls-ciphers NO-SUCH-CIPHER "$HANDLERS/accept"
 	head -c 47 /dev/urandom >"$BATS_TEST_TMPDIR/short"
 	usage_error "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/short" "$HANDLERS/accept"
 	[[ $stderr == *'not 47 octets'* ]]
@@ -566,4 +570,27 @@ ticket_session() {
 	usage_error "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/none" "$HANDLERS/accept"
 	chmod 000 "$BATS_TEST_TMPDIR/five"
 	usage_error "${TLS[@]}" --tls-ticket-keys /dev/null "$HANDLERS/accept"
+}
+
+@test "a key that does not match, or a bad cipher list, found at STARTTLS: logged, 454 4.7.0, and the session goes on in plaintext" {
+	local opts
+	for opts in "--tls-cert $PKI/mx.pem --tls-key $PKI/other.key" \
+	    "${TLS[*]} --tls-ciphers NO-SUCH-CIPHER"; do
+		# shellcheck disable=SC2086 # the options are words
+		run drive "${SERVER[@]}" "$SMTPD" --hostname mx.test --log stderr \
+		    $opts "$HANDLERS/dump" <<-'EOF'
+		c = Client.pipe(sys.argv[1:])
+		c.reply(); c.cmd("EHLO a")
+		print(c.cmd("STARTTLS"))
+		print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA", "x\r\n.", "QUIT")], c.wait())
+		EOF
+		assert_success
+		assert_line --index 0 '454 4.7.0 TLS not available due to temporary reason'
+		assert_line --index 1 '250 250 354 250 221 0'
+	done
+	run grep -c -e '--tls-key .*other.key: ' -e '--tls-ciphers NO-SUCH-CIPHER: ' "$LOG"
+	assert_output 2
+	run cat "$DUMP/1/env"
+	assert_line 'SMTP_HELO=a'
+	assert_line 'SMTP_TLS_PROTOCOL='
 }

@@ -111,18 +111,29 @@ rotation_recipe() {
 }
 
 @test "TLS set-up errors under inetd reach syslog, never the client (fds 0, 1 and 2 one socket)" {
+	local key=bad.key tls=--tls
 	printf 'not a key\n' >"$BATS_TEST_TMPDIR/bad.key"
+	inetd_setup_error
+	# Without --tls smtpd-stdio checks what it can before its greeting.
+	key=missing.key tls=
+	inetd_setup_error
+}
+
+# inetd_setup_error: smtpd-stdio with $PKI/mx.pem, $key and $tls on one
+# socket as fds 0, 1 and 2, /run/systemd/journal/dev-log ours (unshare).
+inetd_setup_error() {
+	# shellcheck disable=SC2086 # $tls is a word or none
 	run timeout -k 5 60 unshare -m sh -c '
 	    mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal &&
 	    exec python3 - "$@"' sh "$SMTPD" "$PKI/mx.pem" \
-	    "$BATS_TEST_TMPDIR/bad.key" "$HANDLERS/accept" <<-'EOF'
+	    "$BATS_TEST_TMPDIR/$key" "$HANDLERS/accept" $tls <<-'EOF'
 	import os, select, socket, subprocess, sys, time
 	log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 	log.bind("/run/systemd/journal/dev-log")
 	ours, theirs = socket.socketpair()
-	smtpd, cert, key, handler = sys.argv[1:]
-	p = subprocess.Popen([smtpd, "--tls-cert", cert, "--tls-key", key,
-	                      handler], stdin=theirs, stdout=theirs, stderr=theirs)
+	smtpd, cert, key, handler = sys.argv[1:5]
+	p = subprocess.Popen([smtpd, *sys.argv[5:], "--tls-cert", cert, "--tls-key",
+	                      key, handler], stdin=theirs, stdout=theirs, stderr=theirs)
 	theirs.close()
 	ours.settimeout(30)
 	got = b""
@@ -141,7 +152,7 @@ rotation_recipe() {
 	assert_success
 	assert_line --index 0 "client got b''"
 	assert_line --index 1 'exit 64'
-	assert_line --regexp "^syslog <19>.*smtpd-stdio\[[0-9]+\]: --tls-cert $PKI/mx.pem --tls-key $BATS_TEST_TMPDIR/bad.key: "
+	assert_line --regexp "^syslog <19>.*smtpd-stdio\[[0-9]+\]: --tls-cert $PKI/mx.pem --tls-key $BATS_TEST_TMPDIR/$key: "
 }
 
 @test "a TLS record that fails to authenticate mid-session is an error: exit 1, logged, nothing more written" {
@@ -205,9 +216,16 @@ os.execv(sys.argv[1], sys.argv[1:])' "$SMTPD" --hostname mx.test --log stderr \
 	cp "$SMTPD" "$BATS_TEST_TMPDIR/loop/smtpd-stdio"
 	cp "$SMTPD" "$BATS_TEST_TMPDIR/loop/smtpd-stdio-tls"
 	run --separate-stderr timeout -k 5 10 "$BATS_TEST_TMPDIR/loop/smtpd-stdio" \
-	    --log stderr "${TLS[@]}" "$HANDLERS/accept" </dev/null
+	    --log stderr --tls "${TLS[@]}" "$HANDLERS/accept" </dev/null
 	assert_failure 64
 	assert_output ''
+	[[ $stderr == *"was run as smtpd-stdio-tls, but has no TLS"* ]] || fail "$stderr"
+	# At STARTTLS: no 220 (smtpd-stdio-tls sends it), no loop.
+	printf '%s\r\n' 'EHLO a' STARTTLS >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr timeout -k 5 10 "$BATS_TEST_TMPDIR/loop/smtpd-stdio" \
+	    --log stderr "${TLS[@]}" "$HANDLERS/accept" <"$BATS_TEST_TMPDIR/in"
+	assert_failure 64
+	refute_line --partial '220 2.0.0'
 	[[ $stderr == *"was run as smtpd-stdio-tls, but has no TLS"* ]] || fail "$stderr"
 }
 

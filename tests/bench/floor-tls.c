@@ -4,7 +4,11 @@
  * key (as smtpd-stdio does), answers canned replies, offers STARTTLS and
  * on it does the handshake on fds 0 and 1 (or at once with -T), spools
  * each message to an unlinked file and runs the sink once per message.
- * Full handshakes only: no ticket keys, so no tickets.
+ * Full handshakes only: no ticket keys, so no tickets.  Built with
+ * -DFLOOR_OPENSSL it is floor-tls-openssl: the same on OpenSSL 3 used
+ * directly (one SSL_CTX, no configuration file), the library libtls
+ * wrapped before smtpd-stdio moved to GnuTLS, to show the library's
+ * share of a session.
  * TCP_NODELAY on the socket, as smtpd-stdio sets once TLS starts: else
  * the reply behind the TLS 1.3 tickets waits 40 ms for a delayed ACK.
  *
@@ -23,10 +27,63 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef FLOOR_OPENSSL
+#include <openssl/ssl.h>
+#else
 #include <gnutls/gnutls.h>
+#endif
 
 #define CHUNK	65536
 
+#ifdef FLOOR_OPENSSL
+static SSL_CTX	*ctx;
+static SSL	*cctx;		/* NULL until TLS is up */
+
+static ssize_t
+io_write(const void *p, size_t len)
+{
+	if (cctx == NULL)
+		return write(1, p, len);
+	return SSL_write(cctx, p, (int)len) > 0 ? (ssize_t)len : -1;
+}
+
+static ssize_t
+io_read(void *p, size_t len)
+{
+	int	 n;
+
+	if (cctx == NULL)
+		return read(0, p, len);
+	n = SSL_read(cctx, p, (int)len);
+	return n > 0 ? n : SSL_get_error(cctx, n) == SSL_ERROR_ZERO_RETURN ?
+	    0 : -1;
+}
+
+static void
+tls_start(void)
+{
+	if ((cctx = SSL_new(ctx)) == NULL || SSL_set_rfd(cctx, 0) != 1 ||
+	    SSL_set_wfd(cctx, 1) != 1 || SSL_accept(cctx) != 1)
+		errx(1, "handshake failed");
+}
+
+static void
+tls_setup(const char *cert, const char *key)
+{
+	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
+	    SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+		errx(1, "TLS setup failed");
+	SSL_CTX_set_num_tickets(ctx, 0);
+}
+
+static void
+tls_close(void)
+{
+	(void)SSL_shutdown(cctx);
+}
+#else
 static gnutls_certificate_credentials_t	 cred;
 static gnutls_priority_t		 prio;
 static gnutls_session_t			 cctx;	/* NULL until TLS is up */
@@ -73,6 +130,23 @@ tls_start(void)
 	if (r < 0)
 		errx(1, "handshake: %s", gnutls_strerror(r));
 }
+
+static void
+tls_setup(const char *cert, const char *key)
+{
+	if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
+	    gnutls_certificate_set_x509_key_file(cred, cert, key,
+	    GNUTLS_X509_FMT_PEM) < 0 ||
+	    gnutls_priority_init(&prio, "NORMAL", NULL) < 0)
+		errx(1, "TLS setup failed");
+}
+
+static void
+tls_close(void)
+{
+	(void)gnutls_bye(cctx, GNUTLS_SHUT_WR);
+}
+#endif
 
 extern char **environ;
 
@@ -143,11 +217,7 @@ main(int argc, char **argv)
 	}
 	if (argc != 4)
 		errx(64, "usage: floor-tls [-T] cert key sink");
-	if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
-	    gnutls_certificate_set_x509_key_file(cred, argv[1], argv[2],
-	    GNUTLS_X509_FMT_PEM) < 0 ||
-	    gnutls_priority_init(&prio, "NORMAL", NULL) < 0)
-		errx(1, "TLS setup failed");
+	tls_setup(argv[1], argv[2]);
 	argv += 2;
 	if ((dir = getenv("TMPDIR")) == NULL || *dir == '\0')
 		dir = "/tmp";
@@ -214,7 +284,7 @@ main(int argc, char **argv)
 				put("221 bye\r\n");
 				flush();
 				if (cctx != NULL)
-					(void)gnutls_bye(cctx, GNUTLS_SHUT_WR);
+					tls_close();
 				return 0;
 			} else
 				put("250 ok\r\n");
