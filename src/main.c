@@ -69,6 +69,9 @@ static int	 serve(const struct config *, const struct peer *, int,
 		    struct tls *, const struct handover *);
 static int	 proxy_header(const struct config *, struct peer *);
 static struct tls *setup(struct config *, int);
+static void	 session_open(struct session *, struct tls *,
+		    struct deadlines *, const struct peer *, int,
+		    const struct handover *);
 
 /*
  * fds 0-2 exist, nothing else is inherited, and log lines never reach
@@ -641,6 +644,27 @@ stop(struct session *s)
 	(void)session_stop(s);
 }
 
+/*
+ * What comes before the first command: the greeting (session_init), or
+ * a refusal, or with --tls the handshake (the client speaks first: its
+ * ClientHello), or after smtpd-stdio's hand-over the answer to its
+ * STARTTLS.
+ */
+static void
+session_open(struct session *s, struct tls *server, struct deadlines *dl,
+    const struct peer *p, int bad_proxy, const struct handover *ho)
+{
+	if (bad_proxy)
+		(void)session_bad_proxy(s);
+	else if (s->conf->tls_implicit)
+		(void)start_tls(s, server, dl, p);
+	else if (ho != NULL) {
+		dl->session_end = ho->session_end;
+		session_resume(s, ho, server != NULL);
+	} else if (conn_spoke_first())
+		(void)session_pregreet(s);
+}
+
 static int
 serve(const struct config *c, const struct peer *p, int bad_proxy,
     struct tls *server, const struct handover *ho)
@@ -663,17 +687,7 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 		ps = policy_new(c);
 	if (c->auth != NULL)
 		ab = auth_new(c->auth);
-	/* With --tls the client speaks first: its ClientHello. */
-	if (bad_proxy)
-		(void)session_bad_proxy(&s);
-	else if (c->tls_implicit)
-		(void)start_tls(&s, server, &dl, p);
-	else if (ho != NULL) {
-		/* SPEC 8: smtpd-stdio handed the session over at STARTTLS. */
-		dl.session_end = ho->session_end;
-		session_resume(&s, ho, server != NULL);
-	} else if (conn_spoke_first())
-		(void)session_pregreet(&s);
+	session_open(&s, server, &dl, p, bad_proxy, ho);
 	for (;;) {
 		act = session_feed(&s, in + off, len - off, &used);
 		off += used;

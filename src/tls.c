@@ -43,7 +43,7 @@ struct tls {
 	int					 ask_client_cert;
 };
 
-static struct tls	*building;	/* tlsconf_server()'s, see tlsconf_try() */
+static struct tls	*building;	/* tlsconf_server()'s, for tlsconf_try() */
 
 struct tls_conn {
 	gnutls_session_t	 s;
@@ -205,8 +205,8 @@ tlsconf_resumed(struct handover *ho)
 
 /*
  * After a hand-over TLS set-up errors do not end the session: they are
- * logged and STARTTLS gets a 454 (session_resume).  NULL then; what was
- * built stays reachable in building, for the leak checkers.
+ * logged and STARTTLS gets a 454 (session_resume).  NULL then, and what
+ * was built so far is freed.
  */
 struct tls *
 tlsconf_try(const struct config *c)
@@ -216,11 +216,14 @@ tlsconf_try(const struct config *c)
 
 	if (setjmp(escape) != 0) {
 		setup_errors_to(NULL);
+		tlsconf_free(building);
+		building = NULL;
 		return NULL;
 	}
 	setup_errors_to(&escape);
 	t = tlsconf_server(c);
 	setup_errors_to(NULL);
+	building = NULL;
 	return t;
 }
 
@@ -249,8 +252,10 @@ tlsconf_free(struct tls *t)
 {
 	if (t == NULL)
 		return;
-	gnutls_certificate_free_credentials(t->cred);
-	gnutls_priority_deinit(t->prio);
+	if (t->cred != NULL)
+		gnutls_certificate_free_credentials(t->cred);
+	if (t->prio != NULL)
+		gnutls_priority_deinit(t->prio);
 	explicit_bzero(t->ticket_key, sizeof(t->ticket_key));
 	free(t);
 }

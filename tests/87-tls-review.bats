@@ -288,12 +288,15 @@ def scan_memory(pid, words):
             if "rw" not in perms:
                 continue
             lo, hi = (int(x, 16) for x in addr.split("-"))
-            try:
-                mem.seek(lo)
-                data = mem.read(hi - lo)
-            except (OSError, ValueError):
-                continue
-            found |= {w for w in words if w.encode() in data}
+            if hi - lo > 1 << 30:
+                continue            # the ASan shadow: reserved, not data
+            for at in range(lo, hi, 1 << 24):
+                try:
+                    mem.seek(max(lo, at - 4096))   # words across chunks
+                    data = mem.read(min(hi, at + (1 << 24)) - max(lo, at - 4096))
+                except (OSError, ValueError):
+                    continue
+                found |= {w for w in words if w.encode() in data}
     return sorted(found)
 '
 
