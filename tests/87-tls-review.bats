@@ -387,3 +387,35 @@ def scan_memory(pid, words):
 	assert_line --index 1 --partial "login=$u "
 	assert_equal "${#lines[@]}" 2
 }
+
+@test "the hand-over at STARTTLS keeps the PROXY address, the message and error counts and --max-errors, and the greeting is not repeated" {
+	start_server --proxy-protocol --max-errors 3 "${TLS[@]}" "$HANDLERS/dump"
+	run drive "$PORT" <<-'EOF2'
+	c = Client.tcp(int(sys.argv[1]))
+	c.send("PROXY TCP4 192.0.2.7 198.51.100.1 40000 25\r\n")
+	print(c.reply()[:3])
+	c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA", "x\r\n.", "BOGUS", "BOGUS")])
+	print(c.cmd("STARTTLS"))
+	c.starttls(client_context())
+	print(c.code("EHLO a"))
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA", "x\r\n.")])
+	print(c.cmd("BOGUS")[:3], repr(c.reply()))
+	EOF2
+	assert_success
+	assert_line --index 0 220
+	assert_line --index 1 '250 250 354 250 500 500'
+	assert_line --index 2 '220 2.0.0 Ready to start TLS'
+	assert_line --index 3 250
+	assert_line --index 4 '250 250 354 250'
+	# The third error ends it: two came before STARTTLS.
+	assert_line --index 5 "500 '421 4.7.0 mx.test Error: too many errors'"
+	SERVER_EXIT=1 stop_server
+	run cat "$DUMP/2/env"
+	assert_line SMTP_REMOTE_ADDR=192.0.2.7
+	assert_line SMTP_PROTOCOL=ESMTPS
+	run grep -c '220 .* ESMTP smtpd-stdio' "$SERVER_LOG"
+	assert_output 0
+	run grep -E 'disconnect from 192.0.2.7: messages=2 errors=3 exit=1' "$SERVER_LOG"
+	assert_success
+}
