@@ -10,7 +10,6 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <limits.h>
-#include <setjmp.h>
 #include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
