@@ -439,6 +439,8 @@ void	 conn_tls_free(void);
 const char *tlsfiles_path(const char *, char *, size_t);
 unsigned int tlsfiles_protocols(const char *);
 size_t	 tlsfiles_ticket_keys(const char *, unsigned char *, size_t);
+void	 tlsfiles_pair(const struct config *, size_t, char *, char *,
+	    const char **, const char **);
 void	 tlsfiles_check(const struct config *);
 
 /*

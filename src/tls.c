@@ -112,11 +112,7 @@ add_keypairs(struct tls *t, const struct config *c)
 	int		 r;
 
 	for (i = 0; i < c->ntls_cert; i++) {
-		cert = tlsfiles_path(c->tls_cert[i], cbuf, sizeof(cbuf));
-		key = tlsfiles_path(c->tls_key[i], kbuf, sizeof(kbuf));
-		if (access(cert, R_OK) == -1 || access(key, R_OK) == -1)
-			setup_error("--tls-cert %s --tls-key %s: %s", cert,
-			    key, strerror(errno));
+		tlsfiles_pair(c, i, cbuf, kbuf, &cert, &key);
 		r = gnutls_certificate_set_x509_key_file2(t->cred, cert, key,
 		    GNUTLS_X509_FMT_PEM, NULL, 0);
 		if (r < 0)

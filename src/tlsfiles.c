@@ -102,6 +102,21 @@ tlsfiles_ticket_keys(const char *name, unsigned char *keys, size_t size)
 	return len;
 }
 
+/*
+ * Keypair i's certificate and key, their paths resolved into cbuf and
+ * kbuf (PATH_MAX each), both readable, or exit 64.
+ */
+void
+tlsfiles_pair(const struct config *c, size_t i, char *cbuf, char *kbuf,
+    const char **cert, const char **key)
+{
+	*cert = tlsfiles_path(c->tls_cert[i], cbuf, PATH_MAX);
+	*key = tlsfiles_path(c->tls_key[i], kbuf, PATH_MAX);
+	if (access(*cert, R_OK) == -1 || access(*key, R_OK) == -1)
+		setup_error("--tls-cert %s --tls-key %s: %s", *cert, *key,
+		    strerror(errno));
+}
+
 /* smtpd-stdio: every file readable, the lists known, or exit 64. */
 void
 tlsfiles_check(const struct config *c)
@@ -111,13 +126,8 @@ tlsfiles_check(const struct config *c)
 	const char	*cert, *key;
 	size_t		 i;
 
-	for (i = 0; i < c->ntls_cert; i++) {
-		cert = tlsfiles_path(c->tls_cert[i], cbuf, sizeof(cbuf));
-		key = tlsfiles_path(c->tls_key[i], kbuf, sizeof(kbuf));
-		if (access(cert, R_OK) == -1 || access(key, R_OK) == -1)
-			setup_error("--tls-cert %s --tls-key %s: %s", cert,
-			    key, strerror(errno));
-	}
+	for (i = 0; i < c->ntls_cert; i++)
+		tlsfiles_pair(c, i, cbuf, kbuf, &cert, &key);
 	(void)tlsfiles_protocols(c->tls_protocols);
 	if (c->tls_ticket_keys != NULL) {
 		(void)tlsfiles_ticket_keys(c->tls_ticket_keys, keys,
