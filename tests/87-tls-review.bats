@@ -419,3 +419,43 @@ def scan_memory(pid, words):
 	run grep -E 'disconnect from 192.0.2.7: messages=2 errors=3 exit=1' "$SERVER_LOG"
 	assert_success
 }
+
+@test "a session on a --tls-cert server loads no TLS library until STARTTLS; then smtpd-stdio-tls serves it, with GnuTLS from its shared library" {
+	start_server "${TLS[@]}" "$HANDLERS/dump"
+	run drive "$PORT" "$SERVER_PID" "$SMTPD" <<-'EOF2'
+	def server():
+	    # the connection's process: the listener's descendant that runs
+	    # smtpd-stdio or smtpd-stdio-tls
+	    exes = {os.path.realpath(sys.argv[3]), os.path.realpath(sys.argv[3] + "-tls")}
+	    todo, found = [int(sys.argv[2])], []
+	    while todo:
+	        p = todo.pop()
+	        for t in os.listdir("/proc/%d/task" % p):
+	            with open("/proc/%d/task/%s/children" % (p, t)) as f:
+	                todo += [int(x) for x in f.read().split()]
+	        if os.path.realpath("/proc/%d/exe" % p) in exes:
+	            found.append(p)
+	    check(len(found) == 1, "one server process: %r" % found)
+	    with open("/proc/%d/maps" % found[0]) as f:
+	        tls = "libgnutls" in f.read()
+	    return os.path.basename(os.path.realpath("/proc/%d/exe" % found[0])), tls, found[0]
+	c = Client.tcp(int(sys.argv[1]))
+	c.reply(); c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA", "x\r\n.")])
+	before = server()
+	c.cmd("STARTTLS")
+	c.starttls(client_context())
+	after = server()
+	print(before[0], before[1], after[0], after[1], before[2] == after[2])
+	print(c.code("EHLO a"), c.code("QUIT"))
+	EOF2
+	assert_success
+	assert_line --index 0 '250 250 354 250'
+	assert_line --index 1 'smtpd-stdio False smtpd-stdio-tls True True'
+	assert_line --index 2 '250 221'
+	# Linked, not copied: the shared library is what the program needs.
+	run readelf -d "$SMTPD-tls"
+	assert_output --regexp 'NEEDED.*\[libgnutls\.so\.30\]'
+	run readelf -d "$SMTPD"
+	refute_output --partial libgnutls
+}
