@@ -8,10 +8,8 @@
  * update reaches the next connection (README, TLS).
  */
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
