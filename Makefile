@@ -14,13 +14,14 @@ SANITIZE	?= 0
 
 # Debian packages each target needs (see README): a plain build needs only
 # BUILD_DEPS, so a packager without the test tools can build.
-BUILD_DEPS	= libbsd-dev pkg-config libhiredis-dev libtls-dev
+BUILD_DEPS	= libbsd-dev pkg-config libhiredis-dev libgnutls28-dev
 RUN_DEPS	= systemd
 LINT_DEPS	= mandoc shellcheck
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
 		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy dovecot-core openssl \
 		  redis-server redis-tools postgrey postfix-policyd-spf-python \
-		  msmtp postfix libsasl2-modules strace
+		  msmtp postfix libsasl2-modules strace \
+		  libio-socket-ssl-perl
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
 
@@ -56,28 +57,30 @@ HARDEN		= -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
 CFLAGS		?= $(OPT)
 ALL_CFLAGS	= -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(SAN_FLAGS) \
 		  $(BSD_CFLAGS) $(CFLAGS)
-# libtls (libretls) and OpenSSL are linked statically into smtpd-stdio-tls
-# only (see SRCS).  The wrap fixes libretls's ticket callback (src/tls.c),
-# which only works on a static link.
-TLS_LIBS	= -Wl,--wrap=SSL_CTX_callback_ctrl -Wl,-Bstatic \
-		  $(shell pkg-config --static --libs libtls) -Wl,-Bdynamic
+# GnuTLS is linked dynamically, into smtpd-stdio-tls only (see SRCS), from
+# its Debian package: a security update reaches the next connection with
+# no rebuild (SPEC 8, README TLS).  So smtpd-stdio-tls is a dynamic PIE
+# (libbsd still static) whatever STATIC says.
+TLS_CFLAGS	= $(shell pkg-config --cflags gnutls)
+TLS_LIBS	= $(shell pkg-config --libs gnutls)
+TLS_BSD_LIBS	= -Wl,-Bstatic $(shell pkg-config --static --libs \
+		  libbsd-overlay) -Wl,-Bdynamic
 ifeq ($(STATIC),1)
 LINK_MODE	= -static-pie
 BSD_LIBS	= $(shell pkg-config --static --libs libbsd-overlay)
-TLS_LIBS	= -Wl,--wrap=SSL_CTX_callback_ctrl \
-		  $(shell pkg-config --static --libs libtls)
 else
 LINK_MODE	= -pie
 endif
-ALL_LDFLAGS	= $(LINK_MODE) -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
+LINK_FLAGS	= -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
+ALL_LDFLAGS	= $(LINK_MODE) $(LINK_FLAGS)
 
-# smtpd-stdio is linked twice (src/tls-exec.c): without libtls, and as
-# smtpd-stdio-tls with it, which smtpd-stdio runs when given --tls-cert.
-# OpenSSL's relocations would cost every plaintext session more than the
-# rest of it does.
+# smtpd-stdio is linked twice (src/tls-exec.c): without GnuTLS, static,
+# and as smtpd-stdio-tls with it, which smtpd-stdio runs when given
+# --tls-cert.  Loading a shared library would cost every plaintext
+# session more than the rest of it does.
 SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
 		  policy.c \
-		  log.c peer.c buf.c base64.c auth.c spawn.c
+		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
 BIN		= $(O)/smtpd-stdio
@@ -177,8 +180,11 @@ $(O)/conn-notls.o: src/conn.c src/smtpd-stdio.h | $(O) deps-build
 $(BIN): $(OBJS) | $(BIN_TLS)
 	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS)
 
+$(O)/tls.o: src/tls.c src/smtpd-stdio.h | $(O) deps-build
+	$(CC) $(ALL_CFLAGS) $(TLS_CFLAGS) -c -o $@ src/tls.c
+
 $(BIN_TLS): $(OBJS_TLS)
-	$(CC) -o $@ $(OBJS_TLS) $(ALL_LDFLAGS) $(BSD_LIBS) $(TLS_LIBS)
+	$(CC) -o $@ $(OBJS_TLS) -pie $(LINK_FLAGS) $(TLS_BSD_LIBS) $(TLS_LIBS)
 
 $(O)/redis-worker.o: src/redis-worker.c | $(O) deps-build
 	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ src/redis-worker.c

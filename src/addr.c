@@ -25,6 +25,8 @@
 #define R_NO_BINARYMIME	"555 5.5.4 BODY=BINARYMIME not supported"
 #define R_BAD_SMTPUTF8	"501 5.5.4 SMTPUTF8 takes no value"
 #define R_NO_SMTPUTF8	"555 5.5.4 SMTPUTF8 not supported"
+#define R_BAD_REQUIRETLS "501 5.5.4 REQUIRETLS takes no value"
+#define R_NO_REQUIRETLS	"555 5.5.4 REQUIRETLS needs TLS: issue STARTTLS first"
 #define R_BAD_AUTH	"501 5.5.4 Bad AUTH value"
 #define R_BAD_RET	"501 5.5.4 Bad RET value"
 #define R_BAD_ENVID	"501 5.5.4 Bad ENVID value"
@@ -67,7 +69,6 @@ static int	ascii_ieq(const unsigned char *, size_t, const char *);
 static int	is_alnum(int);
 static int	is_atext(int);
 static int	is_hex(int);
-static size_t	utf8_len(const unsigned char *, const unsigned char *);
 static int	cur_utf8(struct cursor *);
 static int	cur_peek(const struct cursor *, int);
 static int	path_atom(struct cursor *);
@@ -95,6 +96,7 @@ static const char *param_body(const struct param_arg *);
 static const char *param_binarymime(const struct param_arg *);
 static const char *param_smtputf8(const struct param_arg *);
 static const char *param_auth(const struct param_arg *);
+static const char *param_requiretls(const struct param_arg *);
 static const char *param_ret(const struct param_arg *);
 static const char *param_envid(const struct param_arg *);
 static const char *param_notify(const struct param_arg *);
@@ -120,6 +122,7 @@ static const struct addr_param addr_params_tab[] = {
 	{ "ENVID",	ADDR_MAIL,	param_envid },		/* RFC 3461 */
 	{ "NOTIFY",	ADDR_RCPT,	param_notify },		/* RFC 3461 */
 	{ "ORCPT",	ADDR_RCPT,	param_orcpt },		/* RFC 3461 */
+	{ "REQUIRETLS",	ADDR_MAIL,	param_requiretls },	/* RFC 8689 */
 };
 #define NPARAMS	nitems(addr_params_tab)
 
@@ -186,7 +189,7 @@ is_atext(int c)
  * or 0 when the bytes are not one.  C1 controls (U+0080-U+009F) are
  * refused too: no control character may be part of an address (SPEC 4).
  */
-static size_t
+size_t
 utf8_len(const unsigned char *p, const unsigned char *end)
 {
 	unsigned char	 lo = 0x80, hi = 0xbf;
@@ -719,6 +722,21 @@ param_smtputf8(const struct param_arg *a)
 	if (a->val != NULL)
 		return R_BAD_SMTPUTF8;
 	a->res->utf8 = 1;
+	return NULL;
+}
+
+/*
+ * RFC 8689 4: REQUIRETLS, offered (and so taken) only under TLS (SPEC
+ * 8); the handler is then bound to relay it over verified TLS only.
+ */
+static const char *
+param_requiretls(const struct param_arg *a)
+{
+	if (!a->lim->tls)
+		return R_NO_REQUIRETLS;
+	if (a->val != NULL)
+		return R_BAD_REQUIRETLS;
+	a->res->requiretls = 1;
 	return NULL;
 }
 

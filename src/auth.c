@@ -45,6 +45,7 @@ struct auth_backend {
 	int		 fd;		/* Dovecot: -1 when not connected */
 	unsigned int	 mechs;		/* Dovecot: what it offered */
 	unsigned long	 next_id;	/* Dovecot: the last request id */
+	int		 silent;	/* Dovecot: never answered, SPEC 9 */
 	char		 in[DOVECOT_LINE_MAX];	/* Dovecot: read, not parsed */
 	size_t		 inlen;
 };
@@ -134,15 +135,19 @@ auth_free(struct auth_backend *b)
 /*
  * What to advertise.  Dovecot is asked once per session; if it cannot
  * be reached both are offered, and an attempt then gets AUTH_TEMPFAIL
- * (454) unless it is back by then.  0 if Dovecot offers neither.
+ * (454) unless it is back by then.  One that has not answered by the
+ * deadline is not waited for again: every attempt gets 454 at once
+ * (SPEC 9).  0 if Dovecot offers neither.
  */
 unsigned int
 auth_mechanisms(struct auth_backend *b, long long deadline)
 {
 	if (b->kind == AK_CHECKPASSWORD)
 		return AUTH_MECH_PLAIN | AUTH_MECH_LOGIN;
-	if (b->fd == -1 && dovecot_connect(b, deadline) == -1)
+	if (b->fd == -1 && dovecot_connect(b, deadline) == -1) {
+		b->silent = conn_now_ms() >= deadline;
 		return AUTH_MECH_PLAIN | AUTH_MECH_LOGIN;
+	}
 	if (b->mechs == 0)
 		log_warn("auth: dovecot %s offers neither PLAIN nor LOGIN",
 		    b->where);
@@ -164,6 +169,8 @@ auth_check(struct auth_backend *b, const struct auth_request *req,
 			return AUTH_REFUSED;
 	if (b->kind == AK_CHECKPASSWORD)
 		return checkpw_check(b, req, user, userlen);
+	if (b->silent)
+		return AUTH_TEMPFAIL;
 	return dovecot_check(b, req, user, userlen);
 }
 

@@ -4,7 +4,7 @@
  * stop (SPEC 6).  SIGTERM, SIGHUP and SIGINT stay blocked except inside
  * the waits here, so a stop request is seen at the next wait for the
  * client and never in the middle of a handler run or a spool write.
- * Once TLS is up (SPEC 8) the same reads and writes go through libtls,
+ * Once TLS is up (SPEC 8) the same reads and writes go through tls.c,
  * waiting in the same place on what it wants (TLS_WANT_POLLIN/OUT).
  */
 #include <sys/socket.h>
@@ -18,9 +18,6 @@
 #include <signal.h>
 #include <string.h>
 #include <time.h>
-#ifndef NO_TLS
-#include <tls.h>
-#endif
 #include <unistd.h>
 
 #include "smtpd-stdio.h"
@@ -29,7 +26,7 @@ static volatile sig_atomic_t	 stop_signal;
 static sigset_t			 wait_mask;	/* the mask inside waits */
 static int			 in_socket;	/* fd 0 is a socket */
 static int			 out_socket;	/* fd 1 is a socket */
-static struct tls		*tls_conn;	/* NULL: plaintext */
+static struct tls_conn		*tls_conn;	/* NULL: plaintext */
 
 static void	 on_stop_signal(int);
 static int	 wait_fd(int, short, long long);
@@ -260,7 +257,7 @@ conn_spoke_first(void)
 
 #ifdef NO_TLS
 /*
- * The build without libtls (see tls-exec.c): a process of it never has
+ * The build without the TLS library (see tls-exec.c): a process of it never has
  * --tls-cert, so TLS never starts.
  */
 int
@@ -302,53 +299,11 @@ tls_conn_close(long long deadline)
 	(void)deadline;
 }
 #else
-static int	 raw_eof;	/* read(2) under TLS saw EOF */
-
 static int	 tls_wait(ssize_t, long long, int);
-static ssize_t	 raw_read(struct tls *, void *, size_t, void *);
-static ssize_t	 raw_write(struct tls *, const void *, size_t, void *);
+static void	 tls_conn_drain(char *, size_t, size_t *);
 
 /*
- * libtls reads and writes fds 0 and 1 through these, so the same code
- * serves a socket and a pair of pipes, never blocks, and tells the
- * client's EOF (SPEC 8: it went away, exit 0) from a broken handshake.
- */
-static ssize_t
-raw_read(struct tls *ctx, void *buf, size_t len, void *arg)
-{
-	ssize_t	 n;
-
-	(void)ctx;
-	(void)arg;
-	do
-		n = in_socket ? recv(0, buf, len, MSG_DONTWAIT) :
-		    read(0, buf, len);
-	while (n == -1 && errno == EINTR);
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return TLS_WANT_POLLIN;
-	if (n == 0)
-		raw_eof = 1;
-	return n;
-}
-
-static ssize_t
-raw_write(struct tls *ctx, const void *buf, size_t len, void *arg)
-{
-	ssize_t	 n;
-
-	(void)ctx;
-	(void)arg;
-	do
-		n = out_socket ? send(1, buf, len, MSG_DONTWAIT |
-		    MSG_NOSIGNAL) : write(1, buf, len);
-	while (n == -1 && errno == EINTR);
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return TLS_WANT_POLLOUT;
-	return n;
-}
-
-/*
- * After a libtls call returned r: wait for what it wants.  1: call it
+ * After a tls.c call returned r: wait for what it wants.  1: call it
  * again; 0: the deadline passed; -1: a stop signal (only if stoppable);
  * -2: done or failed.
  */
@@ -358,6 +313,8 @@ tls_wait(ssize_t r, long long deadline, int stoppable)
 	struct pollfd	 pfd = { 0, POLLIN, 0 };
 	long long	 left;
 
+	if (r == TLS_WANT_AGAIN)
+		return 1;
 	if (r != TLS_WANT_POLLIN && r != TLS_WANT_POLLOUT)
 		return -2;
 	if (r == TLS_WANT_POLLOUT) {
@@ -379,33 +336,33 @@ tls_wait(ssize_t r, long long deadline, int stoppable)
 int
 conn_tls_start(struct tls *server, long long deadline, struct tls_info *ti)
 {
-	struct tls	*cctx;
-	int		 r, w;
+	struct tls_conn	*tc;
+	ssize_t		 r;
+	int		 w;
 
 	if (!in_socket)
 		(void)fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
 	if (!out_socket)
 		(void)fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
-	if (tls_accept_cbs(server, &cctx, raw_read, raw_write, NULL) == -1) {
-		log_warn("TLS: %s", tls_error(server));
+	if ((tc = tlsio_accept(server, in_socket, out_socket)) == NULL)
 		return -1;
-	}
-	while ((w = tls_wait(r = tls_handshake(cctx), deadline, 0)) != -2)
+	while ((w = tls_wait(r = tlsio_handshake(tc), deadline, 0)) != -2)
 		if (w == 0) {
 			log_info("TLS handshake: timeout");
-			tls_free(cctx);
+			tlsio_free(tc);
 			return -1;
 		}
 	if (r == -1) {
-		if (raw_eof)
+		if (tlsio_eof(tc))
 			log_info("TLS handshake: client closed");
 		else
-			log_info("TLS handshake failed: %s", tls_error(cctx));
-		tls_free(cctx);
-		return raw_eof ? 1 : -1;
+			log_info("TLS handshake failed: %s", tlsio_error(tc));
+		w = tlsio_eof(tc) ? 1 : -1;
+		tlsio_free(tc);
+		return w;
 	}
-	tls_conn = cctx;
-	tlsconf_info(cctx, ti);
+	tls_conn = tc;
+	tlsconf_info(tc, ti);
 	return 0;
 }
 
@@ -413,11 +370,31 @@ conn_tls_start(struct tls *server, long long deadline, struct tls_info *ti)
 void
 conn_tls_free(void)
 {
-	tls_free(tls_conn);
+	tlsio_free(tls_conn);
 	tls_conn = NULL;
 }
 
-/* conn_read() under TLS: decrypted bytes, or EOF after close_notify. */
+/*
+ * After one record, what else decrypts without waiting: the session
+ * sees the same bytes however the client's records split them, so the
+ * pipelining check (SPEC 4) is decided on decrypted bytes alike.  An
+ * EOF or error behind them comes again at the next read.
+ */
+static void
+tls_conn_drain(char *buf, size_t size, size_t *got)
+{
+	ssize_t	 n;
+
+	while (*got < size &&
+	    (n = tlsio_read(tls_conn, buf + *got, size - *got)) > 0)
+		*got += (size_t)n;
+}
+
+/*
+ * conn_read() under TLS: decrypted bytes, EOF after close_notify or the
+ * client's EOF, or SPEC 8's error: a record that fails to decrypt or
+ * authenticate is no hang-up (exit 1).
+ */
 static enum conn_input
 tls_conn_read(char *buf, size_t size, size_t *got, long long deadline)
 {
@@ -425,18 +402,20 @@ tls_conn_read(char *buf, size_t size, size_t *got, long long deadline)
 	int	 w;
 
 	for (;;) {
-		if ((n = tls_read(tls_conn, buf, size)) > 0) {
+		if ((n = tlsio_read(tls_conn, buf, size)) > 0) {
 			*got = (size_t)n;
+			tls_conn_drain(buf, size, got);
 			return INPUT_DATA;
 		}
 		if ((w = tls_wait(n, deadline, 1)) == 0)
 			return INPUT_TIMEOUT;
 		if (w == -1)
 			return INPUT_STOP;
-		if (w == -2) {
-			if (n == -1 && !raw_eof)
-				log_info("TLS read: %s", tls_error(tls_conn));
+		if (w == -2 && n == 0)
 			return INPUT_EOF;
+		if (w == -2) {
+			log_warn("TLS read: %s", tlsio_error(tls_conn));
+			return INPUT_ERROR;
 		}
 	}
 }
@@ -448,7 +427,7 @@ tls_conn_write(const char *p, size_t len, long long deadline)
 	int	 w;
 
 	while (len > 0) {
-		if ((n = tls_write(tls_conn, p, len)) > 0) {
+		if ((n = tlsio_write(tls_conn, p, len)) > 0) {
 			p += n;
 			len -= (size_t)n;
 			continue;
@@ -459,7 +438,7 @@ tls_conn_write(const char *p, size_t len, long long deadline)
 			return -1;
 		}
 		if (w == -2) {
-			log_info("TLS write: %s", tls_error(tls_conn));
+			log_info("TLS write: %s", tlsio_error(tls_conn));
 			return -1;
 		}
 	}
@@ -470,7 +449,7 @@ tls_conn_write(const char *p, size_t len, long long deadline)
 static void
 tls_conn_close(long long deadline)
 {
-	while (tls_wait(tls_close(tls_conn), deadline, 1) == 1)
+	while (tls_wait(tlsio_close(tls_conn), deadline, 1) == 1)
 		;
 }
 #endif /* NO_TLS */

@@ -119,6 +119,17 @@ fatalx(const char *fmt, ...)
 }
 
 /*
+ * A line that also goes to stderr (setup_error): to syslog when that is
+ * the log, so it is not written twice to stderr.
+ */
+void
+log_syslog_only(const char *line)
+{
+	if (log_to == LOGTO_SYSLOG)
+		syslog(LOG_ERR, "%s", line);
+}
+
+/*
  * Escape untrusted bytes (client text, handler output) into dst so that a
  * log line can never be split or carry terminal controls; flags adds to
  * the vis(3) flags.  A dst of 4 * len + 1 bytes always holds all of it;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,12 +56,22 @@ static void	 check_rcpt(struct session *, struct policy_state *,
 static int	 check_message(struct session *, struct policy_state *,
 		    struct spool *, const struct peer *, struct buf *);
 static uint64_t	 mail_size(const char *);
-static int	 start_tls(struct session *, struct tls *, struct deadlines *);
+static int	 start_tls(struct session *, struct tls *, struct deadlines *,
+		    const struct peer *);
+static void	 hand_over(const struct session *, const struct deadlines *,
+		    const struct peer *);
 static void	 authenticate(struct session *, struct auth_backend *,
 		    const struct peer *);
+static void	 forget_input(struct session *, char *, size_t, size_t,
+		    size_t);
+static void	 ask_mechanisms(struct session *, struct auth_backend *);
 static int	 serve(const struct config *, const struct peer *, int,
-		    struct tls *);
+		    struct tls *, const struct handover *);
 static int	 proxy_header(const struct config *, struct peer *);
+static struct tls *setup(struct config *, int);
+static void	 session_open(struct session *, struct tls *,
+		    struct deadlines *, const struct peer *, int,
+		    const struct handover *);
 
 /*
  * fds 0-2 exist, nothing else is inherited, and log lines never reach
@@ -504,6 +515,9 @@ client_input(struct session *s, struct deadlines *dl, char *buf,
 	case INPUT_STOP:
 		stop(s);
 		break;
+	case INPUT_ERROR:	/* SPEC 8: a broken TLS record, logged */
+		(void)session_tls_failed(s, EXIT_FAIL);
+		break;
 	}
 }
 
@@ -512,12 +526,18 @@ client_input(struct session *s, struct deadlines *dl, char *buf,
  * session goes on under TLS; -1: it ended (EOF: exit 0, else exit 1).
  */
 static int
-start_tls(struct session *s, struct tls *server, struct deadlines *dl)
+start_tls(struct session *s, struct tls *server, struct deadlines *dl,
+    const struct peer *p)
 {
 	struct tls_info	 ti;
 	long long	 end = conn_now_ms() + s->conf->timeout * 1000;
 	int		 r;
 
+	if (server == NULL) {
+		hand_over(s, dl, p);	/* returns only if it failed */
+		session_tls_unavailable(s);
+		return -1;
+	}
 	/* SPEC 10.3: --session-timeout caps the handshake too. */
 	r = conn_tls_start(server, end < dl->session_end ? end :
 	    dl->session_end, &ti);
@@ -531,6 +551,28 @@ start_tls(struct session *s, struct tls *server, struct deadlines *dl)
 	session_tls_started(s, &ti);
 	dl->line_end = conn_now_ms() + s->conf->timeout * 1000;
 	return 0;
+}
+
+/*
+ * SPEC 8: smtpd-stdio has no TLS library; smtpd-stdio-tls goes on with
+ * the session from the STARTTLS on, answers it and does the handshake.
+ * Returns only if it could not be run (logged).
+ */
+static void
+hand_over(const struct session *s, const struct deadlines *dl,
+    const struct peer *p)
+{
+	struct handover	 ho;
+
+	memset(&ho, 0, sizeof(ho));
+	(void)strlcpy(ho.magic, HANDOVER_MAGIC, sizeof(ho.magic));
+	ho.peer = *p;
+	ho.session_end = dl->session_end;
+	ho.errors = s->errors;
+	ho.messages = s->messages;
+	ho.esmtp = s->esmtp;
+	(void)strlcpy(ho.helo, s->helo, sizeof(ho.helo));
+	tlsconf_exec(&ho);
 }
 
 /*
@@ -571,6 +613,34 @@ authenticate(struct session *s, struct auth_backend *ab,
 	session_auth_checked(s, v, user);
 }
 
+/*
+ * SPEC 9: a SASL line was read (an AUTH refused before TLS included):
+ * every byte of it in our input buffer goes, all but what is unread.
+ */
+static void
+forget_input(struct session *s, char *in, size_t size, size_t off,
+    size_t len)
+{
+	explicit_bzero(in, off);
+	explicit_bzero(in + len, size - len);
+	s->input_secret = 0;
+}
+
+/*
+ * SPEC 9: what the backend offers, asked at the first EHLO that may
+ * offer AUTH, never before the greeting or the handshake.  Dovecot gets
+ * AUTH_MECH_WAIT seconds (or --timeout, if less).
+ */
+static void
+ask_mechanisms(struct session *s, struct auth_backend *ab)
+{
+	long long	 wait = s->conf->timeout < AUTH_MECH_WAIT ?
+			    s->conf->timeout : AUTH_MECH_WAIT;
+
+	session_auth_mechanisms(s, auth_mechanisms(ab,
+	    conn_now_ms() + wait * 1000));
+}
+
 /* SPEC 6: a stop signal ends the session with 421 4.3.2 and exit 1. */
 static void
 stop(struct session *s)
@@ -579,9 +649,30 @@ stop(struct session *s)
 	(void)session_stop(s);
 }
 
+/*
+ * What comes before the first command: the greeting (session_init), or
+ * a refusal, or with --tls the handshake (the client speaks first: its
+ * ClientHello), or after smtpd-stdio's hand-over the answer to its
+ * STARTTLS.
+ */
+static void
+session_open(struct session *s, struct tls *server, struct deadlines *dl,
+    const struct peer *p, int bad_proxy, const struct handover *ho)
+{
+	if (bad_proxy)
+		(void)session_bad_proxy(s);
+	else if (s->conf->tls_implicit)
+		(void)start_tls(s, server, dl, p);
+	else if (ho != NULL) {
+		dl->session_end = ho->session_end;
+		session_resume(s, ho, server != NULL);
+	} else if (conn_spoke_first())
+		(void)session_pregreet(s);
+}
+
 static int
 serve(const struct config *c, const struct peer *p, int bad_proxy,
-    struct tls *server)
+    struct tls *server, const struct handover *ho)
 {
 	static char		 in[INPUT_CHUNK];
 	struct session		 s;
@@ -599,21 +690,14 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	session_init(&s, c);
 	if (c->npolicy > 0)
 		ps = policy_new(c);
-	if (c->auth != NULL) {
+	if (c->auth != NULL)
 		ab = auth_new(c->auth);
-		session_auth_mechanisms(&s, auth_mechanisms(ab,
-		    conn_now_ms() + c->timeout * 1000));
-	}
-	/* With --tls the client speaks first: its ClientHello. */
-	if (bad_proxy)
-		(void)session_bad_proxy(&s);
-	else if (c->tls_implicit)
-		(void)start_tls(&s, server, &dl);
-	else if (conn_spoke_first())
-		(void)session_pregreet(&s);
+	session_open(&s, server, &dl, p, bad_proxy, ho);
 	for (;;) {
 		act = session_feed(&s, in + off, len - off, &used);
 		off += used;
+		if (s.input_secret)
+			forget_input(&s, in, sizeof(in), off, len);
 		switch (act) {
 		case SA_NEED_INPUT:
 			if (flush_replies(&s, &dl) == -1)
@@ -651,13 +735,13 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 				log_info("STARTTLS: %zu bytes behind the "
 				    "command discarded", len - off);
 			off = len = 0;
-			(void)start_tls(&s, server, &dl);
+			(void)start_tls(&s, server, &dl, p);
 			break;
 		case SA_AUTH:
 			authenticate(&s, ab, p);
-			/* SPEC 9: the base64 password is read input too. */
-			explicit_bzero(in, off);
-			explicit_bzero(in + len, sizeof(in) - len);
+			break;
+		case SA_AUTH_MECHS:
+			ask_mechanisms(&s, ab);
 			break;
 		case SA_CLOSE:
 			status = s.exit_status;
@@ -710,31 +794,56 @@ proxy_header(const struct config *c, struct peer *p)
 	return 1;
 }
 
+/*
+ * Everything before the session: fds, log, TLS (SPEC 8: set-up errors go
+ * to the log, never to the client; after a hand-over they are a 454),
+ * signals.  The TLS configuration, or NULL.
+ */
+static struct tls *
+setup(struct config *c, int resumed)
+{
+	struct tls	*server;
+
+	umask(077);
+	setup_fds(c);
+	log_init(c->log, c->verbose);
+	server = resumed ? tlsconf_try(c) : tlsconf_server(c);
+	c->tls_handover = server == NULL && c->ntls_cert > 0;
+	conn_init();
+	c->sync_check = conn_is_socket();
+	if (c->hostname == NULL)
+		c->hostname = options_default_hostname();
+	exec_limits(c);
+	return server;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct config	 conf;
 	struct peer	 peer;
+	struct handover	 ho;
 	struct tls	*server;
-	int		 bad_proxy, status;
+	int		 bad_proxy = 0, resumed, status;
 
+	/* Superservers may start us with SIGCHLD ignored: waitpid needs it. */
+	(void)signal(SIGCHLD, SIG_DFL);
 	options_parse(argc, argv, &conf);
-	server = tlsconf_server(&conf, argv);
-	umask(077);
-	setup_fds(&conf);
-	conn_init();
-	conf.sync_check = conn_is_socket();
-	log_init(conf.log, conf.verbose);
-	if (conf.hostname == NULL)
-		conf.hostname = options_default_hostname();
-	peer_lookup(&peer);
-	exec_limits(&conf);
-	if ((bad_proxy = proxy_header(&conf, &peer)) == -1)
-		return EXIT_OK;		/* SPEC 10.1: EOF in the header */
-	log_info("connect from %s port %s", peer.remote_addr[0] != '\0' ?
-	    peer.remote_addr : "unknown", peer.remote_port[0] != '\0' ?
-	    peer.remote_port : "-");
-	status = serve(&conf, &peer, bad_proxy, server);
+	/* Before setup_fds closes it: a session smtpd-stdio handed over. */
+	resumed = tlsconf_resumed(&ho);
+	tlsconf_handover(&conf, argv);
+	server = setup(&conf, resumed);
+	if (resumed)
+		peer = ho.peer;
+	else {
+		peer_lookup(&peer);
+		if ((bad_proxy = proxy_header(&conf, &peer)) == -1)
+			return EXIT_OK;	/* SPEC 10.1: EOF in the header */
+		log_info("connect from %s port %s", peer.remote_addr[0] !=
+		    '\0' ? peer.remote_addr : "unknown",
+		    peer.remote_port[0] != '\0' ? peer.remote_port : "-");
+	}
+	status = serve(&conf, &peer, bad_proxy, server, resumed ? &ho : NULL);
 	free(conf.policy);
 	free(conf.tls_cert);
 	free(conf.tls_key);

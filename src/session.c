@@ -46,6 +46,9 @@ static void	cmd_starttls(struct session *, const char *, size_t);
 static void	cmd_auth(struct session *, const char *, size_t);
 static void	cmd_bdat(struct session *, const char *, size_t);
 static void	cmd_lhlo(struct session *, const char *, size_t);
+static void	ehlo_reply(struct session *);
+static int	auth_offerable(const struct session *);
+static int	sasl_text_ok(const char *, size_t, int);
 
 static const struct command commands[] = {
 	{ "HELO", ST_ANY, ARGS_REQUIRED, NULL, cmd_helo },
@@ -225,11 +228,23 @@ cmd_helo(struct session *s, const char *arg, size_t len)
 static void
 cmd_ehlo(struct session *s, const char *arg, size_t len)
 {
-	const struct config	*c = s->conf;
-
 	greet(s, arg, len, 1);
 	if (s->state != SS_HELO)
 		return;
+	/* SPEC 9: the backend is asked only when AUTH is to be offered. */
+	if (auth_offerable(s) && !s->auth_mechs_known) {
+		s->state = SS_AUTH_MECHS;
+		return;
+	}
+	ehlo_reply(s);
+}
+
+/* The EHLO reply: what this session offers now. */
+static void
+ehlo_reply(struct session *s)
+{
+	const struct config	*c = s->conf;
+
 	reply(s, "250-%s", c->hostname);
 	reply(s, "250-PIPELINING");
 	if (c->size_limit > 0)
@@ -247,6 +262,8 @@ cmd_ehlo(struct session *s, const char *arg, size_t len)
 		reply(s, "250-DSN");
 	if (c->ntls_cert > 0 && !s->tls)
 		reply(s, "250-STARTTLS");
+	if (s->tls)
+		reply(s, "250-REQUIRETLS");	/* RFC 8689, SPEC 8 */
 	if (auth_offered(s))
 		reply(s, "250-AUTH%s%s",
 		    s->auth_mechs & AUTH_MECH_PLAIN ? " PLAIN" : "",
@@ -259,7 +276,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 {
 	const struct config	*c = s->conf;
 	struct addr_limits	 lim = { c->size_limit, c->smtputf8,
-				    c->sevenbit, 0 };
+				    c->sevenbit, 0, s->tls };
 	struct addr_result	 res;
 
 	if (c->require_tls && !s->tls) {
@@ -285,6 +302,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 		fatalx("out of memory");
 	s->txn.utf8 = res.utf8;
 	s->txn.binarymime = res.binarymime;
+	s->txn.requiretls = res.requiretls;
 	s->state = SS_MAIL;
 	reply(s, "250 2.1.0 OK");
 }
@@ -344,7 +362,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 {
 	const struct config	*c = s->conf;
 	struct addr_limits	 lim = { c->size_limit, c->smtputf8,
-				    c->sevenbit, s->txn.utf8 };
+				    c->sevenbit, s->txn.utf8, s->tls };
 	struct addr_result	 res;
 	struct txn		*t = &s->txn;
 
@@ -725,8 +743,40 @@ cmd_starttls(struct session *s, const char *arg, size_t len)
 		reply(s, "503 5.5.1 Error: TLS already active");
 		return;
 	}
-	reply(s, "220 2.0.0 Ready to start TLS");
+	/* smtpd-stdio: smtpd-stdio-tls answers, once GnuTLS is ready. */
+	if (!s->conf->tls_handover)
+		reply(s, "220 2.0.0 Ready to start TLS");
 	s->state = SS_STARTTLS;
+}
+
+/*
+ * SPEC 8: smtpd-stdio-tls goes on with the session smtpd-stdio handed
+ * over at STARTTLS: no greeting, the counts so far, and the answer to
+ * that STARTTLS: 220 if TLS is ready, else RFC 3207's 454 and the
+ * session goes on in plaintext, greeted as before.
+ */
+void
+session_resume(struct session *s, const struct handover *ho, int ready)
+{
+	s->out.len = 0;
+	s->errors = ho->errors;
+	s->messages = ho->messages;
+	(void)strlcpy(s->helo, ho->helo, sizeof(s->helo));
+	s->esmtp = ho->esmtp;
+	s->state = SS_HELO;
+	if (ready) {
+		reply(s, "220 2.0.0 Ready to start TLS");
+		s->state = SS_STARTTLS;
+	} else
+		session_tls_unavailable(s);
+}
+
+/* RFC 3207 4: TLS cannot start now (logged); the session goes on. */
+void
+session_tls_unavailable(struct session *s)
+{
+	reply(s, "454 4.7.0 TLS not available due to temporary reason");
+	s->state = SS_HELO;
 }
 
 /*
@@ -757,14 +807,21 @@ session_tls_failed(struct session *s, int status)
 	return SA_CLOSE;
 }
 
-/* SPEC 9: AUTH is offered under TLS, or in plaintext when allowed. */
+/* SPEC 9: AUTH may be offered under TLS, or in plaintext if allowed. */
 static int
-auth_offered(const struct session *s)
+auth_offerable(const struct session *s)
 {
 	const struct config	*c = s->conf;
 
-	return c->auth != NULL && s->auth_mechs != 0 && (s->tls ||
+	return c->auth != NULL && (s->tls ||
 	    (c->auth_plaintext && !c->require_tls));
+}
+
+/* ... and is, once the backend said what it offers. */
+static int
+auth_offered(const struct session *s)
+{
+	return auth_offerable(s) && s->auth_mechs != 0;
 }
 
 /* An AUTH command line, whose initial response must not be logged. */
@@ -819,11 +876,35 @@ sasl_start(struct session *s, const char *initial, size_t len)
 		reply(s, "334 VXNlcm5hbWU6");	/* "Username:" */
 }
 
+/*
+ * RFC 4616: user names and passwords are UTF-8 without NUL.  A user name
+ * goes into the environment and the log (escaped): no control either.
+ */
+static int
+sasl_text_ok(const char *p, size_t len, int controls)
+{
+	const unsigned char	*u = (const unsigned char *)p, *end = u + len;
+	size_t			 n;
+
+	while (u < end) {
+		if (*u >= 0x80) {
+			if ((n = utf8_len(u, end)) == 0)
+				return 0;
+			u += n;
+		} else if (*u == '\0' || (!controls && (*u < 0x20 ||
+		    *u == 0x7f)))
+			return 0;
+		else
+			u++;
+	}
+	return 1;
+}
+
 /* A user name we can log (escaped) and put into the environment. */
 static int
 sasl_user_ok(const char *user, size_t len)
 {
-	return len > 0 && len < AUTH_USER_MAX && helo_arg_ok(user, len);
+	return len > 0 && len < AUTH_USER_MAX && sasl_text_ok(user, len, 0);
 }
 
 /*
@@ -855,7 +936,7 @@ sasl_response(struct session *s, const char *line, size_t len)
 		s->sasl.step = 1;
 		reply(s, "334 UGFzc3dvcmQ6");	/* "Password:" */
 	} else if (s->sasl.step == 1 && (size_t)n < AUTH_PASSWORD_MAX &&
-	    memchr(dec, '\0', (size_t)n) == NULL) {
+	    sasl_text_ok((char *)dec, (size_t)n, 1)) {
 		memcpy(s->sasl.password, dec, (size_t)n + 1);
 		s->state = SS_AUTH_CHECK;
 	} else {
@@ -883,7 +964,7 @@ sasl_plain(struct session *s, const char *m, size_t len)
 	ulen = (size_t)(pass - user);
 	plen = (size_t)(end - ++pass);
 	if (!sasl_user_ok(user, ulen) || plen >= AUTH_PASSWORD_MAX ||
-	    memchr(pass, '\0', plen) != NULL) {
+	    !sasl_text_ok(pass, plen, 1)) {
 		reply(s, "501 5.5.2 Error: invalid SASL response");
 		sasl_end(s);
 		return;
@@ -940,11 +1021,19 @@ session_auth_checked(struct session *s, enum auth_verdict v,
 		count_error(s);
 }
 
-/* What the backend offers (AUTH_MECH_*), known before EHLO is. */
+/*
+ * What the backend offers (AUTH_MECH_*), asked at the first EHLO that
+ * may offer AUTH (SA_AUTH_MECHS): that EHLO's reply goes out now.
+ */
 void
 session_auth_mechanisms(struct session *s, unsigned int mechs)
 {
 	s->auth_mechs = mechs & (AUTH_MECH_PLAIN | AUTH_MECH_LOGIN);
+	s->auth_mechs_known = 1;
+	if (s->state == SS_AUTH_MECHS) {
+		s->state = SS_HELO;
+		ehlo_reply(s);
+	}
 }
 
 static const struct command *
@@ -1057,7 +1146,9 @@ process_line(struct session *s)
 		len--;
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	secret = s->state == SS_AUTH_CONT || is_auth_line(line, len);
+	/* A client may send its SASL response after a refused AUTH. */
+	secret = s->state == SS_AUTH_CONT || is_auth_line(line, len) ||
+	    s->auth_refused;
 	/* SPEC 9: never a SASL response in the log, not even with -v. */
 	if (s->conf->verbose)
 		log_debug("< %s", secret ? "AUTH data (not logged)" :
@@ -1085,8 +1176,11 @@ process_line(struct session *s)
 		dispatch(s, line, len);
 	if (s->last_code == '5' && s->state != SS_CLOSED)
 		count_error(s);
-	if (secret)
+	s->auth_refused = is_auth_line(line, len) && s->last_code >= '4';
+	if (secret) {
 		explicit_bzero(s->line, sizeof(s->line));
+		s->input_secret = 1;
+	}
 }
 
 /*
@@ -1202,6 +1296,10 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 		if (s->state == SS_AUTH_CHECK) {
 			*used = i;
 			return SA_AUTH;
+		}
+		if (s->state == SS_AUTH_MECHS) {
+			*used = i;
+			return SA_AUTH_MECHS;
 		}
 		if (s->out.len >= OUTPUT_FLUSH) {
 			*used = i;

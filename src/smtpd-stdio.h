@@ -5,6 +5,7 @@
 #ifndef SMTPD_STDIO_H
 #define SMTPD_STDIO_H
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +89,7 @@ struct config {
 	int		  require_auth;
 	int		  auth_plaintext;
 	int		  lmtp;			/* --lmtp: LHLO, per-recipient replies */
+	int		  tls_handover;		/* smtpd-stdio-tls sends STARTTLS's 220 */
 };
 
 /* SPEC 8: what the TLS handshake gave, printable ASCII only. */
@@ -133,6 +135,7 @@ struct addr_limits {
 	int		smtputf8;	/* --smtputf8 given */
 	int		sevenbit;	/* --7bit given */
 	int		utf8_txn;	/* MAIL carried SMTPUTF8 (for RCPT) */
+	int		tls;		/* under TLS: REQUIRETLS is allowed */
 };
 
 struct addr_result {
@@ -142,10 +145,12 @@ struct addr_result {
 	int	 code;				/* reply code when parsing failed */
 	const char *reply;			/* full reply text when failed */
 	int	 binarymime;			/* BODY=BINARYMIME */
+	int	 requiretls;			/* REQUIRETLS, RFC 8689 */
 };
 
 int	 addr_parse(enum addr_verb, const char *, size_t,
 	    const struct addr_limits *, struct addr_result *);
+size_t	 utf8_len(const unsigned char *, const unsigned char *);
 
 /* session.c: the SMTP dialogue, fed bytes, emits replies and actions. */
 enum session_action {
@@ -156,7 +161,8 @@ enum session_action {
 	SA_CHECK_RCPT,	/* check session.pending, call session_rcpt_checked */
 	SA_CLOSE,	/* flush and exit with session.exit_status */
 	SA_STARTTLS,	/* flush, drop the rest of the input, handshake */
-	SA_AUTH		/* check session_auth_request(), session_auth_checked */
+	SA_AUTH,	/* check session_auth_request(), session_auth_checked */
+	SA_AUTH_MECHS	/* ask the backend, call session_auth_mechanisms */
 };
 
 enum session_state {
@@ -171,7 +177,8 @@ enum session_state {
 	SS_STARTTLS,	/* 220 sent, waiting for the handshake */
 	SS_AUTH_CONT,	/* 334 sent, waiting for a SASL response line */
 	SS_AUTH_CHECK,	/* credentials complete, waiting for the backend */
-	SS_BDAT		/* reading the octets of a BDAT chunk */
+	SS_BDAT,	/* reading the octets of a BDAT chunk */
+	SS_AUTH_MECHS	/* an EHLO waits for the backend's mechanisms */
 };
 
 /* SPEC 9: a SASL exchange in progress, PLAIN or LOGIN. */
@@ -234,6 +241,7 @@ struct txn {
 	int		  too_big;
 	int		  spool_failed;
 	int		  binarymime;	/* MAIL had BODY=BINARYMIME */
+	int		  requiretls;	/* MAIL had REQUIRETLS (RFC 8689) */
 	int		  bdat;		/* a BDAT chunk came in this transaction */
 	uint64_t	  bdat_size;	/* octets announced by its BDATs */
 };
@@ -268,6 +276,9 @@ struct session {
 	int			 tls;		/* the handshake is done */
 	struct tls_info		 tlsi;
 	unsigned int		 auth_mechs;	/* what the backend offers */
+	int			 auth_mechs_known;	/* asked (SA_AUTH_MECHS) */
+	int			 auth_refused;	/* the last line: an AUTH refused */
+	int			 input_secret;	/* a SASL line was read: clear input */
 	struct sasl		 sasl;
 	char			 auth_user[AUTH_USER_MAX];	/* "" until AUTH */
 	char			 auth_method[8];		/* PLAIN, LOGIN */
@@ -295,6 +306,9 @@ void	 session_prepend(struct session *, const char *);
 const char *session_refusal(const struct session *);
 const char *session_protocol(const struct session *);
 void	 session_tls_started(struct session *, const struct tls_info *);
+struct handover;
+void	 session_resume(struct session *, const struct handover *, int);
+void	 session_tls_unavailable(struct session *);
 enum session_action session_tls_failed(struct session *, int);
 const struct sasl *session_auth_request(const struct session *);
 void	 session_auth_mechanisms(struct session *, unsigned int);
@@ -388,13 +402,15 @@ const char *log_escape(char *, size_t, const char *, size_t);
 const char *log_quote(char *, size_t, const char *, size_t);
 void	 fatalx(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
+void	 log_syslog_only(const char *);
 
 /* conn.c: the client connection, deadlines, stop signals. */
 enum conn_input {
 	INPUT_DATA,
 	INPUT_EOF,
 	INPUT_TIMEOUT,
-	INPUT_STOP	/* SIGTERM, SIGHUP or SIGINT */
+	INPUT_STOP,	/* SIGTERM, SIGHUP or SIGINT */
+	INPUT_ERROR	/* under TLS: a record that does not decrypt (exit 1) */
 };
 
 void	 conn_init(void);
@@ -411,12 +427,61 @@ int	 conn_tls_start(struct tls *, long long, struct tls_info *);
 void	 conn_tls_free(void);
 
 /*
- * tls.c: the TLS configuration, SPEC 8, in smtpd-stdio-tls; tls-exec.c
- * in smtpd-stdio, which runs smtpd-stdio-tls when TLS is configured.
+ * tls.c: TLS through GnuTLS, SPEC 8, in smtpd-stdio-tls; tls-exec.c in
+ * smtpd-stdio, which runs smtpd-stdio-tls when TLS is configured.  The
+ * tlsio_* calls never wait: a negative TLS_WANT_* says what for.
  */
-struct tls *tlsconf_server(const struct config *, char **);
+#define TLS_WANT_POLLIN		(-2)	/* call again once fd 0 is readable */
+#define TLS_WANT_POLLOUT	(-3)	/* call again once fd 1 is writable */
+#define TLS_WANT_AGAIN		(-4)	/* call again at once */
+
+#define TICKET_KEY_LEN		48	/* one key in --tls-ticket-keys, SPEC 8 */
+#define TICKET_KEYS_MAX		4
+#define TLSFILES_TLS12		0x1
+#define TLSFILES_TLS13		0x2
+
+/* tlsfiles.c: SPEC 8's files and lists, checked without a TLS library. */
+const char *tlsfiles_path(const char *, char *, size_t);
+unsigned int tlsfiles_protocols(const char *);
+size_t	 tlsfiles_ticket_keys(const char *, unsigned char *, size_t);
+void	 tlsfiles_pair(const struct config *, size_t, char *, char *,
+	    const char **, const char **);
+void	 tlsfiles_check(const struct config *);
+
+/*
+ * SPEC 8: what crosses from smtpd-stdio to smtpd-stdio-tls at STARTTLS,
+ * in a memfd on HANDOVER_FD, never in the environment.
+ */
+#define HANDOVER_FD		7
+#define HANDOVER_MAGIC		"smtpd-stdio/1"
+#define HANDOVER_NAME		"smtpd-stdio-handover"
+
+struct handover {
+	char		 magic[16];
+	struct peer	 peer;		/* after PROXY, as the session saw it */
+	long long	 session_end;	/* conn_now_ms() time: one clock */
+	long long	 errors;
+	long long	 messages;
+	int		 esmtp;		/* for a 454: the session goes on */
+	char		 helo[SMTP_CMDLINE_MAX];
+};
+
+struct tls_conn;
+void	 tlsconf_handover(const struct config *, char **);
+int	 tlsconf_resumed(struct handover *);
+void	 tlsconf_exec(const struct handover *);
+struct tls *tlsconf_try(const struct config *);
+struct tls *tlsconf_server(const struct config *);
 void	 tlsconf_free(struct tls *);
-void	 tlsconf_info(struct tls *, struct tls_info *);
+void	 tlsconf_info(struct tls_conn *, struct tls_info *);
+struct tls_conn *tlsio_accept(struct tls *, int, int);
+void	 tlsio_free(struct tls_conn *);
+ssize_t	 tlsio_handshake(struct tls_conn *);
+ssize_t	 tlsio_read(struct tls_conn *, void *, size_t);
+ssize_t	 tlsio_write(struct tls_conn *, const void *, size_t);
+ssize_t	 tlsio_close(struct tls_conn *);
+int	 tlsio_eof(const struct tls_conn *);
+const char *tlsio_error(const struct tls_conn *);
 
 /* proxy.c: the PROXY protocol header, SPEC 10.1. */
 #define PROXY_V1_MAX		107	/* the longest v1 line, CRLF included */
@@ -485,6 +550,9 @@ const char *policy_stage(const char *, unsigned int *);
 void	 options_parse(int, char **, struct config *);
 void	 usage_error(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
+void	 setup_error(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	 setup_errors_to(jmp_buf *);
 const char *options_default_hostname(void);
 int	 dns_name_ok(const char *, size_t);
 int	 hostname_ok(const char *);
@@ -513,6 +581,8 @@ struct auth_request {
 	long long		 deadline;	/* conn_now_ms() time by which to give up: AUTH_TEMPFAIL */
 	long long		 handler_timeout; /* seconds, for checkpassword */
 };
+
+#define AUTH_MECH_WAIT		5	/* seconds Dovecot has to say its mechanisms */
 
 struct auth_backend;
 int	 auth_spec_ok(const char *);

@@ -126,7 +126,7 @@ one_message() {
 	run fields mail 1
 	assert_output "$(printf '%s\n' auth_user helo id line_ends local_addr \
 		local_port mail_from mail_options protocol rcpt_count rcpt_options \
-		rcpt_to remote_addr remote_port size tls_cipher tls_client_hash \
+		rcpt_to remote_addr remote_port requiretls size tls_cipher tls_client_hash \
 		tls_client_subject tls_protocol tls_resumed tls_sni message)"
 	assert_equal "$(field mail 1 mail_from)" a@example.org
 	assert_equal "$(field mail 1 rcpt_to)" $'b@example.net\nc@example.net'

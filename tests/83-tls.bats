@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# TLS (SPEC 8): STARTTLS and implicit TLS through libtls, over pipes and
+# TLS (SPEC 8): STARTTLS and implicit TLS through GnuTLS, over pipes and
 # over TCP, with a throwaway CA made here.  The client is Python's ssl on
 # memory BIOs (test_helper/tlsdrive.py), so the same code speaks TLS over
 # the server's stdin/stdout pipes and over a socket.
@@ -372,15 +372,16 @@ for i in range(3):
 	run drive "$PORT" "$SERVER_PID" "$SMTPD-tls" <<-'EOF'
 	import ctypes, socket
 	def nodelay():
-	    # smtpd-stdio-tls (what smtpd-stdio runs for --tls-cert): the
-	    # descendant of the listener running it
-	    exe, kids, todo = os.path.realpath(sys.argv[3]), [], [int(sys.argv[2])]
+	    # smtpd-stdio, and smtpd-stdio-tls in its place from STARTTLS on:
+	    # the descendant of the listener running either
+	    exes = {os.path.realpath(sys.argv[3]), os.path.realpath(sys.argv[3][:-4])}
+	    kids, todo = [], [int(sys.argv[2])]
 	    while todo:
 	        p = todo.pop()
 	        for t in os.listdir("/proc/%d/task" % p):
 	            with open("/proc/%d/task/%s/children" % (p, t)) as f:
 	                todo += [int(x) for x in f.read().split()]
-	        if os.path.realpath("/proc/%d/exe" % p) == exe:
+	        if os.path.realpath("/proc/%d/exe" % p) in exes:
 	            kids.append(p)
 	    check(len(kids) == 1, "one smtpd-stdio: %r" % kids)
 	    pidfd = os.pidfd_open(kids[0])
@@ -403,25 +404,43 @@ for i in range(3):
 	assert_output '1 1 250 221'
 }
 
-@test "--tls-ticket-keys: a ticket names its key by a hash, never by octets of the key, and the newest key issues it" {
-	local name newest key
-	start_server --tls-ticket-keys "$PKI/tickets" "${TLS[@]}" "$HANDLERS/dump"
-	# -ign_eof: s_client stays until our 221 and close, ticket received.
-	printf 'QUIT\r\n' | timeout 20 openssl s_client -quiet -ign_eof \
-	    -connect "127.0.0.1:$PORT" -starttls smtp -tls1_2 \
-	    -sess_out "$BATS_TEST_TMPDIR/sess.pem" >/dev/null 2>&1 || true
+# ticket_session PORT OUT [IN]: one STARTTLS session by openssl s_client,
+# saving the session to OUT (resuming IN); prints New or Reused.
+ticket_session() {
+	local in=()
+	[ -z "${3-}" ] || in=(-sess_in "$3")
+	printf 'QUIT\r\n' | timeout -k 5 30 openssl s_client -ign_eof \
+	    -connect "127.0.0.1:$1" -starttls smtp -servername mx.example.test \
+	    -sess_out "$2" ${in[@]+"${in[@]}"} 2>&1 | sed -n 's/^\(New\|Reused\), .*/\1/p'
+}
+
+@test "--tls-ticket-keys: the newest key issues tickets and opens them, and a ticket holds no run of a key's octets" {
+	local d=$BATS_TEST_TMPDIR k hex ticket i
+	head -c 48 /dev/urandom >"$d/old"
+	head -c 48 /dev/urandom >"$d/new"
+	cat "$d/old" "$d/new" >"$d/both"
+	chmod 600 "$d/old" "$d/new" "$d/both"
+	start_server --tls-ticket-keys "$d/both" "${TLS[@]}" "$HANDLERS/dump"
+	run ticket_session "$PORT" "$d/s"
+	assert_output New
 	stop_server
-	# The key name: its first 4 octets are the revision, in network order.
-	name=$(openssl sess_id -in "$BATS_TEST_TMPDIR/sess.pem" -text -noout |
-	    sed -n '/TLS session ticket:/{n;p;q}' | cut -c12-22 | tr -d ' ')
-	newest=$(tail -c 48 "$PKI/tickets" | sha256sum | cut -c1-8)
-	[ "${#name}" -eq 8 ] || fail "no ticket: '$name'"
-	# The revision is the hash's first 4 octets as a host-order (little
-	# endian) word, so they appear reversed.
-	assert_equal "$name" "${newest:6:2}${newest:4:2}${newest:2:2}${newest:0:2}"
-	key=$(tail -c 48 "$PKI/tickets" | head -c 4 | od -An -tx1 | tr -d ' \n')
-	[ "$name" != "$key" ] && [ "$name" != "${key:6:2}${key:4:2}${key:2:2}${key:0:2}" ] ||
-		fail "the ticket names its key by the key's own octets"
+	start_server --tls-ticket-keys "$d/new" "${TLS[@]}" "$HANDLERS/dump"
+	run ticket_session "$PORT" "$d/s2" "$d/s"
+	assert_output Reused
+	stop_server
+	start_server --tls-ticket-keys "$d/old" "${TLS[@]}" "$HANDLERS/dump"
+	run ticket_session "$PORT" "$d/s3" "$d/s"
+	assert_output New
+	ticket=$(openssl sess_id -in "$d/s" -text -noout |
+	    sed -n '/TLS session ticket:/,/^$/p' | cut -c8-54 | tr -d ' \n-')
+	[ "${#ticket}" -gt 64 ] || fail "no ticket: '$ticket'"
+	for k in old new; do
+		hex=$(od -An -tx1 "$d/$k" | tr -d ' \n')
+		for ((i = 0; i <= 88; i += 8)); do
+			[[ $ticket != *"${hex:i:8}"* ]] ||
+				fail "the ticket holds octets $((i / 2)).. of key $k"
+		done
+	done
 }
 
 @test "--tls-ask-client-cert: a self-signed client certificate is taken, never verified; its hash and subject reach the handler" {
@@ -462,7 +481,8 @@ for i in range(3):
 
 @test "--tls-protocols and --tls-ciphers: a TLS 1.2 only server, and a client that wants 1.3 is refused" {
 	run drive "${SERVER[@]}" "$SMTPD" --hostname mx.test --log stderr \
-	    --tls-protocols tlsv1.2 --tls-ciphers ECDHE-RSA-AES128-GCM-SHA256 \
+	    --tls-protocols tlsv1.2 \
+	    --tls-ciphers NORMAL:-CIPHER-ALL:+AES-128-GCM:-KX-ALL:+ECDHE-RSA \
 	    "${TLS[@]}" "$HANDLERS/dump" <<-'EOF'
 	c = Client.pipe(sys.argv[1:])
 	c.reply(); c.cmd("EHLO a"); c.cmd("STARTTLS")
@@ -483,7 +503,7 @@ for i in range(3):
 	run cat "$DUMP/1/env"
 	assert_line 'SMTP_TLS_PROTOCOL=TLSv1.2'
 	run head -2 "$DUMP/1/message"
-	assert_line --index 1 $'\t(TLSv1.2 cipher ECDHE-RSA-AES128-GCM-SHA256)'
+	assert_line --index 1 $'\t(TLSv1.2 cipher TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)'
 }
 
 @test "a relative --tls-cert and --tls-key are looked up under \$CREDENTIALS_DIRECTORY (systemd LoadCredential=)" {
@@ -535,10 +555,13 @@ for i in range(3):
 	usage_error --tls-ticket-keys "$PKI/tickets" "$HANDLERS/accept"
 	usage_error --tls-cert "$PKI/nonexistent.pem" --tls-key "$PKI/mx.key" "$HANDLERS/accept"
 	[[ $stderr == *nonexistent.pem* ]]
-	usage_error --tls-cert "$PKI/mx.pem" --tls-key "$PKI/other.key" "$HANDLERS/accept"
-	usage_error --tls-cert "$PKI/ca.key" --tls-key "$PKI/mx.key" "$HANDLERS/accept"
+	# What only GnuTLS can judge, smtpd-stdio-tls judges at once with
+	# --tls; at STARTTLS, see the next test.
+	usage_error --tls --tls-cert "$PKI/mx.pem" --tls-key "$PKI/other.key" "$HANDLERS/accept"
+	usage_error --tls --tls-cert "$PKI/ca.key" --tls-key "$PKI/mx.key" "$HANDLERS/accept"
 	usage_error "${TLS[@]}" --tls-protocols tlsv9 "$HANDLERS/accept"
-	usage_error "${TLS[@]}" --tls-ciphers NO-SUCH-CIPHER "$HANDLERS/accept"
+	usage_error "${TLS[@]}" --tls-protocols tlsv1.2,sslv3 "$HANDLERS/accept"
+	usage_error --tls "${TLS[@]}" --tls-ciphers NO-SUCH-CIPHER "$HANDLERS/accept"
 	head -c 47 /dev/urandom >"$BATS_TEST_TMPDIR/short"
 	usage_error "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/short" "$HANDLERS/accept"
 	[[ $stderr == *'not 47 octets'* ]]
@@ -547,4 +570,27 @@ for i in range(3):
 	usage_error "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/none" "$HANDLERS/accept"
 	chmod 000 "$BATS_TEST_TMPDIR/five"
 	usage_error "${TLS[@]}" --tls-ticket-keys /dev/null "$HANDLERS/accept"
+}
+
+@test "a key that does not match, or a bad cipher list, found at STARTTLS: logged, 454 4.7.0, and the session goes on in plaintext" {
+	local opts
+	for opts in "--tls-cert $PKI/mx.pem --tls-key $PKI/other.key" \
+	    "${TLS[*]} --tls-ciphers NO-SUCH-CIPHER"; do
+		# shellcheck disable=SC2086 # the options are words
+		run drive "${SERVER[@]}" "$SMTPD" --hostname mx.test --log stderr \
+		    $opts "$HANDLERS/dump" <<-'EOF'
+		c = Client.pipe(sys.argv[1:])
+		c.reply(); c.cmd("EHLO a")
+		print(c.cmd("STARTTLS"))
+		print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA", "x\r\n.", "QUIT")], c.wait())
+		EOF
+		assert_success
+		assert_line --index 0 '454 4.7.0 TLS not available due to temporary reason'
+		assert_line --index 1 '250 250 354 250 221 0'
+	done
+	run grep -c -e '--tls-key .*other.key: ' -e '--tls-ciphers NO-SUCH-CIPHER: ' "$LOG"
+	assert_output 2
+	run cat "$DUMP/1/env"
+	assert_line 'SMTP_HELO=a'
+	assert_line 'SMTP_TLS_PROTOCOL='
 }

@@ -106,8 +106,6 @@ drive(const struct config *c, unsigned int mechs, const char *in,
 	size_t			 i;
 
 	session_init(&s, c);
-	if (c->auth != NULL)
-		session_auth_mechanisms(&s, mechs);
 	if (c->tls_implicit)
 		session_tls_started(&s, &fuzz_tls);
 	for (;;) {
@@ -208,6 +206,11 @@ drive(const struct config *c, unsigned int mechs, const char *in,
 			off += used;
 			take_replies(&s, seen);
 			check_auth(&s);
+			break;
+		case SA_AUTH_MECHS:
+			/* The backend asked at the first EHLO that may offer AUTH. */
+			off += used;
+			session_auth_mechanisms(&s, mechs);
 			break;
 		case SA_CLOSE:
 			take_replies(&s, seen);
