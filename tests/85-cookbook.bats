@@ -284,3 +284,14 @@ print(s.recv(4096).split(b"\r\n")[0].decode())' "$(cat "$BATS_TEST_TMPDIR/port")
 	assert [ ! -e "$APP/cut1.eml" ]
 	assert [ ! -e "$APP/cut1.json" ]
 }
+
+@test "cookbook (c): <postmaster> and <postmaster@postmaster> get two Maildirs" {
+	B=$BATS_TEST_TMPDIR/mail
+	export MAILDIR=$SHIPPED/maildir
+	run --separate-stderr smtp_session --no-received "$BOOK/per-recipient-maildir" "$B" \
+		< <(mail_to PostMaster postmaster@postmaster)
+	assert_success
+	assert_reply_after . 250
+	run sh -c "cd '$B' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
+	assert_output "$(printf '%s\n' ./%40/postmaster ./postmaster/postmaster)"
+}
