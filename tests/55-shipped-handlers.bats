@@ -485,3 +485,25 @@ dsn_transaction() {
 	run grep -c '^MAIL' "$UPSTREAM/1/commands"
 	assert_output 1
 }
+
+@test "relay --relay: 552 5.5.3 (RFC 821's too many recipients) after others were taken gets the rest in a second transaction; 552 5.2.2 fails the message" {
+	# RFC 5321 4.5.3.1.10: clients should take the old 552 for too many
+	# recipients as 452.  Its enhanced code tells it from a full mailbox.
+	start_upstream --max-rcpt 2 --too-many '552 5.5.3 Too many recipients'
+	run --separate-stderr smtp_transaction --to b@example.net --to c@example.net --to d@example.net -- \
+	    --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	stop_upstream
+	assert_success
+	assert_reply_after . 250
+	run grep -c '^MAIL' "$UPSTREAM/1/commands"
+	assert_output 2
+	cmp "$UPSTREAM/1/data.2" "$UPSTREAM/1/data"
+	start_upstream --max-rcpt 2 --too-many '552 5.2.2 Mailbox full'
+	run --separate-stderr smtp_transaction --to b@example.net --to c@example.net --to d@example.net -- \
+	    --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	stop_upstream
+	assert_success
+	assert_equal "$(reply_after .)" '552 5.2.2 Mailbox full'
+	run grep -c '^MAIL' "$UPSTREAM/1/commands"
+	assert_output 1
+}
