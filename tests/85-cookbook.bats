@@ -295,3 +295,27 @@ print(s.recv(4096).split(b"\r\n")[0].decode())' "$(cat "$BATS_TEST_TMPDIR/port")
 	run sh -c "cd '$B' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
 	assert_output "$(printf '%s\n' ./%40/postmaster ./postmaster/postmaster)"
 }
+
+@test "cookbook (c): a mailbox name past 255 octets is shortened, still one-to-one; the message is delivered, not refused for all" {
+	# A valid SMTPUTF8 domain of 103 characters, 196 octets, is 589
+	# encoded: more than a file name takes (NAME_MAX).  It failed the
+	# message for every recipient (451) after the others got a copy, and
+	# so again at every retry.
+	B=$BATS_TEST_TMPDIR/mail
+	export MAILDIR=$SHIPPED/maildir
+	d1=$(python3 -c 'print("ö" * 31 + "." + "ö" * 31 + "." + "ö" * 31 + ".example")')
+	d2=$(python3 -c 'print("ö" * 31 + "." + "ö" * 31 + "." + "ö" * 31 + ".exampla")')
+	run --separate-stderr smtp_session --smtputf8 --no-received \
+		"$BOOK/per-recipient-maildir" "$B" \
+		< <(utf8_mail_to ok@example.net "x@$d1" "x@$d2")
+	assert_success
+	assert_reply_after . 250
+	run sh -c "cd '$B' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
+	assert_equal "${#lines[@]}" 3
+	assert_line ./example.net/ok
+	# Both long ones: a readable start, "~", and a hash of the whole name.
+	assert_equal "$(printf '%s\n' "${lines[@]}" | grep -c '^\./%C3%B6[%C3B6]*~[0-9a-f]\{64\}/x$')" 2
+	run "$BOOK/mailbox-path" "x@$d1"
+	assert_equal "$(printf '%s' "${output%/x}" | wc -c)" 245
+	assert_equal "$("$BOOK/mailbox-path" "x@$d1")" "$output"
+}
