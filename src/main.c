@@ -418,7 +418,7 @@ check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
 		job.rcpt = s->pending.path;
 		job.rcpt_option = s->pending.options;
 		handler_run(&job, &res);
-		code = reply_parse_text(res.out, res.outlen, &parsed);
+		code = reply_parse_output(&res, &parsed);
 		if (res.end != HE_EXITED || res.status != 0 || code < 0 ||
 		    code >= 300) {
 			(void)reply_from_handler(&res, "", &reply);

@@ -33,6 +33,8 @@ static const char *next_line(const char *, const char *, size_t *,
 		    const char **);
 static int	check_lines(const char *, size_t);
 static int	parse_text(const char *, size_t, struct buf *, size_t);
+static int	reply_of_output(const struct handler_result *, struct buf *,
+		    size_t);
 static int	code_of(const char *);
 static const char *reply_for_status(const struct handler_result *);
 static int	single_reply(const struct handler_result *, const char *,
@@ -209,6 +211,27 @@ reply_parse_text(const char *text, size_t len, struct buf *out)
 	return parse_text(text, len, out, SIZE_MAX);
 }
 
+/*
+ * The handler's stdout as reply lines, as parse_text.  Output cut by the
+ * limit (SPEC 5.1) was never "no output": when nothing but the cut line
+ * and blank lines was there, it is not a reply (-1), so exit 0 gives 451
+ * and never a 250 for a handler that printed a long refusal.
+ */
+static int
+reply_of_output(const struct handler_result *r, struct buf *out, size_t max)
+{
+	int	 code;
+
+	code = parse_text(r->out, r->outlen, out, max);
+	return code == 0 && r->cut ? -1 : code;
+}
+
+int
+reply_parse_output(const struct handler_result *r, struct buf *out)
+{
+	return reply_of_output(r, out, SIZE_MAX);
+}
+
 static int
 code_of(const char *reply)
 {
@@ -243,7 +266,7 @@ single_reply(const struct handler_result *r, const char *id,
 	char		 esc[HANDLER_OUTPUT_MAX];
 	int		 code, ok;
 
-	code = parse_text(r->out, r->outlen, &parsed, max);
+	code = reply_of_output(r, &parsed, max);
 	ok = r->end == HE_EXITED && r->status == 0;
 	if (ok && code == 0) {
 		buf_appendf(out, "250 2.0.0 OK: queued as %s\r\n", id);

@@ -389,6 +389,7 @@ int	 handler_spawn_fd3(pid_t *, int, int, int, int, char *const *,
 int	 reply_from_handler(const struct handler_result *, const char *,
 	    struct buf *);
 int	 reply_parse_text(const char *, size_t, struct buf *);
+int	 reply_parse_output(const struct handler_result *, struct buf *);
 int	 reply_lmtp(const struct handler_result *, const char *, size_t,
 	    struct buf *);
 void	 reply_repeat(const char *, size_t, struct buf *);

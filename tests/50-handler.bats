@@ -541,3 +541,10 @@ says() {
 	assert_equal "$(printf '%s\n' "$output" | grep -c '^250 2\.0\.0 OK: queued as ')" 200
 	assert_reply_after QUIT 221
 }
+
+@test "exit 0 with one reply line longer than the 4096 octets that count gives 451 4.3.0, never 250" {
+	# The cut line is no reply line (SPEC 5.1), but the handler did say
+	# something: exit 0 with output that is not a reply (SPEC 5.2 rule 3).
+	says 0 "550 5.7.1 $(printf 'x%.0s' {1..5000})\n" '451 4.3.0 Error: temporary handler failure, try again later'
+	says 0 "\n\n$(printf 'y%.0s' {1..5000})" '451 4.3.0 Error: temporary handler failure, try again later'
+}

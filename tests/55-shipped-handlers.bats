@@ -452,3 +452,58 @@ dsn_transaction() {
 	assert_regex "$stderr" 'relay: NOTIFY=SUCCESS not passed on: no portable sendmail flag'
 	refute_regex "$stderr" 'SIZE=10'
 }
+
+@test "relay --relay: an upstream that takes 100 recipients per transaction (452 4.5.3) gets the rest in a second one" {
+	# RFC 5321 4.5.3.1.10: 452 to RCPT is "too many"; the client sends
+	# the rest in another transaction.  Taken as a 451 for the whole
+	# message, a message to 150 recipients would never be delivered.
+	start_upstream --max-rcpt 100
+	local to=() i
+	for i in $(seq 150); do to+=(--to "r$i@example.net"); done
+	run --separate-stderr smtp_transaction "${to[@]}" \
+	    --body 'Subject: many\r\n\r\n..dot\r\nbye\r\n' -- \
+	    --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	stop_upstream
+	assert_success
+	assert_reply_after . 250
+	run grep -c '^MAIL FROM:<a@example.org>' "$UPSTREAM/1/commands"
+	assert_output 2
+	# Each recipient accepted once, in order, none lost.
+	run sh -c "grep '^RCPT' '$UPSTREAM/1/commands' | tr -d '\r' | sed 's/^RCPT TO:<\(.*\)>$/\1/' | uniq"
+	assert_output "$(for i in $(seq 150); do echo "r$i@example.net"; done)"
+	cmp "$UPSTREAM/1/data" <(printf 'Subject: many\r\n\r\n..dot\r\nbye\r\n')
+	cmp "$UPSTREAM/1/data.2" "$UPSTREAM/1/data"
+}
+
+@test "relay --relay: 452 to the first recipient of a transaction is passed on, a temporary failure" {
+	start_upstream --rcpt '452 4.5.3 Too many recipients'
+	run --separate-stderr smtp_transaction --to b@example.net --to c@example.net -- \
+	    --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	stop_upstream
+	assert_success
+	assert_equal "$(reply_after .)" '452 4.5.3 Too many recipients'
+	run grep -c '^MAIL' "$UPSTREAM/1/commands"
+	assert_output 1
+}
+
+@test "relay --relay: 552 5.5.3 (RFC 821's too many recipients) after others were taken gets the rest in a second transaction; 552 5.2.2 fails the message" {
+	# RFC 5321 4.5.3.1.10: clients should take the old 552 for too many
+	# recipients as 452.  Its enhanced code tells it from a full mailbox.
+	start_upstream --max-rcpt 2 --too-many '552 5.5.3 Too many recipients'
+	run --separate-stderr smtp_transaction --to b@example.net --to c@example.net --to d@example.net -- \
+	    --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	stop_upstream
+	assert_success
+	assert_reply_after . 250
+	run grep -c '^MAIL' "$UPSTREAM/1/commands"
+	assert_output 2
+	cmp "$UPSTREAM/1/data.2" "$UPSTREAM/1/data"
+	start_upstream --max-rcpt 2 --too-many '552 5.2.2 Mailbox full'
+	run --separate-stderr smtp_transaction --to b@example.net --to c@example.net --to d@example.net -- \
+	    --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	stop_upstream
+	assert_success
+	assert_equal "$(reply_after .)" '552 5.2.2 Mailbox full'
+	run grep -c '^MAIL' "$UPSTREAM/1/commands"
+	assert_output 1
+}

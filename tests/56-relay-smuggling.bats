@@ -166,3 +166,14 @@ relays_once() {
 	assert_failure 78
 	assert [ ! -e "$UPSTREAM/1" ]
 }
+
+@test "relay: a reply of more than 100 lines is read to its end, so the next reply is the next command's" {
+	# 120 EHLO lines: the relay used to stop at 100 and take the 101st
+	# for MAIL's reply, every reply after it one behind: 451 for ever.
+	start_upstream --ehlo "$(printf '250 upstream.test'; for i in $(seq 119); do printf '\n250 X-EXT%d' "$i"; done)"
+	run --separate-stderr smtp_transaction -- --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$ROOT/src/handlers/relay"
+	stop_upstream
+	assert_success
+	assert_reply_after . 250
+	assert_regex "$stderr" 'relay: upstream: 250 2\.0\.0 Ok: queued as UP1'
+}

@@ -392,3 +392,12 @@ assert_rss_growth() {
 	run final_replies
 	assert_equal "$(printf '%s\n' "${lines[@]}" | grep -c '^552 5\.2\.2 full$')" 10
 }
+
+@test "exit 0 with one refusal line past the output limit is 451 for every recipient, never 250" {
+	# 3 recipients: 4096 octets count; the one 550 line is longer.
+	lmtp_rcpts 3
+	run_in "$HANDLERS/say" 0 "550 5.7.1 $(printf 'x%.0s' {1..5000})\n"
+	run final_replies
+	assert_equal "$(printf '%s\n' "${lines[@]}" | grep -c '^451 4\.3\.0 ')" 3
+	refute_output --partial '250 '
+}

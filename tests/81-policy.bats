@@ -377,3 +377,19 @@ start_postgrey() {
 	run grep '^X-Comment: ' "$DUMP/1/message"
 	assert_output 'X-Comment: SPF check N/A for local connections - client-ip=127.0.0.1; helo=client.example; envelope-from=a@example.org; receiver=x.test'
 }
+
+@test "--rcpt-check: exit 0 with one refusal line longer than 4096 octets is no accept (451 4.3.0)" {
+	cat >"$BATS_TEST_TMPDIR/long-check" <<-'EOF2'
+	#!/bin/sh
+	case $SMTP_RCPT in
+	long@*) printf '550 5.1.1 %05000d\n' 0 ;;
+	esac
+	exit 0
+	EOF2
+	chmod +x "$BATS_TEST_TMPDIR/long-check"
+	rcpt_session long@example.net one@example.net
+	run smtp_session --rcpt-check "$BATS_TEST_TMPDIR/long-check" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply RCPT '^451 4\.3\.0 ' 1
+	assert_reply_after RCPT 250 2
+}

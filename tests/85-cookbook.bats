@@ -240,3 +240,82 @@ utf8_mail_to() {
 	run sh -c "cd '$D/mail' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
 	assert_output "$(printf '%s\n' ./example.net/a%26b ./example.net/a%3Db ./example.net/a_b ./example.net/j%25u)"
 }
+
+@test "cookbook (d): webhook-app.py keeps every batch's recipients of a message posted in batches" {
+	APP=$BATS_TEST_TMPDIR/app
+	mkdir -p "$APP"
+	python3 "$BOOK/webhook-app.py" "$APP" "$BATS_TEST_TMPDIR/port" 3>&- &
+	PIDS+=($!)
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
+	url=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")/inbound
+	# 400 recipients of 50 octets: three batches under 8 KiB, one SMTP-Id.
+	rcpts=$(for i in $(seq 400); do printf 'recipient-number-%04d-with-a-long-name@example.net\n' "$i"; done)
+	printf 'Subject: many\n\nhi\n' >"$BATS_TEST_TMPDIR/msg"
+	run --separate-stderr env SMTP_ID=many1 SMTP_MAIL_FROM=a@example.org \
+	    SMTP_RCPT_TO="$rcpts" "$SHIPPED/webhook" "$url" <"$BATS_TEST_TMPDIR/msg"
+	assert_success
+	run python3 -c 'import json, sys; print(*json.load(open(sys.argv[1]))["rcpt-to"], sep="\n")' "$APP/many1.json"
+	assert_output "$rcpts"
+	# A retry posts the batches again: still each recipient once.
+	run --separate-stderr env SMTP_ID=many1 SMTP_MAIL_FROM=a@example.org \
+	    SMTP_RCPT_TO="$rcpts" "$SHIPPED/webhook" "$url" <"$BATS_TEST_TMPDIR/msg"
+	assert_success
+	run python3 -c 'import json, sys; print(*json.load(open(sys.argv[1]))["rcpt-to"], sep="\n")' "$APP/many1.json"
+	assert_output "$rcpts"
+}
+
+@test "cookbook (d): webhook-app.py never stores a body shorter than its Content-Length" {
+	APP=$BATS_TEST_TMPDIR/app
+	mkdir -p "$APP"
+	python3 "$BOOK/webhook-app.py" "$APP" "$BATS_TEST_TMPDIR/port" 3>&- &
+	PIDS+=($!)
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
+	# A client that goes away after 12 of the 1000 octets it announced.
+	run python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /inbound HTTP/1.1\r\nHost: x\r\nContent-Type: message/rfc822\r\n"
+          b"SMTP-Id: cut1\r\nSMTP-Rcpt-To: b@example.net\r\nContent-Length: 1000\r\n\r\n"
+          b"Subject: cut")
+s.shutdown(socket.SHUT_WR)
+print(s.recv(4096).split(b"\r\n")[0].decode())' "$(cat "$BATS_TEST_TMPDIR/port")"
+	assert_success
+	assert_output 'HTTP/1.1 400 Bad Request'
+	assert [ ! -e "$APP/cut1.eml" ]
+	assert [ ! -e "$APP/cut1.json" ]
+}
+
+@test "cookbook (c): <postmaster> and <postmaster@postmaster> get two Maildirs" {
+	B=$BATS_TEST_TMPDIR/mail
+	export MAILDIR=$SHIPPED/maildir
+	run --separate-stderr smtp_session --no-received "$BOOK/per-recipient-maildir" "$B" \
+		< <(mail_to PostMaster postmaster@postmaster)
+	assert_success
+	assert_reply_after . 250
+	run sh -c "cd '$B' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
+	assert_output "$(printf '%s\n' ./%40/postmaster ./postmaster/postmaster)"
+}
+
+@test "cookbook (c): a mailbox name past 255 octets is shortened, still one-to-one; the message is delivered, not refused for all" {
+	# A valid SMTPUTF8 domain of 103 characters, 196 octets, is 589
+	# encoded: more than a file name takes (NAME_MAX).  It failed the
+	# message for every recipient (451) after the others got a copy, and
+	# so again at every retry.
+	B=$BATS_TEST_TMPDIR/mail
+	export MAILDIR=$SHIPPED/maildir
+	d1=$(python3 -c 'print("ö" * 31 + "." + "ö" * 31 + "." + "ö" * 31 + ".example")')
+	d2=$(python3 -c 'print("ö" * 31 + "." + "ö" * 31 + "." + "ö" * 31 + ".exampla")')
+	run --separate-stderr smtp_session --smtputf8 --no-received \
+		"$BOOK/per-recipient-maildir" "$B" \
+		< <(utf8_mail_to ok@example.net "x@$d1" "x@$d2")
+	assert_success
+	assert_reply_after . 250
+	run sh -c "cd '$B' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
+	assert_equal "${#lines[@]}" 3
+	assert_line ./example.net/ok
+	# Both long ones: a readable start, "~", and a hash of the whole name.
+	assert_equal "$(printf '%s\n' "${lines[@]}" | grep -c '^\./%C3%B6[%C3B6]*~[0-9a-f]\{64\}/x$')" 2
+	run "$BOOK/mailbox-path" "x@$d1"
+	assert_equal "$(printf '%s' "${output%/x}" | wc -c)" 245
+	assert_equal "$("$BOOK/mailbox-path" "x@$d1")" "$output"
+}
