@@ -180,13 +180,17 @@ $(BIN): $(OBJS) | $(BIN_TLS)
 $(BIN_TLS): $(OBJS_TLS)
 	$(CC) -o $@ $(OBJS_TLS) $(ALL_LDFLAGS) $(BSD_LIBS) $(TLS_LIBS)
 
-$(O)/redis-worker.o: src/redis-worker.c | $(O) deps-build
-	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ src/redis-worker.c
+$(O)/redis-worker.o $(O)/redis.o: $(O)/%.o: src/%.c src/redis.h \
+		src/smtpd-stdio.h | $(O) deps-build
+	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ $<
 
-# The worker is a long-running daemon, where start-up costs nothing, and
-# hiredis resolves host names (NSS): a dynamic PIE.
-$(WORKER): $(O)/redis-worker.o
-	$(CC) -o $@ $(O)/redis-worker.o -pie -Wl,-z,relro,-z,now $(SAN_FLAGS) \
+# The worker runs handlers with smtpd-stdio's own code (SPEC 12).  It is
+# a long-running daemon, where start-up costs nothing, and hiredis
+# resolves host names (NSS): a dynamic PIE.
+WORKER_OBJS	= $(addprefix $(O)/,redis-worker.o redis.o handler.o env.o \
+		  spawn.o reply.o spool.o buf.o log.o)
+$(WORKER): $(WORKER_OBJS)
+	$(CC) -o $@ $(WORKER_OBJS) -pie -Wl,-z,relro,-z,now $(SAN_FLAGS) \
 		$(LDFLAGS) -Wl,-Bstatic $(shell pkg-config --static --libs \
 		libbsd-overlay) -Wl,-Bdynamic $(HIREDIS_LIBS)
 

@@ -7,7 +7,7 @@ setup() {
 	load test_helper/tcp
 	common_setup
 	STREAM_H=$ROOT/src/handlers/redis-stream
-	WORKER_BIN=$(dirname "$SMTPD")/redis-worker
+	WORKER_BIN=${WORKER_BIN:-$(dirname "$SMTPD")/redis-worker}
 	SOCK=$BATS_TEST_TMPDIR/redis.sock
 	WORKER_PIDS=()
 }
@@ -184,15 +184,12 @@ one_message() {
 	assert_equal "$(rcli -a s3cret --no-auth-warning XLEN mail)" 1
 }
 
-@test "redis-stream: REDIS_MAXLEN trims the stream (MAXLEN ~ N)" {
+@test "redis-stream: the stream is never trimmed, REDIS_MAXLEN or not" {
 	start_redis --stream-node-max-entries 5
 	for i in $(seq 40); do
 		SMTP_ID=$i REDIS_MAXLEN=10 "$STREAM_H" "$SOCK" mail </dev/null
 	done
-	n=$(rcli XLEN mail)
-	[ "$n" -ge 10 ] && [ "$n" -lt 20 ]
-	run env REDIS_MAXLEN=ten "$STREAM_H" "$SOCK" mail </dev/null
-	assert_failure 78
+	assert_equal "$(rcli XLEN mail)" 40
 }
 
 @test "redis-worker: the handler gets the exact bytes on a seekable stdin and the SMTP_* rebuilt" {
@@ -228,7 +225,7 @@ one_message() {
 	assert_equal "$(pending)" 1
 	echo 75 >"$DUMP/status"
 	touch "$DUMP/go"
-	wait_for 10 grep -q 'entry .*: handler exit 75; left pending' \
+	wait_for 10 grep -q 'm1: entry .*: 451 4\.3\.0 .*; left pending' \
 		"$BATS_TEST_TMPDIR/worker.log"
 	assert_equal "$(pending)" 1
 	# Claimed again once idle (by itself here), and acknowledged on 0.
@@ -310,4 +307,180 @@ one_message() {
 	echo "# $output" >&3
 	assert_success
 	assert_line --index 0 --regexp '^accepted=400 delivered=[0-9]+ distinct=400 missing=0 duplicates=[0-9]+ problems=0$'
+}
+
+# logged REGEX: the workers logged a line matching REGEX (grep -E).
+logged() {
+	grep -Eq "$1" "$BATS_TEST_TMPDIR/worker.log"
+}
+
+@test "redis-worker: exit 0 with a 452 reply leaves the entry pending, as smtpd-stdio answers 452" {
+	start_redis
+	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w1 "$HANDLERS/say" 0 '452 4.2.2 Mailbox full\n'
+	wait_for 10 logged '\]: m1: entry [0-9-]+: 452 4\.2\.2 Mailbox full; left pending$'
+	assert_equal "$(pending)" 1
+	assert_equal "$(rcli XLEN mail:dead)" 0
+}
+
+@test "redis-worker: exit 0 with output that is no reply leaves the entry pending (451), logged" {
+	start_redis
+	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w1 "$HANDLERS/say" 0 'all went fine\n'
+	wait_for 10 logged '\]: m1: entry [0-9-]+: 451 4\.3\.0 .*; left pending$'
+	logged '\]: m1: handler exited 0 but its output is not an SMTP reply: all went fine'
+	assert_equal "$(pending)" 1
+}
+
+@test "redis-worker: {sender} and {recipients} are expanded as smtpd-stdio does" {
+	start_redis
+	SMTP_ID=m1 SMTP_MAIL_FROM=a@example.org \
+		SMTP_RCPT_TO=$'b@example.net\nc@example.net' \
+		"$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w1 "$HANDLERS/dump" -f '{sender}' -- '{recipients}'
+	wait_for 10 is 0 pending
+	run cat "$DUMP/1/argv"
+	assert_output $'-f\na@example.org\n--\nb@example.net\nc@example.net'
+}
+
+@test "redis-worker: the handler gets only fds 0-2 (not the Redis connection), default signals, its own process group" {
+	start_redis
+	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w1 "$HANDLERS/fds"
+	wait_for 10 test -e "$DUMP/fds"
+	run cut -d ' ' -f 1 "$DUMP/fds"
+	assert_output $'0\n1\n2'
+	kill -TERM "${WORKER_PIDS[0]}"
+	wait "${WORKER_PIDS[0]}"
+	SMTP_ID=m2 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w2 "$HANDLERS/sigstate"
+	wait_for 10 test -e "$DUMP/sig"
+	wait_for 10 is 0 pending
+	run cat "$DUMP/sig"
+	assert_line --index 0 'SigBlk:	0000000000000000'
+	# SIGPIPE (13) is ignored by the worker: bit 12 of the mask.
+	[[ ${lines[1]} =~ ^SigIgn:.([0-9a-f]{16})$ ]]
+	[ $((0x${BASH_REMATCH[1]} & 0x1000)) -eq 0 ]
+	[[ ${lines[2]} =~ ^pid=([0-9]+)\ pgid=([0-9]+)$ ]]
+	assert_equal "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+}
+
+@test "redis-worker: the handler's stderr is logged line by line with the message id" {
+	start_redis
+	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w1 "$HANDLERS/complain" 'first\nsecond \033[31m\n'
+	wait_for 10 is 0 pending
+	logged '^redis-worker\[[0-9]+\]: m1: handler: first$'
+	logged '^redis-worker\[[0-9]+\]: m1: handler: second \\033\[31m$'
+}
+
+@test "redis-worker: a hanging handler is killed with its process group at REDIS_HANDLER_TIMEOUT, the entry stays pending" {
+	start_redis
+	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
+	REDIS_HANDLER_TIMEOUT=1 start_worker w1 "$HANDLERS/hang" ignore-term
+	wait_for 10 test -e "$DUMP/pids"
+	read -r pid child <"$DUMP/pids"
+	wait_for 10 process_gone "$pid"
+	wait_for 10 process_gone "$child"
+	wait_for 10 logged '\]: m1: entry [0-9-]+: 451 4\.3\.0 .*; left pending$'
+	logged '\]: m1: handler timed out after 1s, sending SIGTERM$'
+	assert_equal "$(pending)" 1
+}
+
+@test "redis-worker: 0 or out-of-range REDIS_* values are usage errors (64)" {
+	start_redis
+	for v in REDIS_CLAIM_IDLE=0 REDIS_HANDLER_TIMEOUT=0 REDIS_MAX_DELIVERIES=0 \
+		REDIS_TIMEOUT=0 REDIS_CLAIM_IDLE=x REDIS_HANDLER_TIMEOUT=86401 \
+		REDIS_DELETE_ACKED=2 REDIS_TIMEOUT=-1; do
+		run --separate-stderr timeout 10 env "$v" "$WORKER_BIN" "$SOCK" \
+			mail grp w -- true
+		assert_failure 64
+		[[ $stderr == "${v%%=*}="* ]]
+	done
+}
+
+# dead_field N NAME: field NAME of entry N of mail:dead.
+dead_field() {
+	field mail:dead "$1" "$2"
+}
+
+@test "redis-worker: a 5xx result moves the entry to STREAM:dead with its fields, reply and deliveries, then acknowledges it" {
+	start_redis
+	printf 'Subject: poison\n\nbody\0\n' >"$BATS_TEST_TMPDIR/msg"
+	SMTP_ID=m1 SMTP_MAIL_FROM=a@example.org "$STREAM_H" "$SOCK" mail \
+		<"$BATS_TEST_TMPDIR/msg"
+	start_worker w1 "$HANDLERS/say" 0 '554 5.7.1 No thanks\n'
+	wait_for 10 is 1 rcli XLEN mail:dead
+	wait_for 10 is 0 pending
+	run fields mail:dead 1
+	assert_output "$(printf '%s\n' id mail_from message reply deliveries)"
+	assert_equal "$(dead_field 1 id)" m1
+	assert_equal "$(dead_field 1 mail_from)" a@example.org
+	assert_equal "$(dead_field 1 reply)" '554 5.7.1 No thanks'
+	assert_equal "$(dead_field 1 deliveries)" 1
+	cmp <(dead_field 1 message) "$BATS_TEST_TMPDIR/msg"
+	logged '\]: m1: entry [0-9-]+: moved to mail:dead after 1 deliveries: 554 5\.7\.1 No thanks$'
+	# An exit status that bounces at the SMTP edge bounces here too.
+	kill -TERM "${WORKER_PIDS[0]}"
+	wait "${WORKER_PIDS[0]}"
+	SMTP_ID=m2 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w2 "$HANDLERS/exit" 67
+	wait_for 10 is 2 rcli XLEN mail:dead
+	assert_equal "$(dead_field 2 reply)" '550 5.1.1 Error: recipient unknown'
+	assert_equal "$(pending)" 0
+}
+
+@test "redis-worker: an entry delivered more than REDIS_MAX_DELIVERIES times goes to STREAM:dead unrun" {
+	start_redis
+	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
+	echo 75 >"$DUMP/status"
+	REDIS_MAX_DELIVERIES=3 REDIS_CLAIM_IDLE=1 start_worker w1 "$HANDLERS/note"
+	wait_for 20 is 1 rcli XLEN mail:dead
+	wait_for 10 is 0 pending
+	assert_equal "$(cat "$DUMP/runs")" $'w1 m1\nw1 m1\nw1 m1'
+	assert_equal "$(dead_field 1 deliveries)" 4
+	assert_equal "$(dead_field 1 reply)" '554 5.4.0 Error: too many delivery attempts'
+}
+
+@test "redis-worker: REDIS_DELETE_ACKED=1 deletes what it acknowledged (XDEL), and only that" {
+	start_redis
+	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
+	SMTP_ID=m2 "$STREAM_H" "$SOCK" mail </dev/null
+	REDIS_DELETE_ACKED=1 start_worker w1 "$HANDLERS/say" 0 ''
+	wait_for 10 is 0 rcli XLEN mail
+	assert_equal "$(pending)" 0
+	kill -TERM "${WORKER_PIDS[0]}"
+	wait "${WORKER_PIDS[0]}"
+	SMTP_ID=m3 "$STREAM_H" "$SOCK" mail </dev/null
+	REDIS_DELETE_ACKED=1 start_worker w2 "$HANDLERS/say" 0 '451 4.3.0 later\n'
+	wait_for 10 logged '\]: m3: entry [0-9-]+: 451 4\.3\.0 later; left pending$'
+	assert_equal "$(rcli XLEN mail)" 1
+}
+
+@test "redis-worker: an entry deleted while pending is logged as lost and acknowledged, by XAUTOCLAIM and at start" {
+	start_redis
+	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w1 "$HANDLERS/note" wait
+	wait_for 10 test -s "$DUMP/running"
+	kill -KILL "${WORKER_PIDS[0]}" "$(cat "$DUMP/running")"
+	id=$(rcli XRANGE mail - + | head -n 1)
+	rcli XDEL mail "$id" >/dev/null
+	# Its own pending entries first: XREADGROUP 0 gives it without fields.
+	start_worker w1 "$HANDLERS/note"
+	wait_for 10 logged "\\]: entry $id of mail was deleted while pending: lost\$"
+	wait_for 10 is 0 pending
+	# Another consumer's, through XAUTOCLAIM's list of deleted ids.
+	kill -TERM "${WORKER_PIDS[1]}"
+	wait "${WORKER_PIDS[1]}"
+	rm -f "$DUMP/running"
+	SMTP_ID=m2 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w2 "$HANDLERS/note" wait
+	wait_for 10 test -s "$DUMP/running"
+	kill -KILL "${WORKER_PIDS[2]}" "$(cat "$DUMP/running")"
+	id=$(rcli XRANGE mail - + | head -n 1)
+	rcli XDEL mail "$id" >/dev/null
+	REDIS_CLAIM_IDLE=1 start_worker w3 "$HANDLERS/note"
+	wait_for 10 logged "\\]: entry $id of mail was deleted while pending: lost\$"
+	wait_for 10 is 0 pending
+	refute [ -e "$DUMP/runs" ]
 }
