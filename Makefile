@@ -83,12 +83,14 @@ OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
 BIN		= $(O)/smtpd-stdio
 BIN_TLS		= $(O)/smtpd-stdio-tls
-HANDLERS	= maildir relay debug webhook redis-stream
+HANDLERS	= maildir relay debug webhook
 # The README's cookbook recipes in sh (tests/85-cookbook.bats runs them).
 COOKBOOK_SH	= $(addprefix tests/fixtures/cookbook/,filter-score \
 		  per-recipient-maildir redis-ingress redis-deliver dovecot-deliver)
-# redis-worker is C (hiredis), installed next to the shell handlers.
+# redis-worker and the redis-stream handler are C (hiredis), installed
+# next to the shell handlers.
 WORKER		= $(O)/redis-worker
+STREAM		= $(O)/redis-stream
 HIREDIS_CFLAGS	= $(shell pkg-config --cflags hiredis)
 HIREDIS_LIBS	= $(shell pkg-config --libs hiredis)
 
@@ -96,10 +98,10 @@ HIREDIS_LIBS	= $(shell pkg-config --libs hiredis)
 	deps-valgrind run check check-san check-valgrind bench fuzz lint install install-units \
 	uninstall clean help
 
-all: $(BIN) $(BIN_TLS) $(WORKER)
+all: $(BIN) $(BIN_TLS) $(WORKER) $(STREAM)
 
 help:
-	@echo 'make            build $(BIN)'
+	@echo 'make            build $(BIN), $(BIN_TLS), $(WORKER) and $(STREAM)'
 	@echo 'make run        build and serve SMTP on 127.0.0.1:2525 into ./var/Maildir'
 	@echo 'make check      build and run the bats suite (SANITIZE=1: under ASan+UBSan)'
 	@echo 'make check-valgrind  representative sessions under valgrind memcheck'
@@ -194,6 +196,17 @@ $(WORKER): $(WORKER_OBJS)
 		$(LDFLAGS) -Wl,-Bstatic $(shell pkg-config --static --libs \
 		libbsd-overlay) -Wl,-Bdynamic $(HIREDIS_LIBS)
 
+# redis-stream runs once per message, so it is linked as smtpd-stdio is
+# (static, unless SANITIZE=1): start-up is most of what it costs.
+STREAM_OBJS	= $(addprefix $(O)/,redis-stream.o redis.o log.o buf.o)
+$(O)/redis-stream.o: src/handlers/redis-stream.c src/redis.h \
+		src/smtpd-stdio.h | $(O) deps-build
+	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ $<
+$(STREAM): $(STREAM_OBJS)
+	$(CC) -o $@ $(STREAM_OBJS) $(ALL_LDFLAGS) $(BSD_LIBS) \
+		$(if $(filter 1,$(STATIC)),$(shell pkg-config --static --libs \
+		hiredis),$(HIREDIS_LIBS))
+
 run: $(BIN) | deps-run
 	@mkdir -p var/Maildir
 	@echo 'smtpd-stdio: serving SMTP on 127.0.0.1:2525, mail lands in $(CURDIR)/var/Maildir/new/'
@@ -204,7 +217,7 @@ run: $(BIN) | deps-run
 		$(CURDIR)/$(BIN) --log stderr \
 		$(CURDIR)/src/handlers/maildir $(CURDIR)/var/Maildir
 
-check: $(BIN) $(WORKER) | deps-test
+check: $(BIN) $(WORKER) $(STREAM) | deps-test
 	SMTPD=$(CURDIR)/$(BIN) tests/run
 
 check-san:
@@ -253,7 +266,7 @@ lint: | deps-lint
 	mandoc -Tlint -W warning smtpd-stdio.8
 	shellcheck -s sh $(HANDLERS:%=src/handlers/%) $(COOKBOOK_SH)
 
-install: $(BIN) $(BIN_TLS) $(WORKER)
+install: $(BIN) $(BIN_TLS) $(WORKER) $(STREAM) $(STREAM)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio \
 		$(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/smtpd-stdio
@@ -263,6 +276,7 @@ install: $(BIN) $(BIN_TLS) $(WORKER)
 			$(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h || exit 1; \
 	done
 	install -m 0755 $(WORKER) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/redis-worker
+	install -m 0755 $(STREAM) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/redis-stream
 	install -m 0644 smtpd-stdio.8 $(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
 
 # The units and entries name the programs by their installed paths.
@@ -295,7 +309,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smtpd-stdio \
 		$(DESTDIR)$(SBINDIR)/smtpd-stdio-tls \
 		$(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
-	for h in $(HANDLERS) redis-worker; do \
+	for h in $(HANDLERS) redis-worker redis-stream; do \
 		rm -f $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h; \
 	done
 	-rmdir $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio

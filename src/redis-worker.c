@@ -545,8 +545,12 @@ main(int argc, char *argv[])
 	if ((dash != 4 && dash != 5) || dash + 1 >= argc)
 		usage();
 	memset(&w, 0, sizeof(w));
-	if (dash == 5)
-		url = argv[1];
+	/* Our copy of the URL; the password leaves argv at once. */
+	if (dash == 5) {
+		if ((url = strdup(argv[1])) == NULL)
+			fatalx("out of memory");
+		redis_scrub_url(argv[1]);
+	}
 	w.stream = argv[dash - 3];
 	w.group = argv[dash - 2];
 	w.consumer = argv[dash - 1];
@@ -573,7 +577,8 @@ main(int argc, char *argv[])
 	    w.timeout) == -1)
 		gone(&w);
 	if (url != NULL)
-		redis_scrub_url(url);
+		explicit_bzero(url, strlen(url));
+	free(url);
 	group_create(&w);
 	log_info("consumer %s of group %s on %s: ready", w.consumer, w.group,
 	    w.stream);

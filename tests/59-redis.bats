@@ -6,7 +6,7 @@ setup() {
 	load test_helper/common
 	load test_helper/tcp
 	common_setup
-	STREAM_H=$ROOT/src/handlers/redis-stream
+	STREAM_H=${STREAM_H:-$(dirname "$SMTPD")/redis-stream}
 	WORKER_BIN=${WORKER_BIN:-$(dirname "$SMTPD")/redis-worker}
 	SOCK=$BATS_TEST_TMPDIR/redis.sock
 	WORKER_PIDS=()
@@ -14,6 +14,8 @@ setup() {
 
 teardown() {
 	local p
+	# A test may leave Redis stopped (SIGSTOP): the dumps below ask it.
+	[ -z "${REDIS_PID-}" ] || kill -CONT "$REDIS_PID" 2>/dev/null || true
 	if [ -z "${BATS_TEST_COMPLETED-}" ] && [ -e "$BATS_TEST_TMPDIR/worker.log" ]; then
 		sed 's/^/# worker.log: /' "$BATS_TEST_TMPDIR/worker.log" >&3
 		rcli XPENDING mail grp - + 10 2>&1 | sed 's/^/# pending: /' >&3
@@ -154,25 +156,28 @@ one_message() {
 	assert_output "$(printf '%s\n' helo id mail_from message)"
 }
 
-@test "redis-stream: Redis down gives 451; an error reply gives 75" {
+@test "redis-stream: Redis down gives 451 4.3.0 (75); a stream key of another type gives 78" {
 	run --separate-stderr one_message "$STREAM_H" "$SOCK" mail
 	assert_success
 	assert_reply . '^451 4\.3\.0 '
 	start_redis
 	rcli SET mail not-a-stream >/dev/null
 	run --separate-stderr env SMTP_ID=x "$STREAM_H" "$SOCK" mail </dev/null
-	assert_failure 75
+	assert_failure 78
 	[[ $stderr == *WRONGTYPE* ]]
 	run --separate-stderr env SMTP_ID=x "$STREAM_H" "$SOCK" other </dev/null
 	assert_success
 }
 
-@test "redis-stream: redis:// URL with a password from REDIS_AUTH_FILE or the URL" {
+@test "redis-stream: redis:// URL with a password from REDIS_AUTH_FILE or the URL; refused AUTH is 78" {
 	port=$(free_port)
 	start_redis --port "$port" --bind 127.0.0.1 --requirepass s3cret
 	run --separate-stderr env SMTP_ID=x "$STREAM_H" "redis://127.0.0.1:$port" mail </dev/null
-	assert_failure 75
+	assert_failure 78
 	[[ $stderr == *NOAUTH* ]]
+	run --separate-stderr env SMTP_ID=x "$STREAM_H" "redis://:wrong@127.0.0.1:$port" mail </dev/null
+	assert_failure 78
+	[[ $stderr == *'AUTH refused'* ]]
 	echo s3cret >"$BATS_TEST_TMPDIR/pw"
 	run --separate-stderr env SMTP_ID=x REDIS_AUTH_FILE="$BATS_TEST_TMPDIR/pw" \
 		"$STREAM_H" "redis://127.0.0.1:$port/0" mail </dev/null
@@ -287,7 +292,7 @@ one_message() {
 @test "no loss: 20 sessions x 20 messages -> redis-stream -> 2 workers -> maildir, one worker SIGKILLed" {
 	start_redis
 	MD=$BATS_TEST_TMPDIR/Maildir
-	start_server "$ROOT/src/handlers/redis-stream" "$SOCK" mail
+	start_server "$STREAM_H" "$SOCK" mail
 	REDIS_CLAIM_IDLE=1 start_worker w1 "$ROOT/src/handlers/maildir" "$MD"
 	REDIS_CLAIM_IDLE=1 start_worker w2 "$ROOT/src/handlers/maildir" "$MD"
 	python3 "$FIXTURES/redis-noloss.py" send "$PORT" \
@@ -483,4 +488,103 @@ dead_field() {
 	wait_for 10 logged "\\]: entry $id of mail was deleted while pending: lost\$"
 	wait_for 10 is 0 pending
 	refute [ -e "$DUMP/runs" ]
+}
+
+@test "a stalled Redis (SIGSTOP): redis-stream and the worker give up with 75 after REDIS_TIMEOUT" {
+	start_redis
+	REDIS_TIMEOUT=1 start_worker w1 "$HANDLERS/note"
+	pid=${WORKER_PIDS[0]}
+	kill -STOP "$REDIS_PID"
+	# Without a timeout of its own redis-stream would run into the outer
+	# timeout, which exits 124.
+	run --separate-stderr timeout 20 env SMTP_ID=x REDIS_TIMEOUT=1 \
+		"$STREAM_H" "$SOCK" mail </dev/null
+	assert_failure 75
+	[[ $stderr == "redis-stream: $SOCK: "* ]]
+	# The worker's blocking read ends and its next command times out.
+	wait_for 20 process_gone "$pid"
+	run wait "$pid"
+	assert_failure 75
+	logged "\\]: redis $SOCK: XREADGROUP: |\\]: redis $SOCK: XAUTOCLAIM: "
+	kill -CONT "$REDIS_PID"
+}
+
+@test "redis-worker: AUTH refused or a key of the wrong type exit 78 (no restart loop)" {
+	port=$(free_port)
+	start_redis --port "$port" --bind 127.0.0.1 --requirepass s3cret
+	run --separate-stderr timeout 20 "$WORKER_BIN" "redis://:wrong@127.0.0.1:$port" \
+		mail grp w1 -- true
+	assert_failure 78
+	[[ $stderr == *'AUTH refused: WRONGPASS'* ]]
+	run --separate-stderr timeout 20 "$WORKER_BIN" "redis://127.0.0.1:$port" \
+		mail grp w1 -- true
+	assert_failure 78
+	rcli -a s3cret --no-auth-warning SET mail not-a-stream >/dev/null
+	run --separate-stderr timeout 20 "$WORKER_BIN" "redis://:s3cret@127.0.0.1:$port" \
+		mail grp w1 -- true
+	assert_failure 78
+	[[ $stderr == *WRONGTYPE* ]]
+}
+
+@test "the Redis password is in no log line and no argv (/proc/*/cmdline)" {
+	port=$(free_port)
+	pw=Pw-$RANDOM-s3cret
+	start_redis --port "$port" --bind 127.0.0.1 --requirepass "$pw"
+	echo "$pw" >"$BATS_TEST_TMPDIR/pw"
+	export REDIS_AUTH_FILE=$BATS_TEST_TMPDIR/pw
+	SERVER_ENV=REDIS_AUTH_FILE start_server "$STREAM_H" "redis://127.0.0.1:$port" mail
+	start_worker w1 "$HANDLERS/note" wait
+	# In the URL: scrubbed from the worker's argv once parsed.
+	unset REDIS_AUTH_FILE
+	WORKER=w2 "$WORKER_BIN" "redis://:$pw@127.0.0.1:$port" mail grp w2 \
+		-- "$HANDLERS/note" </dev/null >>"$BATS_TEST_TMPDIR/worker.log" 2>&1 3>&- &
+	WORKER_PIDS+=($!)
+	wait_for 10 logged 'consumer w2 of group grp on mail: ready'
+	run smtp_client "$PORT" a@example.org b@example.net 'Subject: x
+
+x
+'
+	assert_line --index 1 --regexp '^250 '
+	wait_for 10 test -s "$DUMP/running"
+	run grep -s -l -F -- "$pw" /proc/[0-9]*/cmdline
+	assert_output ''
+	tr '\0' ' ' <"/proc/${WORKER_PIDS[1]}/cmdline" | grep -q 'redis://:\*\+@127'
+	# Failures log where, never the password.
+	run --separate-stderr env SMTP_ID=x "$STREAM_H" "redis://:$pw@127.0.0.1:1" mail </dev/null
+	assert_failure 75
+	run --separate-stderr timeout 20 "$WORKER_BIN" "redis://:$pw@127.0.0.1:1" mail grp w3 -- true
+	assert_failure 75
+	echo "$stderr" >>"$BATS_TEST_TMPDIR/worker.log"
+	touch "$DUMP/go"
+	stop_server
+	run grep -c -F -- "$pw" "$BATS_TEST_TMPDIR/worker.log" "$BATS_TEST_TMPDIR/server.log"
+	assert_output "$BATS_TEST_TMPDIR/worker.log:0
+$BATS_TEST_TMPDIR/server.log:0"
+}
+
+# load_ids: the X-Load-Id of every entry's message in stream mail, sorted.
+load_ids() {
+	rcli --raw XRANGE mail - + | grep -a '^X-Load-Id: ' | cut -d ' ' -f 2 |
+		tr -d '\r' | LC_ALL=C sort -u
+}
+
+@test "durability: kill -9 of a Redis run with appendonly yes, appendfsync always mid-load loses no message answered 250" {
+	data=$BATS_TEST_TMPDIR/data
+	mkdir -p "$data"
+	aof=(--appendonly yes --appendfsync always --dir "$data")
+	start_redis "${aof[@]}"
+	start_server "$STREAM_H" "$SOCK" mail
+	python3 "$FIXTURES/redis-noloss.py" send "$PORT" \
+		"$BATS_TEST_TMPDIR/accepted" 10 30 >"$BATS_TEST_TMPDIR/send.out" 3>&- &
+	client=$!
+	wait_for 30 at_least 50 rcli XLEN mail
+	kill -KILL "$REDIS_PID"
+	wait "$REDIS_PID" || true
+	start_redis "${aof[@]}"
+	wait "$client" || true
+	echo "# $(head -n 1 "$BATS_TEST_TMPDIR/send.out")" >&3
+	accepted=$(wc -l <"$BATS_TEST_TMPDIR/accepted")
+	[ "$accepted" -ge 50 ]
+	run env LC_ALL=C comm -23 "$BATS_TEST_TMPDIR/accepted" <(load_ids)
+	assert_output ''
 }

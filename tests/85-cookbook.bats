@@ -146,7 +146,7 @@ print(e["mail-from"], *e["rcpt-to"], e["helo"])' "$APP/$id.json"
 	wait_for 10 redis-cli -s "$SOCK" PING
 	lib=$BATS_TEST_TMPDIR/libexec
 	mkdir -p "$lib"
-	cp "$SHIPPED/redis-stream" "$SHIPPED/maildir" "$(dirname "$SMTPD")/redis-worker" "$lib"
+	cp "$(dirname "$SMTPD")/redis-stream" "$SHIPPED/maildir" "$(dirname "$SMTPD")/redis-worker" "$lib"
 	export LIBEXEC=$lib REDIS_URL=$SOCK
 	for w in w1 w2; do
 		"$BOOK/redis-deliver" "$w" "$MD" </dev/null 2>>"$BATS_TEST_TMPDIR/w.log" 3>&- &
