@@ -588,3 +588,27 @@ load_ids() {
 	run env LC_ALL=C comm -23 "$BATS_TEST_TMPDIR/accepted" <(load_ids)
 	assert_output ''
 }
+
+@test "redis-stream: REDIS_WAIT=1 exits 0 only once a replica has the entry (WAIT), else 75" {
+	port=$(free_port)
+	start_redis --port "$port" --bind 127.0.0.1
+	run --separate-stderr env SMTP_ID=x REDIS_WAIT=1 REDIS_TIMEOUT=1 \
+		"$STREAM_H" "$SOCK" mail </dev/null
+	assert_failure 75
+	assert_equal "$stderr" 'redis-stream: WAIT: replicas that confirmed: 0'
+	redis-server --port 0 --unixsocket "$BATS_TEST_TMPDIR/replica.sock" \
+		--save '' --appendonly no --dir "$BATS_TEST_TMPDIR" \
+		--replicaof 127.0.0.1 "$port" </dev/null \
+		>"$BATS_TEST_TMPDIR/replica.log" 2>&1 3>&- &
+	WORKER_PIDS+=($!)	# killed in teardown
+	linked() {
+		redis-cli -s "$BATS_TEST_TMPDIR/replica.sock" INFO replication |
+			grep -q '^master_link_status:up'
+	}
+	wait_for 20 linked
+	run --separate-stderr env SMTP_ID=y REDIS_WAIT=1 "$STREAM_H" "$SOCK" mail </dev/null
+	assert_success
+	assert_equal "$(rcli XLEN mail)" 2
+	run env REDIS_WAIT=x "$STREAM_H" "$SOCK" mail </dev/null
+	assert_failure 78
+}
