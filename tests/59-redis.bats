@@ -5,102 +5,12 @@
 setup() {
 	load test_helper/common
 	load test_helper/tcp
-	common_setup
-	STREAM_H=${STREAM_H:-$(dirname "$SMTPD")/redis-stream}
-	WORKER_BIN=${WORKER_BIN:-$(dirname "$SMTPD")/redis-worker}
-	SOCK=$BATS_TEST_TMPDIR/redis.sock
-	WORKER_PIDS=()
+	load test_helper/redis
+	redis_setup
 }
 
 teardown() {
-	local p
-	# A test may leave Redis stopped (SIGSTOP): the dumps below ask it.
-	[ -z "${REDIS_PID-}" ] || kill -CONT "$REDIS_PID" 2>/dev/null || true
-	if [ -z "${BATS_TEST_COMPLETED-}" ] && [ -e "$BATS_TEST_TMPDIR/worker.log" ]; then
-		sed 's/^/# worker.log: /' "$BATS_TEST_TMPDIR/worker.log" >&3
-		rcli XPENDING mail grp - + 10 2>&1 | sed 's/^/# pending: /' >&3
-		ls -R "$DUMP" | sed 's/^/# dump: /' >&3
-	fi
-	for p in "${WORKER_PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	if [ -s "$DUMP/running" ]; then
-		kill "$(cat "$DUMP/running")" 2>/dev/null || true
-	fi
-	stop_server
-	if [ -n "${REDIS_PID-}" ]; then
-		kill "$REDIS_PID" 2>/dev/null || true
-		wait "$REDIS_PID" 2>/dev/null || true
-	fi
-}
-
-# start_redis [redis-server options]
-start_redis() {
-	redis-server --port 0 --unixsocket "$SOCK" --save '' --appendonly no \
-		--dir "$BATS_TEST_TMPDIR" "$@" \
-		</dev/null >"$BATS_TEST_TMPDIR/redis.log" 2>&1 3>&- &
-	REDIS_PID=$!
-	wait_for 10 rcli PING
-}
-
-rcli() {
-	redis-cli -s "$SOCK" "$@"
-}
-
-# field STREAM N NAME: the exact bytes of field NAME of entry N (from 1).
-field() {
-	rcli --raw EVAL 'local e = redis.call("XRANGE", KEYS[1], "-", "+")[tonumber(ARGV[1])][2]
-for i = 1, #e, 2 do if e[i] == ARGV[2] then return e[i + 1] end end
-return redis.error_reply("no such field")' 1 "$1" "$2" "$3" | head -c -1
-}
-
-# fields STREAM N: the field names of entry N, one a line.
-fields() {
-	rcli --raw EVAL 'local e = redis.call("XRANGE", KEYS[1], "-", "+")[tonumber(ARGV[1])][2]
-local t = {} for i = 1, #e, 2 do t[#t + 1] = e[i] end return t' 1 "$1" "$2"
-}
-
-pending() {
-	rcli XPENDING mail grp | head -n 1
-}
-
-# is VALUE COMMAND [ARG...]: COMMAND prints VALUE (for wait_for).
-is() {
-	local want=$1
-	shift
-	[ "$("$@")" = "$want" ]
-}
-
-# at_least N COMMAND [ARG...]: COMMAND prints a number >= N.
-at_least() {
-	local n=$1
-	shift
-	[ "$("$@")" -ge "$n" ]
-}
-
-lag() {
-	rcli XINFO GROUPS mail | sed -n '/^lag$/{n;p;}'
-}
-
-lines_of() {
-	wc -l <"$1"
-}
-
-delivered() {
-	find "$1/new" -type f 2>/dev/null | wc -l
-}
-
-# start_worker NAME HANDLER [ARG...]: a consumer NAME of group grp on
-# stream mail; its pid is appended to WORKER_PIDS, its log to worker.log.
-start_worker() {
-	local name=$1
-	shift
-	WORKER=$name "$WORKER_BIN" "$SOCK" mail grp "$name" -- "$@" \
-		</dev/null >>"$BATS_TEST_TMPDIR/worker.log" 2>&1 3>&- &
-	WORKER_PIDS+=($!)
-	wait_for 10 grep -q "consumer $name of group grp on mail: ready" \
-		"$BATS_TEST_TMPDIR/worker.log"
+	redis_teardown
 }
 
 one_message() {
@@ -312,11 +222,6 @@ one_message() {
 	echo "# $output" >&3
 	assert_success
 	assert_line --index 0 --regexp '^accepted=400 delivered=[0-9]+ distinct=400 missing=0 duplicates=[0-9]+ problems=0$'
-}
-
-# logged REGEX: the workers logged a line matching REGEX (grep -E).
-logged() {
-	grep -Eq "$1" "$BATS_TEST_TMPDIR/worker.log"
 }
 
 @test "redis-worker: exit 0 with a 452 reply leaves the entry pending, as smtpd-stdio answers 452" {
@@ -560,12 +465,6 @@ x
 	run grep -c -F -- "$pw" "$BATS_TEST_TMPDIR/worker.log" "$BATS_TEST_TMPDIR/server.log"
 	assert_output "$BATS_TEST_TMPDIR/worker.log:0
 $BATS_TEST_TMPDIR/server.log:0"
-}
-
-# load_ids: the X-Load-Id of every entry's message in stream mail, sorted.
-load_ids() {
-	rcli --raw XRANGE mail - + | grep -a '^X-Load-Id: ' | cut -d ' ' -f 2 |
-		tr -d '\r' | LC_ALL=C sort -u
 }
 
 @test "durability: kill -9 of a Redis run with appendonly yes, appendfsync always mid-load loses no message answered 250" {
