@@ -84,6 +84,8 @@ static int	run_list(struct worker *, const redisReply *, int, char *);
 static void	log_lost(struct worker *, const redisReply *);
 static int	autoclaim(struct worker *);
 static int	read_group(struct worker *, const char *, char *);
+static char	*arguments(struct worker *, int, char *[]);
+static void	signals(void);
 
 static void
 usage(void)
@@ -531,38 +533,42 @@ read_group(struct worker *w, const char *id, char *last)
 	return n;
 }
 
-int
-main(int argc, char *argv[])
+/*
+ * [URL] STREAM GROUP CONSUMER -- HANDLER [ARG ...] into w; returns our
+ * copy of the URL (NULL: the default), its password gone from argv.
+ */
+static char *
+arguments(struct worker *w, int argc, char *argv[])
 {
-	struct worker		 w;
-	struct sigaction	 sa;
-	char			*url = NULL, last[ID_MAX];
-	int			 i, dash = -1;
+	char	*url = NULL;
+	int	 i, dash = -1;
 
 	for (i = 1; i < argc && dash == -1; i++)
 		if (strcmp(argv[i], "--") == 0)
 			dash = i;
 	if ((dash != 4 && dash != 5) || dash + 1 >= argc)
 		usage();
-	memset(&w, 0, sizeof(w));
-	/* Our copy of the URL; the password leaves argv at once. */
+	w->stream = argv[dash - 3];
+	w->group = argv[dash - 2];
+	w->consumer = argv[dash - 1];
+	w->handler = argv + dash + 1;
+	if (*w->stream == '\0' || *w->group == '\0' || *w->consumer == '\0')
+		usage();
 	if (dash == 5) {
 		if ((url = strdup(argv[1])) == NULL)
 			fatalx("out of memory");
 		redis_scrub_url(argv[1]);
 	}
-	w.stream = argv[dash - 3];
-	w.group = argv[dash - 2];
-	w.consumer = argv[dash - 1];
-	w.handler = argv + dash + 1;
-	if (*w.stream == '\0' || *w.group == '\0' || *w.consumer == '\0')
-		usage();
-	settings(&w);
-	if (asprintf(&w.dead, "%s:dead", w.stream) == -1)
+	if (asprintf(&w->dead, "%s:dead", w->stream) == -1)
 		fatalx("out of memory");
-	(void)strlcpy(w.cursor, "0-0", sizeof(w.cursor));
-	log_ident("redis-worker");
-	log_init(LOGTO_STDERR, 0);
+	return url;
+}
+
+/* SIGTERM and SIGINT finish the current entry; SIGPIPE is not fatal. */
+static void
+signals(void)
+{
+	struct sigaction	 sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -570,7 +576,22 @@ main(int argc, char *argv[])
 	(void)sigaction(SIGTERM, &sa, NULL);
 	(void)sigaction(SIGINT, &sa, NULL);
 	(void)signal(SIGPIPE, SIG_IGN);
+}
 
+int
+main(int argc, char *argv[])
+{
+	struct worker		 w;
+	char			*url, last[ID_MAX];
+
+	memset(&w, 0, sizeof(w));
+	url = arguments(&w, argc, argv);
+	settings(&w);
+	(void)strlcpy(w.cursor, "0-0", sizeof(w.cursor));
+	log_ident("redis-worker");
+	log_init(LOGTO_STDERR, 0);
+	signals();
+	/* The worker's own SMTP_RELAY: where this host relays to. */
 	w.own_relay = getenv("SMTP_RELAY") != NULL;
 	env_init(&w.env, "SMTP_RELAY");
 	if (redis_open(&w.r, url != NULL ? url : REDIS_DEFAULT_URL,

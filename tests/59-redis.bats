@@ -367,28 +367,30 @@ dead_field() {
 	assert_equal "$(rcli XLEN mail)" 1
 }
 
-@test "redis-worker: an entry deleted while pending is logged as lost and acknowledged, by XAUTOCLAIM and at start" {
-	start_redis
-	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
-	start_worker w1 "$HANDLERS/note" wait
+# pending_then_deleted NAME SMTP_ID: a message, read by worker NAME, which
+# is killed with its handler (the entry stays pending), then deleted from
+# the stream; its entry id in id.
+pending_then_deleted() {
+	rm -f "$DUMP/running"
+	SMTP_ID=$2 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker "$1" "$HANDLERS/note" wait
 	wait_for 10 test -s "$DUMP/running"
-	kill -KILL "${WORKER_PIDS[0]}" "$(cat "$DUMP/running")"
+	kill -KILL "${WORKER_PIDS[-1]}" "$(cat "$DUMP/running")"
 	id=$(rcli XRANGE mail - + | head -n 1)
 	rcli XDEL mail "$id" >/dev/null
+}
+
+@test "redis-worker: an entry deleted while pending is logged as lost and acknowledged, by XAUTOCLAIM and at start" {
+	start_redis
 	# Its own pending entries first: XREADGROUP 0 gives it without fields.
+	pending_then_deleted w1 m1
 	start_worker w1 "$HANDLERS/note"
 	wait_for 10 logged "\\]: entry $id of mail was deleted while pending: lost\$"
 	wait_for 10 is 0 pending
 	# Another consumer's, through XAUTOCLAIM's list of deleted ids.
 	kill -TERM "${WORKER_PIDS[1]}"
 	wait "${WORKER_PIDS[1]}"
-	rm -f "$DUMP/running"
-	SMTP_ID=m2 "$STREAM_H" "$SOCK" mail </dev/null
-	start_worker w2 "$HANDLERS/note" wait
-	wait_for 10 test -s "$DUMP/running"
-	kill -KILL "${WORKER_PIDS[2]}" "$(cat "$DUMP/running")"
-	id=$(rcli XRANGE mail - + | head -n 1)
-	rcli XDEL mail "$id" >/dev/null
+	pending_then_deleted w2 m2
 	REDIS_CLAIM_IDLE=1 start_worker w3 "$HANDLERS/note"
 	wait_for 10 logged "\\]: entry $id of mail was deleted while pending: lost\$"
 	wait_for 10 is 0 pending
@@ -468,19 +470,15 @@ $BATS_TEST_TMPDIR/server.log:0"
 }
 
 @test "durability: kill -9 of a Redis run with appendonly yes, appendfsync always mid-load loses no message answered 250" {
-	data=$BATS_TEST_TMPDIR/data
-	mkdir -p "$data"
-	aof=(--appendonly yes --appendfsync always --dir "$data")
-	start_redis "${aof[@]}"
+	start_durable_redis
 	start_server "$STREAM_H" "$SOCK" mail
-	python3 "$FIXTURES/redis-noloss.py" send "$PORT" \
-		"$BATS_TEST_TMPDIR/accepted" 10 30 >"$BATS_TEST_TMPDIR/send.out" 3>&- &
-	client=$!
+	start_load 10 30
 	wait_for 30 at_least 50 rcli XLEN mail
 	kill -KILL "$REDIS_PID"
 	wait "$REDIS_PID" || true
-	start_redis "${aof[@]}"
-	wait "$client" || true
+	kill -0 "$LOAD_PID"	# mid-load
+	start_durable_redis
+	wait "$LOAD_PID" || true
 	echo "# $(head -n 1 "$BATS_TEST_TMPDIR/send.out")" >&3
 	accepted=$(wc -l <"$BATS_TEST_TMPDIR/accepted")
 	[ "$accepted" -ge 50 ]

@@ -39,7 +39,7 @@ struct field {
 static void	 usage(void) __attribute__((noreturn));
 static void	 failed(const char *, const char *, size_t, int)
 		    __attribute__((noreturn));
-static const char *read_message(size_t *);
+static char	*read_message(size_t *, int *);
 static size_t	 collect_fields(struct field **);
 static int	 by_name(const void *, const void *);
 static void	 xadd(struct redis *, const char *, const struct field *,
@@ -65,11 +65,11 @@ failed(const char *what, const char *text, size_t len, int status)
 }
 
 /*
- * The message: smtpd-stdio gives a regular file, mapped as it is; a
- * pipe (a handler run by hand) is read into memory.
+ * The message: smtpd-stdio gives a regular file, mapped as it is
+ * (*mapped set); a pipe (a handler run by hand) is read into memory.
  */
-static const char *
-read_message(size_t *len)
+static char *
+read_message(size_t *len, int *mapped)
 {
 	struct buf	 b = { NULL, 0, 0 };
 	struct stat	 st;
@@ -81,8 +81,10 @@ read_message(size_t *len)
 	    (p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, 0,
 	    0)) != MAP_FAILED) {
 		*len = (size_t)st.st_size;
+		*mapped = 1;
 		return p;
 	}
+	*mapped = 0;
 	while ((n = read(0, chunk, sizeof(chunk))) != 0) {
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -91,8 +93,9 @@ read_message(size_t *len)
 			    strlen(strerror(errno)), REDIS_EX_TEMPFAIL);
 		buf_append(&b, chunk, (size_t)n);
 	}
-	*len = b.len;
-	return b.len > 0 ? b.data : "";
+	buf_append(&b, "", 1);	/* never NULL, even when empty */
+	*len = b.len - 1;
+	return b.data;
 }
 
 static int
@@ -200,8 +203,9 @@ main(int argc, char *argv[])
 {
 	struct redis	 r;
 	struct field	*fields;
-	const char	*stream, *msg;
-	char		*url;
+	const char	*stream;
+	char		*url, *msg;
+	int		 mapped;
 	long long	 timeout, replicas;
 	size_t		 nfields, msglen;
 
@@ -220,7 +224,7 @@ main(int argc, char *argv[])
 	    redis_env_number("REDIS_WAIT", 0, 0, WAIT_MAX, &replicas) == -1)
 		exit(REDIS_EX_CONFIG);
 	log_ident("redis-stream");
-	msg = read_message(&msglen);
+	msg = read_message(&msglen, &mapped);
 	nfields = collect_fields(&fields);
 	if (redis_open(&r, url, timeout) == -1)
 		failed(r.where[0] != '\0' ? r.where : "redis", r.err,
@@ -231,5 +235,10 @@ main(int argc, char *argv[])
 	if (replicas > 0)
 		wait_replicas(&r, replicas, timeout);
 	redis_close(&r);
+	if (mapped)
+		(void)munmap(msg, msglen);
+	else
+		free(msg);
+	free(fields);
 	return 0;
 }

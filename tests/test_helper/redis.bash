@@ -108,6 +108,25 @@ start_worker() {
 		"$BATS_TEST_TMPDIR/worker.log"
 }
 
+# start_durable_redis: start_redis as the README's recipe runs it
+# (appendonly yes, appendfsync always), its data in
+# $BATS_TEST_TMPDIR/data; again after a kill -9, it loads that data.
+start_durable_redis() {
+	mkdir -p "$BATS_TEST_TMPDIR/data"
+	start_redis --appendonly yes --appendfsync always \
+		--dir "$BATS_TEST_TMPDIR/data"
+}
+
+# start_load CLIENTS MESSAGES: redis-noloss.py send to $PORT in the
+# background (LOAD_PID): the keys of the messages answered 250 go to
+# $BATS_TEST_TMPDIR/accepted, its summary to send.out.
+start_load() {
+	python3 "$FIXTURES/redis-noloss.py" send "$PORT" \
+		"$BATS_TEST_TMPDIR/accepted" "$1" "$2" \
+		>"$BATS_TEST_TMPDIR/send.out" 3>&- &
+	LOAD_PID=$!
+}
+
 # logged REGEX: the workers logged a line matching REGEX (grep -E).
 logged() {
 	grep -Eq "$1" "$BATS_TEST_TMPDIR/worker.log"
