@@ -509,3 +509,21 @@ $BATS_TEST_TMPDIR/server.log:0"
 	run env REDIS_WAIT=x "$STREAM_H" "$SOCK" mail </dev/null
 	assert_failure 78
 }
+
+@test "redis-worker: SMTP_RELAY is kept: the entry's relay field, or the worker's own, which wins" {
+	start_redis
+	SMTP_ID=m1 SMTP_RELAY=ingress.example "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w1 "$HANDLERS/dump"
+	wait_for 10 is 0 pending
+	assert_equal "$(cat "$DUMP/1/SMTP_RELAY")" ingress.example
+	kill -TERM "${WORKER_PIDS[0]}"
+	wait "${WORKER_PIDS[0]}"
+	SMTP_ID=m2 SMTP_RELAY=ingress.example "$STREAM_H" "$SOCK" mail </dev/null
+	SMTP_ID=m3 "$STREAM_H" "$SOCK" mail </dev/null
+	SMTP_RELAY=smarthost.example:587 start_worker w2 "$HANDLERS/dump"
+	wait_for 10 is 0 pending
+	assert_equal "$(cat "$DUMP/2/SMTP_RELAY")" smarthost.example:587
+	assert_equal "$(cat "$DUMP/3/SMTP_RELAY")" smarthost.example:587
+	run grep -c '^SMTP_RELAY=' "$DUMP/2/env"
+	assert_output 1
+}
