@@ -22,8 +22,6 @@
 
 #include "smtpd-stdio.h"
 
-extern char **environ;
-
 /* Handler stderr, cut into log lines. */
 struct errlog {
 	const char	*id;
