@@ -107,35 +107,37 @@ chaos_check() {
 	chaos_check rcli
 }
 
-@test "chaos, Redis Cluster: 5x20 messages through 3 masters, a worker SIGKILLed, the stream's master kill -9'd: 0 lost" {
+@test "chaos, Redis Cluster: 5x40 messages through 3 masters, a worker SIGKILLed, the stream's master kill -9'd: 0 lost" {
 	start_cluster
 	owner=$(slot_owner mail)
 	WORKER_URL=redis://127.0.0.1:$(not_owner mail)
 	start_server "$STREAM_H" "$WORKER_URL" mail
 	start_supervised w1
 	start_supervised w2
-	start_load 5 20
+	start_load 5 40
 	wait_for 60 at_least 3 delivered "$MD"
 	kill_mid_handler w1
 	# The master of the stream's slot dies mid-load and comes back on
 	# its data.
-	wait_for 60 at_least 15 ccli XLEN mail
 	for i in "${!CLUSTER_PORTS[@]}"; do
 		[ "${CLUSTER_PORTS[$i]}" = "$owner" ] && break
 	done
 	kill -KILL "${REDIS_PIDS[$i]}"
 	wait "${REDIS_PIDS[$i]}" || true
 	kill -0 "$LOAD_PID"
+	echo "# kill -9 of the master at $(delivered "$MD") delivered" >&3
 	dir=$BATS_TEST_TMPDIR/node$((i + 1))
 	redis-server --port "$owner" --bind 127.0.0.1 --cluster-enabled yes \
 		--cluster-config-file "$dir/nodes.conf" --dir "$dir" \
 		--save '' --appendonly yes --appendfsync always \
 		</dev/null >>"$dir/log" 2>&1 3>&- &
 	REDIS_PIDS[$i]=$!
-	wait_for 30 cluster_ok "$owner"
+	for port in "${CLUSTER_PORTS[@]}"; do
+		wait_for 60 cluster_ok "$port"
+	done
 	wait "$LOAD_PID" || true
 	echo "# $(head -n 1 "$BATS_TEST_TMPDIR/send.out")" >&3
-	[ "$(wc -l <"$BATS_TEST_TMPDIR/accepted")" -ge 15 ]
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/accepted")" -ge 5 ]
 	wait_for 60 settled ccli
 	chaos_check ccli
 }
