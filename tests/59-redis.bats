@@ -527,3 +527,22 @@ $BATS_TEST_TMPDIR/server.log:0"
 	run grep -c '^SMTP_RELAY=' "$DUMP/2/env"
 	assert_output 1
 }
+
+@test "redis-stream and redis-worker: AUTH as an ACL user, SELECT of the URL's database, an IPv6 host" {
+	port=$(free_port ::1)
+	start_redis --port "$port" --bind ::1
+	rcli ACL SETUSER mailer on '>pw-m41ler' '~*' '&*' '+@all' >/dev/null
+	rcli ACL SETUSER default off >/dev/null
+	url="redis://mailer:pw-m41ler@[::1]:$port/3"
+	run --separate-stderr env SMTP_ID=m1 "$STREAM_H" "$url" mail </dev/null
+	assert_success
+	WORKER_URL=$url start_worker w1 "$HANDLERS/note"
+	wait_for 10 test -e "$DUMP/runs"
+	assert_equal "$(cat "$DUMP/runs")" 'w1 m1'
+	ucli() { redis-cli -h ::1 -p "$port" --user mailer --pass pw-m41ler --no-auth-warning -n 3 "$@"; }
+	wait_for 10 is 0 eval 'ucli XPENDING mail grp | head -n 1'
+	assert_equal "$(ucli XLEN mail)" 1
+	# The wrong user's password: AUTH refused, 78.
+	run --separate-stderr env SMTP_ID=m2 "$STREAM_H" "redis://mailer:nope@[::1]:$port/3" mail </dev/null
+	assert_failure 78
+}
