@@ -117,6 +117,12 @@ settings(struct worker *w)
 	    redis_env_number("REDIS_DELETE_ACKED", 0, 0, 1,
 	    &w->delete_acked) == -1)
 		exit(REDIS_EX_USAGE);
+	/* XAUTOCLAIM would hand a slow handler's entry to a second worker. */
+	if (w->handler_timeout + HANDLER_KILL_GRACE >= w->claim_idle)
+		log_warn("REDIS_HANDLER_TIMEOUT=%lld (+%d s to SIGKILL) is not "
+		    "below REDIS_CLAIM_IDLE=%lld: an entry whose handler runs "
+		    "that long may run twice", w->handler_timeout,
+		    HANDLER_KILL_GRACE, w->claim_idle);
 	/* A blocked read ends well before a reply is overdue. */
 	(void)snprintf(w->block, sizeof(w->block), "%lld",
 	    w->timeout * 1000 / 2 < BLOCK_MS_MAX ? w->timeout * 1000 / 2 :
@@ -585,11 +591,11 @@ main(int argc, char *argv[])
 	char			*url, last[ID_MAX];
 
 	memset(&w, 0, sizeof(w));
+	log_ident("redis-worker");
+	log_init(LOGTO_STDERR, 0);
 	url = arguments(&w, argc, argv);
 	settings(&w);
 	(void)strlcpy(w.cursor, "0-0", sizeof(w.cursor));
-	log_ident("redis-worker");
-	log_init(LOGTO_STDERR, 0);
 	signals();
 	/* The worker's own SMTP_RELAY: where this host relays to. */
 	w.own_relay = getenv("SMTP_RELAY") != NULL;

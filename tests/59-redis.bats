@@ -546,3 +546,13 @@ $BATS_TEST_TMPDIR/server.log:0"
 	run --separate-stderr env SMTP_ID=m2 "$STREAM_H" "redis://mailer:nope@[::1]:$port/3" mail </dev/null
 	assert_failure 78
 }
+
+@test "redis-worker: a REDIS_HANDLER_TIMEOUT not below REDIS_CLAIM_IDLE (both defaults are 300) is warned about" {
+	start_redis
+	start_worker w1 "$HANDLERS/note"
+	logged '\]: REDIS_HANDLER_TIMEOUT=300 \(\+2 s to SIGKILL\) is not below REDIS_CLAIM_IDLE=300: '
+	: >"$BATS_TEST_TMPDIR/worker.log"
+	REDIS_HANDLER_TIMEOUT=240 start_worker w2 "$HANDLERS/note"
+	run grep -c REDIS_HANDLER_TIMEOUT "$BATS_TEST_TMPDIR/worker.log"
+	assert_output 0
+}
