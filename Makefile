@@ -266,7 +266,7 @@ lint: | deps-lint
 	mandoc -Tlint -W warning smtpd-stdio.8
 	shellcheck -s sh $(HANDLERS:%=src/handlers/%) $(COOKBOOK_SH)
 
-install: $(BIN) $(BIN_TLS) $(WORKER) $(STREAM) $(STREAM)
+install: $(BIN) $(BIN_TLS) $(WORKER) $(STREAM)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio \
 		$(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/smtpd-stdio
