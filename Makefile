@@ -79,19 +79,22 @@ ALL_LDFLAGS	= $(LINK_MODE) $(LINK_FLAGS)
 # --tls-cert.  Loading a shared library would cost every plaintext
 # session more than the rest of it does.
 SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
+		  env.c envelope.c \
 		  policy.c \
 		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
 BIN		= $(O)/smtpd-stdio
 BIN_TLS		= $(O)/smtpd-stdio-tls
-HANDLERS	= maildir relay debug webhook redis-stream
+HANDLERS	= maildir relay debug webhook
 # The README's cookbook recipes in sh (tests/85-cookbook.bats runs them).
 COOKBOOK_SH	= $(addprefix tests/fixtures/cookbook/,filter-score \
 		  per-recipient-maildir redis-ingress redis-deliver dovecot-deliver \
 		  mailbox-path)
-# redis-worker is C (hiredis), installed next to the shell handlers.
+# redis-worker and the redis-stream handler are C (hiredis), installed
+# next to the shell handlers.
 WORKER		= $(O)/redis-worker
+STREAM		= $(O)/redis-stream
 HIREDIS_CFLAGS	= $(shell pkg-config --cflags hiredis)
 HIREDIS_LIBS	= $(shell pkg-config --libs hiredis)
 
@@ -99,10 +102,10 @@ HIREDIS_LIBS	= $(shell pkg-config --libs hiredis)
 	deps-valgrind run check check-san check-valgrind bench fuzz lint install install-units \
 	uninstall clean help
 
-all: $(BIN) $(BIN_TLS) $(WORKER)
+all: $(BIN) $(BIN_TLS) $(WORKER) $(STREAM)
 
 help:
-	@echo 'make            build $(BIN)'
+	@echo 'make            build $(BIN), $(BIN_TLS), $(WORKER) and $(STREAM)'
 	@echo 'make run        build and serve SMTP on 127.0.0.1:2525 into ./var/Maildir'
 	@echo 'make check      build and run the bats suite (SANITIZE=1: under ASan+UBSan)'
 	@echo 'make check-valgrind  representative sessions under valgrind memcheck'
@@ -186,15 +189,30 @@ $(O)/tls.o: src/tls.c src/smtpd-stdio.h | $(O) deps-build
 $(BIN_TLS): $(OBJS_TLS)
 	$(CC) -o $@ $(OBJS_TLS) -pie $(LINK_FLAGS) $(TLS_BSD_LIBS) $(TLS_LIBS)
 
-$(O)/redis-worker.o: src/redis-worker.c | $(O) deps-build
-	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ src/redis-worker.c
+$(O)/redis-worker.o $(O)/redis.o: $(O)/%.o: src/%.c src/redis.h \
+		src/smtpd-stdio.h | $(O) deps-build
+	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ $<
 
-# The worker is a long-running daemon, where start-up costs nothing, and
-# hiredis resolves host names (NSS): a dynamic PIE.
-$(WORKER): $(O)/redis-worker.o
-	$(CC) -o $@ $(O)/redis-worker.o -pie -Wl,-z,relro,-z,now $(SAN_FLAGS) \
+# The worker runs handlers with smtpd-stdio's own code (SPEC 12).  It is
+# a long-running daemon, where start-up costs nothing, and hiredis
+# resolves host names (NSS): a dynamic PIE.
+WORKER_OBJS	= $(addprefix $(O)/,redis-worker.o redis.o handler.o env.o \
+		  spawn.o reply.o spool.o buf.o log.o)
+$(WORKER): $(WORKER_OBJS)
+	$(CC) -o $@ $(WORKER_OBJS) -pie -Wl,-z,relro,-z,now $(SAN_FLAGS) \
 		$(LDFLAGS) -Wl,-Bstatic $(shell pkg-config --static --libs \
 		libbsd-overlay) -Wl,-Bdynamic $(HIREDIS_LIBS)
+
+# redis-stream runs once per message, so it is linked as smtpd-stdio is
+# (static, unless SANITIZE=1): start-up is most of what it costs.
+STREAM_OBJS	= $(addprefix $(O)/,redis-stream.o redis.o log.o buf.o)
+$(O)/redis-stream.o: src/handlers/redis-stream.c src/redis.h \
+		src/smtpd-stdio.h | $(O) deps-build
+	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ $<
+$(STREAM): $(STREAM_OBJS)
+	$(CC) -o $@ $(STREAM_OBJS) $(ALL_LDFLAGS) $(BSD_LIBS) \
+		$(if $(filter 1,$(STATIC)),$(shell pkg-config --static --libs \
+		hiredis),$(HIREDIS_LIBS))
 
 run: $(BIN) | deps-run
 	@mkdir -p var/Maildir
@@ -206,7 +224,7 @@ run: $(BIN) | deps-run
 		$(CURDIR)/$(BIN) --log stderr \
 		$(CURDIR)/src/handlers/maildir $(CURDIR)/var/Maildir
 
-check: $(BIN) $(WORKER) | deps-test
+check: $(BIN) $(WORKER) $(STREAM) | deps-test
 	SMTPD=$(CURDIR)/$(BIN) tests/run
 
 check-san:
@@ -255,7 +273,7 @@ lint: | deps-lint
 	mandoc -Tlint -W warning smtpd-stdio.8
 	shellcheck -s sh $(HANDLERS:%=src/handlers/%) $(COOKBOOK_SH)
 
-install: $(BIN) $(BIN_TLS) $(WORKER)
+install: $(BIN) $(BIN_TLS) $(WORKER) $(STREAM)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio \
 		$(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/smtpd-stdio
@@ -265,6 +283,7 @@ install: $(BIN) $(BIN_TLS) $(WORKER)
 			$(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h || exit 1; \
 	done
 	install -m 0755 $(WORKER) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/redis-worker
+	install -m 0755 $(STREAM) $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/redis-stream
 	install -m 0644 smtpd-stdio.8 $(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
 
 # The units and entries name the programs by their installed paths.
@@ -297,7 +316,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smtpd-stdio \
 		$(DESTDIR)$(SBINDIR)/smtpd-stdio-tls \
 		$(DESTDIR)$(MANDIR)/man8/smtpd-stdio.8
-	for h in $(HANDLERS) redis-worker; do \
+	for h in $(HANDLERS) redis-worker redis-stream; do \
 		rm -f $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio/$$h; \
 	done
 	-rmdir $(DESTDIR)$(LIBEXECDIR)/smtpd-stdio

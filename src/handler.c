@@ -2,6 +2,7 @@
  * Run the handler for one message, SPEC 5.1: posix_spawn without a shell,
  * in its own process group, the spool on stdin, stdout captured for the
  * reply, stderr logged, a wall-clock limit enforced with TERM then KILL.
+ * smtpd-stdio (envelope.c) and redis-worker both run handlers through it.
  */
 #include <sys/pidfd.h>
 #include <sys/types.h>
@@ -20,20 +21,6 @@
 #include <unistd.h>
 
 #include "smtpd-stdio.h"
-
-extern char **environ;
-
-/* What we set for the handler; inherited copies are dropped. */
-static const char *const smtp_vars[] = {
-	"SMTP_ID", "SMTP_REMOTE_ADDR", "SMTP_REMOTE_PORT", "SMTP_LOCAL_ADDR",
-	"SMTP_LOCAL_PORT", "SMTP_HELO", "SMTP_PROTOCOL", "SMTP_MAIL_FROM",
-	"SMTP_RCPT_TO", "SMTP_RCPT_COUNT", "SMTP_MAIL_OPTIONS",
-	"SMTP_RCPT_OPTIONS", "SMTP_SIZE", "SMTP_RELAY", "SMTP_LINE_ENDS",
-	"SMTP_RCPT", "SMTP_RCPT_OPTION", "SMTP_AUTH_USER", "SMTP_TLS_PROTOCOL",
-	"SMTP_TLS_CIPHER", "SMTP_TLS_SNI", "SMTP_TLS_RESUMED",
-	"SMTP_TLS_CLIENT_SUBJECT", "SMTP_TLS_CLIENT_HASH", "SMTP_REQUIRETLS"
-};
-#define NSMTP_VARS	(sizeof(smtp_vars) / sizeof(smtp_vars[0]))
 
 /* Handler stderr, cut into log lines. */
 struct errlog {
@@ -56,20 +43,15 @@ struct child {
 	int		 cut;	/* stdout went past the limit */
 };
 
-static char	**build_argv(const struct handler_job *);
-static char	**build_env(const struct handler_job *, size_t *);
-static char	 *join(char *const *, size_t, char);
-static int	  is_smtp_var(const char *);
-static int	  spawn(const struct handler_job *, struct child *);
+static int	  spawn(const struct handler_cmd *, struct child *);
 static void	  errlog_feed(struct errlog *, const char *, size_t);
 static void	  errlog_line(struct errlog *, int);
 static void	  keep_stdout(struct child *, const char *, size_t);
 static void	  drain(int *, struct child *, struct errlog *, size_t);
-static void	  supervise(const struct handler_job *, struct child *,
-		    struct handler_result *);
 static void	  take_stdout(struct child *, struct handler_result *);
+static void	  supervise(const struct handler_cmd *, struct child *,
+		    struct handler_result *);
 static long long  now_ms(void);
-static void	  free_strings(char **);
 
 static long long
 now_ms(void)
@@ -80,151 +62,15 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Free the strings of a NULL-terminated vector, not the vector. */
-static void
-free_strings(char **v)
-{
-	size_t	 i;
-
-	for (i = 0; v[i] != NULL; i++)
-		free(v[i]);
-}
-
-/* Join strings with sep between them (no trailing sep). */
-static char *
-join(char *const *v, size_t n, char sep)
-{
-	struct buf	 b = { NULL, 0, 0 };
-	size_t		 i;
-
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			buf_append(&b, &sep, 1);
-		buf_append(&b, v[i], strlen(v[i]));
-	}
-	buf_append(&b, "", 1);
-	return b.data;
-}
-
-/* argv with {sender} and {recipients} expanded, SPEC 5.1. */
-static char **
-build_argv(const struct handler_job *job)
-{
-	const struct txn	 *t = &job->sess->txn;
-	char			**in = job->conf->handler_argv, **argv;
-	size_t			  n = 0, i, j, k = 0;
-
-	/* SPEC 10.2: --rcpt-check runs with no arguments. */
-	if (job->rcpt != NULL) {
-		if ((argv = calloc(2, sizeof(*argv))) == NULL ||
-		    (argv[0] = strdup(job->conf->rcpt_check)) == NULL)
-			fatalx("out of memory");
-		return argv;
-	}
-	for (i = 0; in[i] != NULL; i++)
-		n += strcmp(in[i], "{recipients}") == 0 ? t->nrcpt : 1;
-	if ((argv = calloc(n + 1, sizeof(*argv))) == NULL)
-		fatalx("out of memory");
-	for (i = 0; in[i] != NULL; i++) {
-		if (strcmp(in[i], "{recipients}") == 0)
-			for (j = 0; j < t->nrcpt; j++)
-				argv[k++] = strdup(t->rcpt[j]);
-		else if (strcmp(in[i], "{sender}") == 0)
-			argv[k++] = strdup(t->mail_from);
-		else
-			argv[k++] = strdup(in[i]);
-		if (k > 0 && argv[k - 1] == NULL)
-			fatalx("out of memory");
-	}
-	return argv;
-}
-
-static int
-is_smtp_var(const char *entry)
-{
-	size_t	 i, n;
-
-	for (i = 0; i < NSMTP_VARS; i++) {
-		n = strlen(smtp_vars[i]);
-		if (strncmp(entry, smtp_vars[i], n) == 0 && entry[n] == '=')
-			return 1;
-	}
-	return 0;
-}
-
-/* Our environment, without stale SMTP_* copies, plus the envelope. */
-static char **
-build_env(const struct handler_job *job, size_t *ours)
-{
-	const struct session	 *s = job->sess;
-	const struct txn	 *t = &s->txn;
-	const struct peer	 *p = job->peer;
-	char			**env, *rcpts, *ropts;
-	size_t			  n = 0, i, k = 0;
-
-	while (environ[n] != NULL)
-		n++;
-	if ((env = calloc(n + NSMTP_VARS + 1, sizeof(*env))) == NULL)
-		fatalx("out of memory");
-	/* Inherited entries are shared, not copied: spawn frees only ours. */
-	for (i = 0; i < n; i++)
-		if (!is_smtp_var(environ[i]))
-			env[k++] = environ[i];
-	*ours = k;
-	rcpts = join(t->rcpt, t->nrcpt, '\n');
-	ropts = join(t->rcpt_options, t->nrcpt, '\n');
-	if (asprintf(&env[k++], "SMTP_ID=%s", job->id) == -1 ||
-	    asprintf(&env[k++], "SMTP_REMOTE_ADDR=%s", p->remote_addr) == -1 ||
-	    asprintf(&env[k++], "SMTP_REMOTE_PORT=%s", p->remote_port) == -1 ||
-	    asprintf(&env[k++], "SMTP_LOCAL_ADDR=%s", p->local_addr) == -1 ||
-	    asprintf(&env[k++], "SMTP_LOCAL_PORT=%s", p->local_port) == -1 ||
-	    asprintf(&env[k++], "SMTP_HELO=%s", s->helo) == -1 ||
-	    asprintf(&env[k++], "SMTP_PROTOCOL=%s",
-	    session_protocol(s)) == -1 ||
-	    asprintf(&env[k++], "SMTP_MAIL_FROM=%s", t->mail_from) == -1 ||
-	    asprintf(&env[k++], "SMTP_RCPT_TO=%s", rcpts) == -1 ||
-	    asprintf(&env[k++], "SMTP_RCPT_COUNT=%zu", t->nrcpt) == -1 ||
-	    asprintf(&env[k++], "SMTP_MAIL_OPTIONS=%s", t->mail_options) == -1 ||
-	    asprintf(&env[k++], "SMTP_RCPT_OPTIONS=%s", ropts) == -1 ||
-	    (job->rcpt == NULL ? asprintf(&env[k++], "SMTP_SIZE=%llu",
-	    (unsigned long long)job->spool_size) : asprintf(&env[k++],
-	    "SMTP_RCPT=%s", job->rcpt)) == -1 ||
-	    (job->rcpt != NULL && asprintf(&env[k++], "SMTP_RCPT_OPTION=%s",
-	    job->rcpt_option) == -1) ||
-	    asprintf(&env[k++], "SMTP_LINE_ENDS=%s",
-	    job->conf->crlf ? "CRLF" : "LF") == -1 ||
-	    asprintf(&env[k++], "SMTP_AUTH_USER=%s", s->auth_user) == -1 ||
-	    asprintf(&env[k++], "SMTP_TLS_PROTOCOL=%s", s->tlsi.protocol) == -1 ||
-	    asprintf(&env[k++], "SMTP_TLS_CIPHER=%s", s->tlsi.cipher) == -1 ||
-	    asprintf(&env[k++], "SMTP_TLS_SNI=%s", s->tlsi.sni) == -1 ||
-	    asprintf(&env[k++], "SMTP_TLS_RESUMED=%s", !s->tls ? "" :
-	    s->tlsi.resumed ? "1" : "0") == -1 ||
-	    asprintf(&env[k++], "SMTP_TLS_CLIENT_SUBJECT=%s",
-	    s->tlsi.client_subject) == -1 ||
-	    asprintf(&env[k++], "SMTP_TLS_CLIENT_HASH=%s",
-	    s->tlsi.client_hash) == -1 ||
-	    asprintf(&env[k++], "SMTP_REQUIRETLS=%s",
-	    t->requiretls ? "1" : "") == -1 ||
-	    (job->conf->relay != NULL && asprintf(&env[k++], "SMTP_RELAY=%s",
-	    job->conf->relay) == -1))
-		fatalx("out of memory");
-	free(rcpts);
-	free(ropts);
-	return env;
-}
-
 /*
  * Start the handler: spool on 0, pipes on 1 and 2, nothing else open,
  * default signal dispositions, a process group of its own.  On failure
  * errno is set and -1 returned.
  */
 static int
-spawn(const struct handler_job *job, struct child *c)
+spawn(const struct handler_cmd *cmd, struct child *c)
 {
-	char				**argv, **envp;
-	size_t				  ours;
 	int				 out[2], err[2], rc;
-	int				 in = job->spool_fd;
 
 	if (pipe2(out, O_CLOEXEC) == -1)
 		return -1;
@@ -235,13 +81,8 @@ spawn(const struct handler_job *job, struct child *c)
 		errno = rc;
 		return -1;
 	}
-	argv = build_argv(job);
-	envp = build_env(job, &ours);
-	rc = handler_spawn(&c->pid, in, out[1], err[1], argv, envp);
-	free_strings(argv);
-	free(argv);
-	free_strings(envp + ours);
-	free(envp);
+	rc = handler_spawn(&c->pid, cmd->in, out[1], err[1], cmd->argv,
+	    cmd->envp);
 	(void)close(out[1]);
 	(void)close(err[1]);
 	if (rc != 0) {
@@ -313,8 +154,8 @@ keep_stdout(struct child *c, const char *p, size_t n)
 
 /*
  * Read what is there on one pipe, up to limit bytes.  stdout keeps its
- * first bytes in c->kept, stderr goes to the log.  Closes the pipe and
- * sets *fd to -1 at EOF.
+ * first bytes in res, stderr goes to the log.  Closes the pipe and sets
+ * *fd to -1 at EOF.
  */
 static void
 drain(int *fd, struct child *c, struct errlog *elog, size_t limit)
@@ -348,10 +189,10 @@ drain(int *fd, struct child *c, struct errlog *elog, size_t limit)
  * is due when the handler exits, even if a child of it keeps a pipe open.
  */
 static void
-supervise(const struct handler_job *job, struct child *c,
+supervise(const struct handler_cmd *cmd, struct child *c,
     struct handler_result *res)
 {
-	long long	 deadline = now_ms() + job->conf->handler_timeout * 1000;
+	long long	 deadline = now_ms() + cmd->timeout * 1000;
 	struct pollfd	 pfd[3];
 	int		 status, signalled = 0, timeout;
 	pid_t		 w;
@@ -367,9 +208,9 @@ supervise(const struct handler_job *job, struct child *c,
 			/* TERM first, then KILL after a grace period. */
 			(void)kill(-c->pid, signalled ? SIGKILL : SIGTERM);
 			if (!signalled)
-				log_warn("%s: handler timed out after %llds, "
-				    "sending SIGTERM", job->id,
-				    job->conf->handler_timeout);
+				log_warn("%s: %s timed out after %llds, "
+				    "sending SIGTERM", cmd->id, cmd->what,
+				    cmd->timeout);
 			signalled++;
 			res->end = HE_TIMEOUT;
 			deadline = now_ms() + HANDLER_KILL_GRACE * 1000;
@@ -451,26 +292,28 @@ handler_result_free(struct handler_result *res)
 	res->outlen = 0;
 }
 
+/*
+ * Runs cmd to its end (or its timeout) and fills res.  Shared by
+ * smtpd-stdio and redis-worker, so a handler runs the same under both.
+ */
 void
-handler_run(const struct handler_job *job, struct handler_result *res)
+handler_exec(const struct handler_cmd *cmd, struct handler_result *res)
 {
 	struct child	 c;
 
 	memset(res, 0, sizeof(*res));
 	memset(&c, 0, sizeof(c));
-	c.elog.id = job->id;
-	c.limit = job->out_limit != 0 ? job->out_limit : HANDLER_OUTPUT_MAX;
-	if (spawn(job, &c) == -1) {
-		log_warn("%s: cannot run %s %s: %s", job->id,
-		    job->rcpt != NULL ? "rcpt-check" : "handler",
-		    job->rcpt != NULL ? job->conf->rcpt_check :
-		    job->conf->handler_argv[0], strerror(errno));
+	c.elog.id = cmd->id;
+	c.limit = cmd->out_limit != 0 ? cmd->out_limit : HANDLER_OUTPUT_MAX;
+	if (spawn(cmd, &c) == -1) {
+		log_warn("%s: cannot run %s %s: %s", cmd->id, cmd->what,
+		    cmd->argv[0], strerror(errno));
 		res->end = HE_EXEC_FAILED;
 		res->status = errno;
 		take_stdout(&c, res);
 		return;
 	}
-	supervise(job, &c, res);
+	supervise(cmd, &c, res);
 	take_stdout(&c, res);
 	if (c.out != -1)
 		(void)close(c.out);

@@ -16,6 +16,7 @@
 #include "smtpd-stdio.h"
 
 static enum log_target	log_to = LOGTO_STDERR;
+static const char	*log_name = "smtpd-stdio";
 static int		log_verbose;
 static int		log_journal;	/* stderr is a journald stream */
 
@@ -43,6 +44,13 @@ stderr_is_journal(void)
 	    (unsigned long long)st.st_ino == ino;
 }
 
+/* Another program's name on its log lines (redis-worker, redis-stream). */
+void
+log_ident(const char *name)
+{
+	log_name = name;
+}
+
 void
 log_init(enum log_target to, int verbose)
 {
@@ -50,7 +58,7 @@ log_init(enum log_target to, int verbose)
 	log_verbose = verbose;
 	log_journal = to == LOGTO_STDERR && stderr_is_journal();
 	if (to == LOGTO_SYSLOG)
-		openlog("smtpd-stdio", LOG_PID | LOG_NDELAY, LOG_MAIL);
+		openlog(log_name, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
 static void
@@ -67,8 +75,8 @@ log_emit(int prio, const char *fmt, va_list ap)
 		if (log_journal)
 			n = snprintf(out, sizeof(out), "<%d>%s\n", prio, line);
 		else
-			n = snprintf(out, sizeof(out), "smtpd-stdio[%ld]: %s\n",
-			    (long)getpid(), line);
+			n = snprintf(out, sizeof(out), "%s[%ld]: %s\n",
+			    log_name, (long)getpid(), line);
 		if (n > 0 && write(STDERR_FILENO, out, (size_t)n < sizeof(out) ?
 		    (size_t)n : sizeof(out) - 1) == -1)
 			return;		/* nowhere left to complain */

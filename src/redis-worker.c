@@ -1,75 +1,98 @@
 /*
  * redis-worker: reads a Redis stream with a consumer group and runs an
- * smtpd-stdio handler per entry, acknowledging an entry only once its
- * handler exited 0 (SPEC 12).  The counterpart of the redis-stream handler.
+ * smtpd-stdio handler per entry exactly as smtpd-stdio runs it (SPEC 12):
+ * the same spawn, environment, timeout and reply rules, from the same
+ * code (handler.c, env.c, reply.c).  An entry is acknowledged only where
+ * smtpd-stdio would have answered 2xx; a 5xx, or too many deliveries,
+ * moves it to STREAM:dead; a 4xx leaves it pending for a later claim.
  *
  * usage: redis-worker [URL] STREAM GROUP CONSUMER -- HANDLER [ARG ...]
  *
- * Written in C against hiredis rather than in sh around redis-cli: the
- * "message" field holds any bytes (NUL, bare CR, LF), and redis-cli prints
- * the fields of an entry one per line, which no script can split back into
- * the exact bytes.  hiredis hands over each bulk string with its length.
+ * C against hiredis rather than sh around redis-cli: the "message" field
+ * holds any bytes, which hiredis hands over with their length.
  */
-
 #include <sys/types.h>
-#include <sys/wait.h>
 
-#include <err.h>
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <hiredis.h>
+#include "smtpd-stdio.h"
+#include "redis.h"
 
-#define DEFAULT_URL		"redis://127.0.0.1:6379"
-#define DEFAULT_CLAIM_IDLE	300		/* seconds */
-#define BLOCK_MS		1000		/* XREADGROUP BLOCK, SIGTERM latency */
-#define IO_TIMEOUT_S		30		/* beyond BLOCK_MS: Redis is gone */
-#define PASSWORD_MAX		1024
-#define FIELD_MAX		64		/* an SMTP_* variable name */
-
-#define EX_USAGE	64
-#define EX_TEMPFAIL	75
-#define EX_CONFIG	78
-
-extern char **environ;
+#define DEFAULT_CLAIM_IDLE	300	/* seconds, SPEC 12 */
+#define DEFAULT_HANDLER_TIMEOUT	300	/* seconds */
+#define DEFAULT_MAX_DELIVERIES	20
+#define BLOCK_MS_MAX		1000	/* XREADGROUP BLOCK: SIGTERM latency */
+#define FIELD_MAX		64	/* an SMTP_* variable name */
+#define ID_MAX			64	/* a stream entry id */
 
 struct worker {
-	redisContext	 *rc;
-	const char	 *stream;
-	const char	 *group;
-	const char	 *consumer;
+	struct redis	 r;
+	const char	*stream;
+	const char	*group;
+	const char	*consumer;
+	char		*dead;		/* STREAM:dead */
 	char		**handler;
-	long long	  claim_idle_ms;
-	char		  cursor[64];	/* XAUTOCLAIM's next start id */
+	struct env	 env;
+	int		 own_relay;	/* SMTP_RELAY set for the worker */
+	long long	 claim_idle;	/* seconds */
+	long long	 handler_timeout;
+	long long	 max_deliveries;
+	long long	 timeout;	/* REDIS_TIMEOUT */
+	long long	 delete_acked;
+	char		 block[24];	/* XREADGROUP BLOCK, ms */
+	char		 cursor[ID_MAX];	/* XAUTOCLAIM's next start */
+};
+
+/* One entry of the stream, pointing into a reply. */
+struct entry {
+	const char		*id;
+	const redisReply	*fields;	/* NULL: deleted while pending */
+	const redisReply	*message;
+	const char		*mail_from;
+	const char		*rcpt_to;
+	char			 tag[ID_MAX + 8];	/* SMTP_ID for the log */
+	long long		 deliveries;
 };
 
 static volatile sig_atomic_t stopping;
 
 static void	usage(void) __attribute__((noreturn));
 static void	on_signal(int);
-static void	logx(const char *, ...) __attribute__((format(printf, 1, 2)));
-static void	w_connect(struct worker *, const char *);
-static redisReply *w_command(struct worker *, int, const char **);
-static void	w_group_create(struct worker *);
-static int	w_run_entries(struct worker *, redisReply *, char *, size_t);
-static int	w_run_entry(struct worker *, redisReply *);
-static int	w_spawn(struct worker *, const redisReply *, const redisReply *);
-static char   **w_environ(const redisReply *, size_t *);
-static void	env_free(char **, size_t);
-static int	w_autoclaim(struct worker *);
-static int	w_read(struct worker *, const char *, char *, size_t);
+static void	settings(struct worker *);
+static void	gone(struct worker *) __attribute__((noreturn));
+static redisReply *command(struct worker *, int, const char **,
+		    const size_t *);
+static void	group_create(struct worker *);
+static int	entry_parse(const redisReply *, struct entry *);
+static const redisReply *field(const redisReply *, const char *);
+static void	entry_env(struct worker *, const struct entry *);
+static int	message_file(const redisReply *);
+static void	run_handler(struct worker *, const struct entry *,
+		    struct handler_result *);
+static void	acknowledge(struct worker *, const struct entry *);
+static void	dead_letter(struct worker *, const struct entry *,
+		    const char *);
+static long long deliveries(struct worker *, const char *);
+static void	process(struct worker *, const redisReply *, int);
+static int	run_list(struct worker *, const redisReply *, int, char *);
+static void	log_lost(struct worker *, const redisReply *);
+static int	autoclaim(struct worker *);
+static int	read_group(struct worker *, const char *, char *);
+static char	*arguments(struct worker *, int, char *[]);
+static void	signals(void);
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: redis-worker [URL] STREAM GROUP CONSUMER -- "
 	    "HANDLER [ARG ...]\n");
-	exit(EX_USAGE);
+	exit(REDIS_EX_USAGE);
 }
 
 static void
@@ -79,477 +102,525 @@ on_signal(int sig)
 	stopping = 1;
 }
 
+/* The REDIS_* settings; 0 or out of range is a usage error, SPEC 12. */
 static void
-logx(const char *fmt, ...)
+settings(struct worker *w)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("redis-worker: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
+	if (redis_env_number("REDIS_CLAIM_IDLE", DEFAULT_CLAIM_IDLE, 1,
+	    365 * 86400LL, &w->claim_idle) == -1 ||
+	    redis_env_number("REDIS_HANDLER_TIMEOUT", DEFAULT_HANDLER_TIMEOUT,
+	    1, 86400, &w->handler_timeout) == -1 ||
+	    redis_env_number("REDIS_MAX_DELIVERIES", DEFAULT_MAX_DELIVERIES, 1,
+	    1000000, &w->max_deliveries) == -1 ||
+	    redis_env_number("REDIS_TIMEOUT", REDIS_DEFAULT_TIMEOUT, 1, 3600,
+	    &w->timeout) == -1 ||
+	    redis_env_number("REDIS_DELETE_ACKED", 0, 0, 1,
+	    &w->delete_acked) == -1)
+		exit(REDIS_EX_USAGE);
+	/* XAUTOCLAIM would hand a slow handler's entry to a second worker. */
+	if (w->handler_timeout + HANDLER_KILL_GRACE >= w->claim_idle)
+		log_warn("REDIS_HANDLER_TIMEOUT=%lld (+%d s to SIGKILL) is not "
+		    "below REDIS_CLAIM_IDLE=%lld: an entry whose handler runs "
+		    "that long may run twice", w->handler_timeout,
+		    HANDLER_KILL_GRACE, w->claim_idle);
+	/* A blocked read ends well before a reply is overdue. */
+	(void)snprintf(w->block, sizeof(w->block), "%lld",
+	    w->timeout * 1000 / 2 < BLOCK_MS_MAX ? w->timeout * 1000 / 2 :
+	    BLOCK_MS_MAX);
 }
 
-/*
- * Connects to URL: an absolute UNIX socket path, or
- * redis://[user[:password]@]host[:port][/db].  REDIS_AUTH_FILE (its first
- * line) gives the password instead of the URL, so it sits in no argv.
- */
+/* Redis is gone or refused us: exit with the status that says which. */
 static void
-w_connect(struct worker *w, const char *url)
+gone(struct worker *w)
 {
-	char host[256], user[256], pass[PASSWORD_MAX], db[16];
-	const char *p, *at, *end, *auth, *argv[3];
-	struct timeval tv = { IO_TIMEOUT_S, 0 };
-	redisReply *r;
-	long port = 6379;
-	size_t n;
-	FILE *fp;
-	int argc;
-
-	user[0] = pass[0] = db[0] = '\0';
-	if ((auth = getenv("REDIS_AUTH_FILE")) != NULL && *auth != '\0') {
-		if ((fp = fopen(auth, "r")) == NULL)
-			err(EX_CONFIG, "REDIS_AUTH_FILE %s", auth);
-		if (fgets(pass, sizeof(pass), fp) == NULL)
-			pass[0] = '\0';
-		pass[strcspn(pass, "\r\n")] = '\0';
-		fclose(fp);
-	}
-	if (url[0] == '/')
-		w->rc = redisConnectUnixWithTimeout(url, tv);
-	else if (strncmp(url, "redis://", 8) == 0) {
-		p = url + 8;
-		end = p + strcspn(p, "/");
-		if ((at = memrchr(p, '@', end - p)) != NULL) {
-			n = strcspn(p, ":");
-			if (p + n > at)
-				n = at - p;
-			if (n >= sizeof(user))
-				errx(EX_CONFIG, "%s: user name too long", url);
-			memcpy(user, p, n);
-			user[n] = '\0';
-			if (p + n < at && pass[0] == '\0') {
-				if ((size_t)(at - p - n - 1) >= sizeof(pass))
-					errx(EX_CONFIG, "%s: password too long",
-					    url);
-				memcpy(pass, p + n + 1, at - p - n - 1);
-				pass[at - p - n - 1] = '\0';
-			}
-			p = at + 1;
-		}
-		if (*p == '[') {
-			if ((at = memchr(p, ']', end - p)) == NULL)
-				errx(EX_CONFIG, "%s: bad IPv6 address", url);
-			n = at - p - 1;
-			p++;
-			at++;
-		} else {
-			at = p + strcspn(p, ":/");
-			n = at - p;
-		}
-		if (n == 0 || n >= sizeof(host))
-			errx(EX_CONFIG, "%s: bad host", url);
-		memcpy(host, p, n);
-		host[n] = '\0';
-		if (*at == ':') {
-			char portstr[8];
-			const char *e;
-
-			n = end - at - 1;
-			if (n == 0 || n >= sizeof(portstr))
-				errx(EX_CONFIG, "%s: bad port", url);
-			memcpy(portstr, at + 1, n);
-			portstr[n] = '\0';
-			port = strtonum(portstr, 1, 65535, &e);
-			if (e != NULL)
-				errx(EX_CONFIG, "%s: port %s", url, e);
-		}
-		if (*end == '/' && end[1] != '\0') {
-			if (strlen(end + 1) >= sizeof(db) ||
-			    strspn(end + 1, "0123456789") != strlen(end + 1))
-				errx(EX_CONFIG, "%s: bad database number", url);
-			strlcpy(db, end + 1, sizeof(db));
-		}
-		w->rc = redisConnectWithTimeout(host, (int)port, tv);
-	} else
-		errx(EX_CONFIG, "%s: not redis://... or /path/to/socket", url);
-	if (w->rc == NULL || w->rc->err) {
-		logx("cannot connect to %s: %s", url,
-		    w->rc != NULL ? w->rc->errstr : "out of memory");
-		exit(EX_TEMPFAIL);
-	}
-	/* Replies come within BLOCK_MS unless Redis is gone. */
-	tv.tv_sec = IO_TIMEOUT_S + BLOCK_MS / 1000;
-	redisSetTimeout(w->rc, tv);
-	if (pass[0] != '\0') {
-		argc = 0;
-		argv[argc++] = "AUTH";
-		if (user[0] != '\0')
-			argv[argc++] = user;
-		argv[argc++] = pass;
-		r = w_command(w, argc, argv);
-		explicit_bzero(pass, sizeof(pass));
-		if (r->type == REDIS_REPLY_ERROR) {
-			logx("AUTH: %s", r->str);
-			exit(EX_TEMPFAIL);
-		}
-		freeReplyObject(r);
-	}
-	if (db[0] != '\0') {
-		argv[0] = "SELECT";
-		argv[1] = db;
-		r = w_command(w, 2, argv);
-		if (r->type == REDIS_REPLY_ERROR) {
-			logx("SELECT %s: %s", db, r->str);
-			exit(EX_CONFIG);
-		}
-		freeReplyObject(r);
-	}
+	log_warn("redis %s: %s", w->r.where, w->r.err);
+	redis_close(&w->r);
+	exit(w->r.status);
 }
 
-/* One command; a lost connection ends the worker (75: restart me). */
+/* One command; a lost connection or timeout ends the worker (75). */
 static redisReply *
-w_command(struct worker *w, int argc, const char **argv)
+command(struct worker *w, int argc, const char **argv, const size_t *lens)
 {
-	redisReply *r;
+	redisReply	*rep;
 
-	r = redisCommandArgv(w->rc, argc, argv, NULL);
-	if (r == NULL) {
-		logx("%s: %s", argv[0], w->rc->errstr);
-		exit(EX_TEMPFAIL);
-	}
-	return r;
+	if ((rep = redis_command(&w->r, argc, argv, lens)) == NULL)
+		gone(w);
+	return rep;
 }
 
 /* The group reads the stream from its start; an existing one is fine. */
 static void
-w_group_create(struct worker *w)
+group_create(struct worker *w)
 {
-	const char *argv[] = { "XGROUP", "CREATE", w->stream, w->group, "0",
-	    "MKSTREAM" };
-	redisReply *r;
+	const char	*argv[] = { "XGROUP", "CREATE", w->stream, w->group,
+	    "0", "MKSTREAM" };
+	redisReply	*rep;
 
-	r = w_command(w, 6, argv);
-	if (r->type == REDIS_REPLY_ERROR &&
-	    strncmp(r->str, "BUSYGROUP", 9) != 0) {
-		logx("XGROUP CREATE %s %s: %s", w->stream, w->group, r->str);
-		exit(EX_TEMPFAIL);
+	rep = command(w, 6, argv, NULL);
+	if (rep->type == REDIS_REPLY_ERROR &&
+	    strncmp(rep->str, "BUSYGROUP", 9) != 0) {
+		w->r.status = redis_error_status(rep);
+		(void)snprintf(w->r.err, sizeof(w->r.err), "XGROUP CREATE: "
+		    "%.200s", rep->str);
+		freeReplyObject(rep);
+		gone(w);
 	}
-	freeReplyObject(r);
+	freeReplyObject(rep);
 }
 
-/* Frees what w_environ() allocated: the vector and the strings from ours. */
-static void
-env_free(char **env, size_t ours)
+/* The value of field name, or NULL. */
+static const redisReply *
+field(const redisReply *fields, const char *name)
 {
 	size_t	 i;
 
-	for (i = ours; env[i] != NULL; i++)
-		free(env[i]);
-	free(env);
+	for (i = 0; i + 1 < fields->elements; i += 2)
+		if (fields->element[i]->type == REDIS_REPLY_STRING &&
+		    fields->element[i + 1]->type == REDIS_REPLY_STRING &&
+		    strcmp(fields->element[i]->str, name) == 0)
+			return fields->element[i + 1];
+	return NULL;
+}
+
+/* [id, [field, value, ...]] (fields nil once deleted); 0, or -1. */
+static int
+entry_parse(const redisReply *e, struct entry *ent)
+{
+	const redisReply	*v;
+	char			 esc[ID_MAX * 4];
+
+	memset(ent, 0, sizeof(*ent));
+	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+	    e->element[0]->type != REDIS_REPLY_STRING ||
+	    e->element[0]->len >= ID_MAX)
+		return -1;
+	ent->id = e->element[0]->str;
+	ent->deliveries = 1;
+	if (e->element[1]->type != REDIS_REPLY_ARRAY)
+		return 0;
+	ent->fields = e->element[1];
+	ent->message = field(ent->fields, "message");
+	ent->mail_from = (v = field(ent->fields, "mail_from")) != NULL ?
+	    v->str : "";
+	ent->rcpt_to = (v = field(ent->fields, "rcpt_to")) != NULL ?
+	    v->str : "";
+	/* Redis content is not ours: escaped before it is logged. */
+	v = field(ent->fields, "id");
+	(void)log_escape(esc, sizeof(esc), v != NULL ? v->str : ent->id,
+	    v != NULL ? (v->len < ID_MAX ? v->len : ID_MAX) : strlen(ent->id));
+	(void)strlcpy(ent->tag, esc, sizeof(ent->tag));
+	return 0;
 }
 
 /*
- * The handler's environment: ours without any SMTP_* variable, plus one
+ * The handler's environment: ours without stale SMTP_* (the worker's
+ * own SMTP_RELAY stays: where to relay is this host's setting), plus
  * SMTP_NAME per field but "message".  A field that cannot be a variable
  * (odd name, a NUL in the value) is left out, with a log line.
  */
-static char **
-w_environ(const redisReply *fields, size_t *ours)
+static void
+entry_env(struct worker *w, const struct entry *ent)
 {
-	const redisReply *k, *v;
-	char **env, *s;
-	size_t n = 0, i, j, m = 0;
+	const redisReply	*k, *v;
+	char			 name[5 + FIELD_MAX + 1];
+	size_t			 i, j;
 
-	while (environ[n] != NULL)
-		n++;
-	if ((env = calloc(n + fields->elements / 2 + 1, sizeof(*env))) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], "SMTP_", 5) != 0)
-			env[m++] = environ[i];
-	*ours = m;	/* from here on the strings are ours to free */
-	for (i = 0; i + 1 < fields->elements; i += 2) {
-		k = fields->element[i];
-		v = fields->element[i + 1];
+	env_clear(&w->env);
+	for (i = 0; i + 1 < ent->fields->elements; i += 2) {
+		k = ent->fields->element[i];
+		v = ent->fields->element[i + 1];
 		if (k->type != REDIS_REPLY_STRING ||
-		    v->type != REDIS_REPLY_STRING)
+		    v->type != REDIS_REPLY_STRING ||
+		    strcmp(k->str, "message") == 0 ||
+		    (w->own_relay && strcmp(k->str, "relay") == 0))
 			continue;
-		if (strcmp(k->str, "message") == 0)
-			continue;
-		if (k->len == 0 || k->len > FIELD_MAX ||
-		    strspn(k->str, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
-		    k->len || memchr(v->str, '\0', v->len) != NULL) {
-			logx("field %.*s left out of the environment",
-			    (int)(k->len < FIELD_MAX ? k->len : FIELD_MAX),
-			    k->str);
+		if (k->len == 0 || k->len > FIELD_MAX || strspn(k->str,
+		    "abcdefghijklmnopqrstuvwxyz0123456789_") != k->len) {
+			log_warn("%s: a field is left out of the environment",
+			    ent->tag);
 			continue;
 		}
-		if (asprintf(&s, "SMTP_%s=%s", k->str, v->str) == -1) {
-			env[m] = NULL;
-			env_free(env, *ours);
-			return NULL;
-		}
-		for (j = 5; s[j] != '='; j++)
-			if (s[j] >= 'a' && s[j] <= 'z')
-				s[j] -= 'a' - 'A';
-		env[m++] = s;
+		memcpy(name, "SMTP_", 5);
+		for (j = 0; j <= k->len; j++)
+			name[5 + j] = (char)toupper((unsigned char)k->str[j]);
+		if (env_add(&w->env, name, v->str, v->len) == -1)
+			log_warn("%s: field %s holds a NUL: left out of the "
+			    "environment", ent->tag, k->str);
 	}
-	env[m] = NULL;
-	return env;
+}
+
+/* The message in an unlinked file of its own, at offset 0; -1 on error. */
+static int
+message_file(const redisReply *msg)
+{
+	struct spool	 sp;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.fd = -1;
+	if (spool_begin(&sp, NULL) == -1 ||
+	    spool_write(&sp, msg->str, msg->len) == -1 ||
+	    spool_rewind(&sp) == -1) {
+		spool_close(&sp);
+		return -1;
+	}
+	return sp.fd;
+}
+
+/* The handler on one entry, as smtpd-stdio runs it (SPEC 5.1). */
+static void
+run_handler(struct worker *w, const struct entry *ent,
+    struct handler_result *res)
+{
+	struct handler_cmd	 cmd;
+	char			*rcpts, *p, **rcpt = NULL, **argv;
+	size_t			 n = 0;
+
+	if ((rcpts = strdup(ent->rcpt_to)) == NULL)
+		fatalx("out of memory");
+	/* SMTP_RCPT_TO is LF-joined: one {recipients} argument each. */
+	for (p = rcpts; *rcpts != '\0' && p != NULL; n++) {
+		if ((rcpt = reallocarray(rcpt, n + 1, sizeof(*rcpt))) == NULL)
+			fatalx("out of memory");
+		rcpt[n] = strsep(&p, "\n");
+	}
+	argv = argv_expand(w->handler, ent->mail_from, rcpt, n);
+	memset(&cmd, 0, sizeof(cmd));
+	entry_env(w, ent);
+	cmd.argv = argv;
+	cmd.envp = env_vector(&w->env);
+	cmd.id = ent->tag;
+	cmd.what = "handler";
+	cmd.timeout = w->handler_timeout;
+	if ((cmd.in = message_file(ent->message)) == -1) {
+		memset(res, 0, sizeof(*res));
+		res->end = HE_EXEC_FAILED;
+		log_warn("%s: cannot spool the message: %s", ent->tag,
+		    strerror(errno));
+	} else {
+		handler_exec(&cmd, res);
+		(void)close(cmd.in);
+	}
+	argv_free(argv);
+	free(rcpt);
+	free(rcpts);
+}
+
+/* XACK, and XDEL with REDIS_DELETE_ACKED=1 (never trimming, SPEC 12). */
+static void
+acknowledge(struct worker *w, const struct entry *ent)
+{
+	const char	*argv[] = { "XACK", w->stream, w->group, ent->id };
+	redisReply	*rep;
+	int		 i;
+
+	for (i = 0; i < (w->delete_acked ? 2 : 1); i++) {
+		if (i == 1) {
+			argv[0] = "XDEL";
+			argv[2] = ent->id;
+		}
+		rep = command(w, i == 0 ? 4 : 3, argv, NULL);
+		if (rep->type == REDIS_REPLY_ERROR) {
+			w->r.status = redis_error_status(rep);
+			(void)snprintf(w->r.err, sizeof(w->r.err),
+			    "%s %s: %.200s", argv[0], ent->id, rep->str);
+			freeReplyObject(rep);
+			gone(w);
+		}
+		freeReplyObject(rep);
+	}
 }
 
 /*
- * Runs the handler on one entry [id, [field, value, ...]] with the message
- * in an unlinked temporary file on its stdin, its stdout and stderr on
- * ours; returns its exit status, or -1.
+ * Moves an entry to STREAM:dead, its fields plus reply and deliveries,
+ * then acknowledges it.  The XADD comes first: a crash between the two
+ * leaves a second dead letter on the next try, never none.
  */
-static int
-w_spawn(struct worker *w, const redisReply *fields, const redisReply *msg)
+static void
+dead_letter(struct worker *w, const struct entry *ent, const char *reply)
 {
-	char path[4096], **env;
-	const char *tmpdir;
-	size_t ours;
-	sigset_t none;
-	size_t off;
-	ssize_t nw;
-	pid_t pid;
-	int fd, status;
+	const char	**argv;
+	size_t		 *lens, n = 0, i;
+	char		  count[24];
+	redisReply	 *rep;
 
-	if ((tmpdir = getenv("TMPDIR")) == NULL || *tmpdir == '\0')
-		tmpdir = "/tmp";
-	if ((size_t)snprintf(path, sizeof(path), "%s/redis-worker.XXXXXX",
-	    tmpdir) >= sizeof(path))
-		return -1;
-	if ((fd = mkstemp(path)) == -1) {
-		logx("mkstemp %s: %s", path, strerror(errno));
-		return -1;
+	i = ent->fields->elements + 7;
+	if ((argv = calloc(i, sizeof(*argv))) == NULL ||
+	    (lens = calloc(i, sizeof(*lens))) == NULL)
+		fatalx("out of memory");
+	argv[n++] = "XADD";
+	argv[n++] = w->dead;
+	argv[n++] = "*";
+	for (i = 0; i < ent->fields->elements; i++) {
+		lens[n] = ent->fields->element[i]->len;
+		argv[n++] = ent->fields->element[i]->str;
 	}
-	unlink(path);
-	for (off = 0; off < msg->len; off += nw)
-		if ((nw = write(fd, msg->str + off, msg->len - off)) == -1) {
-			if (errno == EINTR) {
-				nw = 0;
-				continue;
-			}
-			logx("writing the message: %s", strerror(errno));
-			close(fd);
-			return -1;
-		}
-	if (lseek(fd, 0, SEEK_SET) == -1 ||
-	    (env = w_environ(fields, &ours)) == NULL) {
-		close(fd);
-		return -1;
+	(void)snprintf(count, sizeof(count), "%lld", ent->deliveries);
+	argv[n++] = "reply";
+	argv[n++] = reply;
+	argv[n++] = "deliveries";
+	argv[n++] = count;
+	for (i = 0; i < n; i++)
+		if (lens[i] == 0)
+			lens[i] = strlen(argv[i]);
+	rep = command(w, (int)n, argv, lens);
+	free(argv);
+	free(lens);
+	if (rep->type != REDIS_REPLY_STRING) {
+		log_warn("%s: entry %s: XADD %s: %.200s; left pending",
+		    ent->tag, ent->id, w->dead, rep->type == REDIS_REPLY_ERROR ?
+		    rep->str : "odd reply");
+		freeReplyObject(rep);
+		return;
 	}
-	if ((pid = fork()) == -1) {
-		logx("fork: %s", strerror(errno));
-		close(fd);
-		env_free(env, ours);
-		return -1;
-	}
-	if (pid == 0) {
-		/* Its own process group: a terminal's ^C is not for it. */
-		setpgid(0, 0);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(fd, 0) == -1 || dup2(2, 1) == -1)
-			_exit(EX_TEMPFAIL);
-		close(fd);
-		environ = env;
-		execvp(w->handler[0], w->handler);
-		logx("%s: %s", w->handler[0], strerror(errno));
-		_exit(EX_TEMPFAIL);
-	}
-	close(fd);
-	env_free(env, ours);	/* the child has its own copy */
-	/* SIGTERM finishes the current entry: wait whatever comes. */
-	while (waitpid(pid, &status, 0) == -1)
-		if (errno != EINTR)
-			return -1;
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	logx("handler killed by signal %d", WTERMSIG(status));
-	return -1;
+	freeReplyObject(rep);
+	acknowledge(w, ent);
+	log_warn("%s: entry %s: moved to %s after %lld deliveries: %s",
+	    ent->tag, ent->id, w->dead, ent->deliveries, reply);
 }
 
-/* One entry: run it, XACK it on exit 0.  Returns 1 when acknowledged. */
-static int
-w_run_entry(struct worker *w, redisReply *e)
+/* How many times the entry was delivered, this time included (XPENDING). */
+static long long
+deliveries(struct worker *w, const char *id)
 {
-	const redisReply *id, *fields, *msg = NULL;
-	const char *argv[4];
-	redisReply *r;
-	size_t i;
-	int status;
+	const char	*argv[] = { "XPENDING", w->stream, w->group, id, id,
+	    "1" };
+	redisReply	*rep;
+	long long	 n = 1;
 
-	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-	    e->element[0]->type != REDIS_REPLY_STRING)
-		return 0;
-	id = e->element[0];
-	fields = e->element[1];
-	if (fields->type != REDIS_REPLY_ARRAY) {
-		/* Trimmed away while pending: nothing left to deliver. */
-		logx("entry %s is gone from %s", id->str, w->stream);
-		return 0;
-	}
-	for (i = 0; i + 1 < fields->elements; i += 2)
-		if (fields->element[i]->type == REDIS_REPLY_STRING &&
-		    strcmp(fields->element[i]->str, "message") == 0)
-			msg = fields->element[i + 1];
-	if (msg == NULL || msg->type != REDIS_REPLY_STRING) {
-		logx("entry %s has no message field; left pending", id->str);
-		return 0;
-	}
-	status = w_spawn(w, fields, msg);
-	if (status != 0) {
-		logx("entry %s: handler exit %d; left pending", id->str,
-		    status);
-		return 0;
-	}
-	argv[0] = "XACK";
-	argv[1] = w->stream;
-	argv[2] = w->group;
-	argv[3] = id->str;
-	r = w_command(w, 4, argv);
-	if (r->type != REDIS_REPLY_INTEGER)
-		logx("XACK %s: %s", id->str,
-		    r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
-	freeReplyObject(r);
-	return 1;
+	rep = command(w, 6, argv, NULL);
+	/* [[id, consumer, idle, deliveries]] */
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+	    rep->element[0]->type == REDIS_REPLY_ARRAY &&
+	    rep->element[0]->elements == 4 &&
+	    rep->element[0]->element[3]->type == REDIS_REPLY_INTEGER)
+		n = rep->element[0]->element[3]->integer;
+	freeReplyObject(rep);
+	return n;
 }
 
 /*
- * Runs the entries of a reply's entry list; the last id seen goes to
- * last.  Returns how many entries there were.
+ * One entry, SPEC 12: deleted (logged as lost, acknowledged), delivered
+ * too often or answered 5xx (dead letter), 2xx (acknowledged), or 4xx
+ * (left pending).  fresh: read as new, so this is its first delivery.
  */
-static int
-w_run_entries(struct worker *w, redisReply *list, char *last, size_t lastsz)
+static void
+process(struct worker *w, const redisReply *e, int fresh)
 {
-	size_t i;
+	struct handler_result	 res;
+	struct entry		 ent;
+	struct buf		 reply = { NULL, 0, 0 };
+	int			 code;
+
+	if (entry_parse(e, &ent) == -1)
+		return;
+	if (ent.fields == NULL) {
+		log_warn("entry %s of %s was deleted while pending: lost",
+		    ent.id, w->stream);
+		acknowledge(w, &ent);
+		return;
+	}
+	if (!fresh)
+		ent.deliveries = deliveries(w, ent.id);
+	if (ent.deliveries > w->max_deliveries) {
+		dead_letter(w, &ent, "554 5.4.0 Error: too many delivery "
+		    "attempts");
+		return;
+	}
+	if (ent.message == NULL)
+		buf_appendf(&reply, "554 5.6.0 Error: no message field\r\n");
+	else {
+		run_handler(w, &ent, &res);
+		(void)reply_from_handler(&res, ent.tag, &reply);
+		handler_result_free(&res);
+	}
+	buf_append(&reply, "", 1);
+	reply.data[strcspn(reply.data, "\r\n")] = '\0';	/* first line */
+	code = atoi(reply.data);
+	if (code >= 200 && code < 300) {
+		acknowledge(w, &ent);
+		log_info("%s: entry %s: %s", ent.tag, ent.id, reply.data);
+	} else if (code >= 500)
+		dead_letter(w, &ent, reply.data);
+	else
+		log_warn("%s: entry %s: %s; left pending", ent.tag, ent.id,
+		    reply.data);
+	buf_free(&reply);
+}
+
+/* Runs a list of entries; the last id goes to last (if not NULL). */
+static int
+run_list(struct worker *w, const redisReply *list, int fresh, char *last)
+{
+	size_t	 i;
 
 	if (list == NULL || list->type != REDIS_REPLY_ARRAY)
 		return 0;
 	for (i = 0; i < list->elements; i++) {
-		w_run_entry(w, list->element[i]);
+		process(w, list->element[i], fresh);
 		if (last != NULL && list->element[i]->type ==
-		    REDIS_REPLY_ARRAY && list->element[i]->elements > 0)
-			strlcpy(last, list->element[i]->element[0]->str,
-			    lastsz);
+		    REDIS_REPLY_ARRAY && list->element[i]->elements > 0 &&
+		    list->element[i]->element[0]->len < ID_MAX)
+			(void)strlcpy(last, list->element[i]->element[0]->str,
+			    ID_MAX);
 	}
 	return (int)list->elements;
 }
 
-/* Claims and runs one entry pending longer than the claim idle time. */
-static int
-w_autoclaim(struct worker *w)
+/* XAUTOCLAIM's third element: ids deleted while pending (Redis >= 7). */
+static void
+log_lost(struct worker *w, const redisReply *ids)
 {
-	char idle[32];
-	const char *argv[] = { "XAUTOCLAIM", w->stream, w->group, w->consumer,
-	    idle, w->cursor, "COUNT", "1" };
-	redisReply *r;
-	int n;
+	size_t	 i;
 
-	snprintf(idle, sizeof(idle), "%lld", w->claim_idle_ms);
-	r = w_command(w, 8, argv);
-	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-	    r->element[0]->type != REDIS_REPLY_STRING) {
-		logx("XAUTOCLAIM: %s",
-		    r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
-		exit(EX_TEMPFAIL);
+	if (ids == NULL || ids->type != REDIS_REPLY_ARRAY)
+		return;
+	for (i = 0; i < ids->elements; i++)
+		if (ids->element[i]->type == REDIS_REPLY_STRING)
+			log_warn("entry %s of %s was deleted while pending: "
+			    "lost", ids->element[i]->str, w->stream);
+}
+
+/* Claims and runs one entry pending longer than REDIS_CLAIM_IDLE. */
+static int
+autoclaim(struct worker *w)
+{
+	char		 idle[32];
+	const char	*argv[] = { "XAUTOCLAIM", w->stream, w->group,
+	    w->consumer, idle, w->cursor, "COUNT", "1" };
+	redisReply	*rep;
+	int		 n;
+
+	(void)snprintf(idle, sizeof(idle), "%lld", w->claim_idle * 1000);
+	rep = command(w, 8, argv, NULL);
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING ||
+	    rep->element[0]->len >= sizeof(w->cursor)) {
+		w->r.status = rep->type == REDIS_REPLY_ERROR ?
+		    redis_error_status(rep) : REDIS_EX_TEMPFAIL;
+		(void)snprintf(w->r.err, sizeof(w->r.err), "XAUTOCLAIM: %.200s",
+		    rep->type == REDIS_REPLY_ERROR ? rep->str : "odd reply");
+		freeReplyObject(rep);
+		gone(w);
 	}
-	strlcpy(w->cursor, r->element[0]->str, sizeof(w->cursor));
-	n = w_run_entries(w, r->element[1], NULL, 0);
-	freeReplyObject(r);
+	(void)strlcpy(w->cursor, rep->element[0]->str, sizeof(w->cursor));
+	log_lost(w, rep->elements > 2 ? rep->element[2] : NULL);
+	n = run_list(w, rep->element[1], 0, NULL);
+	freeReplyObject(rep);
 	return n;
 }
 
 /*
- * XREADGROUP of one entry after id (">" for new ones, blocking up to
- * BLOCK_MS); runs it.  Returns the number of entries read.
+ * XREADGROUP of one entry after id (">" for new ones, blocking for a
+ * while); runs it.  Returns the number of entries read.
  */
 static int
-w_read(struct worker *w, const char *id, char *last, size_t lastsz)
+read_group(struct worker *w, const char *id, char *last)
 {
-	const char *argv[] = { "XREADGROUP", "GROUP", w->group, w->consumer,
-	    "COUNT", "1", "BLOCK", "1000", "STREAMS", w->stream, id };
-	redisReply *r, *s;
-	int n = 0;
+	const char	*argv[] = { "XREADGROUP", "GROUP", w->group,
+	    w->consumer, "COUNT", "1", "BLOCK", w->block, "STREAMS",
+	    w->stream, id };
+	redisReply	*rep, *s;
+	int		 n = 0;
 
-	r = w_command(w, 11, argv);
-	if (r->type == REDIS_REPLY_ERROR) {
-		logx("XREADGROUP: %s", r->str);
-		exit(EX_TEMPFAIL);
+	rep = command(w, 11, argv, NULL);
+	if (rep->type == REDIS_REPLY_ERROR) {
+		w->r.status = redis_error_status(rep);
+		(void)snprintf(w->r.err, sizeof(w->r.err), "XREADGROUP: %.200s",
+		    rep->str);
+		freeReplyObject(rep);
+		gone(w);
 	}
 	/* [[stream, [entry, ...]]], or nil on timeout. */
-	if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-	    (s = r->element[0])->type == REDIS_REPLY_ARRAY && s->elements == 2)
-		n = w_run_entries(w, s->element[1], last, lastsz);
-	freeReplyObject(r);
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+	    (s = rep->element[0])->type == REDIS_REPLY_ARRAY &&
+	    s->elements == 2)
+		n = run_list(w, s->element[1], strcmp(id, ">") == 0, last);
+	freeReplyObject(rep);
 	return n;
+}
+
+/*
+ * [URL] STREAM GROUP CONSUMER -- HANDLER [ARG ...] into w; returns our
+ * copy of the URL (NULL: the default), its password gone from argv.
+ */
+static char *
+arguments(struct worker *w, int argc, char *argv[])
+{
+	char	*url = NULL;
+	int	 i, dash = -1;
+
+	for (i = 1; i < argc && dash == -1; i++)
+		if (strcmp(argv[i], "--") == 0)
+			dash = i;
+	if ((dash != 4 && dash != 5) || dash + 1 >= argc)
+		usage();
+	w->stream = argv[dash - 3];
+	w->group = argv[dash - 2];
+	w->consumer = argv[dash - 1];
+	w->handler = argv + dash + 1;
+	if (*w->stream == '\0' || *w->group == '\0' || *w->consumer == '\0')
+		usage();
+	if (dash == 5) {
+		if ((url = strdup(argv[1])) == NULL)
+			fatalx("out of memory");
+		redis_scrub_url(argv[1]);
+	}
+	if (asprintf(&w->dead, "%s:dead", w->stream) == -1)
+		fatalx("out of memory");
+	return url;
+}
+
+/* SIGTERM and SIGINT finish the current entry; SIGPIPE is not fatal. */
+static void
+signals(void)
+{
+	struct sigaction	 sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)signal(SIGPIPE, SIG_IGN);
 }
 
 int
 main(int argc, char *argv[])
 {
-	struct worker w;
-	struct sigaction sa;
-	const char *url = DEFAULT_URL, *s, *e;
-	char last[64];
-	int i, dash = -1;
+	struct worker		 w;
+	char			*url, last[ID_MAX];
 
-	for (i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--") == 0) {
-			dash = i;
-			break;
-		}
-	if (dash == 5)
-		url = argv[1];
-	else if (dash != 4)
-		usage();
-	if (dash + 1 >= argc)
-		usage();
 	memset(&w, 0, sizeof(w));
-	w.stream = argv[dash - 3];
-	w.group = argv[dash - 2];
-	w.consumer = argv[dash - 1];
-	w.handler = argv + dash + 1;
-	if (*w.stream == '\0' || *w.group == '\0' || *w.consumer == '\0')
-		usage();
-	w.claim_idle_ms = DEFAULT_CLAIM_IDLE * 1000LL;
-	if ((s = getenv("REDIS_CLAIM_IDLE")) != NULL && *s != '\0') {
-		w.claim_idle_ms = strtonum(s, 0, 86400 * 365, &e) * 1000LL;
-		if (e != NULL)
-			errx(EX_CONFIG, "REDIS_CLAIM_IDLE=%s: %s", s, e);
-	}
-	strlcpy(w.cursor, "0-0", sizeof(w.cursor));
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	setvbuf(stderr, NULL, _IOLBF, 0);
-
-	w_connect(&w, url);
-	w_group_create(&w);
-	logx("consumer %s of group %s on %s: ready", w.consumer, w.group,
+	log_ident("redis-worker");
+	log_init(LOGTO_STDERR, 0);
+	url = arguments(&w, argc, argv);
+	settings(&w);
+	(void)strlcpy(w.cursor, "0-0", sizeof(w.cursor));
+	signals();
+	/* The worker's own SMTP_RELAY: where this host relays to. */
+	w.own_relay = getenv("SMTP_RELAY") != NULL;
+	env_init(&w.env, "SMTP_RELAY");
+	if (redis_open(&w.r, url != NULL ? url : REDIS_DEFAULT_URL,
+	    w.timeout) == -1)
+		gone(&w);
+	if (url != NULL)
+		explicit_bzero(url, strlen(url));
+	free(url);
+	group_create(&w);
+	log_info("consumer %s of group %s on %s: ready", w.consumer, w.group,
 	    w.stream);
 
 	/* First what this consumer had read and not acknowledged before. */
-	strlcpy(last, "0", sizeof(last));
-	while (!stopping && w_read(&w, last, last, sizeof(last)) > 0)
+	(void)strlcpy(last, "0", sizeof(last));
+	while (!stopping && read_group(&w, last, last) > 0)
 		;
-	while (!stopping) {
-		if (w_autoclaim(&w) > 0)
-			continue;
-		w_read(&w, ">", NULL, 0);
-	}
-	logx("consumer %s: stopped", w.consumer);
-	redisFree(w.rc);
+	while (!stopping)
+		if (autoclaim(&w) == 0)
+			(void)read_group(&w, ">", NULL);
+	log_info("consumer %s: stopped", w.consumer);
+	redis_close(&w.r);
+	env_free(&w.env);
+	free(w.dead);
 	return 0;
 }

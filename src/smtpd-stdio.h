@@ -376,9 +376,44 @@ struct handler_job {
 	size_t			 out_limit;	/* 0: HANDLER_OUTPUT_MAX */
 };
 
+/* What handler_exec() runs: argv and envp ready, stdin open. */
+struct handler_cmd {
+	char *const	*argv;
+	char *const	*envp;
+	int		 in;		/* stdin, -1: /dev/null */
+	const char	*id;		/* the message id, for the log */
+	const char	*what;		/* "handler", "rcpt-check" */
+	long long	 timeout;	/* seconds, then TERM, then KILL */
+	size_t		 out_limit;	/* stdout that counts, 0: HANDLER_OUTPUT_MAX */
+};
+
+void	 handler_exec(const struct handler_cmd *, struct handler_result *);
+
+/* envelope.c: smtpd-stdio's message (or RCPT) to a handler_exec(). */
 void	 handler_run(const struct handler_job *, struct handler_result *);
 void	 handler_result_free(struct handler_result *);
 size_t	 handler_lmtp_limit(size_t);
+
+/* env.c: the handler's environment and argv, SPEC 5.1. */
+struct env {
+	char		**inherited;	/* ours, without stale SMTP_* */
+	size_t		  ninherited;
+	struct buf	  vars;		/* "NAME=value\0" of this message */
+	size_t		 *offs;		/* where each starts in vars */
+	size_t		  nvars;
+	size_t		  capvars;
+	char		**vec;		/* env_vector()'s result */
+	size_t		  capvec;
+};
+
+void	 env_init(struct env *, const char *);
+void	 env_clear(struct env *);
+int	 env_add(struct env *, const char *, const char *, size_t);
+void	 env_set(struct env *, const char *, const char *);
+char	**env_vector(struct env *);
+void	 env_free(struct env *);
+char	**argv_expand(char *const *, const char *, char *const *, size_t);
+void	 argv_free(char **);
 
 /* spawn.c: how every program we run is started. */
 int	 handler_spawn(pid_t *, int, int, int, char *const *, char *const *);
@@ -396,6 +431,7 @@ void	 reply_repeat(const char *, size_t, struct buf *);
 
 /* log.c */
 void	 log_init(enum log_target, int);
+void	 log_ident(const char *);
 void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));

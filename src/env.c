@@ -1,0 +1,173 @@
+/*
+ * The handler's environment and argv, SPEC 5.1, shared by smtpd-stdio
+ * and redis-worker: our own environment without stale copies of the
+ * SMTP_* variables we set (filtered once, not per message), plus the
+ * message's variables, formatted into one buffer; and the argv with
+ * {sender} and {recipients} expanded.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtpd-stdio.h"
+
+extern char **environ;
+
+/* What we set for the handler; inherited copies are dropped. */
+static const char *const smtp_vars[] = {
+	"SMTP_ID", "SMTP_REMOTE_ADDR", "SMTP_REMOTE_PORT", "SMTP_LOCAL_ADDR",
+	"SMTP_LOCAL_PORT", "SMTP_HELO", "SMTP_PROTOCOL", "SMTP_MAIL_FROM",
+	"SMTP_RCPT_TO", "SMTP_RCPT_COUNT", "SMTP_MAIL_OPTIONS",
+	"SMTP_RCPT_OPTIONS", "SMTP_SIZE", "SMTP_RELAY", "SMTP_LINE_ENDS",
+	"SMTP_RCPT", "SMTP_RCPT_OPTION", "SMTP_AUTH_USER", "SMTP_TLS_PROTOCOL",
+	"SMTP_TLS_CIPHER", "SMTP_TLS_SNI", "SMTP_TLS_RESUMED",
+	"SMTP_TLS_CLIENT_SUBJECT", "SMTP_TLS_CLIENT_HASH", "SMTP_REQUIRETLS"
+};
+#define NSMTP_VARS	(sizeof(smtp_vars) / sizeof(smtp_vars[0]))
+
+static int	is_smtp_var(const char *, const char *);
+
+/* One of ours (and not the name kept), as NAME=...; one prefix test first. */
+static int
+is_smtp_var(const char *entry, const char *keep)
+{
+	size_t	 i, n;
+
+	if (strncmp(entry, "SMTP_", 5) != 0)
+		return 0;
+	if (keep != NULL && strncmp(entry, keep, n = strlen(keep)) == 0 &&
+	    entry[n] == '=')
+		return 0;
+	for (i = 0; i < NSMTP_VARS; i++) {
+		n = strlen(smtp_vars[i]);
+		if (strncmp(entry, smtp_vars[i], n) == 0 && entry[n] == '=')
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Takes our environment as it is now, without the SMTP_* variables we
+ * set but keep (a name, or NULL).  The strings are shared with environ.
+ */
+void
+env_init(struct env *e, const char *keep)
+{
+	size_t	 n = 0, i;
+
+	memset(e, 0, sizeof(*e));
+	while (environ[n] != NULL)
+		n++;
+	if ((e->inherited = calloc(n + 1, sizeof(*e->inherited))) == NULL)
+		fatalx("out of memory");
+	for (i = 0; i < n; i++)
+		if (!is_smtp_var(environ[i], keep))
+			e->inherited[e->ninherited++] = environ[i];
+}
+
+/* Forgets the variables of the last message. */
+void
+env_clear(struct env *e)
+{
+	e->vars.len = 0;
+	e->nvars = 0;
+}
+
+/*
+ * Adds NAME=VALUE (len bytes).  Returns -1, adding nothing, when VALUE
+ * holds a NUL, which no environment string can.
+ */
+int
+env_add(struct env *e, const char *name, const char *value, size_t len)
+{
+	if (memchr(value, '\0', len) != NULL)
+		return -1;
+	if (e->nvars == e->capvars) {
+		e->capvars = e->capvars == 0 ? 32 : e->capvars * 2;
+		if ((e->offs = reallocarray(e->offs, e->capvars,
+		    sizeof(*e->offs))) == NULL)
+			fatalx("out of memory");
+	}
+	/* Offsets, not pointers: the buffer may move as it grows. */
+	e->offs[e->nvars++] = e->vars.len;
+	buf_append(&e->vars, name, strlen(name));
+	buf_append(&e->vars, "=", 1);
+	buf_append(&e->vars, value, len);
+	buf_append(&e->vars, "", 1);
+	return 0;
+}
+
+/* env_add() of a C string. */
+void
+env_set(struct env *e, const char *name, const char *value)
+{
+	(void)env_add(e, name, value, strlen(value));
+}
+
+/* The environment for execve: valid until the next env_* call. */
+char **
+env_vector(struct env *e)
+{
+	size_t	 need = e->ninherited + e->nvars + 1, i;
+
+	if (need > e->capvec) {
+		free(e->vec);
+		if ((e->vec = calloc(need, sizeof(*e->vec))) == NULL)
+			fatalx("out of memory");
+		e->capvec = need;
+	}
+	memcpy(e->vec, e->inherited, e->ninherited * sizeof(*e->vec));
+	for (i = 0; i < e->nvars; i++)
+		e->vec[e->ninherited + i] = e->vars.data + e->offs[i];
+	e->vec[need - 1] = NULL;
+	return e->vec;
+}
+
+void
+env_free(struct env *e)
+{
+	free(e->inherited);
+	free(e->offs);
+	free(e->vec);
+	buf_free(&e->vars);
+	memset(e, 0, sizeof(*e));
+}
+
+/*
+ * The handler's argv, SPEC 5.1: an argument equal to {sender} becomes the
+ * reverse-path, one equal to {recipients} one argument per recipient.
+ * Free with argv_free().
+ */
+char **
+argv_expand(char *const *in, const char *sender, char *const *rcpt,
+    size_t nrcpt)
+{
+	char	**argv;
+	size_t	  n = 0, i, j, k = 0;
+
+	for (i = 0; in[i] != NULL; i++)
+		n += strcmp(in[i], "{recipients}") == 0 ? nrcpt : 1;
+	if ((argv = calloc(n + 1, sizeof(*argv))) == NULL)
+		fatalx("out of memory");
+	for (i = 0; in[i] != NULL; i++) {
+		if (strcmp(in[i], "{recipients}") == 0)
+			for (j = 0; j < nrcpt; j++)
+				argv[k++] = strdup(rcpt[j]);
+		else if (strcmp(in[i], "{sender}") == 0)
+			argv[k++] = strdup(sender);
+		else
+			argv[k++] = strdup(in[i]);
+		if (k > 0 && argv[k - 1] == NULL)
+			fatalx("out of memory");
+	}
+	return argv;
+}
+
+void
+argv_free(char **argv)
+{
+	size_t	 i;
+
+	for (i = 0; argv[i] != NULL; i++)
+		free(argv[i]);
+	free(argv);
+}
