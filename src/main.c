@@ -735,6 +735,14 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 				log_info("STARTTLS: %zu bytes behind the "
 				    "command discarded", len - off);
 			off = len = 0;
+			/*
+			 * SPEC 10.2: an exec: policy program ends with this
+			 * process's part of the session, before the hand-over.
+			 */
+			if (c->tls_handover) {
+				policy_free(ps);
+				ps = c->npolicy > 0 ? policy_new(c) : NULL;
+			}
 			(void)start_tls(&s, server, &dl, p);
 			break;
 		case SA_AUTH:

@@ -459,3 +459,35 @@ def scan_memory(pid, words):
 	run readelf -d "$SMTPD"
 	refute_output --partial libgnutls
 }
+
+@test "a --policy exec: program started before STARTTLS is stopped with the session that smtpd-stdio-tls goes on with" {
+	cat >"$BATS_TEST_TMPDIR/pol" <<-EOF2
+	#!/bin/sh
+	echo \$\$ >"$BATS_TEST_TMPDIR/pol.pid"
+	while read -r l; do [ -z "\$l" ] && printf 'action=DUNNO\n\n'; done
+	exec sleep 300
+	EOF2
+	chmod +x "$BATS_TEST_TMPDIR/pol"
+	run drive "$SMTPD" "$PKI" "$BATS_TEST_TMPDIR/pol" "$HANDLERS/accept" <<-'EOF2'
+	smtpd, pki, pol, handler = sys.argv[1:5]
+	c = Client.pipe([smtpd, "--hostname", "mx.test", "--log", "stderr",
+	    "--tls-cert", pki + "/mx.pem", "--tls-key", pki + "/mx.key",
+	    "--policy", "exec:" + pol, handler])
+	c.reply(); c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "RSET")])
+	print(c.cmd("STARTTLS")); c.starttls(client_context())
+	print(c.code("EHLO a"), c.code("QUIT"))
+	print("exit", c.proc.wait())
+	EOF2
+	assert_success
+	assert_line --index 0 '250 250 250'
+	assert_line --index 1 '220 2.0.0 Ready to start TLS'
+	assert_line --index 2 '250 221'
+	assert_line --index 3 'exit 0'
+	pid=$(cat "$BATS_TEST_TMPDIR/pol.pid")
+	# SPEC 10.2: the program and what it started are gone with the session.
+	if kill -0 "$pid" 2>/dev/null; then
+		kill "$pid"
+		fail "the policy program $pid outlived the session"
+	fi
+}
