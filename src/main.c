@@ -571,6 +571,7 @@ hand_over(const struct session *s, const struct deadlines *dl,
 	ho.errors = s->errors;
 	ho.messages = s->messages;
 	ho.esmtp = s->esmtp;
+	ho.log = s->conf->log;	/* setup_fds() chose syslog under inetd */
 	(void)strlcpy(ho.helo, s->helo, sizeof(ho.helo));
 	tlsconf_exec(&ho);
 }
@@ -839,6 +840,10 @@ main(int argc, char **argv)
 	options_parse(argc, argv, &conf);
 	/* Before setup_fds closes it: a session smtpd-stdio handed over. */
 	resumed = tlsconf_resumed(&ho);
+	/* fd 2 is /dev/null now: where smtpd-stdio logged, we log. */
+	if (resumed)
+		conf.log = ho.log == LOGTO_STDERR ? LOGTO_STDERR :
+		    LOGTO_SYSLOG;
 	tlsconf_handover(&conf, argv);
 	server = setup(&conf, resumed);
 	if (resumed)

@@ -463,6 +463,7 @@ struct handover {
 	long long	 errors;
 	long long	 messages;
 	int		 esmtp;		/* for a 454: the session goes on */
+	enum log_target	 log;		/* syslog once fd 2 was the socket */
 	char		 helo[SMTP_CMDLINE_MAX];
 };
 

@@ -491,3 +491,38 @@ def scan_memory(pid, words):
 		fail "the policy program $pid outlived the session"
 	fi
 }
+
+@test "under inetd (fds 0, 1 and 2 one socket) the log goes to syslog after the hand-over at STARTTLS too, even with --log stderr" {
+	run timeout -k 5 60 unshare -m sh -c '
+	    mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal &&
+	    exec python3 - "$@"' sh "$SMTPD" "$PKI" "$HANDLERS/accept" <<-'EOF2'
+	import os, select, socket, subprocess, sys
+	sys.path.insert(0, os.environ["PYTHONPATH"])
+	from tlsdrive import *
+	log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+	log.bind("/run/systemd/journal/dev-log")
+	ours, theirs = socket.socketpair()
+	smtpd, pki, handler = sys.argv[1:4]
+	p = subprocess.Popen([smtpd, "--hostname", "mx.test", "--log", "stderr",
+	                      "--tls-cert", pki + "/mx.pem", "--tls-key",
+	                      pki + "/mx.key", handler],
+	                     stdin=theirs, stdout=theirs, stderr=theirs)
+	theirs.close()
+	c = Client(ours.fileno(), ours.fileno(), sock=ours)
+	c.reply(); c.cmd("EHLO a"); print(c.cmd("STARTTLS"))
+	c.starttls(client_context())
+	print(c.code("EHLO a"), c.code("QUIT"))
+	print("exit", p.wait(30))
+	r, _, _ = select.select([log], [], [], 10)
+	while r:
+	    print("syslog", log.recv(4096).decode(errors="replace"))
+	    r, _, _ = select.select([log], [], [], 0)
+	EOF2
+	assert_success
+	assert_line --index 0 '220 2.0.0 Ready to start TLS'
+	assert_line --index 1 '250 221'
+	assert_line --index 2 'exit 0'
+	assert_line --regexp '^syslog <22>.*smtpd-stdio\[[0-9]+\]: connect from '
+	assert_line --regexp '^syslog <22>.*smtpd-stdio\[[0-9]+\]: TLS: TLSv1.3 cipher '
+	assert_line --regexp '^syslog <22>.*smtpd-stdio\[[0-9]+\]: disconnect from .* exit=0'
+}
