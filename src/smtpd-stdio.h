@@ -99,6 +99,9 @@ struct tls_info {
 	char	 sni[256];		/* "" unless a host name was asked for */
 	char	 client_subject[512];
 	char	 client_hash[128];	/* SHA256:... */
+	char	 client_cn[256];	/* the CommonNames, for --policy */
+	char	 client_issuer_cn[256];
+	int	 keybits;		/* the cipher's key, in bits */
 	int	 resumed;
 };
 

@@ -526,3 +526,38 @@ def scan_memory(pid, words):
 	assert_line --regexp '^syslog <22>.*smtpd-stdio\[[0-9]+\]: TLS: TLSv1.3 cipher '
 	assert_line --regexp '^syslog <22>.*smtpd-stdio\[[0-9]+\]: disconnect from .* exit=0'
 }
+
+@test "--policy under TLS: ccert_subject and ccert_issuer are the CommonNames, ccert_fingerprint colon-separated SHA-256, encryption_keysize the cipher's bits (SPEC 10.2, as Postfix)" {
+	local d=$BATS_TEST_TMPDIR fp
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -days 2 -subj '/O=Example/CN=client.example.test' \
+	    -keyout "$d/client.key" -out "$d/client.pem" 2>/dev/null
+	fp=$(openssl x509 -in "$d/client.pem" -noout -fingerprint -sha256 |
+	    sed 's/^.*=//')
+	cat >"$d/pol" <<-EOF2
+	#!/bin/sh
+	while read -r l; do
+		printf '%s\n' "\$l" >>"$d/request"
+		[ -z "\$l" ] && printf 'action=DUNNO\n\n'
+	done
+	EOF2
+	chmod +x "$d/pol"
+	run drive "$SMTPD" "$PKI" "$d" "$HANDLERS/accept" <<-'EOF2'
+	smtpd, pki, d, handler = sys.argv[1:5]
+	c = Client.pipe([smtpd, "--hostname", "mx.test", "--log", "stderr",
+	    "--tls-cert", pki + "/mx.pem", "--tls-key", pki + "/mx.key",
+	    "--tls-ask-client-cert", "--policy", "exec:" + d + "/pol", handler])
+	c.reply(); c.cmd("EHLO a"); c.cmd("STARTTLS")
+	c.starttls(client_context(cert=d + "/client.pem", key=d + "/client.key"))
+	c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "QUIT")], c.wait())
+	EOF2
+	assert_success
+	assert_line '250 250 221 0'
+	run cat "$d/request"
+	assert_line 'ccert_subject=client.example.test'
+	assert_line 'ccert_issuer=client.example.test'
+	assert_line "ccert_fingerprint=$fp"
+	assert_line --regexp '^encryption_keysize=(128|256)$'
+	assert_line --regexp '^encryption_protocol=TLSv1\.3$'
+}
