@@ -832,6 +832,26 @@ is_auth_line(const char *line, size_t len)
 	    (len == 4 || !isalnum((unsigned char)line[4]));
 }
 
+/*
+ * SPEC 9: how many SASL responses a client may send behind an AUTH line
+ * that was refused, without waiting for its 334: two for LOGIN without
+ * an initial response (the user, then the password), else one.
+ */
+static int
+auth_responses_behind(const char *line, size_t len)
+{
+	size_t	 i = 4, m;
+
+	while (i < len && line[i] == ' ')
+		i++;
+	for (m = i; m < len && line[m] != ' '; m++)
+		;
+	while (m < len && line[m] == ' ')
+		m++;
+	return m - i >= 5 && strncasecmp(line + i, "LOGIN", 5) == 0 &&
+	    (i + 5 == len || line[i + 5] == ' ') && m == len ? 2 : 1;
+}
+
 /* RFC 4954 4: AUTH mechanism [initial-response]. */
 static void
 cmd_auth(struct session *s, const char *arg, size_t len)
@@ -1176,7 +1196,11 @@ process_line(struct session *s)
 		dispatch(s, line, len);
 	if (s->last_code == '5' && s->state != SS_CLOSED)
 		count_error(s);
-	s->auth_refused = is_auth_line(line, len) && s->last_code >= '4';
+	if (is_auth_line(line, len))
+		s->auth_refused = s->last_code >= '4' ?
+		    auth_responses_behind(line, len) : 0;
+	else if (s->auth_refused > 0)
+		s->auth_refused--;
 	if (secret) {
 		explicit_bzero(s->line, sizeof(s->line));
 		s->input_secret = 1;

@@ -280,7 +280,7 @@ struct session {
 	struct tls_info		 tlsi;
 	unsigned int		 auth_mechs;	/* what the backend offers */
 	int			 auth_mechs_known;	/* asked (SA_AUTH_MECHS) */
-	int			 auth_refused;	/* the last line: an AUTH refused */
+	int			 auth_refused;	/* SASL lines that may follow a refused AUTH */
 	int			 input_secret;	/* a SASL line was read: clear input */
 	struct sasl		 sasl;
 	char			 auth_user[AUTH_USER_MAX];	/* "" until AUTH */

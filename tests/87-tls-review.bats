@@ -561,3 +561,31 @@ def scan_memory(pid, words):
 	assert_line --regexp '^encryption_keysize=(128|256)$'
 	assert_line --regexp '^encryption_protocol=TLSv1\.3$'
 }
+
+@test "with -v, neither SASL response of an AUTH LOGIN refused before STARTTLS is logged or left in memory (user, then password)" {
+	local user pw
+	user=$(printf 'alice' | base64 -w0)
+	pw=$(printf 'Zq8-unique-pw' | base64 -w0)
+	printf '%s\r\n' 'EHLO a' 'AUTH LOGIN' "$user" "$pw" QUIT >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr -v --auth "checkpassword:$FIXTURES/checkpassword" \
+	    "${TLS[@]}" "$HANDLERS/accept" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_line $'530 5.7.0 Must issue a STARTTLS command first\r'
+	[[ $stderr != *"$pw"* ]] || fail "logged: $stderr"
+	[[ $stderr == *'< QUIT'* ]] || fail "$stderr"
+	run drive "${SERVER[@]}" "$SMTPD" --hostname mx.test --log stderr \
+	    --auth "checkpassword:$FIXTURES/checkpassword" "${TLS[@]}" \
+	    "$HANDLERS/accept" <<-EOF
+	$SCAN_MEMORY
+	c = Client.pipe(sys.argv[1:])
+	c.reply(); c.cmd("EHLO a")
+	print(c.cmd("AUTH LOGIN"), c.cmd("$user"), c.cmd("$pw"))
+	print(scan_memory(c.proc.pid, ["$pw", "mx.test"]))
+	print(c.cmd("QUIT")[:3], c.wait())
+	EOF
+	assert_success
+	assert_line --index 0 '530 5.7.0 Must issue a STARTTLS command first 500 5.5.2 Error: command not recognized 500 5.5.2 Error: command not recognized'
+	assert_line --index 1 "['mx.test']"
+	assert_line --index 2 '221 0'
+}
