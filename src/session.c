@@ -1441,6 +1441,20 @@ session_bad_proxy(struct session *s)
 	return SA_CLOSE;
 }
 
+/*
+ * SPEC 8: smtpd-stdio handed a session over that this build cannot read
+ * (an upgrade between the two execs): what the client said is lost, so
+ * it is asked to come back, as after any temporary failure.
+ */
+enum session_action
+session_bad_handover(struct session *s)
+{
+	s->out.len = 0;
+	reply(s, "421 4.3.0 %s Error: try again later", s->conf->hostname);
+	close_session(s, EXIT_FAIL);
+	return SA_CLOSE;
+}
+
 enum session_action
 session_eof(struct session *s)
 {

@@ -300,6 +300,7 @@ enum session_action session_feed(struct session *, const char *, size_t,
 enum session_action session_eof(struct session *);
 enum session_action session_pregreet(struct session *);
 enum session_action session_bad_proxy(struct session *);
+enum session_action session_bad_handover(struct session *);
 enum session_action session_timeout(struct session *);
 enum session_action session_stop(struct session *);
 void	 session_spooled(struct session *, int);
@@ -456,7 +457,7 @@ void	 tlsfiles_check(const struct config *);
  * in a memfd on HANDOVER_FD, never in the environment.
  */
 #define HANDOVER_FD		7
-#define HANDOVER_MAGIC		"smtpd-stdio/1"
+#define HANDOVER_MAGIC		"smtpd-stdio/2"	/* new with each layout */
 #define HANDOVER_NAME		"smtpd-stdio-handover"
 
 struct handover {

@@ -8,6 +8,7 @@
  * update reaches the next connection (README, TLS).
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <gnutls/crypto.h>
@@ -205,13 +206,16 @@ tlsconf_exec(const struct handover *ho)
 
 /*
  * SPEC 8: the session smtpd-stdio handed over at STARTTLS, if there is
- * one: a memfd of ours on HANDOVER_FD holding it.  1 and *ho filled, or
- * 0.  Run before setup_fds(), which closes the fd anyway.
+ * one: a memfd of ours on HANDOVER_FD holding it.  1 and *ho filled, 0
+ * if there is none, -1 if there is one this build cannot read (another
+ * version's smtpd-stdio, during an upgrade).  Run before setup_fds(),
+ * which closes the fd anyway.
  */
 int
 tlsconf_resumed(struct handover *ho)
 {
 	static const char	 want[] = "/memfd:" HANDOVER_NAME;
+	struct stat		 st;
 	char			 link[64], fdpath[32];
 	ssize_t			 n;
 	int			 ok;
@@ -221,12 +225,16 @@ tlsconf_resumed(struct handover *ho)
 	if ((n = readlink(fdpath, link, sizeof(link) - 1)) == -1)
 		return 0;
 	link[n] = '\0';
-	ok = strncmp(link, want, sizeof(want) - 1) == 0 &&
+	if (strncmp(link, want, sizeof(want) - 1) != 0) {
+		(void)close(HANDOVER_FD);
+		return 0;
+	}
+	ok = fstat(HANDOVER_FD, &st) == 0 && st.st_size == sizeof(*ho) &&
 	    pread(HANDOVER_FD, ho, sizeof(*ho), 0) == (ssize_t)sizeof(*ho) &&
 	    memcmp(ho->magic, HANDOVER_MAGIC, sizeof(HANDOVER_MAGIC)) == 0;
 	(void)close(HANDOVER_FD);
 	if (!ok)
-		return 0;
+		return -1;
 	ho->peer.remote_addr[sizeof(ho->peer.remote_addr) - 1] = '\0';
 	ho->peer.remote_port[sizeof(ho->peer.remote_port) - 1] = '\0';
 	ho->peer.local_addr[sizeof(ho->peer.local_addr) - 1] = '\0';

@@ -589,3 +589,22 @@ def scan_memory(pid, words):
 	assert_line --index 1 "['mx.test']"
 	assert_line --index 2 '221 0'
 }
+
+@test "a hand-over smtpd-stdio-tls cannot read (another build's, mid-upgrade) ends the session with 421 and exit 1, never a new greeting or a PROXY wait" {
+	run drive "$SMTPD-tls" "$PKI" "$HANDLERS/accept" <<-'EOF2'
+	smtpd, pki, handler = sys.argv[1:4]
+	fd = os.memfd_create("smtpd-stdio-handover", 0)
+	os.write(fd, b"smtpd-stdio/1\0\0\0" + bytes(200))	# too short
+	os.dup2(fd, 7, inheritable=True)
+	p = subprocess.Popen([smtpd, "--hostname", "mx.test", "--log", "stderr",
+	    "--proxy-protocol", "--tls-cert", pki + "/mx.pem",
+	    "--tls-key", pki + "/mx.key", handler], stdin=subprocess.PIPE,
+	    stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(7,))
+	out, err = p.communicate(timeout=30)
+	print(repr(out), p.returncode)
+	print(err.decode())
+	EOF2
+	assert_success
+	assert_line --index 0 "b'421 4.3.0 mx.test Error: try again later\\r\\n' 1"
+	assert_output --partial 'TLS: the hand-over from smtpd-stdio does not read'
+}
