@@ -571,6 +571,7 @@ hand_over(const struct session *s, const struct deadlines *dl,
 	ho.session_end = dl->session_end;
 	ho.errors = s->errors;
 	ho.messages = s->messages;
+	ho.txn_seq = s->txn_seq;
 	ho.esmtp = s->esmtp;
 	ho.log = s->conf->log;	/* setup_fds() chose syslog under inetd */
 	(void)strlcpy(ho.helo, s->helo, sizeof(ho.helo));

@@ -761,6 +761,7 @@ session_resume(struct session *s, const struct handover *ho, int ready)
 	s->out.len = 0;
 	s->errors = ho->errors;
 	s->messages = ho->messages;
+	s->txn_seq = ho->txn_seq;	/* same process id: instances go on */
 	(void)strlcpy(s->helo, ho->helo, sizeof(s->helo));
 	s->esmtp = ho->esmtp;
 	s->state = SS_HELO;

@@ -466,6 +466,7 @@ struct handover {
 	long long	 session_end;	/* conn_now_ms() time: one clock */
 	long long	 errors;
 	long long	 messages;
+	unsigned int	 txn_seq;	/* --policy's instance: never reused */
 	int		 esmtp;		/* for a 454: the session goes on */
 	enum log_target	 log;		/* syslog once fd 2 was the socket */
 	char		 helo[SMTP_CMDLINE_MAX];

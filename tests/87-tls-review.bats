@@ -608,3 +608,30 @@ def scan_memory(pid, words):
 	assert_line --index 0 "b'421 4.3.0 mx.test Error: try again later\\r\\n' 1"
 	assert_output --partial 'TLS: the hand-over from smtpd-stdio does not read'
 }
+
+@test "--policy: the instance attribute differs for the transactions before and after the hand-over at STARTTLS (same process id)" {
+	local d=$BATS_TEST_TMPDIR
+	cat >"$d/pol" <<-EOF2
+	#!/bin/sh
+	while read -r l; do
+		case \$l in instance=*) printf '%s\n' "\$l" >>"$d/instances" ;; esac
+		[ -z "\$l" ] && printf 'action=DUNNO\n\n'
+	done
+	EOF2
+	chmod +x "$d/pol"
+	run drive "$SMTPD" "$PKI" "$d" "$HANDLERS/accept" <<-'EOF2'
+	smtpd, pki, d, handler = sys.argv[1:5]
+	c = Client.pipe([smtpd, "--hostname", "mx.test", "--log", "stderr",
+	    "--tls-cert", pki + "/mx.pem", "--tls-key", pki + "/mx.key",
+	    "--policy", "exec:" + d + "/pol", handler])
+	c.reply(); c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA", "x\r\n.")])
+	c.cmd("STARTTLS"); c.starttls(client_context()); c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA", "x\r\n.", "QUIT")], c.wait())
+	EOF2
+	assert_success
+	assert_line --index 0 '250 250 354 250'
+	assert_line --index 1 '250 250 354 250 221 0'
+	run sort -u "$d/instances"
+	assert_equal "${#lines[@]}" 2
+}
