@@ -635,3 +635,14 @@ def scan_memory(pid, words):
 	run sort -u "$d/instances"
 	assert_equal "${#lines[@]}" 2
 }
+
+@test "a ticket-key file its group may read is logged as a warning too (SPEC 8: readable by others than its owner)" {
+	cp "$PKI/tickets" "$BATS_TEST_TMPDIR/group"
+	chmod 640 "$BATS_TEST_TMPDIR/group"
+	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/group" \
+	    "$HANDLERS/accept" <<<$'QUIT\r'
+	assert_success
+	[[ $stderr == *"--tls-ticket-keys $BATS_TEST_TMPDIR/group: readable by others (mode 0640)"* ]] ||
+		fail "no warning: $stderr"
+}
