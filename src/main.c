@@ -32,6 +32,7 @@ struct deadlines {
 };
 
 #define DATA_RATE_GRACE_MS	10000	/* --min-data-rate applies after */
+#define BAD_HANDOVER		2	/* proxy_header()'s 1 is a bad header */
 
 static int	 flush_replies(struct session *, struct deadlines *);
 static long long next_deadline(const struct session *, struct deadlines *);
@@ -570,7 +571,9 @@ hand_over(const struct session *s, const struct deadlines *dl,
 	ho.session_end = dl->session_end;
 	ho.errors = s->errors;
 	ho.messages = s->messages;
+	ho.txn_seq = s->txn_seq;
 	ho.esmtp = s->esmtp;
+	ho.log = s->conf->log;	/* setup_fds() chose syslog under inetd */
 	(void)strlcpy(ho.helo, s->helo, sizeof(ho.helo));
 	tlsconf_exec(&ho);
 }
@@ -659,7 +662,9 @@ static void
 session_open(struct session *s, struct tls *server, struct deadlines *dl,
     const struct peer *p, int bad_proxy, const struct handover *ho)
 {
-	if (bad_proxy)
+	if (bad_proxy == BAD_HANDOVER)
+		(void)session_bad_handover(s);
+	else if (bad_proxy)
 		(void)session_bad_proxy(s);
 	else if (s->conf->tls_implicit)
 		(void)start_tls(s, server, dl, p);
@@ -735,6 +740,14 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 				log_info("STARTTLS: %zu bytes behind the "
 				    "command discarded", len - off);
 			off = len = 0;
+			/*
+			 * SPEC 10.2: an exec: policy program ends with this
+			 * process's part of the session, before the hand-over.
+			 */
+			if (c->tls_handover) {
+				policy_free(ps);
+				ps = c->npolicy > 0 ? policy_new(c) : NULL;
+			}
 			(void)start_tls(&s, server, &dl, p);
 			break;
 		case SA_AUTH:
@@ -831,11 +844,20 @@ main(int argc, char **argv)
 	options_parse(argc, argv, &conf);
 	/* Before setup_fds closes it: a session smtpd-stdio handed over. */
 	resumed = tlsconf_resumed(&ho);
+	/* fd 2 is /dev/null now: where smtpd-stdio logged, we log. */
+	if (resumed == 1)
+		conf.log = ho.log == LOGTO_STDERR ? LOGTO_STDERR :
+		    LOGTO_SYSLOG;
 	tlsconf_handover(&conf, argv);
 	server = setup(&conf, resumed);
-	if (resumed)
+	if (resumed == 1)
 		peer = ho.peer;
-	else {
+	else if (resumed == -1) {
+		peer_lookup(&peer);
+		log_warn("TLS: the hand-over from smtpd-stdio does not read: "
+		    "not the same version?");
+		bad_proxy = BAD_HANDOVER;
+	} else {
 		peer_lookup(&peer);
 		if ((bad_proxy = proxy_header(&conf, &peer)) == -1)
 			return EXIT_OK;	/* SPEC 10.1: EOF in the header */
@@ -843,7 +865,8 @@ main(int argc, char **argv)
 		    '\0' ? peer.remote_addr : "unknown",
 		    peer.remote_port[0] != '\0' ? peer.remote_port : "-");
 	}
-	status = serve(&conf, &peer, bad_proxy, server, resumed ? &ho : NULL);
+	status = serve(&conf, &peer, bad_proxy, server, resumed == 1 ? &ho :
+	    NULL);
 	free(conf.policy);
 	free(conf.tls_cert);
 	free(conf.tls_key);

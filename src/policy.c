@@ -577,13 +577,37 @@ attr(struct buf *b, const char *name, const char *value)
 	buf_append(b, "\n", 1);
 }
 
+/*
+ * Postfix's ccert_fingerprint: the SHA-256 of the client's certificate
+ * as colon-separated upper-case hex, from our "SHA256:hex"; "" if none.
+ */
+static void
+colon_hex(char *dst, size_t len, const char *hash)
+{
+	static const char	 prefix[] = "SHA256:";
+	size_t			 i, k = 0;
+
+	dst[0] = '\0';
+	if (strncmp(hash, prefix, sizeof(prefix) - 1) != 0)
+		return;
+	hash += sizeof(prefix) - 1;
+	for (i = 0; hash[i] != '\0' && hash[i + 1] != '\0' && k + 3 < len;
+	    i += 2) {
+		if (k > 0)
+			dst[k++] = ':';
+		dst[k++] = (char)toupper((unsigned char)hash[i]);
+		dst[k++] = (char)toupper((unsigned char)hash[i + 1]);
+	}
+	dst[k] = '\0';
+}
+
 /* The request, as Postfix sends it (SPEC 10.2); unknowns empty. */
 static void
 build_request(const struct policy_ctx *x, struct buf *b)
 {
 	const struct session	*s = x->sess;
 	const struct peer	*p = x->peer;
-	char			 n[32], inst[64];
+	char			 n[32], inst[64], fp[3 * 64];
 
 	attr(b, "request", "smtpd_access_policy");
 	attr(b, "protocol_state", x->state);
@@ -609,13 +633,15 @@ build_request(const struct policy_ctx *x, struct buf *b)
 	attr(b, "sasl_method", s->auth_method);
 	attr(b, "sasl_username", s->auth_user);
 	attr(b, "sasl_sender", "");
-	attr(b, "ccert_subject", s->tlsi.client_subject);
-	attr(b, "ccert_issuer", "");
-	attr(b, "ccert_fingerprint", s->tlsi.client_hash);
+	attr(b, "ccert_subject", s->tlsi.client_cn);
+	attr(b, "ccert_issuer", s->tlsi.client_issuer_cn);
+	colon_hex(fp, sizeof(fp), s->tlsi.client_hash);
+	attr(b, "ccert_fingerprint", fp);
 	attr(b, "ccert_pubkey_fingerprint", "");
 	attr(b, "encryption_protocol", s->tlsi.protocol);
 	attr(b, "encryption_cipher", s->tlsi.cipher);
-	attr(b, "encryption_keysize", "0");
+	(void)snprintf(n, sizeof(n), "%d", s->tlsi.keybits);
+	attr(b, "encryption_keysize", n);	/* 0 without TLS, as Postfix */
 	attr(b, "etrn_domain", "");
 	attr(b, "server_address", p->local_addr);
 	attr(b, "server_port", p->local_port);

@@ -761,6 +761,7 @@ session_resume(struct session *s, const struct handover *ho, int ready)
 	s->out.len = 0;
 	s->errors = ho->errors;
 	s->messages = ho->messages;
+	s->txn_seq = ho->txn_seq;	/* same process id: instances go on */
 	(void)strlcpy(s->helo, ho->helo, sizeof(s->helo));
 	s->esmtp = ho->esmtp;
 	s->state = SS_HELO;
@@ -830,6 +831,26 @@ is_auth_line(const char *line, size_t len)
 {
 	return len >= 4 && strncasecmp(line, "AUTH", 4) == 0 &&
 	    (len == 4 || !isalnum((unsigned char)line[4]));
+}
+
+/*
+ * SPEC 9: how many SASL responses a client may send behind an AUTH line
+ * that was refused, without waiting for its 334: two for LOGIN without
+ * an initial response (the user, then the password), else one.
+ */
+static int
+auth_responses_behind(const char *line, size_t len)
+{
+	size_t	 i = 4, m;
+
+	while (i < len && line[i] == ' ')
+		i++;
+	for (m = i; m < len && line[m] != ' '; m++)
+		;
+	while (m < len && line[m] == ' ')
+		m++;
+	return m - i >= 5 && strncasecmp(line + i, "LOGIN", 5) == 0 &&
+	    (i + 5 == len || line[i + 5] == ' ') && m == len ? 2 : 1;
 }
 
 /* RFC 4954 4: AUTH mechanism [initial-response]. */
@@ -1176,7 +1197,11 @@ process_line(struct session *s)
 		dispatch(s, line, len);
 	if (s->last_code == '5' && s->state != SS_CLOSED)
 		count_error(s);
-	s->auth_refused = is_auth_line(line, len) && s->last_code >= '4';
+	if (is_auth_line(line, len))
+		s->auth_refused = s->last_code >= '4' ?
+		    auth_responses_behind(line, len) : 0;
+	else if (s->auth_refused > 0)
+		s->auth_refused--;
 	if (secret) {
 		explicit_bzero(s->line, sizeof(s->line));
 		s->input_secret = 1;
@@ -1413,6 +1438,20 @@ session_bad_proxy(struct session *s)
 	s->out.len = 0;
 	reply(s, "421 4.3.0 %s Error: PROXY protocol header expected",
 	    s->conf->hostname);
+	close_session(s, EXIT_FAIL);
+	return SA_CLOSE;
+}
+
+/*
+ * SPEC 8: smtpd-stdio handed a session over that this build cannot read
+ * (an upgrade between the two execs): what the client said is lost, so
+ * it is asked to come back, as after any temporary failure.
+ */
+enum session_action
+session_bad_handover(struct session *s)
+{
+	s->out.len = 0;
+	reply(s, "421 4.3.0 %s Error: try again later", s->conf->hostname);
 	close_session(s, EXIT_FAIL);
 	return SA_CLOSE;
 }

@@ -99,6 +99,9 @@ struct tls_info {
 	char	 sni[256];		/* "" unless a host name was asked for */
 	char	 client_subject[512];
 	char	 client_hash[128];	/* SHA256:... */
+	char	 client_cn[256];	/* the CommonNames, for --policy */
+	char	 client_issuer_cn[256];
+	int	 keybits;		/* the cipher's key, in bits */
 	int	 resumed;
 };
 
@@ -277,7 +280,7 @@ struct session {
 	struct tls_info		 tlsi;
 	unsigned int		 auth_mechs;	/* what the backend offers */
 	int			 auth_mechs_known;	/* asked (SA_AUTH_MECHS) */
-	int			 auth_refused;	/* the last line: an AUTH refused */
+	int			 auth_refused;	/* SASL lines that may follow a refused AUTH */
 	int			 input_secret;	/* a SASL line was read: clear input */
 	struct sasl		 sasl;
 	char			 auth_user[AUTH_USER_MAX];	/* "" until AUTH */
@@ -297,6 +300,7 @@ enum session_action session_feed(struct session *, const char *, size_t,
 enum session_action session_eof(struct session *);
 enum session_action session_pregreet(struct session *);
 enum session_action session_bad_proxy(struct session *);
+enum session_action session_bad_handover(struct session *);
 enum session_action session_timeout(struct session *);
 enum session_action session_stop(struct session *);
 void	 session_spooled(struct session *, int);
@@ -490,7 +494,7 @@ void	 tlsfiles_check(const struct config *);
  * in a memfd on HANDOVER_FD, never in the environment.
  */
 #define HANDOVER_FD		7
-#define HANDOVER_MAGIC		"smtpd-stdio/1"
+#define HANDOVER_MAGIC		"smtpd-stdio/2"	/* new with each layout */
 #define HANDOVER_NAME		"smtpd-stdio-handover"
 
 struct handover {
@@ -499,7 +503,9 @@ struct handover {
 	long long	 session_end;	/* conn_now_ms() time: one clock */
 	long long	 errors;
 	long long	 messages;
+	unsigned int	 txn_seq;	/* --policy's instance: never reused */
 	int		 esmtp;		/* for a 454: the session goes on */
+	enum log_target	 log;		/* syslog once fd 2 was the socket */
 	char		 helo[SMTP_CMDLINE_MAX];
 };
 

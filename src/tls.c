@@ -8,6 +8,7 @@
  * update reaches the next connection (README, TLS).
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <gnutls/crypto.h>
@@ -64,6 +65,7 @@ static int	 raw_pull_timeout(gnutls_transport_ptr_t, unsigned int);
 static ssize_t	 io_result(struct tls_conn *, ssize_t);
 static void	 client_cert_info(struct tls_conn *, struct tls_info *);
 static void	 subject_oneline(gnutls_x509_crt_t, char *, size_t);
+static void	 common_name(gnutls_x509_crt_t, int, char *, size_t);
 
 /*
  * Does keypair i's key belong to its certificate?  GnuTLS's own check
@@ -204,13 +206,16 @@ tlsconf_exec(const struct handover *ho)
 
 /*
  * SPEC 8: the session smtpd-stdio handed over at STARTTLS, if there is
- * one: a memfd of ours on HANDOVER_FD holding it.  1 and *ho filled, or
- * 0.  Run before setup_fds(), which closes the fd anyway.
+ * one: a memfd of ours on HANDOVER_FD holding it.  1 and *ho filled, 0
+ * if there is none, -1 if there is one this build cannot read (another
+ * version's smtpd-stdio, during an upgrade).  Run before setup_fds(),
+ * which closes the fd anyway.
  */
 int
 tlsconf_resumed(struct handover *ho)
 {
 	static const char	 want[] = "/memfd:" HANDOVER_NAME;
+	struct stat		 st;
 	char			 link[64], fdpath[32];
 	ssize_t			 n;
 	int			 ok;
@@ -220,12 +225,16 @@ tlsconf_resumed(struct handover *ho)
 	if ((n = readlink(fdpath, link, sizeof(link) - 1)) == -1)
 		return 0;
 	link[n] = '\0';
-	ok = strncmp(link, want, sizeof(want) - 1) == 0 &&
+	if (strncmp(link, want, sizeof(want) - 1) != 0) {
+		(void)close(HANDOVER_FD);
+		return 0;
+	}
+	ok = fstat(HANDOVER_FD, &st) == 0 && st.st_size == sizeof(*ho) &&
 	    pread(HANDOVER_FD, ho, sizeof(*ho), 0) == (ssize_t)sizeof(*ho) &&
 	    memcmp(ho->magic, HANDOVER_MAGIC, sizeof(HANDOVER_MAGIC)) == 0;
 	(void)close(HANDOVER_FD);
 	if (!ok)
-		return 0;
+		return -1;
 	ho->peer.remote_addr[sizeof(ho->peer.remote_addr) - 1] = '\0';
 	ho->peer.remote_port[sizeof(ho->peer.remote_port) - 1] = '\0';
 	ho->peer.local_addr[sizeof(ho->peer.local_addr) - 1] = '\0';
@@ -539,6 +548,26 @@ subject_oneline(gnutls_x509_crt_t crt, char *buf, size_t len)
 	buf_free(&out);
 }
 
+/*
+ * The subject's (or with issuer set, the issuer's) CommonName, printable
+ * ASCII, "" if none: Postfix's ccert_subject and ccert_issuer.
+ */
+static void
+common_name(gnutls_x509_crt_t crt, int issuer, char *buf, size_t len)
+{
+	char	 cn[256];
+	size_t	 n = sizeof(cn);
+	int	 r;
+
+	buf[0] = '\0';
+	r = issuer ? gnutls_x509_crt_get_issuer_dn_by_oid(crt,
+	    GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &n) :
+	    gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME,
+	    0, 0, cn, &n);
+	if (r == 0)
+		copy_clean(buf, len, cn, 0);
+}
+
 /* SMTP_TLS_CLIENT_HASH and _SUBJECT: SHA256:hex of the DER, as libtls. */
 static void
 client_cert_info(struct tls_conn *tc, struct tls_info *ti)
@@ -560,9 +589,13 @@ client_cert_info(struct tls_conn *tc, struct tls_info *ti)
 		    (size_t)k, "%02x", md[i]);
 	if (gnutls_x509_crt_init(&crt) < 0)
 		return;
-	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0)
+	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0) {
 		subject_oneline(crt, ti->client_subject,
 		    sizeof(ti->client_subject));
+		common_name(crt, 0, ti->client_cn, sizeof(ti->client_cn));
+		common_name(crt, 1, ti->client_issuer_cn,
+		    sizeof(ti->client_issuer_cn));
+	}
 	gnutls_x509_crt_deinit(crt);
 }
 
@@ -592,6 +625,8 @@ tlsconf_info(struct tls_conn *tc, struct tls_info *ti)
 	if (gnutls_server_name_get(tc->s, sni, &len, &type, 0) == 0 &&
 	    type == GNUTLS_NAME_DNS)
 		copy_clean(ti->sni, sizeof(ti->sni), sni, 1);
+	ti->keybits = (int)gnutls_cipher_get_key_size(gnutls_cipher_get(
+	    tc->s)) * 8;
 	ti->resumed = gnutls_session_is_resumed(tc->s) != 0;
 	client_cert_info(tc, ti);
 }

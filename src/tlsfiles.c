@@ -60,8 +60,9 @@ tlsfiles_protocols(const char *list)
 /*
  * The --tls-ticket-keys file into keys (size octets): 1 to 4 keys of
  * 48 octets, newest last; its length.  Another size is exit 64, naming
- * the file's real size.  A file others may read is allowed but logged:
- * whoever reads the keys decrypts every session resumed with them.
+ * the file's real size.  A file others than its owner may read, its
+ * group included, is allowed but logged: whoever reads the keys
+ * decrypts every session resumed with them.
  */
 size_t
 tlsfiles_ticket_keys(const char *name, unsigned char *keys, size_t size)
@@ -96,7 +97,7 @@ tlsfiles_ticket_keys(const char *name, unsigned char *keys, size_t size)
 		    "%d octets, not %zu octets", path, TICKET_KEYS_MAX,
 		    TICKET_KEY_LEN, len);
 	}
-	if ((st.st_mode & S_IROTH) != 0)
+	if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0)
 		log_warn("--tls-ticket-keys %s: readable by others (mode "
 		    "%04o)", path, (unsigned int)(st.st_mode & 07777));
 	return len;

@@ -459,3 +459,190 @@ def scan_memory(pid, words):
 	run readelf -d "$SMTPD"
 	refute_output --partial libgnutls
 }
+
+@test "a --policy exec: program started before STARTTLS is stopped with the session that smtpd-stdio-tls goes on with" {
+	cat >"$BATS_TEST_TMPDIR/pol" <<-EOF2
+	#!/bin/sh
+	echo \$\$ >"$BATS_TEST_TMPDIR/pol.pid"
+	while read -r l; do [ -z "\$l" ] && printf 'action=DUNNO\n\n'; done
+	exec sleep 300
+	EOF2
+	chmod +x "$BATS_TEST_TMPDIR/pol"
+	run drive "$SMTPD" "$PKI" "$BATS_TEST_TMPDIR/pol" "$HANDLERS/accept" <<-'EOF2'
+	smtpd, pki, pol, handler = sys.argv[1:5]
+	c = Client.pipe([smtpd, "--hostname", "mx.test", "--log", "stderr",
+	    "--tls-cert", pki + "/mx.pem", "--tls-key", pki + "/mx.key",
+	    "--policy", "exec:" + pol, handler])
+	c.reply(); c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "RSET")])
+	print(c.cmd("STARTTLS")); c.starttls(client_context())
+	print(c.code("EHLO a"), c.code("QUIT"))
+	print("exit", c.proc.wait())
+	EOF2
+	assert_success
+	assert_line --index 0 '250 250 250'
+	assert_line --index 1 '220 2.0.0 Ready to start TLS'
+	assert_line --index 2 '250 221'
+	assert_line --index 3 'exit 0'
+	pid=$(cat "$BATS_TEST_TMPDIR/pol.pid")
+	# SPEC 10.2: the program and what it started are gone with the session.
+	if kill -0 "$pid" 2>/dev/null; then
+		kill "$pid"
+		fail "the policy program $pid outlived the session"
+	fi
+}
+
+@test "under inetd (fds 0, 1 and 2 one socket) the log goes to syslog after the hand-over at STARTTLS too, even with --log stderr" {
+	run timeout -k 5 60 unshare -m sh -c '
+	    mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal &&
+	    exec python3 - "$@"' sh "$SMTPD" "$PKI" "$HANDLERS/accept" <<-'EOF2'
+	import os, select, socket, subprocess, sys
+	sys.path.insert(0, os.environ["PYTHONPATH"])
+	from tlsdrive import *
+	log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+	log.bind("/run/systemd/journal/dev-log")
+	ours, theirs = socket.socketpair()
+	smtpd, pki, handler = sys.argv[1:4]
+	p = subprocess.Popen([smtpd, "--hostname", "mx.test", "--log", "stderr",
+	                      "--tls-cert", pki + "/mx.pem", "--tls-key",
+	                      pki + "/mx.key", handler],
+	                     stdin=theirs, stdout=theirs, stderr=theirs)
+	theirs.close()
+	c = Client(ours.fileno(), ours.fileno(), sock=ours)
+	c.reply(); c.cmd("EHLO a"); print(c.cmd("STARTTLS"))
+	c.starttls(client_context())
+	print(c.code("EHLO a"), c.code("QUIT"))
+	print("exit", p.wait(30))
+	r, _, _ = select.select([log], [], [], 10)
+	while r:
+	    print("syslog", log.recv(4096).decode(errors="replace"))
+	    r, _, _ = select.select([log], [], [], 0)
+	EOF2
+	assert_success
+	assert_line --index 0 '220 2.0.0 Ready to start TLS'
+	assert_line --index 1 '250 221'
+	assert_line --index 2 'exit 0'
+	assert_line --regexp '^syslog <22>.*smtpd-stdio\[[0-9]+\]: connect from '
+	assert_line --regexp '^syslog <22>.*smtpd-stdio\[[0-9]+\]: TLS: TLSv1.3 cipher '
+	assert_line --regexp '^syslog <22>.*smtpd-stdio\[[0-9]+\]: disconnect from .* exit=0'
+}
+
+@test "--policy under TLS: ccert_subject and ccert_issuer are the CommonNames, ccert_fingerprint colon-separated SHA-256, encryption_keysize the cipher's bits (SPEC 10.2, as Postfix)" {
+	local d=$BATS_TEST_TMPDIR fp
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -days 2 -subj '/O=Example/CN=client.example.test' \
+	    -keyout "$d/client.key" -out "$d/client.pem" 2>/dev/null
+	fp=$(openssl x509 -in "$d/client.pem" -noout -fingerprint -sha256 |
+	    sed 's/^.*=//')
+	cat >"$d/pol" <<-EOF2
+	#!/bin/sh
+	while read -r l; do
+		printf '%s\n' "\$l" >>"$d/request"
+		[ -z "\$l" ] && printf 'action=DUNNO\n\n'
+	done
+	EOF2
+	chmod +x "$d/pol"
+	run drive "$SMTPD" "$PKI" "$d" "$HANDLERS/accept" <<-'EOF2'
+	smtpd, pki, d, handler = sys.argv[1:5]
+	c = Client.pipe([smtpd, "--hostname", "mx.test", "--log", "stderr",
+	    "--tls-cert", pki + "/mx.pem", "--tls-key", pki + "/mx.key",
+	    "--tls-ask-client-cert", "--policy", "exec:" + d + "/pol", handler])
+	c.reply(); c.cmd("EHLO a"); c.cmd("STARTTLS")
+	c.starttls(client_context(cert=d + "/client.pem", key=d + "/client.key"))
+	c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "QUIT")], c.wait())
+	EOF2
+	assert_success
+	assert_line '250 250 221 0'
+	run cat "$d/request"
+	assert_line 'ccert_subject=client.example.test'
+	assert_line 'ccert_issuer=client.example.test'
+	assert_line "ccert_fingerprint=$fp"
+	assert_line --regexp '^encryption_keysize=(128|256)$'
+	assert_line --regexp '^encryption_protocol=TLSv1\.3$'
+}
+
+@test "with -v, neither SASL response of an AUTH LOGIN refused before STARTTLS is logged or left in memory (user, then password)" {
+	local user pw
+	user=$(printf 'alice' | base64 -w0)
+	pw=$(printf 'Zq8-unique-pw' | base64 -w0)
+	printf '%s\r\n' 'EHLO a' 'AUTH LOGIN' "$user" "$pw" QUIT >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr -v --auth "checkpassword:$FIXTURES/checkpassword" \
+	    "${TLS[@]}" "$HANDLERS/accept" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_line $'530 5.7.0 Must issue a STARTTLS command first\r'
+	[[ $stderr != *"$pw"* ]] || fail "logged: $stderr"
+	[[ $stderr == *'< QUIT'* ]] || fail "$stderr"
+	run drive "${SERVER[@]}" "$SMTPD" --hostname mx.test --log stderr \
+	    --auth "checkpassword:$FIXTURES/checkpassword" "${TLS[@]}" \
+	    "$HANDLERS/accept" <<-EOF
+	$SCAN_MEMORY
+	c = Client.pipe(sys.argv[1:])
+	c.reply(); c.cmd("EHLO a")
+	print(c.cmd("AUTH LOGIN"), c.cmd("$user"), c.cmd("$pw"))
+	print(scan_memory(c.proc.pid, ["$pw", "mx.test"]))
+	print(c.cmd("QUIT")[:3], c.wait())
+	EOF
+	assert_success
+	assert_line --index 0 '530 5.7.0 Must issue a STARTTLS command first 500 5.5.2 Error: command not recognized 500 5.5.2 Error: command not recognized'
+	assert_line --index 1 "['mx.test']"
+	assert_line --index 2 '221 0'
+}
+
+@test "a hand-over smtpd-stdio-tls cannot read (another build's, mid-upgrade) ends the session with 421 and exit 1, never a new greeting or a PROXY wait" {
+	run drive "$SMTPD-tls" "$PKI" "$HANDLERS/accept" <<-'EOF2'
+	smtpd, pki, handler = sys.argv[1:4]
+	fd = os.memfd_create("smtpd-stdio-handover", 0)
+	os.write(fd, b"smtpd-stdio/1\0\0\0" + bytes(200))	# too short
+	os.dup2(fd, 7, inheritable=True)
+	p = subprocess.Popen([smtpd, "--hostname", "mx.test", "--log", "stderr",
+	    "--proxy-protocol", "--tls-cert", pki + "/mx.pem",
+	    "--tls-key", pki + "/mx.key", handler], stdin=subprocess.PIPE,
+	    stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(7,))
+	out, err = p.communicate(timeout=30)
+	print(repr(out), p.returncode)
+	print(err.decode())
+	EOF2
+	assert_success
+	assert_line --index 0 "b'421 4.3.0 mx.test Error: try again later\\r\\n' 1"
+	assert_output --partial 'TLS: the hand-over from smtpd-stdio does not read'
+}
+
+@test "--policy: the instance attribute differs for the transactions before and after the hand-over at STARTTLS (same process id)" {
+	local d=$BATS_TEST_TMPDIR
+	cat >"$d/pol" <<-EOF2
+	#!/bin/sh
+	while read -r l; do
+		case \$l in instance=*) printf '%s\n' "\$l" >>"$d/instances" ;; esac
+		[ -z "\$l" ] && printf 'action=DUNNO\n\n'
+	done
+	EOF2
+	chmod +x "$d/pol"
+	run drive "$SMTPD" "$PKI" "$d" "$HANDLERS/accept" <<-'EOF2'
+	smtpd, pki, d, handler = sys.argv[1:5]
+	c = Client.pipe([smtpd, "--hostname", "mx.test", "--log", "stderr",
+	    "--tls-cert", pki + "/mx.pem", "--tls-key", pki + "/mx.key",
+	    "--policy", "exec:" + d + "/pol", handler])
+	c.reply(); c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA", "x\r\n.")])
+	c.cmd("STARTTLS"); c.starttls(client_context()); c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA", "x\r\n.", "QUIT")], c.wait())
+	EOF2
+	assert_success
+	assert_line --index 0 '250 250 354 250'
+	assert_line --index 1 '250 250 354 250 221 0'
+	run sort -u "$d/instances"
+	assert_equal "${#lines[@]}" 2
+}
+
+@test "a ticket-key file its group may read is logged as a warning too (SPEC 8: readable by others than its owner)" {
+	cp "$PKI/tickets" "$BATS_TEST_TMPDIR/group"
+	chmod 640 "$BATS_TEST_TMPDIR/group"
+	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/group" \
+	    "$HANDLERS/accept" <<<$'QUIT\r'
+	assert_success
+	[[ $stderr == *"--tls-ticket-keys $BATS_TEST_TMPDIR/group: readable by others (mode 0640)"* ]] ||
+		fail "no warning: $stderr"
+}

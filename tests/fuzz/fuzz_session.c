@@ -62,8 +62,11 @@ rcpt_verdict(const char *path)
 
 /* What a handshake gives: TLS 1.3, a client certificate. */
 static const struct tls_info fuzz_tls = {
-	"TLSv1.3", "TLS_AES_256_GCM_SHA384", "mx.fuzz.test",
-	"/CN=client.fuzz.test", "SHA256:0123456789abcdef", 1
+	.protocol = "TLSv1.3", .cipher = "TLS_AES_256_GCM_SHA384",
+	.sni = "mx.fuzz.test", .client_subject = "/CN=client.fuzz.test",
+	.client_hash = "SHA256:0123456789abcdef",
+	.client_cn = "client.fuzz.test", .client_issuer_cn = "client.fuzz.test",
+	.keybits = 256, .resumed = 1
 };
 
 /*
