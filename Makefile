@@ -76,7 +76,7 @@ ALL_LDFLAGS	= $(LINK_MODE) -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 # OpenSSL's relocations would cost every plaintext session more than the
 # rest of it does.
 SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
-		  policy.c \
+		  policy.c milter-proto.c \
 		  log.c peer.c buf.c base64.c auth.c spawn.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
@@ -228,7 +228,8 @@ FUZZ_proxy	= src/proxy.c
 FUZZ_policy	= src/policy.c src/spawn.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_base64	= src/base64.c
 FUZZ_dovecot	= src/auth.c src/base64.c src/spawn.c tests/fuzz/log_quiet.c
-FUZZERS		= session addr data reply proxy policy base64 dovecot
+FUZZ_milter	= src/milter-proto.c src/reply.c src/buf.c tests/fuzz/log_quiet.c
+FUZZERS		= session addr data reply proxy policy base64 dovecot milter
 
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/log_quiet.c src/*.c \
 		src/smtpd-stdio.h | deps-build deps-fuzz

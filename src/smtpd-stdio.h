@@ -476,6 +476,109 @@ int	 policy_check(struct policy_state *, const struct policy_ctx *,
 int	 policy_addr_ok(const char *);
 const char *policy_stage(const char *, unsigned int *);
 
+/*
+ * milter-proto.c: the Sendmail milter protocol, version 6 (SPEC 13), as
+ * libmilter's mfdef.h names it; pure.
+ */
+#define MILTER_VERSION		6
+#define MILTER_CHUNK		65535	/* body octets per SMFIC_BODY, libmilter's MILTER_CHUNK_SIZE */
+#define MILTER_FRAME_MAX	(MILTER_CHUNK + 1)	/* the largest frame we take, command included */
+
+/* Commands, ours to the filter. */
+#define SMFIC_ABORT		'A'
+#define SMFIC_BODY		'B'
+#define SMFIC_CONNECT		'C'
+#define SMFIC_MACRO		'D'
+#define SMFIC_BODYEOB		'E'
+#define SMFIC_HELO		'H'
+#define SMFIC_HEADER		'L'
+#define SMFIC_MAIL		'M'
+#define SMFIC_EOH		'N'
+#define SMFIC_OPTNEG		'O'
+#define SMFIC_QUIT		'Q'
+#define SMFIC_RCPT		'R'
+#define SMFIC_DATA		'T'
+
+/* Replies, the filter's to us. */
+#define SMFIR_ADDRCPT		'+'
+#define SMFIR_DELRCPT		'-'
+#define SMFIR_ADDRCPT_PAR	'2'
+#define SMFIR_ACCEPT		'a'
+#define SMFIR_REPLBODY		'b'
+#define SMFIR_CONTINUE		'c'
+#define SMFIR_DISCARD		'd'
+#define SMFIR_CHGFROM		'e'
+#define SMFIR_ADDHEADER		'h'
+#define SMFIR_INSHEADER		'i'
+#define SMFIR_CHGHEADER		'm'
+#define SMFIR_PROGRESS		'p'
+#define SMFIR_QUARANTINE	'q'
+#define SMFIR_REJECT		'r'
+#define SMFIR_SKIP		's'
+#define SMFIR_TEMPFAIL		't'
+#define SMFIR_REPLYCODE		'y'
+
+/* Actions: the modifications a filter may make. */
+#define SMFIF_ADDHDRS		0x001
+#define SMFIF_CHGBODY		0x002
+#define SMFIF_ADDRCPT		0x004
+#define SMFIF_DELRCPT		0x008
+#define SMFIF_CHGHDRS		0x010
+#define SMFIF_QUARANTINE	0x020
+#define SMFIF_CHGFROM		0x040
+#define SMFIF_ADDRCPT_PAR	0x080
+
+/* Protocol flags: stages the filter does not want, replies it won't send. */
+#define SMFIP_NOCONNECT		0x00000001
+#define SMFIP_NOHELO		0x00000002
+#define SMFIP_NOMAIL		0x00000004
+#define SMFIP_NORCPT		0x00000008
+#define SMFIP_NOBODY		0x00000010
+#define SMFIP_NOHDRS		0x00000020
+#define SMFIP_NOEOH		0x00000040
+#define SMFIP_NR_HDR		0x00000080
+#define SMFIP_NOUNKNOWN		0x00000100
+#define SMFIP_NODATA		0x00000200
+#define SMFIP_SKIP		0x00000400
+#define SMFIP_NR_CONN		0x00001000
+#define SMFIP_NR_HELO		0x00002000
+#define SMFIP_NR_MAIL		0x00004000
+#define SMFIP_NR_RCPT		0x00008000
+#define SMFIP_NR_DATA		0x00010000
+#define SMFIP_NR_UNKN		0x00020000
+#define SMFIP_NR_EOH		0x00040000
+#define SMFIP_NR_BODY		0x00080000
+#define SMFIP_HDR_LEADSPC	0x00100000
+/* All of them: we skip any stage and wait for no reply where asked. */
+#define MILTER_PROTOCOL_OFFER	0x001ff7ff
+
+struct milter_optneg {
+	uint32_t	 version;
+	uint32_t	 actions;
+	uint32_t	 protocol;
+	uint32_t	 offered_actions;	/* in: what we offered */
+};
+
+struct milter_reply {
+	char		 cmd;		/* SMFIR_* */
+	const char	*data;		/* the data after cmd, in the frame */
+	size_t		 len;
+	uint32_t	 index;		/* INSHEADER, CHGHEADER */
+	const char	*name;		/* header name */
+	const char	*value;		/* header value, quarantine reason */
+	char		 addr[SMTP_PATH_MAX];	/* CHGFROM, ADDRCPT, DELRCPT */
+	char		 text[HANDLER_OUTPUT_MAX];	/* REPLYCODE, checked, CRLF */
+};
+
+size_t	 milter_frame_begin(struct buf *, char);
+void	 milter_frame_end(struct buf *, size_t);
+void	 milter_put_str(struct buf *, const char *);
+void	 milter_put_u32(struct buf *, uint32_t);
+ssize_t	 milter_frame_size(const unsigned char *, size_t);
+int	 milter_parse_optneg(const char *, size_t, struct milter_optneg *);
+int	 milter_parse_reply(const char *, size_t, struct milter_reply *);
+uint32_t milter_reply_action(char);
+
 /* options.c */
 void	 options_parse(int, char **, struct config *);
 void	 usage_error(const char *, ...)
