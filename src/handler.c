@@ -31,7 +31,7 @@ static const char *const smtp_vars[] = {
 	"SMTP_RCPT_OPTIONS", "SMTP_SIZE", "SMTP_RELAY", "SMTP_LINE_ENDS",
 	"SMTP_RCPT", "SMTP_RCPT_OPTION", "SMTP_AUTH_USER", "SMTP_TLS_PROTOCOL",
 	"SMTP_TLS_CIPHER", "SMTP_TLS_SNI", "SMTP_TLS_RESUMED",
-	"SMTP_TLS_CLIENT_SUBJECT", "SMTP_TLS_CLIENT_HASH"
+	"SMTP_TLS_CLIENT_SUBJECT", "SMTP_TLS_CLIENT_HASH", "SMTP_QUARANTINE"
 };
 #define NSMTP_VARS	(sizeof(smtp_vars) / sizeof(smtp_vars[0]))
 
@@ -199,7 +199,9 @@ build_env(const struct handler_job *job, size_t *ours)
 	    asprintf(&env[k++], "SMTP_TLS_CLIENT_HASH=%s",
 	    s->tlsi.client_hash) == -1 ||
 	    (job->conf->relay != NULL && asprintf(&env[k++], "SMTP_RELAY=%s",
-	    job->conf->relay) == -1))
+	    job->conf->relay) == -1) ||
+	    (t->quarantine != NULL && asprintf(&env[k++],
+	    "SMTP_QUARANTINE=%s", t->quarantine) == -1))
 		fatalx("out of memory");
 	free(rcpts);
 	free(ropts);

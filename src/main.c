@@ -49,9 +49,17 @@ static const char *handler_status(const struct handler_result *, char *,
 static void	 spool_data(struct session *, struct spool *,
 		    const struct peer *);
 static void	 deliver(struct session *, struct spool *,
-		    struct policy_state *, const struct peer *);
-static void	 check_rcpt(struct session *, struct policy_state *,
+		    struct policy_state *, struct milter_state *,
 		    const struct peer *);
+static void	 check_rcpt(struct session *, struct policy_state *,
+		    struct milter_state *, const struct peer *);
+static void	 check_mail(struct session *, struct milter_state *,
+		    const struct peer *);
+static enum milter_verdict filter_message(struct session *,
+		    struct milter_state *, struct spool *, const struct peer *,
+		    struct buf *);
+static int	 milter_rcpt_ok(struct session *, struct milter_state *,
+		    const struct peer *, struct buf *);
 static int	 check_message(struct session *, struct policy_state *,
 		    struct spool *, const struct peer *, struct buf *);
 static uint64_t	 mail_size(const char *);
@@ -291,7 +299,7 @@ log_message(const struct session *s, const struct spool *sp,
 /* Run the handler on the spooled message and hand its reply back. */
 static void
 deliver(struct session *s, struct spool *sp, struct policy_state *ps,
-    const struct peer *p)
+    struct milter_state *ms, const struct peer *p)
 {
 	static const char	 no_storage[] =
 	    "452 4.3.1 Error: insufficient system storage\r\n";
@@ -300,23 +308,32 @@ deliver(struct session *s, struct spool *sp, struct policy_state *ps,
 	struct buf		 text = { NULL, 0, 0 };
 	struct buf		 lmtp = { NULL, 0, 0 };
 	struct timespec		 t0;
-	const char		*refusal;
+	const char		*refusal, *hstatus = "none";
 	char			 st[32];
+	enum milter_verdict	 mv = MV_ACCEPT;
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((refusal = session_refusal(s)) == NULL) {
 		spool_start(s, sp, p);
 		if (sp->failed || spool_rewind(sp) == -1)
 			refusal = no_storage;
-		else if (ps != NULL && !check_message(s, ps, sp, p, &text)) {
+		else if ((ps != NULL && !check_message(s, ps, sp, p, &text)) ||
+		    (ms != NULL && (mv = filter_message(s, ms, sp, p,
+		    &text)) == MV_REFUSE)) {
 			buf_append(&text, "", 1);
 			refusal = text.data;
+		} else if (mv == MV_DISCARD) {
+			/* SPEC 13: as if delivered; only the log knows. */
+			buf_appendf(&text, "250 2.0.0 OK: queued as %s\r\n%c",
+			    sp->id, '\0');
+			refusal = text.data;
+			hstatus = "milter-discard";
 		}
 	}
 	if (refusal != NULL) {
 		message_id(s, sp);
 		spool_close(sp);
-		log_message(s, sp, p, s->dec.wire_size, "none", refusal, &t0);
+		log_message(s, sp, p, s->dec.wire_size, hstatus, refusal, &t0);
 		if (s->conf->lmtp) {
 			/* SPEC 11: the refusal for every recipient. */
 			reply_repeat(refusal, s->txn.nrcpt, &lmtp);
@@ -368,7 +385,8 @@ mail_size(const char *options)
  * --rcpt-check.  Either may refuse it; the session hears the verdict.
  */
 static void
-check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
+check_rcpt(struct session *s, struct policy_state *ps,
+    struct milter_state *ms, const struct peer *p)
 {
 	struct policy_ctx	 x;
 	struct handler_job	 job;
@@ -419,6 +437,9 @@ check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
 			code = 0;
 	} else
 		code = 0;
+	/* SPEC 13: the milters, once the checks above accepted it. */
+	if (ms != NULL && !milter_rcpt_ok(s, ms, p, &reply))
+		goto done;
 	/* Accepted: its PREPEND headers go with the transaction. */
 	buf_append(&hdr, "", 1);
 	for (h = hdr.data; (nl = strchr(h, '\n')) != NULL; h = nl + 1) {
@@ -430,6 +451,128 @@ done:
 	buf_free(&reply);
 	buf_free(&hdr);
 	buf_free(&parsed);
+}
+
+/* The milter context of this session's checks. */
+static void
+milter_ctx_init(struct milter_ctx *x, const struct session *s,
+    const struct peer *p, const char *id)
+{
+	memset(x, 0, sizeof(*x));
+	x->sess = s;
+	x->peer = p;
+	x->id = id;
+	x->spool_fd = -1;
+}
+
+/* SPEC 13: the MAIL through the milters (SA_CHECK_MAIL). */
+static void
+check_mail(struct session *s, struct milter_state *ms, const struct peer *p)
+{
+	struct milter_ctx	 x;
+	struct buf		 reply = { NULL, 0, 0 };
+	char			 from[SMTP_PATH_MAX * 4 + 3];
+
+	milter_ctx_init(&x, s, p, "");
+	if (milter_mail(ms, &x, &reply) == MV_ACCEPT) {
+		session_mail_checked(s, 1, NULL);
+		return;
+	}
+	buf_append(&reply, "", 1);
+	log_info("milter: MAIL from=%s: %.*s", log_quote(from, sizeof(from),
+	    s->txn.mail_from, strlen(s->txn.mail_from)),
+	    (int)strcspn(reply.data, "\r\n"), reply.data);
+	session_mail_checked(s, 0, reply.data);
+	buf_free(&reply);
+}
+
+/*
+ * SPEC 13: the pending RCPT through the milters.  0 when one refused it
+ * (the session heard so, and reply is spent).
+ */
+static int
+milter_rcpt_ok(struct session *s, struct milter_state *ms,
+    const struct peer *p, struct buf *reply)
+{
+	struct milter_ctx	 x;
+	char			 to[SMTP_PATH_MAX * 4 + 3];
+
+	milter_ctx_init(&x, s, p, "");
+	x.rcpt = s->pending.path;
+	reply->len = 0;
+	if (milter_rcpt(ms, &x, s->pending.path, s->pending.options,
+	    reply) == MV_ACCEPT)
+		return 1;
+	buf_append(reply, "", 1);
+	log_info("milter: RCPT to=%s: %.*s", log_quote(to, sizeof(to),
+	    s->pending.path, strlen(s->pending.path)),
+	    (int)strcspn(reply->data, "\r\n"), reply->data);
+	session_rcpt_checked(s, 0, reply->data);
+	return 0;
+}
+
+/* The envelope changes of the milters (SPEC 13); -1 if one cannot be. */
+static int
+milter_envelope(struct session *s, const struct milter_edits *ed,
+    const char *id)
+{
+	const char	*a;
+	char		 esc[SMTP_REPLYLINE_MAX * 4 + 3];
+
+	if (ed->chgfrom)
+		session_set_sender(s, ed->from);
+	for (a = ed->delrcpt.data; a != NULL &&
+	    a < ed->delrcpt.data + ed->delrcpt.len; a += strlen(a) + 1)
+		session_del_rcpt(s, a);
+	for (a = ed->addrcpt.data; a != NULL &&
+	    a < ed->addrcpt.data + ed->addrcpt.len; a += strlen(a) + 1)
+		if (session_add_rcpt(s, a) == -1) {
+			errno = E2BIG;
+			return -1;
+		}
+	if (ed->quarantine != NULL) {
+		log_info("%s: milter: quarantine: %s", id, log_quote(esc,
+		    sizeof(esc), ed->quarantine, strlen(ed->quarantine)));
+		session_quarantine(s, ed->quarantine);
+	}
+	return 0;
+}
+
+/*
+ * SPEC 13: the spooled message through the milters, before the
+ * handler; then their changes: the spool rewritten (streamed), the
+ * envelope the handler gets changed.  MV_REFUSE: the reply is in text.
+ * A message whose recipients a filter all deleted is discarded.
+ */
+static enum milter_verdict
+filter_message(struct session *s, struct milter_state *ms, struct spool *sp,
+    const struct peer *p, struct buf *text)
+{
+	static const char	 failed[] =
+	    "451 4.3.0 Error: cannot apply the mail filter's changes\r\n";
+	struct milter_ctx	 x;
+	struct milter_edits	 ed;
+	enum milter_verdict	 v;
+	int			 crlf = s->conf->crlf || s->txn.binarymime;
+
+	milter_ctx_init(&x, s, p, sp->id);
+	x.spool_fd = sp->fd;
+	x.spool_crlf = crlf;
+	milter_edits_init(&ed);
+	v = milter_message(ms, &x, &ed, text);
+	if (v == MV_ACCEPT && (ed.failed || milter_rewrite(&ed, sp,
+	    crlf) == -1 || milter_envelope(s, &ed, sp->id) == -1)) {
+		log_warn("%s: milter changes: %s", sp->id, ed.failed ?
+		    "cannot keep the new body" : strerror(errno));
+		buf_append(text, failed, sizeof(failed) - 1);
+		v = MV_REFUSE;
+	} else if (v == MV_ACCEPT && s->txn.nrcpt == 0)
+		v = MV_DISCARD;
+	else if (v == MV_REFUSE)
+		log_info("%s: milter: end of message: %.*s", sp->id,
+		    (int)strcspn(text->data, "\r\n"), text->data);
+	milter_edits_free(&ed);
+	return v;
 }
 
 /*
@@ -586,6 +729,8 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	struct deadlines	 dl;
 	struct policy_state	*ps = NULL;
 	struct auth_backend	*ab = NULL;
+	struct milter_state	*ms = NULL;
+	struct milter_ctx	 mx;
 	int			 status;
 
 	memset(&dl, 0, sizeof(dl));
@@ -594,6 +739,8 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	session_init(&s, c);
 	if (c->npolicy > 0)
 		ps = policy_new(c);
+	if (c->nmilter > 0)
+		ms = milter_new(c);
 	if (c->auth != NULL) {
 		ab = auth_new(c->auth);
 		session_auth_mechanisms(&s, auth_mechanisms(ab,
@@ -631,12 +778,15 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 			 * one that ran, its reply goes out, then the 421.
 			 */
 			if (!conn_stop_requested())
-				deliver(&s, &sp, ps, p);
+				deliver(&s, &sp, ps, ms, p);
 			if (conn_stop_requested())
 				stop(&s);
 			break;
 		case SA_CHECK_RCPT:
-			check_rcpt(&s, ps, p);
+			check_rcpt(&s, ps, ms, p);
+			break;
+		case SA_CHECK_MAIL:
+			check_mail(&s, ms, p);
 			break;
 		case SA_STARTTLS:
 			if (flush_replies(&s, &dl) == -1)
@@ -668,6 +818,8 @@ out:
 	log_info("disconnect from %s: messages=%lld errors=%lld exit=%d",
 	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
 	    s.messages, s.errors, status);
+	milter_ctx_init(&mx, &s, p, "");
+	milter_free(ms, &mx);
 	session_free(&s);
 	policy_free(ps);
 	if (ab != NULL)
@@ -731,6 +883,7 @@ main(int argc, char **argv)
 	    peer.remote_port : "-");
 	status = serve(&conf, &peer, bad_proxy, server);
 	free(conf.policy);
+	free(conf.milter);
 	free(conf.tls_cert);
 	free(conf.tls_key);
 	tlsconf_free(server);

@@ -91,10 +91,11 @@ take_u32(const char **p, const char *end, uint32_t *v)
 
 /*
  * The filter's SMFIC_OPTNEG answer: its version (2 to 6 are spoken
- * alike for what we use), the actions it wants (only those we offered:
- * what we cannot do is never negotiated) and the protocol flags it
- * asks for, which we keep where we offered them.  The macro lists a
- * version 6 filter may append are ignored: we send Postfix's set.
+ * alike for what we use), the actions it wants and the protocol flags
+ * it asks for, each kept only where we offered it, as Postfix does:
+ * what we cannot do is never negotiated, and a modification outside
+ * the result is a protocol error later.  The macro lists a version 6
+ * filter may append are ignored: we send Postfix's set.
  */
 int
 milter_parse_optneg(const char *data, size_t len, struct milter_optneg *o)
@@ -107,8 +108,7 @@ milter_parse_optneg(const char *data, size_t len, struct milter_optneg *o)
 		return -1;
 	if (o->version < 2 || o->version > MILTER_VERSION)
 		return -1;
-	if ((o->actions & ~o->offered_actions) != 0)
-		return -1;
+	o->actions &= o->offered_actions;
 	o->protocol &= MILTER_PROTOCOL_OFFER;
 	return 0;
 }

@@ -87,6 +87,10 @@ struct config {
 	int		  require_auth;
 	int		  auth_plaintext;
 	int		  lmtp;			/* --lmtp: LHLO, per-recipient replies */
+	/* SPEC 13: milters */
+	const char	**milter;		/* --milter ADDRs, in order */
+	size_t		  nmilter;
+	int		  milter_default;	/* MILTER_DEFAULT_* */
 };
 
 /* SPEC 8: what the TLS handshake gave, printable ASCII only. */
@@ -155,7 +159,8 @@ enum session_action {
 	SA_CHECK_RCPT,	/* check session.pending, call session_rcpt_checked */
 	SA_CLOSE,	/* flush and exit with session.exit_status */
 	SA_STARTTLS,	/* flush, drop the rest of the input, handshake */
-	SA_AUTH		/* check session_auth_request(), session_auth_checked */
+	SA_AUTH,	/* check session_auth_request(), session_auth_checked */
+	SA_CHECK_MAIL	/* milters: check the MAIL, call session_mail_checked */
 };
 
 enum session_state {
@@ -170,7 +175,8 @@ enum session_state {
 	SS_STARTTLS,	/* 220 sent, waiting for the handshake */
 	SS_AUTH_CONT,	/* 334 sent, waiting for a SASL response line */
 	SS_AUTH_CHECK,	/* credentials complete, waiting for the backend */
-	SS_BDAT		/* reading the octets of a BDAT chunk */
+	SS_BDAT,	/* reading the octets of a BDAT chunk */
+	SS_MAIL_CHECK	/* a MAIL waits for its checks (SA_CHECK_MAIL) */
 };
 
 /* SPEC 9: a SASL exchange in progress, PLAIN or LOGIN. */
@@ -235,6 +241,7 @@ struct txn {
 	int		  binarymime;	/* MAIL had BODY=BINARYMIME */
 	int		  bdat;		/* a BDAT chunk came in this transaction */
 	uint64_t	  bdat_size;	/* octets announced by its BDATs */
+	char		 *quarantine;	/* a milter's reason, or NULL */
 };
 
 struct session {
@@ -291,6 +298,11 @@ void	 session_spooled(struct session *, int);
 void	 session_delivered(struct session *, const char *);
 void	 session_rcpt_checked(struct session *, int, const char *);
 void	 session_prepend(struct session *, const char *);
+void	 session_mail_checked(struct session *, int, const char *);
+void	 session_set_sender(struct session *, const char *);
+int	 session_add_rcpt(struct session *, const char *);
+void	 session_del_rcpt(struct session *, const char *);
+void	 session_quarantine(struct session *, const char *);
 const char *session_refusal(const struct session *);
 const char *session_protocol(const struct session *);
 void	 session_tls_started(struct session *, const struct tls_info *);
@@ -329,6 +341,8 @@ int	 spool_write(struct spool *, const char *, size_t);
 int	 spool_rewind(struct spool *);
 int	 spool_insert(struct spool *, const char *, size_t);
 void	 spool_close(struct spool *);
+int	 spool_open(void);
+int	 spool_copy(int, off_t *, int, uint64_t);
 void	 spool_new_id(char *, size_t);
 size_t	 received_header(char *, size_t, const struct received_info *,
 	    time_t);
@@ -475,6 +489,11 @@ int	 policy_check(struct policy_state *, const struct policy_ctx *,
 	    struct buf *, struct buf *);
 int	 policy_addr_ok(const char *);
 const char *policy_stage(const char *, unsigned int *);
+/* policy.c: connections with deadlines, shared with milter.c. */
+int	 net_wait_fd(int, short, long long);
+int	 net_connect_unix(const char *, long long);
+int	 net_connect_inet(const char *, long long);
+int	 net_write_all(int, const char *, size_t, long long);
 
 /*
  * milter-proto.c: the Sendmail milter protocol, version 6 (SPEC 13), as
@@ -578,6 +597,78 @@ ssize_t	 milter_frame_size(const unsigned char *, size_t);
 int	 milter_parse_optneg(const char *, size_t, struct milter_optneg *);
 int	 milter_parse_reply(const char *, size_t, struct milter_reply *);
 uint32_t milter_reply_action(char);
+
+/* milter.c: the client of the --milter filters, SPEC 13. */
+enum milter_default {
+	MILTER_DEFAULT_TEMPFAIL,	/* as Postfix's milter_default_action */
+	MILTER_DEFAULT_ACCEPT,
+	MILTER_DEFAULT_REJECT
+};
+
+enum milter_verdict {
+	MV_ACCEPT,	/* go on */
+	MV_REFUSE,	/* the reply is in the caller's buffer */
+	MV_DISCARD	/* end of message: answer 250, run no handler */
+};
+
+struct milter_ctx {
+	const struct session	*sess;
+	const struct peer	*peer;
+	const char		*id;		/* "" before the message has one */
+	const char		*rcpt;		/* RCPT: the recipient */
+	int			 spool_fd;	/* end of message: the spool */
+	int			 spool_crlf;	/* its lines end in CRLF */
+};
+
+/* The modifications the filters asked for at end of message. */
+#define MILTER_EDITS_MAX	(256 * 1024)	/* header edits held, in octets */
+
+struct milter_edits {
+	struct buf	 headers;	/* cmd, leadspc, u32 index, name NUL value NUL */
+	int		 body_fd;	/* -1, or the replacement body, CRLF */
+	int		 failed;	/* could not keep one: 451 */
+	int		 chgfrom;
+	char		 from[SMTP_PATH_MAX];
+	struct buf	 addrcpt;	/* addresses, each NUL-ended */
+	struct buf	 delrcpt;
+	size_t		 naddrcpt;
+	char		*quarantine;	/* the reason, or NULL */
+};
+
+/* milter-edit.c: the spooled message read back, header by header. */
+#define MILTER_HEADER_MAX	(MILTER_CHUNK - 1024)	/* one header we pass on */
+
+struct msgread {
+	int		 fd;
+	off_t		 base;		/* file offset of buf[0] */
+	size_t		 len, pos;
+	char		 buf[8192];
+};
+
+void	 msgread_init(struct msgread *, int, off_t);
+off_t	 msgread_tell(const struct msgread *);
+int	 msgread_peek(struct msgread *);
+size_t	 msgread_line(struct msgread *, struct buf *, size_t);
+size_t	 msg_header_name_len(const char *, size_t);
+int	 msg_next_header(struct msgread *, struct buf *, off_t *, off_t *);
+
+struct milter_state;
+void	 milter_edits_init(struct milter_edits *);
+void	 milter_edits_free(struct milter_edits *);
+int	 milter_edit(struct milter_edits *, const struct milter_reply *,
+	    int);
+int	 milter_rewrite(const struct milter_edits *, struct spool *, int);
+int	 milter_addr_ok(const char *);
+int	 milter_action_word(const char *);
+struct milter_state *milter_new(const struct config *);
+void	 milter_free(struct milter_state *, const struct milter_ctx *);
+enum milter_verdict milter_mail(struct milter_state *,
+	    const struct milter_ctx *, struct buf *);
+enum milter_verdict milter_rcpt(struct milter_state *,
+	    const struct milter_ctx *, const char *, const char *,
+	    struct buf *);
+enum milter_verdict milter_message(struct milter_state *,
+	    const struct milter_ctx *, struct milter_edits *, struct buf *);
 
 /* options.c */
 void	 options_parse(int, char **, struct config *);
