@@ -46,6 +46,7 @@ static void	 spool_start(struct session *, struct spool *,
 static void	 spool_prepend(struct session *, struct spool *);
 static const char *handler_status(const struct handler_result *, char *,
 		    size_t);
+static int	 strip_forged_results(const struct session *, struct spool *);
 static void	 spool_data(struct session *, struct spool *,
 		    const struct peer *);
 static void	 deliver(struct session *, struct spool *,
@@ -296,6 +297,27 @@ log_message(const struct session *s, const struct spool *sp,
 	    (double)(t1.tv_nsec - t0->tv_nsec) / 1e9);
 }
 
+/*
+ * SPEC 13, RFC 8601 5: the client's Authentication-Results headers that
+ * claim our --authserv-id go, so that no one can forge our verdicts.
+ */
+static int
+strip_forged_results(const struct session *s, struct spool *sp)
+{
+	int	 n;
+
+	n = milter_strip_results(sp, s->conf->authserv_id,
+	    s->conf->crlf || s->txn.binarymime);
+	if (n > 0)
+		log_info("%s: removed %d Authentication-Results header%s "
+		    "claiming %s", sp->id, n, n > 1 ? "s" : "",
+		    s->conf->authserv_id);
+	else if (n == -1)
+		log_warn("%s: removing Authentication-Results: %s", sp->id,
+		    strerror(errno));
+	return n == -1 ? -1 : 0;
+}
+
 /* Run the handler on the spooled message and hand its reply back. */
 static void
 deliver(struct session *s, struct spool *sp, struct policy_state *ps,
@@ -315,7 +337,8 @@ deliver(struct session *s, struct spool *sp, struct policy_state *ps,
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((refusal = session_refusal(s)) == NULL) {
 		spool_start(s, sp, p);
-		if (sp->failed || spool_rewind(sp) == -1)
+		if (sp->failed || spool_rewind(sp) == -1 ||
+		    strip_forged_results(s, sp) == -1)
 			refusal = no_storage;
 		else if ((ps != NULL && !check_message(s, ps, sp, p, &text)) ||
 		    (ms != NULL && (mv = filter_message(s, ms, sp, p,
@@ -874,6 +897,8 @@ main(int argc, char **argv)
 	log_init(conf.log, conf.verbose);
 	if (conf.hostname == NULL)
 		conf.hostname = options_default_hostname();
+	if (conf.authserv_id == NULL)
+		conf.authserv_id = conf.hostname;
 	peer_lookup(&peer);
 	exec_limits(&conf);
 	if ((bad_proxy = proxy_header(&conf, &peer)) == -1)

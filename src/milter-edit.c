@@ -277,27 +277,29 @@ write_inserts(struct spool *n, const struct hdr_op *ops, size_t nops,
 }
 
 /*
- * A spooled header, copied, or changed by the first CHGHEADER that
- * names its occurrence (1-based; 0 counts as 1, as libmilter says),
- * or deleted by one with an empty value.
+ * A spooled header, copied, or changed by the CHGHEADER that names its
+ * occurrence (1-based; 0 counts as 1, as libmilter says; the last one
+ * if several do), or deleted by one with an empty value.
  */
 static int
 copy_or_change(struct spool *n, struct hdr_op *ops, size_t nops,
     const struct buf *h, int crlf)
 {
-	size_t	 nlen = msg_header_name_len(h->data, h->len), i;
+	size_t		 nlen = msg_header_name_len(h->data, h->len), i;
+	struct hdr_op	*hit = NULL;
 
 	for (i = 0; i < nops; i++) {
-		if (ops[i].cmd != SMFIR_CHGHEADER || ops[i].done ||
+		if (ops[i].cmd != SMFIR_CHGHEADER ||
 		    strlen(ops[i].name) != nlen ||
 		    strncasecmp(ops[i].name, h->data, nlen) != 0 ||
 		    ++ops[i].seen != (ops[i].index > 0 ? ops[i].index : 1))
 			continue;
 		ops[i].done = 1;
-		return ops[i].value[0] == '\0' ? 0 :
-		    write_header(n, &ops[i], crlf);
+		hit = &ops[i];
 	}
-	return spool_write(n, h->data, h->len);
+	if (hit == NULL)
+		return spool_write(n, h->data, h->len);
+	return hit->value[0] == '\0' ? 0 : write_header(n, hit, crlf);
 }
 
 /* ADDHEADER at the end, then a CHGHEADER whose header was not there. */
@@ -410,4 +412,92 @@ milter_rewrite(const struct milter_edits *ed, struct spool *sp, int crlf)
 	sp->fd = n.fd;
 	sp->size = n.size;
 	return spool_rewind(sp);
+}
+
+/* Skip blanks, line breaks and RFC 5322 comments (nested). */
+static const char *
+skip_cfws(const char *p, const char *end)
+{
+	int	 depth = 0;
+
+	for (; p < end; p++) {
+		if (*p == '(')
+			depth++;
+		else if (*p == ')' && depth > 0)
+			depth--;
+		else if (depth == 0 && *p != ' ' && *p != '\t' && *p != '\r' &&
+		    *p != '\n')
+			break;
+	}
+	return p;
+}
+
+/*
+ * Does this spooled header claim to be ours: "Authentication-Results:"
+ * whose authserv-id (RFC 8601 2.2: a token or a quoted string after
+ * optional CFWS) is id, compared without case as a domain name is?
+ */
+static int
+claims_authserv_id(const struct buf *h, const char *id)
+{
+	static const char	 name[] = "Authentication-Results";
+	const char		*p, *end = h->data + h->len, *v;
+	size_t			 nlen = msg_header_name_len(h->data, h->len);
+
+	if (nlen != sizeof(name) - 1 || strncasecmp(h->data, name, nlen) != 0)
+		return 0;
+	p = skip_cfws(h->data + nlen + 1, end);
+	if (p < end && *p == '"') {
+		for (v = ++p; p < end && *p != '"'; p++)
+			;
+	} else
+		for (v = p; p < end && *p != ';' && *p != '(' && *p != ' ' &&
+		    *p != '\t' && *p != '\r' && *p != '\n'; p++)
+			;
+	return (size_t)(p - v) == strlen(id) &&
+	    strncasecmp(v, id, (size_t)(p - v)) == 0;
+}
+
+/*
+ * SPEC 13, RFC 8601 5: the Authentication-Results headers of the
+ * client's message (after header_end: not ours, nor a policy's) that
+ * claim our authserv-id are removed, before any filter or the handler
+ * sees it, by the same rewrite as the filters' changes.  The number
+ * removed, or -1.
+ */
+int
+milter_strip_results(struct spool *sp, const char *id, int crlf)
+{
+	struct milter_edits	 ed;
+	struct milter_reply	 r;
+	struct msgread		 rd;
+	struct buf		 h = { NULL, 0, 0 };
+	off_t			 start, end, body;
+	uint32_t		 k = 0;
+	int			 n = 0;
+
+	milter_edits_init(&ed);
+	msgread_init(&rd, sp->fd, 0);
+	memset(&r, 0, sizeof(r));
+	r.cmd = SMFIR_CHGHEADER;
+	r.name = "Authentication-Results";
+	r.value = "";
+	for (start = 0; msg_next_header(&rd, &h, &end, &body);
+	    start = msgread_tell(&rd)) {
+		if (msg_header_name_len(h.data, h.len) == strlen(r.name) &&
+		    strncasecmp(h.data, r.name, strlen(r.name)) == 0)
+			k++;
+		if ((uint64_t)start < sp->header_end ||
+		    !claims_authserv_id(&h, id))
+			continue;
+		r.index = k;	/* counted in the message as received */
+		n++;
+		if (milter_edit(&ed, &r, 0) == -1)
+			break;
+	}
+	buf_free(&h);
+	if (n > 0 && milter_rewrite(&ed, sp, crlf) == -1)
+		n = -1;
+	milter_edits_free(&ed);
+	return n;
 }

@@ -274,7 +274,8 @@ stage_macros(struct buf *b, char stage, const struct milter_ctx *x)
 		if (p->remote_addr[0] == '\0')
 			(void)strlcpy(under, name, sizeof(under));
 		macro(b, "j", s->conf->hostname);
-		macro(b, "{daemon_name}", "smtpd-stdio");
+		/* rspamd takes its Authentication-Results id from it. */
+		macro(b, "{daemon_name}", s->conf->authserv_id);
 		macro(b, "{client_addr}", p->remote_addr);
 		macro(b, "{client_port}", p->remote_port);
 		macro(b, "{client_name}", name);

@@ -40,7 +40,8 @@
 		"[--require-auth]\n" \
 		"                   [--auth-plaintext] [--milter addr ...] " \
 		"[--milter-default-action action]\n" \
-		"                   [--] handler [arg ...]\n"
+		"                   [--authserv-id name] " \
+		"[--] handler [arg ...]\n"
 
 #define DNS_NAME_MAX	253	/* RFC 1035 2.3.4, in text form */
 #define DNS_LABEL_MAX	63
@@ -54,7 +55,7 @@ enum {
 	OPT_TLS_KEY, OPT_TLS, OPT_REQUIRE_TLS, OPT_TLS_PROTOCOLS,
 	OPT_TLS_CIPHERS, OPT_TLS_ASK_CLIENT_CERT, OPT_TLS_TICKET_KEYS,
 	OPT_AUTH, OPT_REQUIRE_AUTH, OPT_AUTH_PLAINTEXT, OPT_LMTP,
-	OPT_MILTER, OPT_MILTER_DEFAULT
+	OPT_MILTER, OPT_MILTER_DEFAULT, OPT_AUTHSERV_ID
 };
 
 static const struct option longopts[] = {
@@ -94,6 +95,7 @@ static const struct option longopts[] = {
 	{ "lmtp",		no_argument,	   NULL, OPT_LMTP },
 	{ "milter",		required_argument, NULL, OPT_MILTER },
 	{ "milter-default-action", required_argument, NULL, OPT_MILTER_DEFAULT },
+	{ "authserv-id",	required_argument, NULL, OPT_AUTHSERV_ID },
 	{ NULL,			0,		   NULL, 0 }
 };
 
@@ -416,6 +418,13 @@ set_other(struct config *c, int id, char **argv)
 			usage_error("--milter %s: want unix:PATH or "
 			    "inet:HOST:PORT", optarg);
 		add_string(&c->milter, &c->nmilter, optarg);
+		break;
+	case OPT_AUTHSERV_ID:
+		/* RFC 8601 2.2: a value; a host name here, as in --hostname. */
+		if (!hostname_ok(optarg))
+			usage_error("--authserv-id: want a host name, not %s",
+			    optarg);
+		c->authserv_id = optarg;
 		break;
 	case OPT_MILTER_DEFAULT:
 		if ((c->milter_default = milter_action_word(optarg)) == -1)

@@ -91,6 +91,7 @@ struct config {
 	const char	**milter;		/* --milter ADDRs, in order */
 	size_t		  nmilter;
 	int		  milter_default;	/* MILTER_DEFAULT_* */
+	const char	 *authserv_id;		/* RFC 8601, [hostname] */
 };
 
 /* SPEC 8: what the TLS handshake gave, printable ASCII only. */
@@ -658,6 +659,7 @@ void	 milter_edits_free(struct milter_edits *);
 int	 milter_edit(struct milter_edits *, const struct milter_reply *,
 	    int);
 int	 milter_rewrite(const struct milter_edits *, struct spool *, int);
+int	 milter_strip_results(struct spool *, const char *, int);
 int	 milter_addr_ok(const char *);
 int	 milter_action_word(const char *);
 struct milter_state *milter_new(const struct config *);

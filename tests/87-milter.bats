@@ -82,7 +82,7 @@ milter_session() {
 	assert_line --index 12 'QUIT'
 	assert_equal "${#lines[@]}" 13
 	run grep '^MACRO' "$LOG1"
-	assert_line 'MACRO C j=mx.test {daemon_name}=smtpd-stdio {client_name}=unknown _=unknown'
+	assert_line 'MACRO C j=mx.test {daemon_name}=mx.test {client_name}=unknown _=unknown'
 	assert_line 'MACRO M {mail_addr}=a@example.org'
 	assert_line 'MACRO R {rcpt_addr}=b@example.net'
 	assert_line "MACRO E i=$(cat "$DUMP/1/SMTP_ID")"
@@ -98,7 +98,7 @@ milter_session() {
 	assert_success
 	run cat "$LOG1"
 	assert_line 'CONNECT unknown 4 4242 192.0.2.7'
-	assert_line 'MACRO C j=mx.test {daemon_name}=smtpd-stdio {client_addr}=192.0.2.7 {client_port}=4242 {client_name}=unknown _=unknown [192.0.2.7] {if_addr}=198.51.100.1'
+	assert_line 'MACRO C j=mx.test {daemon_name}=mx.test {client_addr}=192.0.2.7 {client_port}=4242 {client_name}=unknown _=unknown [192.0.2.7] {if_addr}=198.51.100.1'
 }
 
 @test "--milter: reject at MAIL is 550 5.7.1, tempfail 451 4.7.1; no handler" {
@@ -410,4 +410,51 @@ milter_session() {
 	assert_reply_after . 250
 	run grep '^OPTNEG' "$LOG1"
 	assert_output 'OPTNEG 6 115 2095103'
+}
+
+# A message with Authentication-Results headers, forged and not.
+forged_results() {
+	{
+		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n'
+		printf 'Authentication-Results: mx.test; dkim=pass header.d=bank.example\n'
+		printf 'Authentication-Results: other.example; spf=pass\n'
+		printf 'Authentication-Results:\n\t(forged, folded) MX.Test;\n\tdmarc=pass\n'
+		printf 'Subject: test\n'
+		printf 'Authentication-Results: "mx.test"; arc=pass\n'
+		printf 'authentication-results: mail.example.org; dkim=pass\n'
+		printf '\nAuthentication-Results: mx.test; in the body, kept\n.\nQUIT\n'
+	} >"$BATS_TEST_TMPDIR/in"
+}
+
+@test "--authserv-id [--hostname]: forged Authentication-Results claiming our id never reach the handler" {
+	forged_results
+	run --separate-stderr smtp_session --no-received "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run cat "$DUMP/1/message"
+	assert_output "$(printf 'Authentication-Results: other.example; spf=pass\nSubject: test\nauthentication-results: mail.example.org; dkim=pass\n\nAuthentication-Results: mx.test; in the body, kept')"
+	run cat "$DUMP/1/SMTP_SIZE"
+	assert_output "$(wc -c <"$DUMP/1/message")"
+	run printf '%s\n' "${stderr_lines[@]}"
+	assert_line --partial 'removed 3 Authentication-Results headers claiming mx.test'
+}
+
+@test "--authserv-id NAME: that id is ours; the filters never see the forged one, and hear it as {daemon_name}" {
+	start_milter 1
+	forged_results
+	run smtp_session --authserv-id mail.example.org --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run grep -ci '^authentication-results: mail.example.org' "$DUMP/1/message"
+	assert_output 0
+	run grep -c '^Authentication-Results: mx.test; dkim=pass' "$DUMP/1/message"
+	assert_output 1
+	run grep -ci '^HEADER authentication-results: mail.example.org' "$LOG1"
+	assert_output 0
+	run grep -c '^HEADER Authentication-Results: ' "$LOG1"
+	assert_output 4
+	run grep -c '^MACRO C j=mx.test {daemon_name}=mail.example.org ' "$LOG1"
+	assert_output 1
+}
+
+@test "--authserv-id: a bad name is a usage error" {
+	usage_error --authserv-id 'a b' "$HANDLERS/dump"
 }
