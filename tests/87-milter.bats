@@ -458,3 +458,23 @@ forged_results() {
 @test "--authserv-id: a bad name is a usage error" {
 	usage_error --authserv-id 'a b' "$HANDLERS/dump"
 }
+
+@test "--milter: stages the filter declined (SMFIP_NOHDRS, SMFIP_NOBODY) are not sent" {
+	start_milter 1 optneg=255:48
+	milter_session b@example.net
+	run smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run grep -c -e '^HEADER' -e '^BODY' "$LOG1"
+	assert_output 0
+	run grep -c -e '^EOH' -e '^EOM' "$LOG1"
+	assert_output 2
+}
+
+@test "--milter: no wait for a reply the filter said it would not send (SMFIP_NR_HDR)" {
+	start_milter 1 optneg=255:128 header=silent
+	milter_session b@example.net
+	run smtp_session --timeout 2 --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run grep -c '^HEADER' "$LOG1"
+	assert_output 3
+}
