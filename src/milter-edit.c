@@ -46,19 +46,25 @@ msgread_peek(struct msgread *rd)
 	return (unsigned char)rd->buf[rd->pos];
 }
 
-/* One line, its line end included, appended to b; 0 at the end. */
+/*
+ * One line, its line end included, appended to b as far as b stays
+ * within max (the rest is read and dropped); its length, 0 at the end.
+ */
 size_t
 msgread_line(struct msgread *rd, struct buf *b, size_t max)
 {
-	size_t	 n = 0;
-	int	 c;
+	const char	*p, *lf;
+	size_t		 n = 0, span, keep;
 
-	while ((c = msgread_peek(rd)) != -1) {
-		rd->pos++;
-		n++;
-		if (b->len < max)
-			buf_append(b, &(char){ (char)c }, 1);
-		if (c == '\n')
+	while (msgread_peek(rd) != -1) {
+		p = rd->buf + rd->pos;
+		lf = memchr(p, '\n', rd->len - rd->pos);
+		span = lf != NULL ? (size_t)(lf - p) + 1 : rd->len - rd->pos;
+		keep = b->len < max ? max - b->len : 0;
+		buf_append(b, p, span < keep ? span : keep);
+		rd->pos += span;
+		n += span;
+		if (lf != NULL)
 			break;
 	}
 	return n;
@@ -76,38 +82,39 @@ msg_header_name_len(const char *p, size_t len)
 }
 
 /*
- * The next header field (with its folded lines) into h, as in the spool.
- * 0 at the end of the header section: *end is then where the section
- * ends (the empty line, or a line that is no header: RFC 5322 takes it
- * as the body) and *body where the body starts.  A header longer than
- * MILTER_HEADER_MAX ends the section too, so no filter gets it cut.
+ * The next header field (with its folded lines) into h, as in the spool,
+ * at most MILTER_HEADER_MAX octets of it (a longer one is read whole
+ * and kept cut: the rewrite copies it from the spool, a filter gets the
+ * cut one, as Postfix cuts at header_size_limit).  0 at the end of the
+ * header section: *end is then where the section ends (the empty line,
+ * or a line that is no header: RFC 5322 takes it as the body) and *body
+ * where the body starts.
  */
 int
 msg_next_header(struct msgread *rd, struct buf *h, off_t *end, off_t *body)
 {
 	off_t	 start = msgread_tell(rd);
+	size_t	 n;
 	int	 c;
 
 	h->len = 0;
 	*end = *body = start;
-	if (msgread_line(rd, h, MILTER_HEADER_MAX + 1) == 0)
+	if ((n = msgread_line(rd, h, MILTER_HEADER_MAX)) == 0)
 		return 0;
-	if (h->len == 1 || (h->len == 2 && h->data[0] == '\r')) {
+	if (n == 1 || (n == 2 && h->data[0] == '\r')) {
 		*body = msgread_tell(rd);
 		return 0;
 	}
-	while (msg_header_name_len(h->data, h->len) > 0 &&
-	    h->data[h->len - 1] == '\n' && h->len <= MILTER_HEADER_MAX &&
-	    ((c = msgread_peek(rd)) == ' ' || c == '\t'))
-		(void)msgread_line(rd, h, MILTER_HEADER_MAX + 1);
-	if (msg_header_name_len(h->data, h->len) == 0 || h->len > MILTER_HEADER_MAX ||
-	    h->data[h->len - 1] != '\n') {
+	/* No name, or a last line without its line end: the body. */
+	if (msg_header_name_len(h->data, h->len) == 0 ||
+	    (n == h->len && h->data[n - 1] != '\n')) {
 		msgread_init(rd, rd->fd, start);
 		return 0;
 	}
+	while ((c = msgread_peek(rd)) == ' ' || c == '\t')
+		(void)msgread_line(rd, h, MILTER_HEADER_MAX);
 	return 1;
 }
-
 
 void
 milter_edits_init(struct milter_edits *ed)
@@ -283,7 +290,8 @@ write_inserts(struct spool *n, const struct hdr_op *ops, size_t nops,
  */
 static int
 copy_or_change(struct spool *n, struct hdr_op *ops, size_t nops,
-    const struct buf *h, int crlf)
+    const struct buf *h, const struct spool *sp, off_t from, off_t to,
+    int crlf)
 {
 	size_t		 nlen = msg_header_name_len(h->data, h->len), i;
 	struct hdr_op	*hit = NULL;
@@ -297,8 +305,11 @@ copy_or_change(struct spool *n, struct hdr_op *ops, size_t nops,
 		ops[i].done = 1;
 		hit = &ops[i];
 	}
-	if (hit == NULL)
-		return spool_write(n, h->data, h->len);
+	if (hit == NULL) {
+		/* As it is, from the spool: h may be cut. */
+		n->size += (uint64_t)(to - from);
+		return spool_copy(sp->fd, &from, n->fd, (uint64_t)(to - from));
+	}
 	return hit->value[0] == '\0' ? 0 : write_header(n, hit, crlf);
 }
 
@@ -384,7 +395,7 @@ milter_rewrite(const struct milter_edits *ed, struct spool *sp, int crlf)
 	struct hdr_op	*ops;
 	size_t		 nops;
 	uint32_t	 k = 0;
-	off_t		 end = 0, body;
+	off_t		 end = 0, body, from = 0;
 	int		 ok = 1;
 
 	if (ed->headers.len == 0 && ed->body_fd == -1)
@@ -395,9 +406,11 @@ milter_rewrite(const struct milter_edits *ed, struct spool *sp, int crlf)
 	if ((n.fd = spool_open()) == -1)
 		ok = 0;
 	msgread_init(&rd, sp->fd, 0);
-	while (ok && msg_next_header(&rd, &h, &end, &body))
+	for (; ok && msg_next_header(&rd, &h, &end, &body);
+	    from = msgread_tell(&rd))
 		ok = write_inserts(&n, ops, nops, k++, 0, crlf) == 0 &&
-		    copy_or_change(&n, ops, nops, &h, crlf) == 0;
+		    copy_or_change(&n, ops, nops, &h, sp, from,
+		    msgread_tell(&rd), crlf) == 0;
 	ok = ok && write_inserts(&n, ops, nops, k, 1, crlf) == 0 &&
 	    write_added(&n, ops, nops, crlf) == 0 &&
 	    write_rest(&n, sp, ed, end, crlf) == 0;

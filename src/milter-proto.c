@@ -233,7 +233,10 @@ milter_parse_reply(const char *frame, size_t len, struct milter_reply *r)
 {
 	const char	*p = frame + 1, *end = frame + len;
 
-	memset(r, 0, sizeof(*r));
+	/* Not the whole struct: its text buffer is large, replies many. */
+	r->index = 0;
+	r->name = r->value = NULL;
+	r->addr[0] = r->text[0] = '\0';
 	if (len < 1)
 		return -1;
 	r->cmd = frame[0];

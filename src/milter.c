@@ -489,15 +489,17 @@ path_frame(struct buf *b, char cmd, const char *path, const char *params)
 }
 
 /*
- * SMFIC_HEADER for one spooled header: name, then the value without
- * the blank after the colon (unless the filter asked for it) and with
- * LF between folded lines, as Postfix sends it.
+ * SMFIC_HEADER for one spooled header (cut at MILTER_HEADER_MAX):
+ * name, then the value without the blank after the colon (unless the
+ * filter asked for it) and with LF between folded lines, as Postfix
+ * sends it.
  */
 static void
 header_frame(struct buf *b, const struct buf *h, int leadspc)
 {
 	size_t		 nlen = msg_header_name_len(h->data, h->len), i;
 	size_t		 off = milter_frame_begin(b, SMFIC_HEADER);
+	size_t		 vend = h->len - (h->data[h->len - 1] == '\n');
 
 	buf_append(b, h->data, nlen);
 	buf_append(b, "", 1);
@@ -505,9 +507,13 @@ header_frame(struct buf *b, const struct buf *h, int leadspc)
 	while (!leadspc && i < h->len && (h->data[i] == ' ' ||
 	    h->data[i] == '\t'))
 		i++;
-	for (; i < h->len - 1; i++)
-		if (h->data[i] != '\r' || h->data[i + 1] != '\n')
-			buf_append(b, &h->data[i], 1);
+	for (; i < vend; i++) {
+		/* Folds as LF, as Postfix sends them; a NUL would cut it. */
+		if ((h->data[i] == '\r' && (i + 1 == vend ||
+		    h->data[i + 1] == '\n')) || h->data[i] == '\0')
+			continue;
+		buf_append(b, &h->data[i], 1);
+	}
 	buf_append(b, "", 1);
 	milter_frame_end(b, off);
 }
@@ -522,9 +528,10 @@ send_body(struct milter_state *ms, struct filter *f,
     const struct milter_ctx *x, off_t off, int crlf, struct buf *reply)
 {
 	char		 in[MILTER_CHUNK / 2];
+	const char	*p, *lf, *end;
 	struct buf	 req = { NULL, 0, 0 };
 	enum answer	 a = AN_CONTINUE;
-	ssize_t		 n, i;
+	ssize_t		 n;
 	size_t		 fo;
 
 	while (a == AN_CONTINUE &&
@@ -532,10 +539,14 @@ send_body(struct milter_state *ms, struct filter *f,
 		off += n;
 		req.len = 0;
 		fo = milter_frame_begin(&req, SMFIC_BODY);
-		for (i = 0; i < n; i++) {
-			if (in[i] == '\n' && !crlf)
-				buf_append(&req, "\r", 1);
-			buf_append(&req, &in[i], 1);
+		for (p = in, end = in + n; p < end; p = lf + 1) {
+			if ((lf = memchr(p, '\n', (size_t)(end - p))) == NULL ||
+			    crlf) {
+				buf_append(&req, p, (size_t)(end - p));
+				break;
+			}
+			buf_append(&req, p, (size_t)(lf - p));
+			buf_append(&req, "\r\n", 2);
 		}
 		milter_frame_end(&req, fo);
 		a = ask(ms, f, x, &req, SMFIC_BODY, NULL, reply);

@@ -478,3 +478,23 @@ forged_results() {
 	run grep -c '^HEADER' "$LOG1"
 	assert_output 3
 }
+
+@test "--authserv-id: a forged header behind a header longer than 64 KiB is removed too; the long one is kept whole" {
+	start_milter 1 eom=addheader:X-Added:yes
+	{
+		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n'
+		printf 'X-Long: '
+		head -c 70000 /dev/zero | tr '\0' 'y'
+		printf '\nAuthentication-Results: mx.test; dkim=pass\nSubject: t\n\nbody\n.\nQUIT\n'
+	} >"$BATS_TEST_TMPDIR/in"
+	run smtp_session --no-received --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run grep -c '^Authentication-Results' "$DUMP/1/message"
+	assert_output 0
+	run sed -n 's/^\(X-Long: y*\)$/\1/p' "$DUMP/1/message"
+	assert_equal "${#output}" 70008
+	run sed 1d "$DUMP/1/message"
+	assert_output "$(printf 'Subject: t\nX-Added: yes\n\nbody')"
+	run grep -c '^HEADER Subject: t$' "$LOG1"
+	assert_output 1
+}
