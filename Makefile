@@ -21,7 +21,7 @@ TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
 		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy dovecot-core openssl \
 		  redis-server redis-tools postgrey postfix-policyd-spf-python \
 		  msmtp postfix libsasl2-modules opendkim opendkim-tools python3-dkim \
-		  rspamd dnsmasq
+		  rspamd dnsmasq clamav-daemon clamav-milter
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
 
@@ -118,8 +118,8 @@ help:
 # $(call need,TARGET,PACKAGES): install the PACKAGES that are missing,
 # non-interactively, and never touch what is there; as another user than
 # root, stop and name them.  The daemons among them (redis-server,
-# postgrey, haproxy, dovecot-core, postfix, opendkim, rspamd, dnsmasq)
-# are for tests that start their own: a policy-rc.d of ours, for the install only, keeps them from
+# postgrey, haproxy, dovecot-core, postfix, opendkim, rspamd, dnsmasq,
+# clamav-daemon, clamav-milter) are for tests that start their own: a policy-rc.d of ours, for the install only, keeps them from
 # being started (Debian still enables their units for the next boot).
 # Two makes in two checkouts may install at once: they take turns on a
 # lock of ours, and apt waits for dpkg's lock rather than failing.

@@ -86,3 +86,53 @@ submission() {
 	run ls "$DUMP"
 	assert_output 1
 }
+
+# clamd with one signature of our own (no download, no official
+# database: clamd runs from a local .ndb alone) and clamav-milter.
+start_clamav() {
+	mkdir -p "$D/clamdb"
+	# Body bytes "smtpdstdio-virus-test", in hex, anywhere in a file.
+	printf 'SMTPDSTDIO.Test.Sig:0:*:%s\n' \
+		"$(printf smtpdstdio-virus-test | od -An -tx1 | tr -d ' \n')" >"$D/clamdb/local.ndb"
+	cat >"$D/clamd.conf" <<-EOF
+	LocalSocket $D/clamd.sock
+	DatabaseDirectory $D/clamdb
+	Foreground yes
+	LogFile $D/clamd.log
+	TemporaryDirectory $D
+	User root
+	EOF
+	cat >"$D/clamav-milter.conf" <<-EOF
+	MilterSocket unix:$D/clamav-milter.sock
+	ClamdSocket unix:$D/clamd.sock
+	Foreground yes
+	OnInfected Reject
+	AddHeader Replace
+	LogFile $D/clamav-milter.log
+	User root
+	EOF
+	clamd -c "$D/clamd.conf" &
+	echo $! >"$D/clamd.pid"
+	wait_for 60 test -S "$D/clamd.sock"
+	clamav-milter -c "$D/clamav-milter.conf" &
+	echo $! >"$D/clamav-milter.pid"
+	wait_for 20 test -S "$D/clamav-milter.sock"
+}
+
+@test "clamav-milter: a message carrying the test signature is refused, a clean one gets its headers" {
+	start_clamav
+	{
+		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n'
+		printf 'Subject: infected\n\nhere it is: smtpdstdio-virus-test\n.\n'
+		printf 'MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n'
+		printf 'Subject: clean\n\nhello\n.\nQUIT\n'
+	} >"$D/in"
+	run smtp_session --milter "unix:$D/clamav-milter.sock" "$HANDLERS/dump" <"$D/in"
+	assert_success
+	assert_reply . '^550 5\.7\.1 ' 1
+	assert_reply_after . 250 2
+	run ls "$DUMP"
+	assert_output 1
+	run grep -c -e '^X-Virus-Status: Clean$' -e '^Subject: clean$' "$DUMP/1/message"
+	assert_output 2
+}
