@@ -47,6 +47,9 @@ static void	 spool_prepend(struct session *, struct spool *);
 static const char *handler_status(const struct handler_result *, char *,
 		    size_t);
 static int	 strip_forged_results(const struct session *, struct spool *);
+static const char *check_spooled(struct session *, struct spool *,
+		    struct policy_state *, struct milter_state *,
+		    const struct peer *, struct buf *, const char **);
 static void	 spool_data(struct session *, struct spool *,
 		    const struct peer *);
 static void	 deliver(struct session *, struct spool *,
@@ -318,13 +321,44 @@ strip_forged_results(const struct session *s, struct spool *sp)
 	return n == -1 ? -1 : 0;
 }
 
+/*
+ * The checks of the spooled message before its handler: forged
+ * Authentication-Results out, the --policy servers at END-OF-MESSAGE,
+ * the milters.  NULL to go on; else the reply (in text, or static),
+ * and *hstatus says why no handler ran.
+ */
+static const char *
+check_spooled(struct session *s, struct spool *sp, struct policy_state *ps,
+    struct milter_state *ms, const struct peer *p, struct buf *text,
+    const char **hstatus)
+{
+	static const char	 no_storage[] =
+	    "452 4.3.1 Error: insufficient system storage\r\n";
+	enum milter_verdict	 mv = MV_ACCEPT;
+
+	spool_start(s, sp, p);
+	if (sp->failed || spool_rewind(sp) == -1 ||
+	    strip_forged_results(s, sp) == -1)
+		return no_storage;
+	if ((ps != NULL && !check_message(s, ps, sp, p, text)) ||
+	    (ms != NULL && (mv = filter_message(s, ms, sp, p,
+	    text)) == MV_REFUSE)) {
+		buf_append(text, "", 1);
+		return text->data;
+	}
+	if (mv != MV_DISCARD)
+		return NULL;
+	/* SPEC 13: as if delivered; only the log knows. */
+	buf_appendf(text, "250 2.0.0 OK: queued as %s\r\n%c", sp->id, '\0');
+	*hstatus = "milter-discard";
+	return text->data;
+}
+
 /* Run the handler on the spooled message and hand its reply back. */
 static void
 deliver(struct session *s, struct spool *sp, struct policy_state *ps,
     struct milter_state *ms, const struct peer *p)
 {
-	static const char	 no_storage[] =
-	    "452 4.3.1 Error: insufficient system storage\r\n";
 	struct handler_job	 job;
 	struct handler_result	 res;
 	struct buf		 text = { NULL, 0, 0 };
@@ -332,27 +366,10 @@ deliver(struct session *s, struct spool *sp, struct policy_state *ps,
 	struct timespec		 t0;
 	const char		*refusal, *hstatus = "none";
 	char			 st[32];
-	enum milter_verdict	 mv = MV_ACCEPT;
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((refusal = session_refusal(s)) == NULL) {
-		spool_start(s, sp, p);
-		if (sp->failed || spool_rewind(sp) == -1 ||
-		    strip_forged_results(s, sp) == -1)
-			refusal = no_storage;
-		else if ((ps != NULL && !check_message(s, ps, sp, p, &text)) ||
-		    (ms != NULL && (mv = filter_message(s, ms, sp, p,
-		    &text)) == MV_REFUSE)) {
-			buf_append(&text, "", 1);
-			refusal = text.data;
-		} else if (mv == MV_DISCARD) {
-			/* SPEC 13: as if delivered; only the log knows. */
-			buf_appendf(&text, "250 2.0.0 OK: queued as %s\r\n%c",
-			    sp->id, '\0');
-			refusal = text.data;
-			hstatus = "milter-discard";
-		}
-	}
+	if ((refusal = session_refusal(s)) == NULL)
+		refusal = check_spooled(s, sp, ps, ms, p, &text, &hstatus);
 	if (refusal != NULL) {
 		message_id(s, sp);
 		spool_close(sp);

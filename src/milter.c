@@ -351,6 +351,36 @@ no_reply(const struct filter *f, char stage)
 	return 0;
 }
 
+/* continue, accept, reject, tempfail, reply code: the stage is decided. */
+static int
+final_answer(char cmd)
+{
+	return cmd == SMFIR_CONTINUE || cmd == SMFIR_ACCEPT ||
+	    cmd == SMFIR_REJECT || cmd == SMFIR_TEMPFAIL ||
+	    cmd == SMFIR_REPLYCODE;
+}
+
+/* What a final answer means; a refusal's reply is appended to reply. */
+static enum answer
+verdict(const struct milter_reply *r, struct buf *reply)
+{
+	switch (r->cmd) {
+	case SMFIR_CONTINUE:
+		return AN_CONTINUE;
+	case SMFIR_ACCEPT:
+		return AN_ACCEPT;
+	case SMFIR_REJECT:
+		buf_append(reply, MILTER_REJECT, strlen(MILTER_REJECT));
+		return AN_REFUSE;
+	case SMFIR_TEMPFAIL:
+		buf_append(reply, MILTER_TEMPFAIL, strlen(MILTER_TEMPFAIL));
+		return AN_REFUSE;
+	default:
+		buf_append(reply, r->text, strlen(r->text));
+		return AN_REFUSE;
+	}
+}
+
 /*
  * One modification at end of message, if negotiated; -1 if not (the
  * filter broke the protocol).
@@ -365,13 +395,13 @@ take_edit(const struct filter *f, struct milter_edits *ed,
 }
 
 /*
- * Send req (a stage's macros and command) and read the answer, unless
- * the filter asked for none.  Progress extends the wait; modifications
- * are taken at end of message only (ed), skip in the body only.
+ * The filter's answer to a request of the stage: progress extends the
+ * wait; modifications are taken at end of message only (ed), skip in
+ * the body only.
  */
 static enum answer
-ask(struct milter_state *ms, struct filter *f, const struct milter_ctx *x,
-    const struct buf *req, char stage, struct milter_edits *ed,
+read_answer(struct milter_state *ms, struct filter *f,
+    const struct milter_ctx *x, char stage, struct milter_edits *ed,
     struct buf *reply)
 {
 	struct milter_reply	 r;
@@ -379,15 +409,7 @@ ask(struct milter_state *ms, struct filter *f, const struct milter_ctx *x,
 	ssize_t			 n;
 	char			 why[160];
 
-	deadline = conn_now_ms() + ms->conf->timeout * 1000;
-	if (send_frames(f, req, deadline) == -1) {
-		(void)snprintf(why, sizeof(why), "%s", errno == EPROTO ?
-		    "reply with no request outstanding" : strerror(errno));
-		return fail(ms, f, x->id, why);
-	}
-	if (no_reply(f, stage))
-		return AN_CONTINUE;
-	for (;;) {
+	for (deadline = conn_now_ms() + ms->conf->timeout * 1000;;) {
 		if ((n = read_frame(f, deadline)) == -1) {
 			(void)snprintf(why, sizeof(why), "no reply: %s",
 			    strerror(errno));
@@ -395,44 +417,42 @@ ask(struct milter_state *ms, struct filter *f, const struct milter_ctx *x,
 		}
 		if (milter_parse_reply(f->frame, (size_t)n, &r) == -1)
 			break;
-		switch (r.cmd) {
-		case SMFIR_CONTINUE:
-			return AN_CONTINUE;
-		case SMFIR_ACCEPT:
-			return AN_ACCEPT;
-		case SMFIR_REJECT:
-			buf_append(reply, MILTER_REJECT, strlen(MILTER_REJECT));
-			return AN_REFUSE;
-		case SMFIR_TEMPFAIL:
-			buf_append(reply, MILTER_TEMPFAIL,
-			    strlen(MILTER_TEMPFAIL));
-			return AN_REFUSE;
-		case SMFIR_REPLYCODE:
-			buf_append(reply, r.text, strlen(r.text));
-			return AN_REFUSE;
-		case SMFIR_DISCARD:
-			if (stage == SMFIC_CONNECT || stage == SMFIC_HELO)
-				goto bad;
-			return AN_DISCARD;
-		case SMFIR_PROGRESS:
+		if (r.cmd == SMFIR_PROGRESS)
 			deadline = conn_now_ms() + ms->conf->timeout * 1000;
-			continue;
-		case SMFIR_SKIP:
-			if (stage != SMFIC_BODY ||
-			    (f->protocol & SMFIP_SKIP) == 0)
-				goto bad;
+		else if (r.cmd == SMFIR_SKIP && stage == SMFIC_BODY &&
+		    (f->protocol & SMFIP_SKIP) != 0)
 			return AN_SKIP;
-		default:
-			if (take_edit(f, ed, &r) == -1)
-				goto bad;
-			continue;
-		}
+		else if (r.cmd == SMFIR_DISCARD && stage != SMFIC_CONNECT &&
+		    stage != SMFIC_HELO)
+			return AN_DISCARD;
+		else if (final_answer(r.cmd))
+			return verdict(&r, reply);
+		else if (take_edit(f, ed, &r) == -1)
+			break;
 	}
-bad:
 	(void)snprintf(why, sizeof(why), "reply '%c' (0x%02x) out of protocol "
 	    "at stage '%c'", r.cmd > 0x20 && r.cmd < 0x7f ? r.cmd : '?',
 	    (unsigned char)r.cmd, stage);
 	return fail(ms, f, x->id, why);
+}
+
+/* Send req (a stage's macros and command), then its answer if any. */
+static enum answer
+ask(struct milter_state *ms, struct filter *f, const struct milter_ctx *x,
+    const struct buf *req, char stage, struct milter_edits *ed,
+    struct buf *reply)
+{
+	char	 why[160];
+
+	if (send_frames(f, req, conn_now_ms() + ms->conf->timeout *
+	    1000) == -1) {
+		(void)snprintf(why, sizeof(why), "%s", errno == EPROTO ?
+		    "reply with no request outstanding" : strerror(errno));
+		return fail(ms, f, x->id, why);
+	}
+	if (no_reply(f, stage))
+		return AN_CONTINUE;
+	return read_answer(ms, f, x, stage, ed, reply);
 }
 
 /* A stage with its macros: the frames are built, then ask()ed. */

@@ -19,7 +19,6 @@
 
 #include "smtpd-stdio.h"
 
-
 /* A new unlinked file under $TMPDIR: a spool, or a milter's new body. */
 int
 spool_open(void)
