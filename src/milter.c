@@ -22,7 +22,7 @@
 
 #define MILTER_REJECT	"550 5.7.1 Command rejected\r\n"
 #define MILTER_TEMPFAIL	"451 4.7.1 Service unavailable - try again later\r\n"
-#define DEFAULT_TEMPFAIL "451 4.7.1 Service unavailable - try again later\r\n"
+#define DEFAULT_TEMPFAIL MILTER_TEMPFAIL
 #define DEFAULT_REJECT	"554 5.7.1 Service unavailable - mail filter failed\r\n"
 
 /*
@@ -820,7 +820,7 @@ milter_message(struct milter_state *ms, const struct milter_ctx *x,
 	struct filter	*f;
 	size_t		 i;
 
-	for (i = 0; i < ms->n && ms->block == NULL; i++) {
+	for (i = 0; i < ms->n && ms->block == NULL && !ms->discard; i++) {
 		f = &ms->f[i];
 		if (!in_transaction(f))
 			continue;

@@ -498,3 +498,15 @@ forged_results() {
 	run grep -c '^HEADER Subject: t$' "$LOG1"
 	assert_output 1
 }
+
+@test "--milter: discard at RCPT discards the whole message; the filter hears no DATA" {
+	start_milter 1 rcpt=discard
+	milter_session b@example.net c@example.net
+	run smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after RCPT 250 1
+	assert_reply_after RCPT 250 2
+	assert_reply . '^250 2\.0\.0 OK: queued as '
+	assert_no_message
+	run grep -c -e '^RCPT' -e '^DATA' -e '^EOM' "$LOG1"
+	assert_output 1
+}
