@@ -59,6 +59,8 @@ static void	 check_rcpt(struct session *, struct policy_state *,
 		    struct milter_state *, const struct peer *);
 static void	 check_mail(struct session *, struct milter_state *,
 		    const struct peer *);
+static void	 check_data(struct session *, struct milter_state *,
+		    const struct peer *);
 static enum milter_verdict filter_message(struct session *,
 		    struct milter_state *, struct spool *, const struct peer *,
 		    struct buf *);
@@ -526,6 +528,25 @@ check_mail(struct session *s, struct milter_state *ms, const struct peer *p)
 	buf_free(&reply);
 }
 
+/* SPEC 13: the DATA command through the milters (SA_CHECK_DATA). */
+static void
+check_data(struct session *s, struct milter_state *ms, const struct peer *p)
+{
+	struct milter_ctx	 x;
+	struct buf		 reply = { NULL, 0, 0 };
+
+	milter_ctx_init(&x, s, p, "");
+	if (milter_data(ms, &x, &reply) == MV_ACCEPT) {
+		session_data_checked(s, 1, NULL);
+		return;
+	}
+	buf_append(&reply, "", 1);
+	log_info("milter: DATA: %.*s", (int)strcspn(reply.data, "\r\n"),
+	    reply.data);
+	session_data_checked(s, 0, reply.data);
+	buf_free(&reply);
+}
+
 /*
  * SPEC 13: the pending RCPT through the milters.  0 when one refused it
  * (the session heard so, and reply is spent).
@@ -827,6 +848,9 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 			break;
 		case SA_CHECK_MAIL:
 			check_mail(&s, ms, p);
+			break;
+		case SA_CHECK_DATA:
+			check_data(&s, ms, p);
 			break;
 		case SA_STARTTLS:
 			if (flush_replies(&s, &dl) == -1)

@@ -52,6 +52,7 @@ struct filter {
 	int		 accepted;	/* accept at connect or HELO: session */
 	int		 txn_accepted;	/* accept from MAIL on: transaction */
 	int		 in_txn;	/* MAIL sent, no end of message yet */
+	int		 data_sent;	/* this transaction's DATA stage */
 	int		 helo_sent;
 	int		 helo_tls;	/* the TLS state the HELO was sent in */
 	char		 helo[SMTP_CMDLINE_MAX];
@@ -615,7 +616,8 @@ send_message(struct milter_state *ms, struct filter *f,
 	enum answer	 a = AN_CONTINUE;
 	off_t		 body = 0;
 
-	if ((f->protocol & SMFIP_NODATA) == 0) {
+	/* BDAT has no DATA command: the stage comes now. */
+	if (!f->data_sent && (f->protocol & SMFIP_NODATA) == 0) {
 		str_frame(&req, SMFIC_DATA, NULL, NULL);
 		a = ask_stage(ms, f, x, SMFIC_DATA, &req, reply);
 	}
@@ -735,6 +737,7 @@ abort_all(struct milter_state *ms, const struct milter_ctx *x)
 			    NULL);
 		ms->f[i].in_txn = 0;
 		ms->f[i].txn_accepted = 0;
+		ms->f[i].data_sent = 0;
 	}
 	buf_free(&req);
 }
@@ -800,6 +803,31 @@ milter_rcpt(struct milter_state *ms, const struct milter_ctx *x,
 		req.len = 0;
 		path_frame(&req, SMFIC_RCPT, rcpt, params);
 		refused = refuses(ms, f, ask_stage(ms, f, x, SMFIC_RCPT, &req,
+		    reply), reply);
+	}
+	buf_free(&req);
+	if (!refused && blocked(ms, reply))
+		refused = 1;
+	return refused ? MV_REFUSE : MV_ACCEPT;
+}
+
+/* The DATA command: a refusal refuses the message before its bytes. */
+enum milter_verdict
+milter_data(struct milter_state *ms, const struct milter_ctx *x,
+    struct buf *reply)
+{
+	struct buf	 req = { NULL, 0, 0 };
+	struct filter	*f;
+	size_t		 i;
+	int		 refused = 0;
+
+	str_frame(&req, SMFIC_DATA, NULL, NULL);
+	for (i = 0; i < ms->n && ms->block == NULL && !refused; i++) {
+		f = &ms->f[i];
+		if (!in_transaction(f) || (f->protocol & SMFIP_NODATA) != 0)
+			continue;
+		f->data_sent = 1;
+		refused = refuses(ms, f, ask_stage(ms, f, x, SMFIC_DATA, &req,
 		    reply), reply);
 	}
 	buf_free(&req);

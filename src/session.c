@@ -46,6 +46,7 @@ static void	cmd_starttls(struct session *, const char *, size_t);
 static void	cmd_auth(struct session *, const char *, size_t);
 static void	cmd_bdat(struct session *, const char *, size_t);
 static void	cmd_lhlo(struct session *, const char *, size_t);
+static void	data_start(struct session *);
 
 static const struct command commands[] = {
 	{ "HELO", ST_ANY, ARGS_REQUIRED, NULL, cmd_helo },
@@ -430,6 +431,18 @@ cmd_data(struct session *s, const char *arg, size_t len)
 		    "DATA after BDAT" : "BODY=BINARYMIME requires BDAT");
 		return;
 	}
+	/* SPEC 13: the milters hear the DATA first, then we answer. */
+	if (s->conf->nmilter > 0) {
+		s->state = SS_DATA_CHECK;
+		return;
+	}
+	data_start(s);
+}
+
+/* The 354: from here on the message's bytes. */
+static void
+data_start(struct session *s)
+{
 	data_init(&s->dec, s->conf->crlf, s->conf->sevenbit);
 	s->datalen = 0;
 	s->txn_seq++;
@@ -1210,6 +1223,10 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 			*used = i;
 			return SA_CHECK_MAIL;
 		}
+		if (s->state == SS_DATA_CHECK) {
+			*used = i;
+			return SA_CHECK_DATA;
+		}
 		if (s->out.len >= OUTPUT_FLUSH) {
 			*used = i;
 			return SA_FLUSH;
@@ -1363,6 +1380,27 @@ session_mail_checked(struct session *s, int accept, const char *text)
 	if (accept) {
 		s->state = SS_MAIL;
 		reply(s, "250 2.1.0 OK");
+		return;
+	}
+	txn_reset(s);
+	s->state = SS_HELO;
+	log_debug("> %.*s", (int)strcspn(text, "\r\n"), text);
+	buf_append(&s->out, text, strlen(text));
+	s->last_code = text[0];
+}
+
+/*
+ * SPEC 13: the milters' verdict on the DATA command: the 354, or the
+ * refusal (a checked CRLF-terminated reply) and the transaction ends,
+ * so that no filter is asked about it twice.
+ */
+void
+session_data_checked(struct session *s, int accept, const char *text)
+{
+	if (s->state != SS_DATA_CHECK)
+		return;
+	if (accept) {
+		data_start(s);
 		return;
 	}
 	txn_reset(s);

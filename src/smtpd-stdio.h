@@ -161,7 +161,8 @@ enum session_action {
 	SA_CLOSE,	/* flush and exit with session.exit_status */
 	SA_STARTTLS,	/* flush, drop the rest of the input, handshake */
 	SA_AUTH,	/* check session_auth_request(), session_auth_checked */
-	SA_CHECK_MAIL	/* milters: check the MAIL, call session_mail_checked */
+	SA_CHECK_MAIL,	/* milters: check the MAIL, call session_mail_checked */
+	SA_CHECK_DATA	/* milters: check the DATA, call session_data_checked */
 };
 
 enum session_state {
@@ -177,7 +178,8 @@ enum session_state {
 	SS_AUTH_CONT,	/* 334 sent, waiting for a SASL response line */
 	SS_AUTH_CHECK,	/* credentials complete, waiting for the backend */
 	SS_BDAT,	/* reading the octets of a BDAT chunk */
-	SS_MAIL_CHECK	/* a MAIL waits for its checks (SA_CHECK_MAIL) */
+	SS_MAIL_CHECK,	/* a MAIL waits for its checks (SA_CHECK_MAIL) */
+	SS_DATA_CHECK	/* a DATA waits for its checks (SA_CHECK_DATA) */
 };
 
 /* SPEC 9: a SASL exchange in progress, PLAIN or LOGIN. */
@@ -300,6 +302,7 @@ void	 session_delivered(struct session *, const char *);
 void	 session_rcpt_checked(struct session *, int, const char *);
 void	 session_prepend(struct session *, const char *);
 void	 session_mail_checked(struct session *, int, const char *);
+void	 session_data_checked(struct session *, int, const char *);
 void	 session_set_sender(struct session *, const char *);
 int	 session_add_rcpt(struct session *, const char *);
 void	 session_del_rcpt(struct session *, const char *);
@@ -665,6 +668,8 @@ int	 milter_action_word(const char *);
 struct milter_state *milter_new(const struct config *);
 void	 milter_free(struct milter_state *, const struct milter_ctx *);
 enum milter_verdict milter_mail(struct milter_state *,
+	    const struct milter_ctx *, struct buf *);
+enum milter_verdict milter_data(struct milter_state *,
 	    const struct milter_ctx *, struct buf *);
 enum milter_verdict milter_rcpt(struct milter_state *,
 	    const struct milter_ctx *, const char *, const char *,

@@ -197,7 +197,7 @@ milter_session() {
 	assert_line --index 8 'QUIT'
 }
 
-@test "--milter: two filters in order; the first one's refusal is the answer, the second is not asked" {
+@test "--milter: two filters in order; the first one's refusal at end of message is the answer, the second never hears the message" {
 	start_milter 1 eom=reject
 	start_milter 2
 	milter_session b@example.net
@@ -205,10 +205,10 @@ milter_session() {
 	assert_reply . '^550 5\.7\.1 '
 	run grep -c '^EOM' "$LOG1"
 	assert_output 1
-	run grep -c -e '^DATA' -e '^EOM' "$LOG2"
+	run grep -c -e '^HEADER' -e '^EOM' "$LOG2"
 	assert_output 0
-	run grep -c '^RCPT' "$LOG2"
-	assert_output 1
+	run grep -c -e '^RCPT' -e '^DATA' "$LOG2"
+	assert_output 2
 }
 
 @test "--milter: progress keeps the filter's time; skip ends its body" {
@@ -509,4 +509,32 @@ forged_results() {
 	assert_no_message
 	run grep -c -e '^RCPT' -e '^DATA' -e '^EOM' "$LOG1"
 	assert_output 1
+}
+
+@test "--milter: a refusal at DATA comes before the 354; the transaction is over" {
+	start_milter 1 data=tempfail
+	printf 'EHLO c.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nRCPT TO:<c@example.net>\nQUIT\n' >"$BATS_TEST_TMPDIR/in"
+	run smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply DATA '^451 4\.7\.1 Service unavailable - try again later$'
+	assert_reply_after RCPT 503 2
+	assert_no_message
+	run grep -c -e '^DATA' "$LOG1"
+	assert_output 1
+	run grep -c -e '^HEADER' -e '^EOM' "$LOG1"
+	assert_output 0
+}
+
+@test "--milter: with BDAT (no DATA command) the DATA stage comes with the message" {
+	start_milter 1
+	printf 'EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nBDAT 23 LAST\r\nSubject: t\r\n\r\nhello\r\nQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
+	run smtpd --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_line --regexp '^250 2\.0\.0 OK: queued as '
+	run grep -v '^MACRO' "$LOG1"
+	assert_line --index 5 'DATA'
+	assert_line --index 6 --regexp '^HEADER Received: '
+	assert_line --index 7 'HEADER Subject: t'
+	run cat "$DUMP/1/message"
+	assert_output --partial "$(printf 'Subject: t\n\nhello')"
 }

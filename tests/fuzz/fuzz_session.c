@@ -198,6 +198,15 @@ drive(const struct config *c, unsigned int mechs, const char *in,
 			else
 				session_mail_checked(&s, 1, NULL);
 			break;
+		case SA_CHECK_DATA:
+			/* ... and a 'z' in the sender refuses its DATA. */
+			off += used;
+			if (strchr(s.txn.mail_from, 'z') != NULL)
+				session_data_checked(&s, 0,
+				    "451 4.7.1 Service unavailable\r\n");
+			else
+				session_data_checked(&s, 1, NULL);
+			break;
 		case SA_STARTTLS:
 			/*
 			 * The read ends here in both runs (see the top); a
