@@ -101,7 +101,8 @@ msg_next_header(struct msgread *rd, struct buf *h, off_t *end, off_t *body)
 	*end = *body = start;
 	if ((n = msgread_line(rd, h, MILTER_HEADER_MAX)) == 0)
 		return 0;
-	if (n == 1 || (n == 2 && h->data[0] == '\r')) {
+	if ((n == 1 && h->data[0] == '\n') ||
+	    (n == 2 && h->data[0] == '\r' && h->data[1] == '\n')) {
 		*body = msgread_tell(rd);
 		return 0;
 	}
@@ -121,6 +122,7 @@ milter_edits_init(struct milter_edits *ed)
 {
 	memset(ed, 0, sizeof(*ed));
 	ed->body_fd = -1;
+	ed->body_owner = -1;
 }
 
 void
@@ -143,6 +145,12 @@ keep_body(struct milter_edits *ed, const char *p, size_t len)
 
 	if (ed->body_fd == -1 && (ed->body_fd = spool_open()) == -1)
 		ed->failed = 1;
+	/* A filter's new body replaces the whole body, another's too. */
+	if (!ed->failed && ed->body_owner != ed->filter &&
+	    (ftruncate(ed->body_fd, 0) == -1 ||
+	    lseek(ed->body_fd, 0, SEEK_SET) == -1))
+		ed->failed = 1;
+	ed->body_owner = ed->filter;
 	while (!ed->failed && len > 0) {
 		if ((n = write(ed->body_fd, p, len)) == -1 && errno == EINTR)
 			continue;
@@ -361,14 +369,19 @@ write_body(struct spool *n, int fd, int crlf)
 
 /*
  * After the headers: the old rest as it is (from the end of the header
- * section), or the empty line and the filter's new body.
+ * section, at end; the body at body), or the empty line and the
+ * filter's new body.
  */
 static int
 write_rest(struct spool *n, const struct spool *sp,
-    const struct milter_edits *ed, off_t end, int crlf)
+    const struct milter_edits *ed, off_t end, off_t body, int crlf)
 {
 	off_t	 off = end;
 
+	/* A body with no empty line before it gets one (RFC 5322 2.1). */
+	if (ed->body_fd == -1 && end == body && (uint64_t)end < sp->size &&
+	    spool_write(n, crlf ? "\r\n" : "\n", crlf ? 2 : 1) == -1)
+		return -1;
 	if (ed->body_fd == -1) {
 		if (spool_copy(sp->fd, &off, n->fd, sp->size - (uint64_t)end)
 		    == -1)
@@ -395,7 +408,7 @@ milter_rewrite(const struct milter_edits *ed, struct spool *sp, int crlf)
 	struct hdr_op	*ops;
 	size_t		 nops;
 	uint32_t	 k = 0;
-	off_t		 end = 0, body, from = 0;
+	off_t		 end = 0, body = 0, from = 0;
 	int		 ok = 1;
 
 	if (ed->headers.len == 0 && ed->body_fd == -1)
@@ -413,7 +426,7 @@ milter_rewrite(const struct milter_edits *ed, struct spool *sp, int crlf)
 		    msgread_tell(&rd), crlf) == 0;
 	ok = ok && write_inserts(&n, ops, nops, k, 1, crlf) == 0 &&
 	    write_added(&n, ops, nops, crlf) == 0 &&
-	    write_rest(&n, sp, ed, end, crlf) == 0;
+	    write_rest(&n, sp, ed, end, body, crlf) == 0;
 	free(ops);
 	buf_free(&h);
 	if (!ok) {

@@ -852,6 +852,7 @@ milter_message(struct milter_state *ms, const struct milter_ctx *x,
 		f = &ms->f[i];
 		if (!in_transaction(f))
 			continue;
+		ed->filter = (int)i;
 		if (refuses(ms, f, send_message(ms, f, x, ed, reply), reply))
 			return MV_REFUSE;
 		if (ms->discard)

@@ -630,6 +630,8 @@ struct milter_ctx {
 struct milter_edits {
 	struct buf	 headers;	/* cmd, leadspc, u32 index, name NUL value NUL */
 	int		 body_fd;	/* -1, or the replacement body, CRLF */
+	int		 body_owner;	/* the filter it came from, -1 */
+	int		 filter;	/* the filter being heard (its index) */
 	int		 failed;	/* could not keep one: 451 */
 	int		 chgfrom;
 	char		 from[SMTP_PATH_MAX];

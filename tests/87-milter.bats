@@ -538,3 +538,24 @@ forged_results() {
 	run cat "$DUMP/1/message"
 	assert_output --partial "$(printf 'Subject: t\n\nhello')"
 }
+
+@test "--milter: two filters replacing the body: the last one's body is the body" {
+	start_milter 1 'eom=replbody:first\n'
+	start_milter 2 'eom=replbody:second\n'
+	milter_session b@example.net
+	run smtp_session --no-received --milter "unix:$M1" --milter "unix:$M2" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run cat "$DUMP/1/message"
+	assert_output "$(printf 'Subject: test\nFrom: a@example.org\n\nsecond')"
+}
+
+@test "--milter: a message that is only a line without its end reaches the filter's body and the handler whole" {
+	start_milter 1 eom=addheader:X-A:b
+	printf 'EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nBDAT 5 LAST\r\nhelloQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
+	run smtpd --no-received --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	run cat "$LOG1.body"
+	assert_output hello
+	run cat "$DUMP/1/message"
+	assert_output "$(printf 'X-A: b\n\nhello')"
+}
