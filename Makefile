@@ -77,7 +77,7 @@ ALL_LDFLAGS	= $(LINK_MODE) -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 # OpenSSL's relocations would cost every plaintext session more than the
 # rest of it does.
 SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
-		  policy.c milter-proto.c milter.c milter-edit.c \
+		  policy.c milter-proto.c milter.c milter-edit.c milter-check.c \
 		  log.c peer.c buf.c base64.c auth.c spawn.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o

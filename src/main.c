@@ -46,7 +46,6 @@ static void	 spool_start(struct session *, struct spool *,
 static void	 spool_prepend(struct session *, struct spool *);
 static const char *handler_status(const struct handler_result *, char *,
 		    size_t);
-static int	 strip_forged_results(const struct session *, struct spool *);
 static const char *check_spooled(struct session *, struct spool *,
 		    struct policy_state *, struct milter_state *,
 		    const struct peer *, struct buf *, const char **);
@@ -57,15 +56,6 @@ static void	 deliver(struct session *, struct spool *,
 		    const struct peer *);
 static void	 check_rcpt(struct session *, struct policy_state *,
 		    struct milter_state *, const struct peer *);
-static void	 check_mail(struct session *, struct milter_state *,
-		    const struct peer *);
-static void	 check_data(struct session *, struct milter_state *,
-		    const struct peer *);
-static enum milter_verdict filter_message(struct session *,
-		    struct milter_state *, struct spool *, const struct peer *,
-		    struct buf *);
-static int	 milter_rcpt_ok(struct session *, struct milter_state *,
-		    const struct peer *, struct buf *);
 static int	 check_message(struct session *, struct policy_state *,
 		    struct spool *, const struct peer *, struct buf *);
 static uint64_t	 mail_size(const char *);
@@ -303,27 +293,6 @@ log_message(const struct session *s, const struct spool *sp,
 }
 
 /*
- * SPEC 13, RFC 8601 5: the client's Authentication-Results headers that
- * claim our --authserv-id go, so that no one can forge our verdicts.
- */
-static int
-strip_forged_results(const struct session *s, struct spool *sp)
-{
-	int	 n;
-
-	n = milter_strip_results(sp, s->conf->authserv_id,
-	    s->conf->crlf || s->txn.binarymime);
-	if (n > 0)
-		log_info("%s: removed %d Authentication-Results header%s "
-		    "claiming %s", sp->id, n, n > 1 ? "s" : "",
-		    s->conf->authserv_id);
-	else if (n == -1)
-		log_warn("%s: removing Authentication-Results: %s", sp->id,
-		    strerror(errno));
-	return n == -1 ? -1 : 0;
-}
-
-/*
  * The checks of the spooled message before its handler: forged
  * Authentication-Results out, the --policy servers at END-OF-MESSAGE,
  * the milters.  NULL to go on; else the reply (in text, or static),
@@ -340,10 +309,10 @@ check_spooled(struct session *s, struct spool *sp, struct policy_state *ps,
 
 	spool_start(s, sp, p);
 	if (sp->failed || spool_rewind(sp) == -1 ||
-	    strip_forged_results(s, sp) == -1)
+	    milter_strip_forged(s, sp) == -1)
 		return no_storage;
 	if ((ps != NULL && !check_message(s, ps, sp, p, text)) ||
-	    (ms != NULL && (mv = filter_message(s, ms, sp, p,
+	    (ms != NULL && (mv = milter_check_message(s, ms, sp, p,
 	    text)) == MV_REFUSE)) {
 		buf_append(text, "", 1);
 		return text->data;
@@ -480,7 +449,7 @@ check_rcpt(struct session *s, struct policy_state *ps,
 	} else
 		code = 0;
 	/* SPEC 13: the milters, once the checks above accepted it. */
-	if (ms != NULL && !milter_rcpt_ok(s, ms, p, &reply))
+	if (ms != NULL && !milter_check_rcpt(s, ms, p, &reply))
 		goto done;
 	/* Accepted: its PREPEND headers go with the transaction. */
 	buf_append(&hdr, "", 1);
@@ -493,147 +462,6 @@ done:
 	buf_free(&reply);
 	buf_free(&hdr);
 	buf_free(&parsed);
-}
-
-/* The milter context of this session's checks. */
-static void
-milter_ctx_init(struct milter_ctx *x, const struct session *s,
-    const struct peer *p, const char *id)
-{
-	memset(x, 0, sizeof(*x));
-	x->sess = s;
-	x->peer = p;
-	x->id = id;
-	x->spool_fd = -1;
-}
-
-/* SPEC 13: the MAIL through the milters (SA_CHECK_MAIL). */
-static void
-check_mail(struct session *s, struct milter_state *ms, const struct peer *p)
-{
-	struct milter_ctx	 x;
-	struct buf		 reply = { NULL, 0, 0 };
-	char			 from[SMTP_PATH_MAX * 4 + 3];
-
-	milter_ctx_init(&x, s, p, "");
-	if (milter_mail(ms, &x, &reply) == MV_ACCEPT) {
-		session_mail_checked(s, 1, NULL);
-		return;
-	}
-	buf_append(&reply, "", 1);
-	log_info("milter: MAIL from=%s: %.*s", log_quote(from, sizeof(from),
-	    s->txn.mail_from, strlen(s->txn.mail_from)),
-	    (int)strcspn(reply.data, "\r\n"), reply.data);
-	session_mail_checked(s, 0, reply.data);
-	buf_free(&reply);
-}
-
-/* SPEC 13: the DATA command through the milters (SA_CHECK_DATA). */
-static void
-check_data(struct session *s, struct milter_state *ms, const struct peer *p)
-{
-	struct milter_ctx	 x;
-	struct buf		 reply = { NULL, 0, 0 };
-
-	milter_ctx_init(&x, s, p, "");
-	if (milter_data(ms, &x, &reply) == MV_ACCEPT) {
-		session_data_checked(s, 1, NULL);
-		return;
-	}
-	buf_append(&reply, "", 1);
-	log_info("milter: DATA: %.*s", (int)strcspn(reply.data, "\r\n"),
-	    reply.data);
-	session_data_checked(s, 0, reply.data);
-	buf_free(&reply);
-}
-
-/*
- * SPEC 13: the pending RCPT through the milters.  0 when one refused it
- * (the session heard so, and reply is spent).
- */
-static int
-milter_rcpt_ok(struct session *s, struct milter_state *ms,
-    const struct peer *p, struct buf *reply)
-{
-	struct milter_ctx	 x;
-	char			 to[SMTP_PATH_MAX * 4 + 3];
-
-	milter_ctx_init(&x, s, p, "");
-	x.rcpt = s->pending.path;
-	reply->len = 0;
-	if (milter_rcpt(ms, &x, s->pending.path, s->pending.options,
-	    reply) == MV_ACCEPT)
-		return 1;
-	buf_append(reply, "", 1);
-	log_info("milter: RCPT to=%s: %.*s", log_quote(to, sizeof(to),
-	    s->pending.path, strlen(s->pending.path)),
-	    (int)strcspn(reply->data, "\r\n"), reply->data);
-	session_rcpt_checked(s, 0, reply->data);
-	return 0;
-}
-
-/* The envelope changes of the milters (SPEC 13); -1 if one cannot be. */
-static int
-milter_envelope(struct session *s, const struct milter_edits *ed,
-    const char *id)
-{
-	const char	*a;
-	char		 esc[SMTP_REPLYLINE_MAX * 4 + 3];
-
-	if (ed->chgfrom)
-		session_set_sender(s, ed->from);
-	for (a = ed->delrcpt.data; a != NULL &&
-	    a < ed->delrcpt.data + ed->delrcpt.len; a += strlen(a) + 1)
-		session_del_rcpt(s, a);
-	for (a = ed->addrcpt.data; a != NULL &&
-	    a < ed->addrcpt.data + ed->addrcpt.len; a += strlen(a) + 1)
-		if (session_add_rcpt(s, a) == -1) {
-			errno = E2BIG;
-			return -1;
-		}
-	if (ed->quarantine != NULL) {
-		log_info("%s: milter: quarantine: %s", id, log_quote(esc,
-		    sizeof(esc), ed->quarantine, strlen(ed->quarantine)));
-		session_quarantine(s, ed->quarantine);
-	}
-	return 0;
-}
-
-/*
- * SPEC 13: the spooled message through the milters, before the
- * handler; then their changes: the spool rewritten (streamed), the
- * envelope the handler gets changed.  MV_REFUSE: the reply is in text.
- * A message whose recipients a filter all deleted is discarded.
- */
-static enum milter_verdict
-filter_message(struct session *s, struct milter_state *ms, struct spool *sp,
-    const struct peer *p, struct buf *text)
-{
-	static const char	 failed[] =
-	    "451 4.3.0 Error: cannot apply the mail filter's changes\r\n";
-	struct milter_ctx	 x;
-	struct milter_edits	 ed;
-	enum milter_verdict	 v;
-	int			 crlf = s->conf->crlf || s->txn.binarymime;
-
-	milter_ctx_init(&x, s, p, sp->id);
-	x.spool_fd = sp->fd;
-	x.spool_crlf = crlf;
-	milter_edits_init(&ed);
-	v = milter_message(ms, &x, &ed, text);
-	if (v == MV_ACCEPT && (ed.failed || milter_rewrite(&ed, sp,
-	    crlf) == -1 || milter_envelope(s, &ed, sp->id) == -1)) {
-		log_warn("%s: milter changes: %s", sp->id, ed.failed ?
-		    "cannot keep the new body" : strerror(errno));
-		buf_append(text, failed, sizeof(failed) - 1);
-		v = MV_REFUSE;
-	} else if (v == MV_ACCEPT && s->txn.nrcpt == 0)
-		v = MV_DISCARD;
-	else if (v == MV_REFUSE)
-		log_info("%s: milter: end of message: %.*s", sp->id,
-		    (int)strcspn(text->data, "\r\n"), text->data);
-	milter_edits_free(&ed);
-	return v;
 }
 
 /*
@@ -791,7 +619,6 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	struct policy_state	*ps = NULL;
 	struct auth_backend	*ab = NULL;
 	struct milter_state	*ms = NULL;
-	struct milter_ctx	 mx;
 	int			 status;
 
 	memset(&dl, 0, sizeof(dl));
@@ -847,10 +674,10 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 			check_rcpt(&s, ps, ms, p);
 			break;
 		case SA_CHECK_MAIL:
-			check_mail(&s, ms, p);
+			milter_check_mail(&s, ms, p);
 			break;
 		case SA_CHECK_DATA:
-			check_data(&s, ms, p);
+			milter_check_data(&s, ms, p);
 			break;
 		case SA_STARTTLS:
 			if (flush_replies(&s, &dl) == -1)
@@ -882,8 +709,7 @@ out:
 	log_info("disconnect from %s: messages=%lld errors=%lld exit=%d",
 	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
 	    s.messages, s.errors, status);
-	milter_ctx_init(&mx, &s, p, "");
-	milter_free(ms, &mx);
+	milter_end(ms, &s, p);
 	session_free(&s);
 	policy_free(ps);
 	if (ab != NULL)

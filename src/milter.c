@@ -775,7 +775,8 @@ milter_mail(struct milter_state *ms, const struct milter_ctx *x,
 			path_frame(&req, SMFIC_MAIL, t->mail_from,
 			    t->mail_options);
 			if ((f->protocol & SMFIP_NOMAIL) == 0)
-				a = ask_stage(ms, f, x, SMFIC_MAIL, &req, reply);
+				a = ask_stage(ms, f, x, SMFIC_MAIL, &req,
+				    reply);
 		}
 		if (refuses(ms, f, a, reply)) {
 			buf_free(&req);

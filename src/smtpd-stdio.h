@@ -679,6 +679,20 @@ enum milter_verdict milter_rcpt(struct milter_state *,
 enum milter_verdict milter_message(struct milter_state *,
 	    const struct milter_ctx *, struct milter_edits *, struct buf *);
 
+/* milter-check.c: the engine's milter actions answered, SPEC 13. */
+void	 milter_check_mail(struct session *, struct milter_state *,
+	    const struct peer *);
+void	 milter_check_data(struct session *, struct milter_state *,
+	    const struct peer *);
+int	 milter_check_rcpt(struct session *, struct milter_state *,
+	    const struct peer *, struct buf *);
+enum milter_verdict milter_check_message(struct session *,
+	    struct milter_state *, struct spool *, const struct peer *,
+	    struct buf *);
+int	 milter_strip_forged(const struct session *, struct spool *);
+void	 milter_end(struct milter_state *, const struct session *,
+	    const struct peer *);
+
 /* options.c */
 void	 options_parse(int, char **, struct config *);
 void	 usage_error(const char *, ...)
