@@ -20,8 +20,8 @@ LINT_DEPS	= mandoc shellcheck
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
 		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy dovecot-core openssl \
 		  redis-server redis-tools postgrey postfix-policyd-spf-python \
-		  msmtp postfix libsasl2-modules opendkim opendkim-tools python3-dkim \
-		  rspamd dnsmasq clamav-daemon clamav-milter
+		  msmtp postfix libsasl2-modules strace opendkim opendkim-tools \
+		  python3-dkim rspamd dnsmasq clamav-daemon clamav-milter
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
 
@@ -86,7 +86,8 @@ BIN_TLS		= $(O)/smtpd-stdio-tls
 HANDLERS	= maildir relay debug webhook redis-stream
 # The README's cookbook recipes in sh (tests/85-cookbook.bats runs them).
 COOKBOOK_SH	= $(addprefix tests/fixtures/cookbook/,filter-score \
-		  per-recipient-maildir redis-ingress redis-deliver dovecot-deliver)
+		  per-recipient-maildir redis-ingress redis-deliver dovecot-deliver \
+		  mailbox-path)
 # redis-worker is C (hiredis), installed next to the shell handlers.
 WORKER		= $(O)/redis-worker
 HIREDIS_CFLAGS	= $(shell pkg-config --cflags hiredis)

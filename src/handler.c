@@ -51,6 +51,9 @@ struct child {
 	int		 out;	/* -1 once at EOF */
 	int		 err;
 	struct errlog	 elog;
+	struct buf	 kept;	/* the stdout that counts */
+	size_t		 limit;	/* of kept */
+	int		 cut;	/* stdout went past the limit */
 };
 
 static char	**build_argv(const struct handler_job *);
@@ -60,9 +63,11 @@ static int	  is_smtp_var(const char *);
 static int	  spawn(const struct handler_job *, struct child *);
 static void	  errlog_feed(struct errlog *, const char *, size_t);
 static void	  errlog_line(struct errlog *, int);
-static void	  drain(int *, struct handler_result *, struct errlog *, size_t);
+static void	  keep_stdout(struct child *, const char *, size_t);
+static void	  drain(int *, struct child *, struct errlog *, size_t);
 static void	  supervise(const struct handler_job *, struct child *,
 		    struct handler_result *);
+static void	  take_stdout(struct child *, struct handler_result *);
 static long long  now_ms(void);
 static void	  free_strings(char **);
 
@@ -293,17 +298,30 @@ errlog_feed(struct errlog *e, const char *p, size_t len)
 	}
 }
 
+/* Keep stdout up to the limit, SPEC 5.1; the rest is discarded. */
+static void
+keep_stdout(struct child *c, const char *p, size_t n)
+{
+	size_t	 room = c->limit - c->kept.len;
+
+	if (n > room) {
+		n = room;
+		c->cut = 1;
+	}
+	buf_append(&c->kept, p, n);
+}
+
 /*
  * Read what is there on one pipe, up to limit bytes.  stdout keeps its
- * first bytes in res, stderr goes to the log.  Closes the pipe and sets
- * *fd to -1 at EOF.
+ * first bytes in c->kept, stderr goes to the log.  Closes the pipe and
+ * sets *fd to -1 at EOF.
  */
 static void
-drain(int *fd, struct handler_result *res, struct errlog *elog, size_t limit)
+drain(int *fd, struct child *c, struct errlog *elog, size_t limit)
 {
 	char	 buf[8192];
 	ssize_t	 n;
-	size_t	 keep, total = 0;
+	size_t	 total = 0;
 
 	while (total < limit) {
 		n = read(*fd, buf, sizeof(buf));
@@ -321,11 +339,7 @@ drain(int *fd, struct handler_result *res, struct errlog *elog, size_t limit)
 			errlog_feed(elog, buf, (size_t)n);
 			continue;
 		}
-		keep = sizeof(res->out) - res->outlen;
-		if (keep > (size_t)n)
-			keep = (size_t)n;
-		memcpy(res->out + res->outlen, buf, keep);
-		res->outlen += keep;
+		keep_stdout(c, buf, (size_t)n);
 	}
 }
 
@@ -371,18 +385,18 @@ supervise(const struct handler_job *job, struct child *c,
 		if (poll(pfd, 3, timeout) == -1 && errno != EINTR)
 			fatalx("poll: %s", strerror(errno));
 		if (c->out != -1 && pfd[1].revents != 0)
-			drain(&c->out, res, NULL, SIZE_MAX);
+			drain(&c->out, c, NULL, SIZE_MAX);
 		if (c->err != -1 && pfd[2].revents != 0)
-			drain(&c->err, res, &c->elog, SIZE_MAX);
+			drain(&c->err, c, &c->elog, SIZE_MAX);
 	}
 	/*
 	 * Take what the handler wrote before it exited; a child it left
 	 * behind may keep writing, so take a bounded amount only.
 	 */
 	if (c->out != -1)
-		drain(&c->out, res, NULL, HANDLER_FINAL_DRAIN);
+		drain(&c->out, c, NULL, HANDLER_FINAL_DRAIN);
 	if (c->err != -1)
-		drain(&c->err, res, &c->elog, HANDLER_FINAL_DRAIN);
+		drain(&c->err, c, &c->elog, HANDLER_FINAL_DRAIN);
 	if (c->elog.len > 0)
 		errlog_line(&c->elog, 1);
 	if (signalled)
@@ -396,6 +410,47 @@ supervise(const struct handler_job *job, struct child *c,
 	}
 }
 
+/*
+ * The stdout that counts.  A line cut by the limit is never a reply
+ * line (SPEC 5.1), so after a cut only complete lines are kept.
+ */
+static void
+take_stdout(struct child *c, struct handler_result *res)
+{
+	char	*nl;
+
+	res->cut = c->cut;
+	if (c->cut) {
+		nl = c->kept.len == 0 ? NULL :
+		    memrchr(c->kept.data, '\n', c->kept.len);
+		c->kept.len = nl == NULL ? 0 : (size_t)(nl - c->kept.data) + 1;
+	}
+	/* Never NULL, and NUL-terminated for whoever prints it. */
+	buf_append(&c->kept, "", 1);
+	res->out = c->kept.data;
+	res->outlen = c->kept.len - 1;
+	c->kept.data = NULL;
+}
+
+/* Under --lmtp: 512 octets per recipient, at least 4096 (SPEC 5.1). */
+size_t
+handler_lmtp_limit(size_t nrcpt)
+{
+	if (nrcpt > SIZE_MAX / LMTP_OUTPUT_PER_RCPT)
+		return SIZE_MAX;
+	if (nrcpt * LMTP_OUTPUT_PER_RCPT < HANDLER_OUTPUT_MAX)
+		return HANDLER_OUTPUT_MAX;
+	return nrcpt * LMTP_OUTPUT_PER_RCPT;
+}
+
+void
+handler_result_free(struct handler_result *res)
+{
+	free(res->out);
+	res->out = NULL;
+	res->outlen = 0;
+}
+
 void
 handler_run(const struct handler_job *job, struct handler_result *res)
 {
@@ -404,6 +459,7 @@ handler_run(const struct handler_job *job, struct handler_result *res)
 	memset(res, 0, sizeof(*res));
 	memset(&c, 0, sizeof(c));
 	c.elog.id = job->id;
+	c.limit = job->out_limit != 0 ? job->out_limit : HANDLER_OUTPUT_MAX;
 	if (spawn(job, &c) == -1) {
 		log_warn("%s: cannot run %s %s: %s", job->id,
 		    job->rcpt != NULL ? "rcpt-check" : "handler",
@@ -411,9 +467,11 @@ handler_run(const struct handler_job *job, struct handler_result *res)
 		    job->conf->handler_argv[0], strerror(errno));
 		res->end = HE_EXEC_FAILED;
 		res->status = errno;
+		take_stdout(&c, res);
 		return;
 	}
 	supervise(job, &c, res);
+	take_stdout(&c, res);
 	if (c.out != -1)
 		(void)close(c.out);
 	if (c.err != -1)

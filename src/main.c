@@ -363,12 +363,15 @@ deliver(struct session *s, struct spool *sp, struct policy_state *ps,
 	job.id = sp->id;
 	job.spool_fd = sp->fd;
 	job.spool_size = sp->size;
+	if (s->conf->lmtp)
+		job.out_limit = handler_lmtp_limit(s->txn.nrcpt);
 	handler_run(&job, &res);
 	spool_close(sp);
 	if (s->conf->lmtp)
 		(void)reply_lmtp(&res, sp->id, s->txn.nrcpt, &text);
 	else
 		(void)reply_from_handler(&res, sp->id, &text);
+	handler_result_free(&res);
 	buf_append(&text, "", 1);
 	log_message(s, sp, p, sp->size, handler_status(&res, st, sizeof(st)),
 	    text.data, &t0);
@@ -407,6 +410,7 @@ check_rcpt(struct session *s, struct policy_state *ps,
 	char			*h, *nl;
 	int			 code;
 
+	memset(&res, 0, sizeof(res));
 	if (ps != NULL) {
 		memset(&x, 0, sizeof(x));
 		x.conf = s->conf;
@@ -459,6 +463,7 @@ check_rcpt(struct session *s, struct policy_state *ps,
 	}
 	session_rcpt_checked(s, 1, code != 0 ? parsed.data : NULL);
 done:
+	handler_result_free(&res);
 	buf_free(&reply);
 	buf_free(&hdr);
 	buf_free(&parsed);

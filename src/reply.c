@@ -27,10 +27,16 @@ static const char reply_tempfail[] =
 
 static int	reply_line_ok(const char *, size_t, int);
 static int	has_enhanced_code(const char *, size_t);
-static size_t	clean_line(const char *, size_t, char *);
-static void	append_line(struct buf *, const char *, size_t, int);
+static size_t	clean_line(const char *, size_t, char *, size_t);
+static size_t	format_line(char *, const char *, size_t);
+static const char *next_line(const char *, const char *, size_t *,
+		    const char **);
+static int	check_lines(const char *, size_t);
+static int	parse_text(const char *, size_t, struct buf *, size_t);
 static int	code_of(const char *);
 static const char *reply_for_status(const struct handler_result *);
+static int	single_reply(const struct handler_result *, const char *,
+		    struct buf *, size_t);
 
 /* "DDD", "DDD text" or "DDD-text" with a code we may pass on. */
 static int
@@ -74,40 +80,122 @@ has_enhanced_code(const char *t, size_t len)
 }
 
 /*
- * Copy a line with only its printable ASCII and spaces; returns its
- * length.  Reply text is ASCII (RFC 5321 4.2): control characters, and
- * every byte >= 0x80 (so C1 controls and UTF-8 alike), are dropped, as
- * SPEC 5.2 drops controls, rather than replaced: a '?' for each byte of
- * a UTF-8 character tells the client nothing more.
+ * Copy a line with only its printable ASCII and spaces, at most size
+ * octets of it; returns the length copied.  Reply text is ASCII (RFC
+ * 5321 4.2): control characters, and every byte >= 0x80 (so C1 controls
+ * and UTF-8 alike), are dropped, as SPEC 5.2 drops controls, rather
+ * than replaced: a '?' for each byte of a UTF-8 character tells the
+ * client nothing more.
  */
 static size_t
-clean_line(const char *l, size_t len, char *dst)
+clean_line(const char *l, size_t len, char *dst, size_t size)
 {
 	size_t	 i, n = 0;
 
-	for (i = 0; i < len; i++)
+	for (i = 0; i < len && n < size; i++)
 		if ((unsigned char)l[i] >= 0x20 && (unsigned char)l[i] < 0x7f)
 			dst[n++] = l[i];
 	return n;
 }
 
-/* Append one checked line as "DDD-" or "DDD ", with an enhanced code. */
-static void
-append_line(struct buf *out, const char *l, size_t len, int last)
+/*
+ * One checked line as "DDD-text" with an enhanced code, CRLF-ended, at
+ * most SMTP_REPLYLINE_MAX octets into line; returns its length.  The
+ * last line of a reply gets ' ' at line[3] from the caller.
+ */
+static size_t
+format_line(char *line, const char *l, size_t len)
 {
-	char	 line[SMTP_REPLYLINE_MAX];
 	size_t	 n, tlen = len > 4 ? len - 4 : 0;
 
-	n = (size_t)snprintf(line, sizeof(line), "%.3s%c", l, last ? ' ' : '-');
+	n = (size_t)snprintf(line, SMTP_REPLYLINE_MAX, "%.3s-", l);
 	/* A code of another class than the reply's is no code (RFC 3463). */
 	if (!has_enhanced_code(l + 4, tlen) || l[4] != l[0])
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "%c.0.0%s",
-		    l[0], tlen > 0 ? " " : "");
-	if (tlen > sizeof(line) - 2 - n)
-		tlen = sizeof(line) - 2 - n;
+		n += (size_t)snprintf(line + n, SMTP_REPLYLINE_MAX - n,
+		    "%c.0.0%s", l[0], tlen > 0 ? " " : "");
+	if (tlen > SMTP_REPLYLINE_MAX - 2 - n)
+		tlen = SMTP_REPLYLINE_MAX - 2 - n;
 	memcpy(line + n, l + 4, tlen);
 	memcpy(line + n + tlen, "\r\n", 2);
-	buf_append(out, line, n + tlen + 2);
+	return n + tlen + 2;
+}
+
+/*
+ * The next non-blank line of [p, end) without its line end: returns its
+ * start (NULL when there is none), its length in *len, and in *next
+ * where to look on.
+ */
+static const char *
+next_line(const char *p, const char *end, size_t *len, const char **next)
+{
+	const char	*nl;
+	size_t		 n;
+
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		n = (size_t)(nl - p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n == 0)
+			continue;	/* blank lines carry nothing */
+		*len = n;
+		*next = nl + 1;
+		return p;
+	}
+	return NULL;
+}
+
+/*
+ * Is every non-blank line a reply line with one code?  Returns the
+ * code, 0 for no text at all, -1 for not a reply.
+ */
+static int
+check_lines(const char *text, size_t len)
+{
+	char		 clean[SMTP_REPLYLINE_MAX];
+	const char	*p = text, *end = text + len, *l;
+	size_t		 n;
+	int		 code = 0;
+
+	while ((l = next_line(p, end, &n, &p)) != NULL) {
+		/* A line of nothing but dropped bytes is no reply line. */
+		n = clean_line(l, n, clean, sizeof(clean));
+		if ((code = reply_line_ok(clean, n, code)) == 0)
+			return -1;
+	}
+	return code;
+}
+
+/*
+ * Handler output as reply lines appended to out, at most max octets of
+ * them (whole lines, at least one); see reply_parse_text.
+ */
+static int
+parse_text(const char *text, size_t len, struct buf *out, size_t max)
+{
+	char		 clean[SMTP_REPLYLINE_MAX], line[SMTP_REPLYLINE_MAX];
+	char		 prev[SMTP_REPLYLINE_MAX];
+	const char	*p = text, *end = text + len, *l;
+	size_t		 n, i, used = 0, prevlen = 0;
+	int		 code;
+
+	if ((code = check_lines(text, len)) <= 0)
+		return code;
+	/* Each line goes out once the next is known to fit after it. */
+	for (i = 0; (l = next_line(p, end, &n, &p)) != NULL; i++) {
+		n = format_line(line, clean, clean_line(l, n, clean,
+		    sizeof(clean)));
+		if (i > 0 && used + prevlen + n > max)
+			break;
+		buf_append(out, prev, prevlen);
+		used += prevlen;
+		memcpy(prev, line, n);
+		prevlen = n;
+	}
+	prev[3] = ' ';
+	buf_append(out, prev, prevlen);
+	return code;
 }
 
 /*
@@ -118,33 +206,7 @@ append_line(struct buf *out, const char *l, size_t len, int last)
 int
 reply_parse_text(const char *text, size_t len, struct buf *out)
 {
-	char		 clean[HANDLER_OUTPUT_MAX];
-	size_t		 start[HANDLER_OUTPUT_MAX / 2], llen[HANDLER_OUTPUT_MAX / 2];
-	const char	*p, *end, *nl;
-	size_t		 nlines = 0, used = 0, n, i;
-	int		 code = 0;
-
-	if (len > sizeof(clean))
-		len = sizeof(clean);
-	for (p = text, end = text + len; p < end; p = nl + 1) {
-		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
-			nl = end;
-		n = (size_t)(nl - p);
-		if (n > 0 && p[n - 1] == '\r')
-			n--;
-		if (n == 0)
-			continue;	/* blank lines carry nothing */
-		/* A line of nothing but dropped bytes is no reply line. */
-		n = clean_line(p, n, clean + used);
-		if ((code = reply_line_ok(clean + used, n, code)) == 0)
-			return -1;
-		start[nlines] = used;
-		llen[nlines++] = n;
-		used += n;
-	}
-	for (i = 0; i < nlines; i++)
-		append_line(out, clean + start[i], llen[i], i + 1 == nlines);
-	return code;
+	return parse_text(text, len, out, SIZE_MAX);
 }
 
 static int
@@ -168,19 +230,20 @@ reply_for_status(const struct handler_result *r)
 }
 
 /*
- * The reply for one handler run, appended to out.  Returns the reply
- * code.  A 2xx comes only from an exit status of 0.
+ * The reply for one handler run, appended to out, at most max octets of
+ * handler text.  Returns the reply code.  A 2xx comes only from an exit
+ * status of 0.
  */
-int
-reply_from_handler(const struct handler_result *r, const char *id,
-    struct buf *out)
+static int
+single_reply(const struct handler_result *r, const char *id,
+    struct buf *out, size_t max)
 {
 	struct buf	 parsed = { NULL, 0, 0 };
 	const char	*text;
 	char		 esc[HANDLER_OUTPUT_MAX];
 	int		 code, ok;
 
-	code = reply_parse_text(r->out, r->outlen, &parsed);
+	code = parse_text(r->out, r->outlen, &parsed, max);
 	ok = r->end == HE_EXITED && r->status == 0;
 	if (ok && code == 0) {
 		buf_appendf(out, "250 2.0.0 OK: queued as %s\r\n", id);
@@ -200,6 +263,13 @@ reply_from_handler(const struct handler_result *r, const char *id,
 	return code;
 }
 
+int
+reply_from_handler(const struct handler_result *r, const char *id,
+    struct buf *out)
+{
+	return single_reply(r, id, out, SIZE_MAX);
+}
+
 /* A CRLF-terminated reply, once per recipient (LMTP, SPEC 11). */
 void
 reply_repeat(const char *text, size_t n, struct buf *out)
@@ -211,54 +281,65 @@ reply_repeat(const char *text, size_t n, struct buf *out)
 }
 
 /*
+ * Each recipient's own line, when the handler printed exactly nrcpt
+ * complete lines, each a one-line reply (a 2xx only with exit 0, else
+ * the exit status decides for it).  Returns the first recipient's reply
+ * code, or 0 when the output is no such set of lines.
+ */
+static int
+lines_per_rcpt(const struct handler_result *r, size_t nrcpt,
+    struct buf *lines)
+{
+	struct buf	 one = { NULL, 0, 0 };
+	const char	*p = r->out, *end = r->out + r->outlen, *l = NULL, *text;
+	size_t		 n, count = 0;
+	int		 ok, code = 0, first = 0;
+
+	ok = r->end == HE_EXITED && r->status == 0;
+	/* Past the limit, the lines we saw are not all there is. */
+	while (!r->cut && (l = next_line(p, end, &n, &p)) != NULL) {
+		one.len = 0;
+		if (++count > nrcpt || (n > 3 && l[3] != ' ') ||
+		    (code = reply_parse_text(l, n, &one)) <= 0)
+			break;
+		if (code < 300 && !ok) {
+			text = reply_for_status(r);
+			buf_appendf(lines, "%s\r\n", text);
+			code = code_of(text);
+		} else
+			buf_append(lines, one.data, one.len);
+		if (first == 0)
+			first = code;
+	}
+	buf_free(&one);
+	return l == NULL && count == nrcpt && !r->cut ? first : 0;
+}
+
+/*
  * LMTP, RFC 2033 4.2 and SPEC 11: one reply per recipient, in RCPT
- * order.  When the handler printed exactly nrcpt lines, each a one-line
- * reply, each recipient gets its own (a 2xx only with exit 0, else the
- * exit status decides for it); otherwise the single result is repeated.
- * Returns the first recipient's reply code.
+ * order: their own lines, or else the single result repeated.  A
+ * repeated result keeps the lines that fit in LMTP_OUTPUT_PER_RCPT
+ * octets, so 1000 recipients never make a reply of megabytes.  Returns
+ * the first recipient's reply code.
  */
 int
 reply_lmtp(const struct handler_result *r, const char *id, size_t nrcpt,
     struct buf *out)
 {
-	struct buf	 one = { NULL, 0, 0 }, lines = { NULL, 0, 0 };
-	const char	*p, *end, *nl, *text;
-	size_t		 n, count = 0;
-	int		 ok, code, first = 0;
+	struct buf	 lines = { NULL, 0, 0 };
+	int		 first = 0;
 
-	ok = r->end == HE_EXITED && r->status == 0;
-	end = r->out + (r->outlen < HANDLER_OUTPUT_MAX ? r->outlen :
-	    HANDLER_OUTPUT_MAX);
-	for (p = r->out; nrcpt > 1 && p < end; p = nl + 1) {
-		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
-			nl = end;
-		n = (size_t)(nl - p);
-		if (n > 0 && p[n - 1] == '\r')
-			n--;
-		if (n == 0)
-			continue;
-		one.len = 0;
-		if (++count > nrcpt || (n > 3 && p[3] != ' ') ||
-		    (code = reply_parse_text(p, n, &one)) <= 0)
-			break;
-		if (code < 300 && !ok) {
-			text = reply_for_status(r);
-			buf_appendf(&lines, "%s\r\n", text);
-			code = code_of(text);
-		} else
-			buf_append(&lines, one.data, one.len);
-		if (first == 0)
-			first = code;
-	}
-	if (nrcpt > 1 && p >= end && count == nrcpt) {
+	if (nrcpt > 1)
+		first = lines_per_rcpt(r, nrcpt, &lines);
+	if (first != 0)
 		buf_append(out, lines.data, lines.len);
-	} else {
+	else {
 		lines.len = 0;
-		first = reply_from_handler(r, id, &lines);
+		first = single_reply(r, id, &lines, nrcpt > 1 ?
+		    LMTP_OUTPUT_PER_RCPT : SIZE_MAX);
 		buf_append(&lines, "", 1);
 		reply_repeat(lines.data, nrcpt, out);
 	}
-	buf_free(&one);
 	buf_free(&lines);
 	return first;
 }

@@ -20,6 +20,7 @@
 #define SMTP_DOMAIN_MAX		255	/* RFC 5321 4.5.3.1.2 */
 #define SMTP_REPLYLINE_MAX	512	/* RFC 5321 4.5.3.1.5, incl. CRLF */
 #define HANDLER_OUTPUT_MAX	4096	/* handler stdout that counts, SPEC 5.1 */
+#define LMTP_OUTPUT_PER_RCPT	512	/* under --lmtp, per recipient, SPEC 5.1 */
 #define HANDLER_KILL_GRACE	2	/* seconds between SIGTERM and SIGKILL */
 #define HANDLER_FINAL_DRAIN	(1024 * 1024)	/* bytes read after the handler exits */
 #define HANDLER_STDERR_LINES	200	/* stderr lines logged per message */
@@ -362,8 +363,9 @@ enum handler_end {
 struct handler_result {
 	enum handler_end end;
 	int		 status;	/* exit status or signal number */
-	char		 out[HANDLER_OUTPUT_MAX];
+	char		*out;		/* stdout that counts; handler_result_free */
 	size_t		 outlen;
+	int		 cut;		/* stdout went past the limit */
 };
 
 struct handler_job {
@@ -375,9 +377,12 @@ struct handler_job {
 	uint64_t		 spool_size;
 	const char		*rcpt;		/* --rcpt-check: this RCPT */
 	const char		*rcpt_option;
+	size_t			 out_limit;	/* 0: HANDLER_OUTPUT_MAX */
 };
 
 void	 handler_run(const struct handler_job *, struct handler_result *);
+void	 handler_result_free(struct handler_result *);
+size_t	 handler_lmtp_limit(size_t);
 
 /* spawn.c: how every program we run is started. */
 int	 handler_spawn(pid_t *, int, int, int, char *const *, char *const *);

@@ -234,13 +234,13 @@ cat_spy() {
 
 # --- relay over SMTP (--relay) -------------------------------------------------
 
-@test "relay --relay refuses BODY=BINARYMIME with 554 5.6.1: curl cannot send BDAT" {
+@test "relay --relay refuses BODY=BINARYMIME with 554 5.6.1: it sends no BDAT" {
 	start_upstream
 	printf 'EHLO client.example\r\nMAIL FROM:<a@example.org> BODY=BINARYMIME\r\nRCPT TO:<b@example.net>\r\nBDAT 5 LAST\r\na\000b\r\nQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
 	run --separate-stderr smtpd --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay" <"$BATS_TEST_TMPDIR/in"
 	assert_success
 	assert_line $'554 5.6.1 BODY=BINARYMIME cannot be relayed\r'
-	assert_regex "$stderr" 'relay: BODY=BINARYMIME: curl cannot send BDAT'
+	assert_regex "$stderr" 'relay: BODY=BINARYMIME: no BDAT to the upstream'
 	stop_upstream
 	assert_equal "$(ls -A "$UPSTREAM" | grep -v '^port$')" ''
 }
@@ -325,7 +325,7 @@ cat_spy() {
 	assert_regex "$(reply_after . 1)" '^451 4\.3\.0( |$)'
 	assert_regex "$(reply_after . 2)" '^451 4\.3\.0( |$)'
 	assert_reply_after QUIT 221
-	assert_regex "$stderr" 'curl: \(7\)'
+	assert_regex "$stderr" 'relay: cannot connect to smtp://127\.0\.0\.1:[0-9]+: Connection refused'
 }
 
 @test "relay with an SMTP_RELAY that is not HOST[:PORT] exits 78 (451 4.3.5)" {
@@ -351,4 +351,104 @@ cat_spy() {
 		assert_success
 		assert_equal "$(cat "$UPSTREAM/$n/data")" "$(printf 'hi\r')"
 	done
+}
+
+@test "debug logs SMTP_LINE_ENDS, SMTP_AUTH_USER and the SMTP_TLS_* variables" {
+	run --separate-stderr one_message --crlf "$SHIPPED/debug"
+	assert_success
+	assert_reply_after . 250
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --regexp 'handler: SMTP_LINE_ENDS: CRLF$'
+	# Set, and empty, without AUTH or TLS.
+	assert_line --regexp 'handler: SMTP_AUTH_USER: ?$'
+	assert_line --regexp 'handler: SMTP_TLS_PROTOCOL: ?$'
+	run --separate-stderr env SMTP_LINE_ENDS=LF SMTP_AUTH_USER=alice \
+	    SMTP_TLS_PROTOCOL=TLSv1.3 SMTP_TLS_CIPHER=TLS_AES_256_GCM_SHA384 \
+	    SMTP_TLS_SNI=mx.example SMTP_TLS_RESUMED=0 \
+	    SMTP_TLS_CLIENT_SUBJECT=/CN=client SMTP_TLS_CLIENT_HASH=SHA256:ab12 \
+	    "$SHIPPED/debug" </dev/null
+	assert_success
+	output=$stderr
+	assert_equal "$(grep -E '^SMTP_(LINE_ENDS|AUTH_USER|TLS_)' <<<"$stderr")" \
+	    "$(printf '%s\n' 'SMTP_LINE_ENDS: LF' 'SMTP_AUTH_USER: alice' \
+	    'SMTP_TLS_PROTOCOL: TLSv1.3' 'SMTP_TLS_CIPHER: TLS_AES_256_GCM_SHA384' \
+	    'SMTP_TLS_SNI: mx.example' 'SMTP_TLS_RESUMED: 0' \
+	    'SMTP_TLS_CLIENT_SUBJECT: /CN=client' 'SMTP_TLS_CLIENT_HASH: SHA256:ab12')"
+}
+
+# --- relay: MAIL and RCPT parameters upstream (issue 16 item 14) -------------
+
+# A transaction with BODY, SMTPUTF8 and the DSN parameters, in $DIALOGUE.
+dsn_transaction() {
+	smtp_session --dsn --smtputf8 --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay" <<-EOF
+	EHLO client.example
+	MAIL FROM:<a@example.org> BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ314159 SIZE=40
+	RCPT TO:<b@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@example.net
+	RCPT TO:<c@example.net> NOTIFY=NEVER
+	DATA
+	Subject: caf$(printf '\303\251')
+
+	body
+	.
+	QUIT
+	EOF
+}
+
+@test "relay --relay carries BODY, SMTPUTF8, RET, ENVID, NOTIFY and ORCPT to an upstream that offers them" {
+	start_upstream --ehlo $'250-upstream.test\n250-8BITMIME\n250-SMTPUTF8\n250-SIZE 1000000\n250 DSN'
+	run --separate-stderr dsn_transaction
+	stop_upstream
+	assert_success
+	assert_reply_after . 250
+	run grep -E '^(MAIL|RCPT)' "$UPSTREAM/1/commands"
+	assert_output "$(printf '%s\r\n' 'MAIL FROM:<a@example.org> BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ314159' \
+	    'RCPT TO:<b@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@example.net' \
+	    'RCPT TO:<c@example.net> NOTIFY=NEVER')"
+	cmp "$UPSTREAM/1/data" <(printf 'Subject: caf\303\251\r\n\r\nbody\r\n')
+}
+
+@test "relay --relay: an SMTPUTF8 message to an upstream without SMTPUTF8 gets 554 5.6.7; DSN parameters it cannot take are logged" {
+	start_upstream --ehlo $'250-upstream.test\n250 8BITMIME'
+	run --separate-stderr dsn_transaction
+	stop_upstream
+	assert_success
+	assert_equal "$(reply_after .)" '554 5.6.7 SMTPUTF8 message: the upstream does not offer SMTPUTF8'
+	run grep -c '^MAIL' "$UPSTREAM/1/commands"
+	assert_output 0
+	# Without SMTPUTF8 it goes, with BODY, the DSN parameters logged.
+	start_upstream --ehlo $'250-upstream.test\n250 8BITMIME'
+	run --separate-stderr smtp_session --dsn --no-received --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay" <<-EOF
+	EHLO client.example
+	MAIL FROM:<a@example.org> BODY=8BITMIME RET=FULL
+	RCPT TO:<b@example.net> NOTIFY=SUCCESS
+	DATA
+	hi
+	.
+	QUIT
+	EOF
+	stop_upstream
+	assert_reply_after . 250
+	run grep -E '^(MAIL|RCPT)' "$UPSTREAM/1/commands"
+	assert_output "$(printf 'MAIL FROM:<a@example.org> BODY=8BITMIME\r\nRCPT TO:<b@example.net>\r')"
+	assert_regex "$stderr" 'relay: RET=FULL not passed on: the upstream does not offer DSN'
+	assert_regex "$stderr" 'relay: NOTIFY=SUCCESS not passed on: the upstream does not offer DSN'
+}
+
+@test "relay without SMTP_RELAY gives sendmail -B for BODY, and logs the DSN parameters it cannot pass" {
+	export SENDMAIL=$FIXTURES/relay-sendmail
+	run --separate-stderr smtp_session --dsn --no-received "$SHIPPED/relay" <<-EOF
+	EHLO client.example
+	MAIL FROM:<a@example.org> BODY=8BITMIME RET=HDRS SIZE=10
+	RCPT TO:<b@example.net> NOTIFY=SUCCESS
+	DATA
+	hi
+	.
+	QUIT
+	EOF
+	assert_success
+	assert_reply_after . 250
+	assert_equal "$(cat "$DUMP/sendmail.argv")" "$(printf '%s\n' -B 8BITMIME -i -f a@example.org -- b@example.net)"
+	assert_regex "$stderr" 'relay: RET=HDRS not passed on: no portable sendmail flag'
+	assert_regex "$stderr" 'relay: NOTIFY=SUCCESS not passed on: no portable sendmail flag'
+	refute_regex "$stderr" 'SIZE=10'
 }

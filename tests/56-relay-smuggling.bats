@@ -115,7 +115,7 @@ relays_once() {
 	done
 }
 
-@test "relay --check prints the URL curl is given" {
+@test "relay --check prints the URL of the upstream" {
 	SMTP_RELAY='[::1]:2525' run "$ROOT/src/handlers/relay" --check
 	assert_success
 	assert_output 'smtp://[::1]:2525'

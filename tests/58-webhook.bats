@@ -5,6 +5,7 @@
 
 setup() {
 	load test_helper/common
+	load test_helper/tcp
 	common_setup
 	WEBHOOK=$ROOT/src/handlers/webhook
 	HOOK=$BATS_TEST_TMPDIR/hook
@@ -86,14 +87,14 @@ direct() {
 	assert_equal "$(header Content-Length)" 25
 	assert_equal "$(header Transfer-Encoding)" ''
 	assert_equal "$(header SMTP-Mail-From)" a@example.org
-	assert_equal "$(header SMTP-Rcpt-To)" $'b@example.net\nc@example.net'
+	assert_equal "$(header SMTP-Rcpt-To)" b@example.net,c@example.net
 	assert_equal "$(header SMTP-Helo)" client.example
 	assert_equal "$(header SMTP-Remote-Addr)" ''
 	id=$(header SMTP-Id)
 	[ -n "$id" ]
 	assert_reply . "^250 2\.0\.0 .*${id//./\\.}"
-	# No AUTH, no SMTP-Auth-User; one header per recipient.
-	assert_equal "$(header_names | grep -c '^SMTP-')" 6
+	# No AUTH, no SMTP-Auth-User; one header for all recipients.
+	assert_equal "$(header_names | grep -c '^SMTP-')" 5
 	assert_spool_empty
 }
 
@@ -152,7 +153,7 @@ direct() {
 	assert_reply . '^250 2\.0\.0 stored as ticket 42$'
 }
 
-@test "webhook: a 4xx or 5xx SMTP reply in the body wins over any HTTP status" {
+@test "webhook: a 4xx SMTP reply in the body wins over any HTTP status, a 5xx one over HTTP 2xx" {
 	start_hook
 	answer 200 $'550-5.7.1 not for us\n550 5.7.1 go away\n'
 	run --separate-stderr one_message "$WEBHOOK" "$URL"
@@ -198,7 +199,7 @@ direct() {
 	run --separate-stderr direct WEBHOOK_TIMEOUT=1
 	assert_failure 75
 	assert_output ''
-	[[ $stderr == *'webhook: curl failed (exit 28), HTTP status 000'* ]]
+	[[ $stderr == *'webhook: curl failed (exit 28), HTTP status none'* ]]
 	[ -d "$HOOK/req.1" ]
 }
 
@@ -213,11 +214,12 @@ direct() {
 	assert_success
 	run header_names
 	refute_output --partial X-Evil
-	# LF separates recipients (SPEC 5.1): four of them, each encoded.
-	assert_equal "$(header_names | grep -c '^SMTP-')" 8
+	# LF separates recipients (SPEC 5.1): four of them, each encoded,
+	# in one header.
+	assert_equal "$(header_names | grep -c '^SMTP-')" 5
 	assert_equal "$(header SMTP-Mail-From)" 'a@b%0D%0AX-Evil:%201'
 	assert_equal "$(header SMTP-Rcpt-To)" \
-		$'b@example.net\nc@d%0DX-Evil:%202%0D\n%0D\nbody'
+		'b@example.net,c@d%0DX-Evil:%202%0D,%0D,body'
 	assert_equal "$(header SMTP-Helo)" 'h%FF%01%20100%25%7F'
 	assert_equal "$(header SMTP-Id)" 'id%0AX-Evil:%203'
 	assert_equal "$(header SMTP-Remote-Addr)" '%0D%0A%0D%0AGET%20/%20HTTP/1.1'
@@ -300,4 +302,173 @@ make_ca() {
 	assert_failure 78
 	run --separate-stderr env WEBHOOK_CACERT=/nonexistent "$WEBHOOK" https://127.0.0.1/ </dev/null
 	assert_failure 78
+}
+
+# ---- Issue 16 items 9-11: recipients, the body rule, limits ----
+
+# many_rcpts N URL: one message to N recipients
+# recipient-number-I@example.net through smtpd-stdio and the webhook.
+many_rcpts() {
+	local i to=()
+	for i in $(seq "$1"); do
+		to+=(--to "recipient-number-$i@example.net")
+	done
+	smtp_transaction "${to[@]}" --body 'Subject: many\r\n\r\nhello\r\n' -- \
+	    --no-received "$WEBHOOK" "$2"
+}
+
+# The recipients of request N, one per line, percent-decoded.
+rcpts_of() {
+	python3 -c 'import json, sys, urllib.parse
+for k, v in json.load(open(sys.argv[1])):
+    if k.lower() == "smtp-rcpt-to":
+        for r in v.split(","):
+            print(urllib.parse.unquote(r))' "$HOOK/req.$1/headers"
+}
+
+# The octets of request N's SMTP-* header lines, CRLF counted.
+smtp_header_octets() {
+	python3 -c 'import json, sys
+print(sum(len(k) + 2 + len(v) + 2 for k, v in json.load(open(sys.argv[1]))
+          if k.lower().startswith("smtp-")))' "$HOOK/req.$1/headers"
+}
+
+@test "webhook: a quoted address with commas reaches a WSGI app as one recipient" {
+	mkdir -p "$BATS_TEST_TMPDIR/wsgi"
+	python3 "$FIXTURES/webhook-wsgi.py" "$BATS_TEST_TMPDIR/wsgi" 3>&- &
+	HOOK_PID=$!
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/wsgi/port"
+	run --separate-stderr smtp_session --no-received "$WEBHOOK" \
+	    "http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/wsgi/port")/hook" <<-'EOF'
+	EHLO client.example
+	MAIL FROM:<a@example.org>
+	RCPT TO:<"x,ceo@corp.example,y"@evil.example>
+	RCPT TO:<"semi;colon 100%"@example.net>
+	RCPT TO:<b@example.net>
+	DATA
+	Subject: quoted
+
+	hi
+	.
+	QUIT
+	EOF
+	assert_reply_after . 250
+	run cat "$BATS_TEST_TMPDIR/wsgi/rcpts.1"
+	assert_output '["\"x,ceo@corp.example,y\"@evil.example", "\"semi;colon 100%\"@example.net", "b@example.net"]'
+	[ ! -e "$BATS_TEST_TMPDIR/wsgi/rcpts.2" ]
+}
+
+@test "webhook: \",\" and \";\" are percent-encoded, the recipients are one comma-joined header" {
+	start_hook
+	answer 200
+	run --separate-stderr direct SMTP_RCPT_TO=$'"a,b;c"@x.example\nd@y.example'
+	assert_success
+	assert_equal "$(header_names | grep -c '^SMTP-Rcpt-To$')" 1
+	assert_equal "$(header SMTP-Rcpt-To)" '"a%2Cb%3Bc"@x.example,d@y.example'
+}
+
+@test "webhook: 600 recipients through a default HAProxy: batches under 8 KiB, every recipient once, in order" {
+	start_hook
+	answer 200
+	HAPORT=$(free_port)
+	cat >"$BATS_TEST_TMPDIR/haproxy.cfg" <<-EOF
+	defaults
+	    mode http
+	    timeout connect 5s
+	    timeout client 30s
+	    timeout server 30s
+	frontend hook
+	    bind 127.0.0.1:$HAPORT
+	    default_backend app
+	backend app
+	    server app1 127.0.0.1:$(cat "$HOOK/port")
+	EOF
+	haproxy -db -f "$BATS_TEST_TMPDIR/haproxy.cfg" >"$BATS_TEST_TMPDIR/haproxy.log" 2>&1 3>&- &
+	HA_PID=$!
+	wait_for 10 port_listening "$HAPORT"
+	run --separate-stderr many_rcpts 600 "http://127.0.0.1:$HAPORT/hook"
+	kill "$HA_PID"
+	wait "$HA_PID" || true
+	assert_reply_after . 250
+	# 600 of 35 octets: 21 KiB of recipients, so three requests.
+	[ -d "$HOOK/req.3" ] && [ ! -e "$HOOK/req.4" ]
+	for n in 1 2 3; do
+		[ "$(smtp_header_octets "$n")" -le 8192 ]
+		cmp "$HOOK/req.$n/body" <(printf 'Subject: many\n\nhello\n')
+		assert_equal "$(header SMTP-Id "$n")" "$(header SMTP-Id 1)"
+	done
+	assert_equal "$(for n in 1 2 3; do rcpts_of "$n"; done)" \
+	    "$(seq 600 | sed 's/.*/recipient-number-&@example.net/')"
+}
+
+@test "webhook: a batch that is not answered 2xx ends the run with its result" {
+	start_hook
+	answer 200
+	echo 503 >"$HOOK/status.2"
+	run --separate-stderr many_rcpts 600 "$URL"
+	assert_reply . '^451 4\.3\.0 '
+	[ -d "$HOOK/req.2" ] && [ ! -e "$HOOK/req.3" ]
+	# A pipe on stdin is sent whole in each batch too: requests 3 to 5.
+	rm "$HOOK/status.2"
+	run --separate-stderr env SMTP_RCPT_TO="$(seq 600 | sed 's/.*/recipient-number-&@example.net/')" \
+	    sh -c 'printf "x\r\ny" | "$1" "$2"' sh "$WEBHOOK" "$URL"
+	assert_success
+	[ -d "$HOOK/req.5" ] && [ ! -e "$HOOK/req.6" ]
+	cmp "$HOOK/req.3/body" <(printf 'x\r\ny')
+	cmp "$HOOK/req.5/body" <(printf 'x\r\ny')
+}
+
+@test "webhook: a body counts only with an enhanced code; a 5xx body under HTTP 5xx is 451, never a bounce" {
+	start_hook
+	answer 503 $'503 Service Unavailable\r\n'
+	run --separate-stderr one_message "$WEBHOOK" "$URL"
+	assert_reply . '^451 4\.3\.0 '
+	answer 503 $'550 5.1.1 no such user\r\n'
+	run --separate-stderr direct
+	assert_failure 75
+	assert_output ''
+	answer 500 '554 5.7.1 rejected'
+	run --separate-stderr one_message "$WEBHOOK" "$URL"
+	assert_reply . '^451 4\.3\.0 '
+	answer 200 $'550 5.1.1 no such user\r\n<html>oops</html>\r\n'
+	run --separate-stderr direct
+	assert_failure 69
+	assert_output '550 5.1.1 no such user'
+	answer 400 '550 rejected, but no enhanced code'
+	run --separate-stderr direct
+	assert_failure 65
+	assert_output ''
+	answer 200 '250 stored'
+	run --separate-stderr direct
+	assert_success
+	assert_output ''
+	# The class of the enhanced code must be the reply's.
+	answer 200 '550 2.0.0 mixed'
+	run --separate-stderr direct
+	assert_success
+	assert_output ''
+}
+
+@test "webhook: at most 64 KiB of the response is read, a huge body fills nothing" {
+	start_hook
+	{ printf '250 2.0.0 stored\r\n'; head -c $((8 * 1024 * 1024)) /dev/zero | tr '\0' x; } >"$HOOK/body"
+	echo 200 >"$HOOK/status"
+	printf 'Subject: big answer\n\nbody\n' >"$BATS_TEST_TMPDIR/msg"
+	# A 1 MiB limit on files: whatever wrote the 8 MiB body would fail.
+	run --separate-stderr env SMTP_ID=id1 SMTP_RCPT_TO=b@example.net \
+	    bash -c 'ulimit -f 1024; exec "$1" "$2" <"$3"' sh \
+	    "$WEBHOOK" "$URL" "$BATS_TEST_TMPDIR/msg"
+	assert_success
+	assert_output '250 2.0.0 stored'
+}
+
+@test "webhook: the URL is used literally, never globbed" {
+	start_hook
+	answer 200
+	URL=$URL'{1,2}[1-3]'
+	run --separate-stderr direct
+	assert_success
+	[ -d "$HOOK/req.1" ] && [ ! -e "$HOOK/req.2" ]
+	run cat "$HOOK/req.1/line"
+	assert_output 'POST /hook{1,2}[1-3] HTTP/1.1'
 }

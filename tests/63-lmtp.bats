@@ -215,3 +215,180 @@ lmtp_done() {
 	grep -q '^hello$' "$DUMP/message"
 	grep -q 'with LMTP id' "$DUMP/message"
 }
+
+# ---- Beyond 4096 octets of handler output (issue 16 item 13) ----
+
+# lmtp_rcpts N [COMMAND...]: on $IN an LMTP session with N recipients
+# r1@example.net ... rN@example.net, a one-line message, then the
+# COMMANDs (default QUIT).
+lmtp_rcpts() {
+	local n=$1 i=1
+	shift
+	{
+		printf 'LHLO client.example\r\nMAIL FROM:<a@example.org>\r\n'
+		while [ "$i" -le "$n" ]; do
+			printf 'RCPT TO:<r%d@example.net>\r\n' "$i"
+			i=$((i + 1))
+		done
+		printf 'DATA\r\nSubject: many\r\n\r\nhi\r\n.\r\n'
+		printf '%s\r\n' "${@:-QUIT}"
+	} >"$IN"
+}
+
+# A handler that answers each recipient with a line of its own: "250
+# 2.0.0 <r> delivered to its mailbox" padded with PAD octets (default
+# none), and "552 5.2.2 <r> mailbox full" for the last.
+per_rcpt_handler() {
+	cat >"$BATS_TEST_TMPDIR/per-rcpt" <<-EOF
+	#!/bin/sh
+	cat >/dev/null
+	pad=\$(printf '%${1:-0}s' '' | tr ' ' x)
+	printf '%s\n' "\$SMTP_RCPT_TO" | {
+		n=0
+		while read -r r; do
+			n=\$((n + 1))
+			if [ "\$n" -eq "\$SMTP_RCPT_COUNT" ]; then
+				echo "552 5.2.2 <\$r> mailbox full"
+			else
+				echo "250 2.0.0 <\$r> delivered to its mailbox\${pad:+ \$pad}"
+			fi
+		done
+	}
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/per-rcpt"
+}
+
+# The replies per_rcpt_handler's lines should give, for N recipients.
+per_rcpt_want() {
+	local n=$1 i=1 pad
+	pad=$(printf "%${2:-0}s" '' | tr ' ' x)
+	echo '354 End data with <CR><LF>.<CR><LF>'
+	while [ "$i" -lt "$n" ]; do
+		echo "250 2.0.0 <r$i@example.net> delivered to its mailbox${pad:+ $pad}"
+		i=$((i + 1))
+	done
+	echo "552 5.2.2 <r$n@example.net> mailbox full"
+}
+
+@test "200 recipients, a line each past 4096 octets: the last gets its 552, each other its own line" {
+	per_rcpt_handler
+	lmtp_rcpts 200
+	run_in "$BATS_TEST_TMPDIR/per-rcpt"
+	assert_success
+	run final_replies
+	assert_equal "${#lines[@]}" 201
+	assert_output "$(per_rcpt_want 200)"
+}
+
+# lmtp_peak_rss N HANDLER: runs $IN (without its QUIT) through
+# smtpd-stdio --lmtp; once N+1 replies have followed the 354 it reads the
+# server's VmHWM (KiB) from /proc, prints it, and sends QUIT.  The
+# replies go to $BATS_TEST_TMPDIR/replies.
+lmtp_peak_rss() {
+	python3 - "$1" "$IN" "$BATS_TEST_TMPDIR/replies" "$SMTPD" --hostname mx.test --log stderr --lmtp "${@:2}" <<-'PY'
+	import os, re, subprocess, sys
+	n, dialogue, replies, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+	p = subprocess.Popen(["timeout", "-k", "5", "120"] + cmd, stdin=subprocess.PIPE,
+	                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+	with open(dialogue, "rb") as f:
+	    p.stdin.write(f.read().replace(b"QUIT\r\n", b""))
+	p.stdin.flush()
+	got, after = [], None
+	while after is None or len(got) - after < n:
+	    line = p.stdout.readline()
+	    if not line:
+	        sys.exit("server ended after %d replies" % len(got))
+	    got.append(line.decode().rstrip("\r\n"))
+	    if line.startswith(b"354 "):
+	        after = len(got)
+	kids = open("/proc/%d/task/%d/children" % (p.pid, p.pid)).read().split()
+	status = open("/proc/%s/status" % kids[0]).read()
+	print(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+	p.stdin.write(b"QUIT\r\n")
+	p.stdin.close()
+	got += [l.decode().rstrip("\r\n") for l in p.stdout]
+	open(replies, "w").write("\n".join(got[after:-1]) + "\n")
+	sys.exit(p.wait())
+	PY
+}
+
+# assert_rss_growth ONE MANY: peak RSS grew by less than 4 MiB, or 64 MiB
+# under ASan, whose quarantine keeps freed blocks resident (what was
+# broken grew by 8 MiB of reply, or 1 GiB once per-copy cuts are gone).
+assert_rss_growth() {
+	local max=4096
+	if ldd "$SMTPD" 2>/dev/null | grep -q libasan; then
+		max=65536
+	fi
+	echo "# peak RSS $1 -> $2 KiB" >&3
+	[ $(($2 - $1)) -lt "$max" ] ||
+		fail "peak RSS grew by $(($2 - $1)) KiB ($1 -> $2), limit $max"
+}
+
+@test "1000 recipients: each its own line, and the server's peak RSS stays within 4 MiB of a one-recipient session's" {
+	local one many
+	per_rcpt_handler 440
+	lmtp_rcpts 1
+	run --separate-stderr lmtp_peak_rss 1 "$BATS_TEST_TMPDIR/per-rcpt" 440
+	assert_success
+	one=$output
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/replies")" '552 5.2.2 <r1@example.net> mailbox full'
+	lmtp_rcpts 1000
+	run --separate-stderr lmtp_peak_rss 1000 "$BATS_TEST_TMPDIR/per-rcpt" 440
+	assert_success
+	many=$output
+	# 999 lines of about 500 octets: past 4096 by far, within 512 each.
+	run per_rcpt_want 1000 440
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/replies")" "$(printf '%s\n' "${lines[@]:1}")"
+	assert_rss_growth "$one" "$many"
+}
+
+@test "1000 recipients and a handler flooding stdout with a multi-line reply: one result for all, each copy within 512 octets, RSS bounded" {
+	local one many
+	cat >"$BATS_TEST_TMPDIR/flood" <<-'EOF'
+	#!/bin/sh
+	cat >/dev/null
+	yes '452 4.2.2 over quota' | head -n 100000
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/flood"
+	lmtp_rcpts 2
+	run --separate-stderr lmtp_peak_rss 2 "$BATS_TEST_TMPDIR/flood"
+	assert_success
+	one=$output
+	lmtp_rcpts 1000
+	run --separate-stderr lmtp_peak_rss 1000 "$BATS_TEST_TMPDIR/flood"
+	assert_success
+	many=$output
+	assert_rss_growth "$one" "$many"
+	# Each copy: as many 22-octet lines as fit in 512, i.e. 23.
+	run env LC_ALL=C sort -u "$BATS_TEST_TMPDIR/replies"
+	assert_output "$(printf '452 4.2.2 over quota\n452-4.2.2 over quota')"
+	assert_equal "$(grep -c '^452 ' "$BATS_TEST_TMPDIR/replies")" 1000
+	assert_equal "$(grep -c '^452-' "$BATS_TEST_TMPDIR/replies")" 22000
+}
+
+@test "a line cut by the output limit never counts: not under --lmtp, nor with SMTP" {
+	# 4096 = 273 lines of 15 octets and "5": the limit cuts the 274th
+	# line inside its code.  Counted, "5" would make the output no reply.
+	printf 'LHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<r1@example.net>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n' >"$IN"
+	run_in "$HANDLERS/say" 0 "$(printf '552 5.2.2 full\\n%.0s' $(seq 300))"
+	run final_replies
+	assert_equal "${lines[1]}" '552-5.2.2 full'
+	assert_equal "$(printf '%s\n' "${lines[@]}" | grep -c '^552.5\.2\.2 full$')" 273
+	assert_equal "${lines[273]}" '552 5.2.2 full'
+	run --separate-stderr smtp_session "$HANDLERS/say" 0 "$(printf '552 5.2.2 full\\n%.0s' $(seq 300))" <<-EOF
+	EHLO client.example
+	MAIL FROM:<a@example.org>
+	RCPT TO:<b@example.net>
+	DATA
+	x
+	.
+	QUIT
+	EOF
+	assert_reply_after . 552
+	# Ten recipients: 5120 octets count; 341 lines and "55" of the next.
+	lmtp_rcpts 10
+	run_in "$HANDLERS/say" 0 "$(printf '552 5.2.2 full\\n%.0s' $(seq 400))"
+	run final_replies
+	assert_equal "$(printf '%s\n' "${lines[@]}" | grep -c '^552 5\.2\.2 full$')" 10
+}

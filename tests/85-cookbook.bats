@@ -69,7 +69,7 @@ nobody_dir() {
 	assert_success
 	assert_reply_after . 250
 	local m
-	for m in example.net/alice example.net/bob example.net/_.._.._x_; do
+	for m in example.net/alice example.net/bob example.net/%22..%2F..%2Fx%22; do
 		run sh -c "cat '$D/mail/$m'/new/*"
 		assert_success
 		assert_output --partial 'Subject: win the lottery'
@@ -113,7 +113,7 @@ nobody_dir() {
 	assert_success
 	assert_reply_after . 250
 	run sh -c "cd '$B' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | sort"
-	assert_output $'./example.net/bob\n./example.org/_.._x_\n./example.org/carol'
+	assert_output $'./example.net/bob\n./example.org/%22..%2Fx%22\n./example.org/carol'
 	cmp "$B"/example.net/bob/new/* "$B"/example.org/carol/new/*
 }
 
@@ -165,4 +165,78 @@ print(e["mail-from"], *e["rcpt-to"], e["helo"])' "$APP/$id.json"
 	assert_line --index 0 --regexp '^accepted=50 delivered=50 distinct=50 missing=0 duplicates=0 problems=0$'
 	run grep -c 'consumer w[12] of group deliver on mail: ready' "$BATS_TEST_TMPDIR/w.log"
 	assert_output 2
+}
+
+@test "cookbook (d): webhook-app.py stores a chunked POST (the handler's pipe mode) mode 0600, fsynced before its 204" {
+	APP=$BATS_TEST_TMPDIR/app
+	mkdir -p "$APP"
+	strace -f -qq -o "$BATS_TEST_TMPDIR/trace" -e trace=openat,fsync,rename,sendto,write \
+	    python3 "$BOOK/webhook-app.py" "$APP" "$BATS_TEST_TMPDIR/port" 3>&- &
+	PIDS+=($!)
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
+	url=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")/inbound
+	printf 'Subject: chunked\r\n\r\n\000binary\377 and\r\nmore\r\n' >"$BATS_TEST_TMPDIR/msg"
+	run --separate-stderr env SMTP_ID=pipe1 SMTP_MAIL_FROM=a@example.org \
+	    SMTP_RCPT_TO=$'b@example.net\n"x,y"@example.org' \
+	    sh -c 'cat "$1" | "$2" "$3"' sh "$BATS_TEST_TMPDIR/msg" "$SHIPPED/webhook" "$url"
+	assert_success
+	cmp "$BATS_TEST_TMPDIR/msg" "$APP/pipe1.eml"
+	assert_equal "$(stat -c %a "$APP/pipe1.eml") $(stat -c %a "$APP/pipe1.json")" '600 600'
+	run python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rcpt-to"])' "$APP/pipe1.json"
+	assert_output "['b@example.net', '\"x,y\"@example.org']"
+	# The message's file, then the directory, reach the disk before the
+	# answer goes out: fsync, rename, fsync, then the 204.
+	run awk '
+	    /openat\(.*pipe1\.eml\.tmp/ { split($0, a, "= "); fd = a[2] + 0; s = 1 }
+	    s == 1 && $0 ~ "fsync\\(" fd "\\)" { s = 2 }
+	    s == 2 && /rename\(.*pipe1\.eml\.tmp.*pipe1\.eml"/ { s = 3 }
+	    s == 3 && /O_DIRECTORY/ { split($0, a, "= "); dfd = a[2] + 0; s = 4 }
+	    s == 4 && $0 ~ "fsync\\(" dfd "\\)" { s = 5 }
+	    s == 5 && /HTTP\/1\.1 204/ { s = 6 }
+	    END { print s }' "$BATS_TEST_TMPDIR/trace"
+	assert_output 6
+}
+
+@test "cookbook (b): under --crlf the filter's header ends in CRLF, as the message's lines do" {
+	run --separate-stderr smtp_session --crlf --no-received "$BOOK/filter-score" \
+		"$HANDLERS/dump" < <(mail_to b@example.net)
+	assert_success
+	assert_reply_after . 250
+	cmp "$DUMP/1/message" <(printf 'X-Score: 2\r\nSubject: win the lottery\r\n\r\nlottery!\r\n')
+	assert_equal "$(cat "$DUMP/1/SMTP_SIZE")" 50
+	# Without --crlf, LF as before.
+	run --separate-stderr smtp_session --no-received "$BOOK/filter-score" \
+		"$HANDLERS/dump" < <(mail_to b@example.net)
+	cmp "$DUMP/2/message" <(printf 'X-Score: 2\nSubject: win the lottery\n\nlottery!\n')
+}
+
+# utf8_mail_to RCPT...: as mail_to, with SMTPUTF8 on MAIL.
+utf8_mail_to() {
+	mail_to "$@" | sed 's/^MAIL FROM:<a@example.org>$/& SMTPUTF8/'
+}
+
+@test "cookbook (c): mailbox names are one-to-one: jörg, jürg, j_rg and J%C3%B6rg get four Maildirs" {
+	B=$BATS_TEST_TMPDIR/mail
+	export MAILDIR=$SHIPPED/maildir
+	run --separate-stderr smtp_session --smtputf8 \
+		--no-received "$BOOK/per-recipient-maildir" "$B" \
+		< <(utf8_mail_to jörg@example.net jürg@example.net j_rg@example.net 'J%C3%B6rg@example.net')
+	assert_success
+	assert_reply_after . 250
+	run sh -c "cd '$B' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
+	assert_output "$(printf '%s\n' ./example.net/j%25c3%25b6rg \
+	    ./example.net/j%C3%B6rg ./example.net/j%C3%BCrg ./example.net/j_rg)"
+}
+
+@test "cookbook (a): dovecot-lda's mailboxes are one-to-one too, \"%\" and all" {
+	nobody_dir
+	# a=b and a&b were both a_b before; "%u" must stay literal for Dovecot.
+	printf 'Subject: four\n\nhi\n' >"$D/msg"
+	run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    env SMTP_MAIL_FROM=a@example.org \
+	    SMTP_RCPT_TO="$(printf '%s\n' a=b@example.net 'a&b@example.net' a_b@example.net 'j%u@example.net')" \
+	    "$BOOK/dovecot-deliver" "$D/dovecot.conf" "$D/mail" <"$D/msg"
+	assert_success
+	run sh -c "cd '$D/mail' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
+	assert_output "$(printf '%s\n' ./example.net/a%26b ./example.net/a%3Db ./example.net/a_b ./example.net/j%25u)"
 }

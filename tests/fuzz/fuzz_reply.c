@@ -39,6 +39,45 @@ check_reply(const char *r, size_t len)
 	}
 }
 
+/* The start of the line that ends at nl, not before p. */
+static const char *
+last_line_of(const char *p, const char *nl)
+{
+	while (nl > p && nl[-1] != '\n')
+		nl--;
+	return nl;
+}
+
+/*
+ * Under --lmtp: exactly nrcpt replies, each well-formed and at most 512
+ * octets when one result is repeated (SPEC 11), a 2xx only on exit 0.
+ */
+static void
+check_lmtp(const struct handler_result *res, size_t nrcpt)
+{
+	struct buf	 out = { NULL, 0, 0 };
+	const char	*p, *end, *nl;
+	size_t		 n = 0;
+
+	(void)reply_lmtp(res, "ID", nrcpt, &out);
+	for (p = out.data, end = out.data + out.len; p < end; p = nl + 1) {
+		/* One reply: from p to the end of its line with "DDD ". */
+		for (nl = p; (nl = memchr(nl, '\n', (size_t)(end - nl))) != NULL;
+		    nl++)
+			if (last_line_of(p, nl)[3] == ' ')
+				break;
+		if (nl == NULL || (nrcpt > 1 && nl + 1 - p > SMTP_REPLYLINE_MAX))
+			abort();
+		check_reply(p, (size_t)(nl + 1 - p));
+		if (p[0] == '2' && !(res->end == HE_EXITED && res->status == 0))
+			abort();
+		n++;
+	}
+	if (n != nrcpt)
+		abort();
+	buf_free(&out);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -51,7 +90,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&res, 0, sizeof(res));
 	res.end = (enum handler_end)(data[0] & 3);
 	res.status = data[0] >> 2;
-	res.outlen = size - 1 > sizeof(res.out) ? sizeof(res.out) : size - 1;
+	/* Any length: under --lmtp the output that counts is 512 per RCPT. */
+	res.outlen = size - 1;
+	if ((res.out = malloc(size)) == NULL)
+		abort();
 	memcpy(res.out, data + 1, res.outlen);
 
 	code = reply_from_handler(&res, "ID", &out);
@@ -61,5 +103,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (code / 100 == 2 && !(res.end == HE_EXITED && res.status == 0))
 		abort();	/* 2xx only on exit 0 (SPEC 5.2) */
 	buf_free(&out);
+	res.cut = size & 1;
+	check_lmtp(&res, 1 + data[0] % 5);
+	free(res.out);
 	return 0;
 }
