@@ -20,6 +20,22 @@ setup_file() {
 		--txt-record="test._domainkey.example.org,$key" \
 		--log-facility="$D/log/dnsmasq.log" &
 	echo $! >"$D/dnsmasq.pid"
+	# Ready when it answers the key's query (a loaded machine is slow).
+	python3 - "$port" <<-'EOF'
+	import socket, sys, time
+	name = b"".join(bytes([len(p)]) + p for p in b"test._domainkey.example.org".split(b"."))
+	query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + name + b"\x00\x00\x10\x00\x01"
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.settimeout(0.2)
+	for _ in range(100):
+	    try:
+	        s.sendto(query, ("127.0.0.1", int(sys.argv[1])))
+	        if b"DKIM1" in s.recv(4096):
+	            sys.exit(0)
+	    except OSError:
+	        time.sleep(0.1)
+	sys.exit("dnsmasq does not answer")
+	EOF
 	cat >"$D/rspamd.conf" <<-EOF
 	.include "\$CONFDIR/common.conf"
 	options {
@@ -40,7 +56,7 @@ setup_file() {
 	EOF
 	cat >"$D/options.inc" <<-EOF
 	disable_hyperscan = true;
-	dns { nameserver = ["127.0.0.1:$port"]; timeout = 1s; retransmits = 1; }
+	dns { nameserver = ["127.0.0.1:$port"]; timeout = 3s; retransmits = 3; }
 	EOF
 	cat >"$D/worker-proxy.inc" <<-EOF
 	milter = yes;
