@@ -20,8 +20,9 @@ LINT_DEPS	= mandoc shellcheck
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
 		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy dovecot-core openssl \
 		  redis-server redis-tools postgrey postfix-policyd-spf-python \
-		  msmtp postfix libsasl2-modules strace \
-		  libio-socket-ssl-perl
+		  msmtp postfix libsasl2-modules strace libio-socket-ssl-perl \
+		  opendkim opendkim-tools python3-dkim rspamd dnsmasq \
+		  clamav-daemon clamav-milter
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
 
@@ -80,7 +81,7 @@ ALL_LDFLAGS	= $(LINK_MODE) $(LINK_FLAGS)
 # session more than the rest of it does.
 SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
 		  env.c envelope.c \
-		  policy.c \
+		  policy.c milter-proto.c milter.c milter-edit.c milter-check.c \
 		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
@@ -124,8 +125,8 @@ help:
 # $(call need,TARGET,PACKAGES): install the PACKAGES that are missing,
 # non-interactively, and never touch what is there; as another user than
 # root, stop and name them.  The daemons among them (redis-server,
-# postgrey, haproxy, dovecot-core, postfix) are for tests that start
-# their own: a policy-rc.d of ours, for the install only, keeps them from
+# postgrey, haproxy, dovecot-core, postfix, opendkim, rspamd, dnsmasq,
+# clamav-daemon, clamav-milter) are for tests that start their own: a policy-rc.d of ours, for the install only, keeps them from
 # being started (Debian still enables their units for the next boot).
 # Two makes in two checkouts may install at once: they take turns on a
 # lock of ours, and apt waits for dpkg's lock rather than failing.
@@ -253,7 +254,8 @@ FUZZ_proxy	= src/proxy.c
 FUZZ_policy	= src/policy.c src/spawn.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_base64	= src/base64.c
 FUZZ_dovecot	= src/auth.c src/base64.c src/spawn.c tests/fuzz/log_quiet.c
-FUZZERS		= session addr data reply proxy policy base64 dovecot
+FUZZ_milter	= src/milter-proto.c src/reply.c src/buf.c tests/fuzz/log_quiet.c
+FUZZERS		= session addr data reply proxy policy base64 dovecot milter
 
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/log_quiet.c src/*.c \
 		src/smtpd-stdio.h | deps-build deps-fuzz

@@ -76,6 +76,8 @@ set_envelope(struct env *e, const struct handler_job *job)
 	env_set(e, "SMTP_REQUIRETLS", t->requiretls ? "1" : "");
 	if (job->conf->relay != NULL)
 		env_set(e, "SMTP_RELAY", job->conf->relay);
+	if (t->quarantine != NULL)	/* SPEC 13: SMFIR_QUARANTINE */
+		env_set(e, "SMTP_QUARANTINE", t->quarantine);
 }
 
 void

@@ -48,12 +48,16 @@ static void	 spool_start(struct session *, struct spool *,
 static void	 spool_prepend(struct session *, struct spool *);
 static const char *handler_status(const struct handler_result *, char *,
 		    size_t);
+static const char *check_spooled(struct session *, struct spool *,
+		    struct policy_state *, struct milter_state *,
+		    const struct peer *, struct buf *, const char **);
 static void	 spool_data(struct session *, struct spool *,
 		    const struct peer *);
 static void	 deliver(struct session *, struct spool *,
-		    struct policy_state *, const struct peer *);
-static void	 check_rcpt(struct session *, struct policy_state *,
+		    struct policy_state *, struct milter_state *,
 		    const struct peer *);
+static void	 check_rcpt(struct session *, struct policy_state *,
+		    struct milter_state *, const struct peer *);
 static int	 check_message(struct session *, struct policy_state *,
 		    struct spool *, const struct peer *, struct buf *);
 static uint64_t	 mail_size(const char *);
@@ -300,35 +304,59 @@ log_message(const struct session *s, const struct spool *sp,
 	    (double)(t1.tv_nsec - t0->tv_nsec) / 1e9);
 }
 
-/* Run the handler on the spooled message and hand its reply back. */
-static void
-deliver(struct session *s, struct spool *sp, struct policy_state *ps,
-    const struct peer *p)
+/*
+ * The checks of the spooled message before its handler: forged
+ * Authentication-Results out, the --policy servers at END-OF-MESSAGE,
+ * the milters.  NULL to go on; else the reply (in text, or static),
+ * and *hstatus says why no handler ran.
+ */
+static const char *
+check_spooled(struct session *s, struct spool *sp, struct policy_state *ps,
+    struct milter_state *ms, const struct peer *p, struct buf *text,
+    const char **hstatus)
 {
 	static const char	 no_storage[] =
 	    "452 4.3.1 Error: insufficient system storage\r\n";
+	enum milter_verdict	 mv = MV_ACCEPT;
+
+	spool_start(s, sp, p);
+	if (sp->failed || spool_rewind(sp) == -1 ||
+	    milter_strip_forged(s, sp) == -1)
+		return no_storage;
+	if ((ps != NULL && !check_message(s, ps, sp, p, text)) ||
+	    (ms != NULL && (mv = milter_check_message(s, ms, sp, p,
+	    text)) == MV_REFUSE)) {
+		buf_append(text, "", 1);
+		return text->data;
+	}
+	if (mv != MV_DISCARD)
+		return NULL;
+	/* SPEC 13: as if delivered; only the log knows. */
+	buf_appendf(text, "250 2.0.0 OK: queued as %s\r\n%c", sp->id, '\0');
+	*hstatus = "milter-discard";
+	return text->data;
+}
+
+/* Run the handler on the spooled message and hand its reply back. */
+static void
+deliver(struct session *s, struct spool *sp, struct policy_state *ps,
+    struct milter_state *ms, const struct peer *p)
+{
 	struct handler_job	 job;
 	struct handler_result	 res;
 	struct buf		 text = { NULL, 0, 0 };
 	struct buf		 lmtp = { NULL, 0, 0 };
 	struct timespec		 t0;
-	const char		*refusal;
+	const char		*refusal, *hstatus = "none";
 	char			 st[32];
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((refusal = session_refusal(s)) == NULL) {
-		spool_start(s, sp, p);
-		if (sp->failed || spool_rewind(sp) == -1)
-			refusal = no_storage;
-		else if (ps != NULL && !check_message(s, ps, sp, p, &text)) {
-			buf_append(&text, "", 1);
-			refusal = text.data;
-		}
-	}
+	if ((refusal = session_refusal(s)) == NULL)
+		refusal = check_spooled(s, sp, ps, ms, p, &text, &hstatus);
 	if (refusal != NULL) {
 		message_id(s, sp);
 		spool_close(sp);
-		log_message(s, sp, p, s->dec.wire_size, "none", refusal, &t0);
+		log_message(s, sp, p, s->dec.wire_size, hstatus, refusal, &t0);
 		if (s->conf->lmtp) {
 			/* SPEC 11: the refusal for every recipient. */
 			reply_repeat(refusal, s->txn.nrcpt, &lmtp);
@@ -383,7 +411,8 @@ mail_size(const char *options)
  * --rcpt-check.  Either may refuse it; the session hears the verdict.
  */
 static void
-check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
+check_rcpt(struct session *s, struct policy_state *ps,
+    struct milter_state *ms, const struct peer *p)
 {
 	struct policy_ctx	 x;
 	struct handler_job	 job;
@@ -435,6 +464,9 @@ check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
 			code = 0;
 	} else
 		code = 0;
+	/* SPEC 13: the milters, once the checks above accepted it. */
+	if (ms != NULL && !milter_check_rcpt(s, ms, p, &reply))
+		goto done;
 	/* Accepted: its PREPEND headers go with the transaction. */
 	buf_append(&hdr, "", 1);
 	for (h = hdr.data; (nl = strchr(h, '\n')) != NULL; h = nl + 1) {
@@ -687,6 +719,7 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	struct deadlines	 dl;
 	struct policy_state	*ps = NULL;
 	struct auth_backend	*ab = NULL;
+	struct milter_state	*ms = NULL;
 	int			 status;
 
 	memset(&dl, 0, sizeof(dl));
@@ -695,6 +728,8 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	session_init(&s, c);
 	if (c->npolicy > 0)
 		ps = policy_new(c);
+	if (c->nmilter > 0)
+		ms = milter_new(c);
 	if (c->auth != NULL)
 		ab = auth_new(c->auth);
 	session_open(&s, server, &dl, p, bad_proxy, ho);
@@ -725,12 +760,18 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 			 * one that ran, its reply goes out, then the 421.
 			 */
 			if (!conn_stop_requested())
-				deliver(&s, &sp, ps, p);
+				deliver(&s, &sp, ps, ms, p);
 			if (conn_stop_requested())
 				stop(&s);
 			break;
 		case SA_CHECK_RCPT:
-			check_rcpt(&s, ps, p);
+			check_rcpt(&s, ps, ms, p);
+			break;
+		case SA_CHECK_MAIL:
+			milter_check_mail(&s, ms, p);
+			break;
+		case SA_CHECK_DATA:
+			milter_check_data(&s, ms, p);
 			break;
 		case SA_STARTTLS:
 			if (flush_replies(&s, &dl) == -1)
@@ -747,6 +788,9 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 			if (c->tls_handover) {
 				policy_free(ps);
 				ps = c->npolicy > 0 ? policy_new(c) : NULL;
+				/* SPEC 13: the filters hear QUIT from us. */
+				milter_end(ms, &s, p);
+				ms = c->nmilter > 0 ? milter_new(c) : NULL;
 			}
 			(void)start_tls(&s, server, &dl, p);
 			break;
@@ -770,6 +814,7 @@ out:
 	log_info("disconnect from %s: messages=%lld errors=%lld exit=%d",
 	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
 	    s.messages, s.errors, status);
+	milter_end(ms, &s, p);
 	session_free(&s);
 	policy_free(ps);
 	if (ab != NULL)
@@ -826,6 +871,8 @@ setup(struct config *c, int resumed)
 	c->sync_check = conn_is_socket();
 	if (c->hostname == NULL)
 		c->hostname = options_default_hostname();
+	if (c->authserv_id == NULL)
+		c->authserv_id = c->hostname;
 	exec_limits(c);
 	return server;
 }
@@ -868,6 +915,7 @@ main(int argc, char **argv)
 	status = serve(&conf, &peer, bad_proxy, server, resumed == 1 ? &ho :
 	    NULL);
 	free(conf.policy);
+	free(conf.milter);
 	free(conf.tls_cert);
 	free(conf.tls_key);
 	tlsconf_free(server);

@@ -38,7 +38,10 @@
 		"[--tls-ask-client-cert]\n" \
 		"                   [--tls-ticket-keys file] [--auth backend:arg] " \
 		"[--require-auth]\n" \
-		"                   [--auth-plaintext] [--] handler [arg ...]\n"
+		"                   [--auth-plaintext] [--milter addr ...] " \
+		"[--milter-default-action action]\n" \
+		"                   [--authserv-id name] " \
+		"[--] handler [arg ...]\n"
 
 #define DNS_NAME_MAX	253	/* RFC 1035 2.3.4, in text form */
 #define DNS_LABEL_MAX	63
@@ -51,7 +54,8 @@ enum {
 	OPT_PROXY_PROTOCOL, OPT_POLICY, OPT_RCPT_CHECK, OPT_TLS_CERT,
 	OPT_TLS_KEY, OPT_TLS, OPT_REQUIRE_TLS, OPT_TLS_PROTOCOLS,
 	OPT_TLS_CIPHERS, OPT_TLS_ASK_CLIENT_CERT, OPT_TLS_TICKET_KEYS,
-	OPT_AUTH, OPT_REQUIRE_AUTH, OPT_AUTH_PLAINTEXT, OPT_LMTP
+	OPT_AUTH, OPT_REQUIRE_AUTH, OPT_AUTH_PLAINTEXT, OPT_LMTP,
+	OPT_MILTER, OPT_MILTER_DEFAULT, OPT_AUTHSERV_ID
 };
 
 static const struct option longopts[] = {
@@ -89,6 +93,9 @@ static const struct option longopts[] = {
 	{ "version",		no_argument,	   NULL, OPT_VERSION },
 	{ "help",		no_argument,	   NULL, OPT_HELP },
 	{ "lmtp",		no_argument,	   NULL, OPT_LMTP },
+	{ "milter",		required_argument, NULL, OPT_MILTER },
+	{ "milter-default-action", required_argument, NULL, OPT_MILTER_DEFAULT },
+	{ "authserv-id",	required_argument, NULL, OPT_AUTHSERV_ID },
 	{ NULL,			0,		   NULL, 0 }
 };
 
@@ -436,6 +443,24 @@ set_other(struct config *c, int id, char **argv)
 			usage_error("--policy %s: want [rcpt:|data:]unix:PATH, "
 			    "inet:HOST:PORT or exec:PROGRAM", optarg);
 		add_string(&c->policy, &c->npolicy, optarg);
+		break;
+	case OPT_MILTER:
+		if (!milter_addr_ok(optarg))
+			usage_error("--milter %s: want unix:PATH or "
+			    "inet:HOST:PORT", optarg);
+		add_string(&c->milter, &c->nmilter, optarg);
+		break;
+	case OPT_AUTHSERV_ID:
+		/* RFC 8601 2.2: a value; a host name here, as in --hostname. */
+		if (!hostname_ok(optarg))
+			usage_error("--authserv-id: want a host name, not %s",
+			    optarg);
+		c->authserv_id = optarg;
+		break;
+	case OPT_MILTER_DEFAULT:
+		if ((c->milter_default = milter_action_word(optarg)) == -1)
+			usage_error("--milter-default-action: want tempfail, "
+			    "accept or reject, not %s", optarg);
 		break;
 	case OPT_TLS_CERT:
 		add_string(&c->tls_cert, &c->ntls_cert, optarg);

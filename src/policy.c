@@ -773,3 +773,36 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 	buf_free(&req);
 	return accept;
 }
+
+/*
+ * The connection helpers above, for milter.c (SPEC 13): a filter is
+ * reached as a policy server is, with the same deadlines.
+ */
+int
+net_wait_fd(int fd, short events, long long deadline)
+{
+	return wait_fd(fd, events, deadline);
+}
+
+int
+net_connect_unix(const char *path, long long deadline)
+{
+	struct sockaddr_un	 sun;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	(void)strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+	return connect_to((struct sockaddr *)&sun, sizeof(sun), deadline);
+}
+
+int
+net_connect_inet(const char *where, long long deadline)
+{
+	return connect_inet(where, deadline);
+}
+
+int
+net_write_all(int fd, const char *p, size_t len, long long deadline)
+{
+	return write_all(fd, p, len, deadline);
+}

@@ -49,6 +49,7 @@ static void	cmd_lhlo(struct session *, const char *, size_t);
 static void	ehlo_reply(struct session *);
 static int	auth_offerable(const struct session *);
 static int	sasl_text_ok(const char *, size_t, int);
+static void	data_start(struct session *);
 
 static const struct command commands[] = {
 	{ "HELO", ST_ANY, ARGS_REQUIRED, NULL, cmd_helo },
@@ -185,6 +186,7 @@ txn_reset(struct session *s)
 	}
 	free(t->rcpt);
 	free(t->rcpt_options);
+	free(t->quarantine);
 	buf_free(&t->prepend);
 	memset(t, 0, sizeof(*t));
 }
@@ -303,8 +305,10 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	s->txn.utf8 = res.utf8;
 	s->txn.binarymime = res.binarymime;
 	s->txn.requiretls = res.requiretls;
-	s->state = SS_MAIL;
-	reply(s, "250 2.1.0 OK");
+	/* SPEC 13: the milters hear the MAIL first, then we answer. */
+	s->state = c->nmilter > 0 ? SS_MAIL_CHECK : SS_MAIL;
+	if (s->state == SS_MAIL)
+		reply(s, "250 2.1.0 OK");
 }
 
 /*
@@ -384,7 +388,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		return;
 	}
 	/* SPEC 10.2: the I/O layer asks the checks, then calls back. */
-	if (c->rcpt_check != NULL || c->npolicy > 0) {
+	if (c->rcpt_check != NULL || c->npolicy > 0 || c->nmilter > 0) {
 		s->pending = res;
 		s->pending_from = s->state;
 		s->state = SS_RCPT_CHECK;
@@ -445,6 +449,18 @@ cmd_data(struct session *s, const char *arg, size_t len)
 		    "DATA after BDAT" : "BODY=BINARYMIME requires BDAT");
 		return;
 	}
+	/* SPEC 13: the milters hear the DATA first, then we answer. */
+	if (s->conf->nmilter > 0) {
+		s->state = SS_DATA_CHECK;
+		return;
+	}
+	data_start(s);
+}
+
+/* The 354: from here on the message's bytes. */
+static void
+data_start(struct session *s)
+{
 	data_init(&s->dec, s->conf->crlf, s->conf->sevenbit);
 	s->datalen = 0;
 	s->txn_seq++;
@@ -1326,6 +1342,14 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 			*used = i;
 			return SA_AUTH_MECHS;
 		}
+		if (s->state == SS_MAIL_CHECK) {
+			*used = i;
+			return SA_CHECK_MAIL;
+		}
+		if (s->state == SS_DATA_CHECK) {
+			*used = i;
+			return SA_CHECK_DATA;
+		}
 		if (s->out.len >= OUTPUT_FLUSH) {
 			*used = i;
 			return SA_FLUSH;
@@ -1478,4 +1502,106 @@ session_timeout(struct session *s)
 	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->conf->hostname);
 	close_session(s, EXIT_FAIL);
 	return SA_CLOSE;
+}
+
+/*
+ * SPEC 13: the milters' verdict on the MAIL: accepted (250), or refused
+ * with text, a checked CRLF-terminated reply, and no transaction.  Like
+ * a check at RCPT, a refusal is about the message, not an error.
+ */
+void
+session_mail_checked(struct session *s, int accept, const char *text)
+{
+	if (s->state != SS_MAIL_CHECK)
+		return;
+	if (accept) {
+		s->state = SS_MAIL;
+		reply(s, "250 2.1.0 OK");
+		return;
+	}
+	txn_reset(s);
+	s->state = SS_HELO;
+	log_debug("> %.*s", (int)strcspn(text, "\r\n"), text);
+	buf_append(&s->out, text, strlen(text));
+	s->last_code = text[0];
+}
+
+/*
+ * SPEC 13: the milters' verdict on the DATA command: the 354, or the
+ * refusal (a checked CRLF-terminated reply) and the transaction ends,
+ * so that no filter is asked about it twice.
+ */
+void
+session_data_checked(struct session *s, int accept, const char *text)
+{
+	if (s->state != SS_DATA_CHECK)
+		return;
+	if (accept) {
+		data_start(s);
+		return;
+	}
+	txn_reset(s);
+	s->state = SS_HELO;
+	log_debug("> %.*s", (int)strcspn(text, "\r\n"), text);
+	buf_append(&s->out, text, strlen(text));
+	s->last_code = text[0];
+}
+
+/* SPEC 13, SMFIR_CHGFROM: the handler gets the filter's sender. */
+void
+session_set_sender(struct session *s, const char *from)
+{
+	free(s->txn.mail_from);
+	if ((s->txn.mail_from = strdup(from)) == NULL)
+		fatalx("out of memory");
+}
+
+/*
+ * SMFIR_ADDRCPT: one more recipient for the handler, without
+ * parameters.  -1 if it would pass --max-recipients or what exec takes.
+ */
+int
+session_add_rcpt(struct session *s, const char *rcpt)
+{
+	struct addr_result	 res;
+
+	memset(&res, 0, sizeof(res));
+	if (strlen(rcpt) >= sizeof(res.path) ||
+	    (long long)s->txn.nrcpt >= s->conf->max_recipients)
+		return -1;
+	(void)strlcpy(res.path, rcpt, sizeof(res.path));
+	if (!rcpt_fits_exec(s, &res))
+		return -1;
+	txn_add_rcpt(&s->txn, &res, rcpt_exec_cost(s->conf, &res));
+	return 0;
+}
+
+/* SMFIR_DELRCPT: every recipient that is this address (any case). */
+void
+session_del_rcpt(struct session *s, const char *rcpt)
+{
+	struct txn	*t = &s->txn;
+	size_t		 i, k = 0;
+
+	for (i = 0; i < t->nrcpt; i++) {
+		if (strcasecmp(t->rcpt[i], rcpt) == 0) {
+			t->rcpt_bytes -= strlen(t->rcpt[i]) + 1;
+			t->ropt_bytes -= strlen(t->rcpt_options[i]) + 1;
+			free(t->rcpt[i]);
+			free(t->rcpt_options[i]);
+			continue;
+		}
+		t->rcpt[k] = t->rcpt[i];
+		t->rcpt_options[k++] = t->rcpt_options[i];
+	}
+	t->nrcpt = k;
+}
+
+/* SMFIR_QUARANTINE: the handler gets SMTP_QUARANTINE=reason. */
+void
+session_quarantine(struct session *s, const char *reason)
+{
+	free(s->txn.quarantine);
+	if ((s->txn.quarantine = strdup(reason)) == NULL)
+		fatalx("out of memory");
 }

@@ -90,6 +90,11 @@ struct config {
 	int		  auth_plaintext;
 	int		  lmtp;			/* --lmtp: LHLO, per-recipient replies */
 	int		  tls_handover;		/* smtpd-stdio-tls sends STARTTLS's 220 */
+	/* SPEC 13: milters */
+	const char	**milter;		/* --milter ADDRs, in order */
+	size_t		  nmilter;
+	int		  milter_default;	/* MILTER_DEFAULT_* */
+	const char	 *authserv_id;		/* RFC 8601, [hostname] */
 };
 
 /* SPEC 8: what the TLS handshake gave, printable ASCII only. */
@@ -165,7 +170,9 @@ enum session_action {
 	SA_CLOSE,	/* flush and exit with session.exit_status */
 	SA_STARTTLS,	/* flush, drop the rest of the input, handshake */
 	SA_AUTH,	/* check session_auth_request(), session_auth_checked */
-	SA_AUTH_MECHS	/* ask the backend, call session_auth_mechanisms */
+	SA_AUTH_MECHS,	/* ask the backend, call session_auth_mechanisms */
+	SA_CHECK_MAIL,	/* milters: check the MAIL, call session_mail_checked */
+	SA_CHECK_DATA	/* milters: check the DATA, call session_data_checked */
 };
 
 enum session_state {
@@ -181,7 +188,9 @@ enum session_state {
 	SS_AUTH_CONT,	/* 334 sent, waiting for a SASL response line */
 	SS_AUTH_CHECK,	/* credentials complete, waiting for the backend */
 	SS_BDAT,	/* reading the octets of a BDAT chunk */
-	SS_AUTH_MECHS	/* an EHLO waits for the backend's mechanisms */
+	SS_AUTH_MECHS,	/* an EHLO waits for the backend's mechanisms */
+	SS_MAIL_CHECK,	/* a MAIL waits for its checks (SA_CHECK_MAIL) */
+	SS_DATA_CHECK	/* a DATA waits for its checks (SA_CHECK_DATA) */
 };
 
 /* SPEC 9: a SASL exchange in progress, PLAIN or LOGIN. */
@@ -247,6 +256,7 @@ struct txn {
 	int		  requiretls;	/* MAIL had REQUIRETLS (RFC 8689) */
 	int		  bdat;		/* a BDAT chunk came in this transaction */
 	uint64_t	  bdat_size;	/* octets announced by its BDATs */
+	char		 *quarantine;	/* a milter's reason, or NULL */
 };
 
 struct session {
@@ -307,6 +317,12 @@ void	 session_spooled(struct session *, int);
 void	 session_delivered(struct session *, const char *);
 void	 session_rcpt_checked(struct session *, int, const char *);
 void	 session_prepend(struct session *, const char *);
+void	 session_mail_checked(struct session *, int, const char *);
+void	 session_data_checked(struct session *, int, const char *);
+void	 session_set_sender(struct session *, const char *);
+int	 session_add_rcpt(struct session *, const char *);
+void	 session_del_rcpt(struct session *, const char *);
+void	 session_quarantine(struct session *, const char *);
 const char *session_refusal(const struct session *);
 const char *session_protocol(const struct session *);
 void	 session_tls_started(struct session *, const struct tls_info *);
@@ -348,6 +364,8 @@ int	 spool_write(struct spool *, const char *, size_t);
 int	 spool_rewind(struct spool *);
 int	 spool_insert(struct spool *, const char *, size_t);
 void	 spool_close(struct spool *);
+int	 spool_open(void);
+int	 spool_copy(int, off_t *, int, uint64_t);
 void	 spool_new_id(char *, size_t);
 size_t	 received_header(char *, size_t, const struct received_info *,
 	    time_t);
@@ -588,6 +606,205 @@ int	 policy_check(struct policy_state *, const struct policy_ctx *,
 	    struct buf *, struct buf *);
 int	 policy_addr_ok(const char *);
 const char *policy_stage(const char *, unsigned int *);
+/* policy.c: connections with deadlines, shared with milter.c. */
+int	 net_wait_fd(int, short, long long);
+int	 net_connect_unix(const char *, long long);
+int	 net_connect_inet(const char *, long long);
+int	 net_write_all(int, const char *, size_t, long long);
+
+/*
+ * milter-proto.c: the Sendmail milter protocol, version 6 (SPEC 13), as
+ * libmilter's mfdef.h names it; pure.
+ */
+#define MILTER_VERSION		6
+#define MILTER_CHUNK		65535	/* body octets per SMFIC_BODY, libmilter's MILTER_CHUNK_SIZE */
+#define MILTER_FRAME_MAX	(MILTER_CHUNK + 1)	/* the largest frame we take, command included */
+
+/* Commands, ours to the filter. */
+#define SMFIC_ABORT		'A'
+#define SMFIC_BODY		'B'
+#define SMFIC_CONNECT		'C'
+#define SMFIC_MACRO		'D'
+#define SMFIC_BODYEOB		'E'
+#define SMFIC_HELO		'H'
+#define SMFIC_HEADER		'L'
+#define SMFIC_MAIL		'M'
+#define SMFIC_EOH		'N'
+#define SMFIC_OPTNEG		'O'
+#define SMFIC_QUIT		'Q'
+#define SMFIC_RCPT		'R'
+#define SMFIC_DATA		'T'
+
+/* Replies, the filter's to us. */
+#define SMFIR_ADDRCPT		'+'
+#define SMFIR_DELRCPT		'-'
+#define SMFIR_ADDRCPT_PAR	'2'
+#define SMFIR_ACCEPT		'a'
+#define SMFIR_REPLBODY		'b'
+#define SMFIR_CONTINUE		'c'
+#define SMFIR_DISCARD		'd'
+#define SMFIR_CHGFROM		'e'
+#define SMFIR_ADDHEADER		'h'
+#define SMFIR_INSHEADER		'i'
+#define SMFIR_CHGHEADER		'm'
+#define SMFIR_PROGRESS		'p'
+#define SMFIR_QUARANTINE	'q'
+#define SMFIR_REJECT		'r'
+#define SMFIR_SKIP		's'
+#define SMFIR_TEMPFAIL		't'
+#define SMFIR_REPLYCODE		'y'
+
+/* Actions: the modifications a filter may make. */
+#define SMFIF_ADDHDRS		0x001
+#define SMFIF_CHGBODY		0x002
+#define SMFIF_ADDRCPT		0x004
+#define SMFIF_DELRCPT		0x008
+#define SMFIF_CHGHDRS		0x010
+#define SMFIF_QUARANTINE	0x020
+#define SMFIF_CHGFROM		0x040
+#define SMFIF_ADDRCPT_PAR	0x080
+
+/* Protocol flags: stages the filter does not want, replies it won't send. */
+#define SMFIP_NOCONNECT		0x00000001
+#define SMFIP_NOHELO		0x00000002
+#define SMFIP_NOMAIL		0x00000004
+#define SMFIP_NORCPT		0x00000008
+#define SMFIP_NOBODY		0x00000010
+#define SMFIP_NOHDRS		0x00000020
+#define SMFIP_NOEOH		0x00000040
+#define SMFIP_NR_HDR		0x00000080
+#define SMFIP_NOUNKNOWN		0x00000100
+#define SMFIP_NODATA		0x00000200
+#define SMFIP_SKIP		0x00000400
+#define SMFIP_NR_CONN		0x00001000
+#define SMFIP_NR_HELO		0x00002000
+#define SMFIP_NR_MAIL		0x00004000
+#define SMFIP_NR_RCPT		0x00008000
+#define SMFIP_NR_DATA		0x00010000
+#define SMFIP_NR_UNKN		0x00020000
+#define SMFIP_NR_EOH		0x00040000
+#define SMFIP_NR_BODY		0x00080000
+#define SMFIP_HDR_LEADSPC	0x00100000
+/* All of them: we skip any stage and wait for no reply where asked. */
+#define MILTER_PROTOCOL_OFFER	0x001ff7ff
+
+struct milter_optneg {
+	uint32_t	 version;
+	uint32_t	 actions;
+	uint32_t	 protocol;
+	uint32_t	 offered_actions;	/* in: what we offered */
+};
+
+struct milter_reply {
+	char		 cmd;		/* SMFIR_* */
+	const char	*data;		/* the data after cmd, in the frame */
+	size_t		 len;
+	uint32_t	 index;		/* INSHEADER, CHGHEADER */
+	const char	*name;		/* header name */
+	const char	*value;		/* header value, quarantine reason */
+	char		 addr[SMTP_PATH_MAX];	/* CHGFROM, ADDRCPT, DELRCPT */
+	char		 text[HANDLER_OUTPUT_MAX];	/* REPLYCODE, checked, CRLF */
+};
+
+size_t	 milter_frame_begin(struct buf *, char);
+void	 milter_frame_end(struct buf *, size_t);
+void	 milter_put_str(struct buf *, const char *);
+void	 milter_put_u32(struct buf *, uint32_t);
+ssize_t	 milter_frame_size(const unsigned char *, size_t);
+int	 milter_parse_optneg(const char *, size_t, struct milter_optneg *);
+int	 milter_parse_reply(const char *, size_t, struct milter_reply *);
+uint32_t milter_reply_action(char);
+
+/* milter.c: the client of the --milter filters, SPEC 13. */
+enum milter_default {
+	MILTER_DEFAULT_TEMPFAIL,	/* as Postfix's milter_default_action */
+	MILTER_DEFAULT_ACCEPT,
+	MILTER_DEFAULT_REJECT
+};
+
+enum milter_verdict {
+	MV_ACCEPT,	/* go on */
+	MV_REFUSE,	/* the reply is in the caller's buffer */
+	MV_DISCARD	/* end of message: answer 250, run no handler */
+};
+
+struct milter_ctx {
+	const struct session	*sess;
+	const struct peer	*peer;
+	const char		*id;		/* "" before the message has one */
+	const char		*rcpt;		/* RCPT: the recipient */
+	int			 spool_fd;	/* end of message: the spool */
+	int			 spool_crlf;	/* its lines end in CRLF */
+};
+
+/* The modifications the filters asked for at end of message. */
+#define MILTER_EDITS_MAX	(256 * 1024)	/* header edits held, in octets */
+
+struct milter_edits {
+	struct buf	 headers;	/* cmd, leadspc, u32 index, name NUL value NUL */
+	int		 body_fd;	/* -1, or the replacement body, CRLF */
+	int		 body_owner;	/* the filter it came from, -1 */
+	int		 filter;	/* the filter being heard (its index) */
+	int		 failed;	/* could not keep one: 451 */
+	int		 chgfrom;
+	char		 from[SMTP_PATH_MAX];
+	struct buf	 addrcpt;	/* addresses, each NUL-ended */
+	struct buf	 delrcpt;
+	size_t		 naddrcpt;
+	char		*quarantine;	/* the reason, or NULL */
+};
+
+/* milter-edit.c: the spooled message read back, header by header. */
+#define MILTER_HEADER_MAX	(MILTER_CHUNK - 1024)	/* one header we pass on */
+
+struct msgread {
+	int		 fd;
+	off_t		 base;		/* file offset of buf[0] */
+	size_t		 len, pos;
+	char		 buf[8192];
+};
+
+void	 msgread_init(struct msgread *, int, off_t);
+off_t	 msgread_tell(const struct msgread *);
+int	 msgread_peek(struct msgread *);
+size_t	 msgread_line(struct msgread *, struct buf *, size_t);
+size_t	 msg_header_name_len(const char *, size_t);
+int	 msg_next_header(struct msgread *, struct buf *, off_t *, off_t *);
+
+struct milter_state;
+void	 milter_edits_init(struct milter_edits *);
+void	 milter_edits_free(struct milter_edits *);
+int	 milter_edit(struct milter_edits *, const struct milter_reply *,
+	    int);
+int	 milter_rewrite(const struct milter_edits *, struct spool *, int);
+int	 milter_strip_results(struct spool *, const char *, int);
+int	 milter_addr_ok(const char *);
+int	 milter_action_word(const char *);
+struct milter_state *milter_new(const struct config *);
+void	 milter_free(struct milter_state *, const struct milter_ctx *);
+enum milter_verdict milter_mail(struct milter_state *,
+	    const struct milter_ctx *, struct buf *);
+enum milter_verdict milter_data(struct milter_state *,
+	    const struct milter_ctx *, struct buf *);
+enum milter_verdict milter_rcpt(struct milter_state *,
+	    const struct milter_ctx *, const char *, const char *,
+	    struct buf *);
+enum milter_verdict milter_message(struct milter_state *,
+	    const struct milter_ctx *, struct milter_edits *, struct buf *);
+
+/* milter-check.c: the engine's milter actions answered, SPEC 13. */
+void	 milter_check_mail(struct session *, struct milter_state *,
+	    const struct peer *);
+void	 milter_check_data(struct session *, struct milter_state *,
+	    const struct peer *);
+int	 milter_check_rcpt(struct session *, struct milter_state *,
+	    const struct peer *, struct buf *);
+enum milter_verdict milter_check_message(struct session *,
+	    struct milter_state *, struct spool *, const struct peer *,
+	    struct buf *);
+int	 milter_strip_forged(const struct session *, struct spool *);
+void	 milter_end(struct milter_state *, const struct session *,
+	    const struct peer *);
 
 /* options.c */
 void	 options_parse(int, char **, struct config *);

@@ -19,10 +19,8 @@
 
 #include "smtpd-stdio.h"
 
-static int	spool_open(void);
-static int	copy_range(int, off_t *, int, uint64_t);
-
-static int
+/* A new unlinked file under $TMPDIR: a spool, or a milter's new body. */
+int
 spool_open(void)
 {
 	const char	*dir;
@@ -158,8 +156,8 @@ spool_write(struct spool *sp, const char *p, size_t len)
  * len bytes of from at *off onto to's position: by the kernel
  * (copy_file_range), else through a buffer; never the message in memory.
  */
-static int
-copy_range(int from, off_t *off, int to, uint64_t len)
+int
+spool_copy(int from, off_t *off, int to, uint64_t len)
 {
 	char	 buf[8192];
 	size_t	 want;
@@ -204,9 +202,9 @@ spool_insert(struct spool *sp, const char *text, size_t len)
 		return -1;
 	n.size = 0;
 	n.failed = 0;
-	if (copy_range(sp->fd, &off, n.fd, sp->header_end) == -1 ||
+	if (spool_copy(sp->fd, &off, n.fd, sp->header_end) == -1 ||
 	    spool_write(&n, text, len) == -1 ||
-	    copy_range(sp->fd, &off, n.fd, total - sp->header_end) == -1) {
+	    spool_copy(sp->fd, &off, n.fd, total - sp->header_end) == -1) {
 		(void)close(n.fd);
 		return -1;
 	}

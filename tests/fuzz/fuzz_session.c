@@ -187,6 +187,27 @@ drive(const struct config *c, unsigned int mechs, const char *in,
 				break;
 			}
 			break;
+		case SA_CHECK_MAIL:
+			/*
+			 * The milters' verdict (SPEC 13) from the sender's
+			 * own bytes, as at RCPT: a 'q' in it refuses.
+			 */
+			off += used;
+			if (strchr(s.txn.mail_from, 'q') != NULL)
+				session_mail_checked(&s, 0,
+				    "550 5.7.1 Command rejected\r\n");
+			else
+				session_mail_checked(&s, 1, NULL);
+			break;
+		case SA_CHECK_DATA:
+			/* ... and a 'z' in the sender refuses its DATA. */
+			off += used;
+			if (strchr(s.txn.mail_from, 'z') != NULL)
+				session_data_checked(&s, 0,
+				    "451 4.7.1 Service unavailable\r\n");
+			else
+				session_data_checked(&s, 1, NULL);
+			break;
 		case SA_STARTTLS:
 			/*
 			 * The read ends here in both runs (see the top); a
@@ -266,6 +287,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* data[0] bit 2: RCPTs go through the checks (SA_CHECK_RCPT). */
 	if (data[0] & 4)
 		c.rcpt_check = "check";
+	/* ... and with DSN on, MAILs through the milters (SA_CHECK_MAIL). */
+	if ((data[0] & 4) && (data[1] & 8))
+		c.nmilter = 1;
 	/* data[0] bit 3: LMTP (LHLO, one reply per recipient). */
 	c.lmtp = (data[0] & 8) != 0;
 	c.handler_argv = handler;
