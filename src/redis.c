@@ -20,6 +20,7 @@ static int	parse_hostport(struct redis *, const char *, const char *);
 static int	read_auth_file(struct redis *);
 static redisContext *connect_to(struct redis *, const char *, int);
 static int	handshake(struct redis *, redisContext *);
+static int	handshake_status(const redisReply *);
 static redisReply *on_node(struct redis *, redisContext *, int,
 		    const char **, const size_t *, int);
 
@@ -243,6 +244,26 @@ connect_to(struct redis *r, const char *host, int port)
 	return c;
 }
 
+/*
+ * The exit status for an error reply to AUTH or SELECT: a refusal is a
+ * setting to fix (78), but a Redis that is full of clients, loading or
+ * busy answers the first command of a connection with an error that
+ * passes (75): 78 there would stop a systemd-run worker for good.
+ */
+static int
+handshake_status(const redisReply *rep)
+{
+	static const char *const passing[] = { "LOADING", "BUSY",
+	    "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM",
+	    "ERR max number of clients" };
+	size_t	 i;
+
+	for (i = 0; i < sizeof(passing) / sizeof(passing[0]); i++)
+		if (strncmp(rep->str, passing[i], strlen(passing[i])) == 0)
+			return REDIS_EX_TEMPFAIL;
+	return REDIS_EX_CONFIG;
+}
+
 /* AUTH and SELECT on a new connection; a refusal is a setting to fix. */
 static int
 handshake(struct redis *r, redisContext *c)
@@ -268,8 +289,7 @@ handshake(struct redis *r, redisContext *c)
 			return fail(r, REDIS_EX_TEMPFAIL, "%s: %s", argv[0],
 			    c->errstr);
 		if (rep->type == REDIS_REPLY_ERROR) {
-			(void)fail(r, strncmp(rep->str, "LOADING", 7) == 0 ?
-			    REDIS_EX_TEMPFAIL : REDIS_EX_CONFIG, "%s %s: %.200s",
+			(void)fail(r, handshake_status(rep), "%s %s: %.200s",
 			    argv[0], i == 0 ? "refused" : r->db, rep->str);
 			freeReplyObject(rep);
 			return -1;

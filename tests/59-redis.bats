@@ -556,3 +556,22 @@ $BATS_TEST_TMPDIR/server.log:0"
 	run grep -c REDIS_HANDLER_TIMEOUT "$BATS_TEST_TMPDIR/worker.log"
 	assert_output 0
 }
+
+@test "a Redis full of clients refusing AUTH is 75, not 78: the worker comes back once there is room" {
+	port=$(free_port)
+	start_redis --port "$port" --bind 127.0.0.1 --requirepass s3cret --maxclients 1
+	echo s3cret >"$BATS_TEST_TMPDIR/pw"
+	# One client holds the only place; the next one is told so.
+	timeout 30 redis-cli -s "$SOCK" -a s3cret --no-auth-warning BLPOP never 0 \
+		</dev/null >/dev/null 2>&1 3>&- &
+	WORKER_PIDS+=($!)	# killed in teardown
+	full() { rcli PING 2>&1 | grep -q 'max number of clients'; }
+	wait_for 10 full
+	run --separate-stderr timeout 20 env REDIS_AUTH_FILE="$BATS_TEST_TMPDIR/pw" \
+		"$WORKER_BIN" "redis://127.0.0.1:$port" mail grp w1 -- true
+	assert_failure 75
+	[[ $stderr == *'max number of clients reached'* ]]
+	run --separate-stderr env SMTP_ID=x REDIS_AUTH_FILE="$BATS_TEST_TMPDIR/pw" \
+		"$STREAM_H" "redis://127.0.0.1:$port" mail </dev/null
+	assert_failure 75
+}
