@@ -75,6 +75,7 @@ static void	entry_env(struct worker *, const struct entry *);
 static int	message_file(const redisReply *);
 static void	run_handler(struct worker *, const struct entry *,
 		    struct handler_result *);
+static long long groups(struct worker *);
 static void	acknowledge(struct worker *, const struct entry *);
 static void	dead_letter(struct worker *, const struct entry *,
 		    const char *);
@@ -306,16 +307,42 @@ run_handler(struct worker *w, const struct entry *ent,
 	free(rcpts);
 }
 
-/* XACK, and XDEL with REDIS_DELETE_ACKED=1 (never trimming, SPEC 12). */
+/* The number of consumer groups on the stream (XINFO GROUPS), or -1. */
+static long long
+groups(struct worker *w)
+{
+	const char	*argv[] = { "XINFO", "GROUPS", w->stream };
+	redisReply	*rep;
+	long long	 n;
+
+	rep = command(w, 3, argv, NULL);
+	n = rep->type == REDIS_REPLY_ARRAY ? (long long)rep->elements : -1;
+	freeReplyObject(rep);
+	return n;
+}
+
+/*
+ * XACK, and XDEL with REDIS_DELETE_ACKED=1 (never trimming, SPEC 12),
+ * but only while our group is the stream's only one: another group may
+ * not have read the entry yet, and XDEL would take it from that group
+ * without a trace.
+ */
 static void
 acknowledge(struct worker *w, const struct entry *ent)
 {
 	const char	*argv[] = { "XACK", w->stream, w->group, ent->id };
 	redisReply	*rep;
+	long long	 n;
 	int		 i;
 
 	for (i = 0; i < (w->delete_acked ? 2 : 1); i++) {
 		if (i == 1) {
+			if ((n = groups(w)) != 1) {
+				log_warn("%s: entry %s not deleted: %s has %lld "
+				    "consumer groups, REDIS_DELETE_ACKED=1 is for "
+				    "one", ent->tag, ent->id, w->stream, n);
+				break;
+			}
 			argv[0] = "XDEL";
 			argv[2] = ent->id;
 		}
@@ -608,6 +635,13 @@ main(int argc, char *argv[])
 		explicit_bzero(url, strlen(url));
 	free(url);
 	group_create(&w);
+	if (w.delete_acked && groups(&w) != 1) {
+		w.r.status = REDIS_EX_CONFIG;
+		(void)snprintf(w.r.err, sizeof(w.r.err), "REDIS_DELETE_ACKED=1 "
+		    "is for a stream read by one consumer group, and %s has "
+		    "others: XDEL would take their entries", w.stream);
+		gone(&w);
+	}
 	log_info("consumer %s of group %s on %s: ready", w.consumer, w.group,
 	    w.stream);
 

@@ -575,3 +575,27 @@ $BATS_TEST_TMPDIR/server.log:0"
 		"$STREAM_H" "redis://127.0.0.1:$port" mail </dev/null
 	assert_failure 75
 }
+
+@test "REDIS_DELETE_ACKED=1 never deletes what another consumer group has not read: 78 at start, no XDEL once one appears" {
+	start_redis
+	rcli XGROUP CREATE mail archive 0 MKSTREAM >/dev/null
+	for i in 1 2 3; do
+		SMTP_ID=m$i "$STREAM_H" "$SOCK" mail </dev/null
+	done
+	run --separate-stderr timeout 20 env REDIS_DELETE_ACKED=1 \
+		"$WORKER_BIN" "$SOCK" mail grp w1 -- true
+	assert_failure 78
+	[[ $stderr == *'REDIS_DELETE_ACKED=1 is for a stream read by one consumer group'* ]]
+	rcli XGROUP DESTROY mail archive >/dev/null
+	assert_equal "$(rcli XLEN mail)" 3
+	# Alone, it deletes what it delivered; a group created meanwhile
+	# gets every entry from then on.
+	REDIS_DELETE_ACKED=1 start_worker w1 "$HANDLERS/say" 0 ''
+	wait_for 10 is 0 rcli XLEN mail
+	rcli XGROUP CREATE mail archive 0 >/dev/null
+	SMTP_ID=m4 "$STREAM_H" "$SOCK" mail </dev/null
+	wait_for 10 is 0 pending
+	wait_for 10 logged '\]: m4: entry [0-9-]+ not deleted: mail has 2 consumer groups'
+	run rcli --raw XREADGROUP GROUP archive a STREAMS mail '>'
+	assert_line m4
+}
