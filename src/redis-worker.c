@@ -135,6 +135,11 @@ static void
 gone(struct worker *w)
 {
 	log_warn("redis %s: %s", w->r.where, w->r.err);
+	if (strstr(w->r.err, "NOGROUP") != NULL)
+		log_warn("group %s of %s is gone (the stream deleted or "
+		    "evicted, or Redis restarted without its data): the "
+		    "entries it had not acknowledged are lost", w->group,
+		    w->stream);
 	redis_close(&w->r);
 	exit(w->r.status);
 }

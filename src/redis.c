@@ -380,14 +380,17 @@ redis_command(struct redis *r, int argc, const char **argv,
 
 /*
  * The exit status an error reply calls for: a refusal of our settings
- * (authentication, permissions, a key of another type) is 78, anything
- * else (out of memory, loading, cluster down) is 75.
+ * (authentication, permissions, a key of another type) is 78, and so is
+ * a consumer group that vanished under a worker (the stream deleted or
+ * evicted, Redis without its data): the entries it held are gone, which
+ * a restart that creates the group afresh would hide.  Anything else
+ * (out of memory, loading, cluster down) is 75.
  */
 int
 redis_error_status(const redisReply *rep)
 {
 	static const char *const config[] = { "NOAUTH", "WRONGPASS",
-	    "NOPERM", "WRONGTYPE" };
+	    "NOPERM", "WRONGTYPE", "NOGROUP" };
 	size_t	 i;
 
 	for (i = 0; i < sizeof(config) / sizeof(config[0]); i++)

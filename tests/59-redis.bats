@@ -599,3 +599,22 @@ $BATS_TEST_TMPDIR/server.log:0"
 	run rcli --raw XREADGROUP GROUP archive a STREAMS mail '>'
 	assert_line m4
 }
+
+@test "a stream evicted under maxmemory (allkeys-lru) takes its group along: the worker says entries are lost and exits 78" {
+	start_redis --maxmemory 4mb --maxmemory-policy allkeys-lru
+	start_worker w1 "$HANDLERS/note" wait
+	head -c 600000 /dev/zero | tr '\0' x >"$BATS_TEST_TMPDIR/msg"
+	# Every XADD is answered with an id, until one evicts the stream.
+	for i in $(seq 20); do
+		SMTP_ID=m$i "$STREAM_H" "$SOCK" mail <"$BATS_TEST_TMPDIR/msg"
+		[ "$(rcli XLEN mail)" = "$i" ] || break
+	done
+	[ "$(rcli XLEN mail)" -lt "$i" ]
+	touch "$DUMP/go"
+	pid=${WORKER_PIDS[0]}
+	wait_for 20 process_gone "$pid"
+	run wait "$pid"
+	assert_failure 78
+	logged '\]: redis .*: NOGROUP '
+	logged '\]: group grp of mail is gone \(.*evicted.*\): the entries it had not acknowledged are lost$'
+}
