@@ -60,6 +60,8 @@ struct entry {
 	long long		 deliveries;
 };
 
+extern char **environ;
+
 static volatile sig_atomic_t stopping;
 
 static void	usage(void) __attribute__((noreturn));
@@ -85,6 +87,7 @@ static int	run_list(struct worker *, const redisReply *, int, char *);
 static void	log_lost(struct worker *, const redisReply *);
 static int	autoclaim(struct worker *);
 static int	read_group(struct worker *, const char *, char *);
+static void	scrub_environ(void);
 static char	*arguments(struct worker *, int, char *[]);
 static void	signals(void);
 
@@ -573,6 +576,22 @@ read_group(struct worker *w, const char *id, char *last)
 }
 
 /*
+ * Stars over the password of every redis:// URL in our environment (the
+ * unit passes REDIS_URL to argv through one), in place: the handler
+ * inherits our environment, and /proc/PID/environ shows these bytes.
+ */
+static void
+scrub_environ(void)
+{
+	char	*eq;
+	size_t	 i;
+
+	for (i = 0; environ[i] != NULL; i++)
+		if ((eq = strchr(environ[i], '=')) != NULL)
+			redis_scrub_url(eq + 1);
+}
+
+/*
  * [URL] STREAM GROUP CONSUMER -- HANDLER [ARG ...] into w; returns our
  * copy of the URL (NULL: the default), its password gone from argv.
  */
@@ -598,6 +617,7 @@ arguments(struct worker *w, int argc, char *argv[])
 			fatalx("out of memory");
 		redis_scrub_url(argv[1]);
 	}
+	scrub_environ();
 	if (asprintf(&w->dead, "%s:dead", w->stream) == -1)
 		fatalx("out of memory");
 	return url;

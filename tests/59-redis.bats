@@ -618,3 +618,24 @@ $BATS_TEST_TMPDIR/server.log:0"
 	logged '\]: redis .*: NOGROUP '
 	logged '\]: group grp of mail is gone \(.*evicted.*\): the entries it had not acknowledged are lost$'
 }
+
+@test "a password in a redis:// URL of the worker's environment (the unit's REDIS_URL) reaches neither the handler nor /proc/PID/environ" {
+	port=$(free_port)
+	pw=Pw-$RANDOM-s3cret
+	start_redis --port "$port" --bind 127.0.0.1 --requirepass "$pw"
+	SMTP_ID=m1 "$STREAM_H" "redis://:$pw@127.0.0.1:$port" mail </dev/null
+	printf '#!/bin/sh\nenv >"$DUMP/henv"\ntouch "$DUMP/seen"\nwhile [ ! -e "$DUMP/go" ]; do sleep 0.05; done\n' \
+		>"$BATS_TEST_TMPDIR/h"
+	chmod +x "$BATS_TEST_TMPDIR/h"
+	# As the unit runs it: ExecStart=... $REDIS_URL ...
+	export REDIS_URL=redis://:$pw@127.0.0.1:$port
+	WORKER_URL=$REDIS_URL start_worker w1 "$BATS_TEST_TMPDIR/h"
+	unset REDIS_URL
+	wait_for 10 test -e "$DUMP/seen"
+	grep -q '^REDIS_URL=redis://:\*\+@127' "$DUMP/henv"
+	run grep -c -F -- "$pw" "$DUMP/henv" "/proc/${WORKER_PIDS[0]}/environ"
+	assert_output "$DUMP/henv:0
+/proc/${WORKER_PIDS[0]}/environ:0"
+	touch "$DUMP/go"
+	wait_for 10 is 0 eval 'redis-cli -p "$port" -a "$pw" --no-auth-warning XPENDING mail grp | head -n 1'
+}
