@@ -340,26 +340,30 @@ lost:
  * that node from here on) and ASK (this once, on that node) at most
  * REDIS_HOPS_MAX times.  Returns the reply, an error reply included, or
  * NULL with r->status and r->err when the connection failed or timed out
- * (the command may have run: at least once).
+ * (the command may have run: at least once).  The connection an ASK led
+ * to is kept until the next command, for redis_command_there().
  */
 redisReply *
 redis_command(struct redis *r, int argc, const char **argv,
     const size_t *lens)
 {
 	struct redis_redirect	 rd;
-	redisContext		*c = r->rc, *ask = NULL;
+	redisContext		*c = r->rc;
 	redisReply		*rep;
 	int			 hops;
 
+	if (r->ask != NULL)
+		redisFree(r->ask);
+	r->ask = NULL;
 	for (hops = 0;; hops++) {
-		rep = on_node(r, c, argc, argv, lens, c == ask);
-		if (ask != NULL)
-			redisFree(ask);
-		ask = NULL;
+		rep = on_node(r, c, argc, argv, lens, c == r->ask);
 		if (rep == NULL || rep->type != REDIS_REPLY_ERROR ||
 		    redis_parse_redirect(rep->str, &rd) == -1)
 			return rep;
 		freeReplyObject(rep);
+		if (r->ask != NULL)
+			redisFree(r->ask);
+		r->ask = NULL;
 		if (hops == REDIS_HOPS_MAX) {
 			(void)fail(r, REDIS_EX_TEMPFAIL, "%s: more than %d "
 			    "redirections", argv[0], REDIS_HOPS_MAX);
@@ -368,7 +372,7 @@ redis_command(struct redis *r, int argc, const char **argv,
 		if ((c = connect_to(r, rd.host, rd.port)) == NULL)
 			return NULL;
 		if (rd.ask)
-			ask = c;
+			r->ask = c;
 		else {
 			redisFree(r->rc);
 			r->rc = c;
@@ -376,6 +380,19 @@ redis_command(struct redis *r, int argc, const char **argv,
 			    rd.host, rd.port);
 		}
 	}
+}
+
+/*
+ * A command on the connection that ran the last one, without following
+ * redirections: WAIT counts the replicas of that node that have that
+ * connection's writes, so after an ASK it must go where the ASK went.
+ */
+redisReply *
+redis_command_there(struct redis *r, int argc, const char **argv,
+    const size_t *lens)
+{
+	return on_node(r, r->ask != NULL ? r->ask : r->rc, argc, argv, lens,
+	    0);
 }
 
 /*
@@ -404,6 +421,8 @@ redis_close(struct redis *r)
 {
 	if (r->rc != NULL)
 		redisFree(r->rc);
+	if (r->ask != NULL)
+		redisFree(r->ask);
 	explicit_bzero(r->pass, sizeof(r->pass));
-	r->rc = NULL;
+	r->rc = r->ask = NULL;
 }

@@ -185,7 +185,8 @@ wait_replicas(struct redis *r, long long want, long long timeout)
 	/* Leave a second of REDIS_TIMEOUT for the reply itself. */
 	(void)snprintf(ms, sizeof(ms), "%lld", timeout > 1 ?
 	    (timeout - 1) * 1000 : 500);
-	if ((rep = redis_command(r, 3, argv, NULL)) == NULL)
+	/* On the connection of the XADD: after an ASK, another node's. */
+	if ((rep = redis_command_there(r, 3, argv, NULL)) == NULL)
 		failed(r->where, r->err, strlen(r->err), r->status);
 	if (rep->type == REDIS_REPLY_ERROR)
 		failed("WAIT", rep->str, rep->len, redis_error_status(rep));
