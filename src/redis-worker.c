@@ -147,13 +147,25 @@ gone(struct worker *w)
 	exit(w->r.status);
 }
 
-/* One command; a lost connection or timeout ends the worker (75). */
+/*
+ * One command.  A connection that Redis closed (its idle "timeout" past
+ * while a handler ran, a restart) is opened again and the command sent
+ * once more: every command of ours may run twice (a second dead letter
+ * at worst), and exiting instead would redo a delivered entry.  A
+ * timeout, or a second failure, ends the worker (75).
+ */
 static redisReply *
 command(struct worker *w, int argc, const char **argv, const size_t *lens)
 {
 	redisReply	*rep;
 
-	if ((rep = redis_command(&w->r, argc, argv, lens)) == NULL)
+	if ((rep = redis_command(&w->r, argc, argv, lens)) != NULL)
+		return rep;
+	if (!redis_closed(&w->r))
+		gone(w);
+	log_info("redis %s: %s: connecting again", w->r.where, w->r.err);
+	if (redis_reconnect(&w->r) == -1 ||
+	    (rep = redis_command(&w->r, argc, argv, lens)) == NULL)
 		gone(w);
 	return rep;
 }

@@ -383,6 +383,39 @@ redis_command(struct redis *r, int argc, const char **argv,
 }
 
 /*
+ * Did the server close our connection (EOF, a reset, a broken pipe), as
+ * Redis does to a client idle past its "timeout" setting or when it
+ * restarts?  A reply that is overdue is no such thing: Redis may be
+ * stalled, and the caller gives up.
+ */
+int
+redis_closed(const struct redis *r)
+{
+	if (r->rc == NULL)
+		return 0;
+	return r->rc->err == REDIS_ERR_EOF || (r->rc->err == REDIS_ERR_IO &&
+	    (strcmp(r->rc->errstr, strerror(EPIPE)) == 0 ||
+	    strcmp(r->rc->errstr, strerror(ECONNRESET)) == 0));
+}
+
+/* A new connection to the URL's node, AUTH and SELECT done: 0, or -1. */
+int
+redis_reconnect(struct redis *r)
+{
+	if (r->rc != NULL)
+		redisFree(r->rc);
+	if (r->ask != NULL)
+		redisFree(r->ask);
+	r->ask = NULL;
+	if (r->path[0] != '\0')
+		(void)strlcpy(r->where, r->path, sizeof(r->where));
+	else
+		(void)snprintf(r->where, sizeof(r->where), "%s:%d", r->host,
+		    r->port);
+	return (r->rc = connect_to(r, r->host, r->port)) == NULL ? -1 : 0;
+}
+
+/*
  * A command on the connection that ran the last one, without following
  * redirections: WAIT counts the replicas of that node that have that
  * connection's writes, so after an ASK it must go where the ASK went.

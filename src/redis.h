@@ -54,6 +54,8 @@ redisReply	*redis_command(struct redis *, int, const char **,
 		    const size_t *);
 redisReply	*redis_command_there(struct redis *, int, const char **,
 		    const size_t *);
+int		 redis_closed(const struct redis *);
+int		 redis_reconnect(struct redis *);
 int		 redis_error_status(const redisReply *);
 void		 redis_close(struct redis *);
 

@@ -639,3 +639,19 @@ $BATS_TEST_TMPDIR/server.log:0"
 	touch "$DUMP/go"
 	wait_for 10 is 0 eval 'redis-cli -p "$port" -a "$pw" --no-auth-warning XPENDING mail grp | head -n 1'
 }
+
+@test "a connection Redis closed while the handler ran (its idle timeout) is opened again: the entry is acknowledged once, not redone" {
+	start_redis --timeout 1
+	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
+	SMTP_ID=m2 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w1 "$HANDLERS/note" wait
+	wait_for 10 test -s "$DUMP/running"
+	# Redis closes the worker's connection: redis-cli's own is left.
+	wait_for 10 is 1 eval 'rcli CLIENT LIST | wc -l'
+	touch "$DUMP/go"
+	wait_for 10 is 0 pending
+	wait_for 10 is 2 lines_of "$DUMP/runs"
+	assert_equal "$(cat "$DUMP/runs")" $'w1 m1\nw1 m2'
+	kill -0 "${WORKER_PIDS[0]}"
+	logged '\]: redis .*: XACK: .*: connecting again$'
+}
