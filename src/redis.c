@@ -109,12 +109,16 @@ redis_parse_url(struct redis *r, const char *url)
 		return fail(r, REDIS_EX_CONFIG,
 		    "the URL is neither redis://... nor /path/to/socket");
 	p = url + 8;
-	end = p + strcspn(p, "/");
-	if ((at = memrchr(p, '@', (size_t)(end - p))) != NULL) {
+	/*
+	 * The last '@' ends the user information, which may hold '/' and
+	 * '@' (no percent-decoding): the database number holds neither.
+	 */
+	if ((at = strrchr(p, '@')) != NULL) {
 		if (parse_userinfo(r, p, at) == -1)
 			return -1;
 		p = at + 1;
 	}
+	end = p + strcspn(p, "/");
 	if (parse_hostport(r, p, end) == -1)
 		return -1;
 	if (*end == '/' && end[1] != '\0') {
@@ -135,13 +139,13 @@ redis_parse_url(struct redis *r, const char *url)
 void
 redis_scrub_url(char *url)
 {
-	char	*p, *end, *at, *colon;
+	char	*p, *at, *colon;
 
 	if (strncmp(url, "redis://", 8) != 0)
 		return;
 	p = url + 8;
-	end = p + strcspn(p, "/");
-	if ((at = memrchr(p, '@', (size_t)(end - p))) == NULL ||
+	/* As redis_parse_url: the last '@' ends the password. */
+	if ((at = strrchr(p, '@')) == NULL ||
 	    (colon = memchr(p, ':', (size_t)(at - p))) == NULL)
 		return;
 	memset(colon + 1, '*', (size_t)(at - colon - 1));

@@ -655,3 +655,17 @@ $BATS_TEST_TMPDIR/server.log:0"
 	kill -0 "${WORKER_PIDS[0]}"
 	logged '\]: redis .*: XACK: .*: connecting again$'
 }
+
+@test "a password holding '/' and '@' in the URL is the password: it connects, and no part of it stays in argv" {
+	port=$(free_port)
+	pw="pa/ss@w-$RANDOM"
+	start_redis --port "$port" --bind 127.0.0.1 --requirepass "$pw"
+	run --separate-stderr env SMTP_ID=m1 "$STREAM_H" \
+		"redis://:$pw@127.0.0.1:$port/0" mail </dev/null
+	assert_success
+	WORKER_URL="redis://:$pw@127.0.0.1:$port/0" start_worker w1 "$HANDLERS/note"
+	wait_for 10 test -e "$DUMP/runs"
+	run grep -c -F -e "${pw%%/*}" -e "${pw#*/}" "/proc/${WORKER_PIDS[0]}/cmdline"
+	assert_output 0
+	tr '\0' ' ' <"/proc/${WORKER_PIDS[0]}/cmdline" | grep -q 'redis://:\*\+@127'
+}
