@@ -337,6 +337,8 @@ groups(struct worker *w)
 
 	rep = command(w, 3, argv, NULL);
 	n = rep->type == REDIS_REPLY_ARRAY ? (long long)rep->elements : -1;
+	if (rep->type == REDIS_REPLY_ERROR)
+		log_warn("XINFO GROUPS %s: %.200s", w->stream, rep->str);
 	freeReplyObject(rep);
 	return n;
 }
@@ -676,7 +678,8 @@ main(int argc, char *argv[])
 		w.r.status = REDIS_EX_CONFIG;
 		(void)snprintf(w.r.err, sizeof(w.r.err), "REDIS_DELETE_ACKED=1 "
 		    "is for a stream read by one consumer group, and %s has "
-		    "others: XDEL would take their entries", w.stream);
+		    "others (or XINFO GROUPS failed): XDEL would take their "
+		    "entries", w.stream);
 		gone(&w);
 	}
 	log_info("consumer %s of group %s on %s: ready", w.consumer, w.group,
