@@ -669,3 +669,12 @@ $BATS_TEST_TMPDIR/server.log:0"
 	assert_output 0
 	tr '\0' ' ' <"/proc/${WORKER_PIDS[0]}/cmdline" | grep -q 'redis://:\*\+@127'
 }
+
+@test "redis-stream: a message Redis will not take (past proto-max-bulk-len) is 75 with a reason, not death by SIGPIPE" {
+	start_redis --proto-max-bulk-len 1mb
+	head -c 3000000 /dev/zero >"$BATS_TEST_TMPDIR/msg"
+	run --separate-stderr env SMTP_ID=x "$STREAM_H" "$SOCK" mail <"$BATS_TEST_TMPDIR/msg"
+	assert_failure 75
+	[[ $stderr == "redis-stream: $SOCK: XADD: "* ]]
+	assert_equal "$(rcli XLEN mail)" 0
+}

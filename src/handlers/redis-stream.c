@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,11 @@ main(int argc, char *argv[])
 	    redis_env_number("REDIS_WAIT", 0, 0, WAIT_MAX, &replicas) == -1)
 		exit(REDIS_EX_CONFIG);
 	log_ident("redis-stream");
+	/*
+	 * Redis may close on us mid-XADD (a value past proto-max-bulk-len):
+	 * an EPIPE we report, not a death by signal that says nothing.
+	 */
+	(void)signal(SIGPIPE, SIG_IGN);
 	msg = read_message(&msglen, &mapped);
 	nfields = collect_fields(&fields);
 	if (redis_open(&r, url, timeout) == -1)
