@@ -591,8 +591,8 @@ read_group(struct worker *w, const char *id, char *last)
 
 /*
  * Stars over the password of every redis:// URL in our environment (the
- * unit passes REDIS_URL to argv through one), in place: the handler
- * inherits our environment, and /proc/PID/environ shows these bytes.
+ * unit keeps its URL in REDIS_URL), in place: the handler inherits our
+ * environment, and /proc/PID/environ shows these bytes.
  */
 static void
 scrub_environ(void)
