@@ -56,6 +56,7 @@ struct entry {
 	const redisReply	*message;
 	const char		*mail_from;
 	const char		*rcpt_to;
+	int			 nul;	/* a NUL in mail_from or rcpt_to */
 	char			 tag[ID_MAX + 8];	/* SMTP_ID for the log */
 	long long		 deliveries;
 };
@@ -224,8 +225,10 @@ entry_parse(const redisReply *e, struct entry *ent)
 	ent->message = field(ent->fields, "message");
 	ent->mail_from = (v = field(ent->fields, "mail_from")) != NULL ?
 	    v->str : "";
+	ent->nul = v != NULL && memchr(v->str, '\0', v->len) != NULL;
 	ent->rcpt_to = (v = field(ent->fields, "rcpt_to")) != NULL ?
 	    v->str : "";
+	ent->nul |= v != NULL && memchr(v->str, '\0', v->len) != NULL;
 	/* Redis content is not ours: escaped before it is logged. */
 	v = field(ent->fields, "id");
 	(void)log_escape(esc, sizeof(esc), v != NULL ? v->str : ent->id,
@@ -478,6 +481,9 @@ process(struct worker *w, const redisReply *e, int fresh)
 	}
 	if (ent.message == NULL)
 		buf_appendf(&reply, "554 5.6.0 Error: no message field\r\n");
+	else if (ent.nul)	/* as C strings: recipients cut off */
+		buf_appendf(&reply, "554 5.6.0 Error: malformed entry: a NUL "
+		    "in mail_from or rcpt_to\r\n");
 	else {
 		run_handler(w, &ent, &res);
 		(void)reply_from_handler(&res, ent.tag, &reply);

@@ -678,3 +678,13 @@ $BATS_TEST_TMPDIR/server.log:0"
 	[[ $stderr == "redis-stream: $SOCK: XADD: "* ]]
 	assert_equal "$(rcli XLEN mail)" 0
 }
+
+@test "redis-worker: an entry whose mail_from or rcpt_to holds a NUL is a dead letter, never run with the recipients cut at the NUL" {
+	start_redis
+	rcli EVAL "redis.call('XADD', 'mail', '*', 'id', 'm1', 'rcpt_to', 'b@example.net\\0c@example.net', 'message', 'x')" 0 >/dev/null
+	start_worker w1 "$HANDLERS/dump" -- '{recipients}'
+	wait_for 10 is 1 rcli XLEN mail:dead
+	wait_for 10 is 0 pending
+	assert_equal "$(dead_field 1 reply)" '554 5.6.0 Error: malformed entry: a NUL in mail_from or rcpt_to'
+	refute [ -e "$DUMP/1" ]
+}
