@@ -56,9 +56,12 @@ struct entry {
 	const redisReply	*message;
 	const char		*mail_from;
 	const char		*rcpt_to;
+	int			 nul;	/* a NUL in mail_from or rcpt_to */
 	char			 tag[ID_MAX + 8];	/* SMTP_ID for the log */
 	long long		 deliveries;
 };
+
+extern char **environ;
 
 static volatile sig_atomic_t stopping;
 
@@ -75,6 +78,7 @@ static void	entry_env(struct worker *, const struct entry *);
 static int	message_file(const redisReply *);
 static void	run_handler(struct worker *, const struct entry *,
 		    struct handler_result *);
+static long long groups(struct worker *);
 static void	acknowledge(struct worker *, const struct entry *);
 static void	dead_letter(struct worker *, const struct entry *,
 		    const char *);
@@ -84,6 +88,7 @@ static int	run_list(struct worker *, const redisReply *, int, char *);
 static void	log_lost(struct worker *, const redisReply *);
 static int	autoclaim(struct worker *);
 static int	read_group(struct worker *, const char *, char *);
+static void	scrub_environ(void);
 static char	*arguments(struct worker *, int, char *[]);
 static void	signals(void);
 
@@ -134,17 +139,34 @@ static void
 gone(struct worker *w)
 {
 	log_warn("redis %s: %s", w->r.where, w->r.err);
+	if (strstr(w->r.err, "NOGROUP") != NULL)
+		log_warn("group %s of %s is gone (the stream deleted or "
+		    "evicted, or Redis restarted without its data): the "
+		    "entries it had not acknowledged are lost", w->group,
+		    w->stream);
 	redis_close(&w->r);
 	exit(w->r.status);
 }
 
-/* One command; a lost connection or timeout ends the worker (75). */
+/*
+ * One command.  A connection that Redis closed (its idle "timeout" past
+ * while a handler ran, a restart) is opened again and the command sent
+ * once more: every command of ours may run twice (a second dead letter
+ * at worst), and exiting instead would redo a delivered entry.  A
+ * timeout, or a second failure, ends the worker (75).
+ */
 static redisReply *
 command(struct worker *w, int argc, const char **argv, const size_t *lens)
 {
 	redisReply	*rep;
 
-	if ((rep = redis_command(&w->r, argc, argv, lens)) == NULL)
+	if ((rep = redis_command(&w->r, argc, argv, lens)) != NULL)
+		return rep;
+	if (!redis_closed(&w->r))
+		gone(w);
+	log_info("redis %s: %s: connecting again", w->r.where, w->r.err);
+	if (redis_reconnect(&w->r) == -1 ||
+	    (rep = redis_command(&w->r, argc, argv, lens)) == NULL)
 		gone(w);
 	return rep;
 }
@@ -203,8 +225,10 @@ entry_parse(const redisReply *e, struct entry *ent)
 	ent->message = field(ent->fields, "message");
 	ent->mail_from = (v = field(ent->fields, "mail_from")) != NULL ?
 	    v->str : "";
+	ent->nul = v != NULL && memchr(v->str, '\0', v->len) != NULL;
 	ent->rcpt_to = (v = field(ent->fields, "rcpt_to")) != NULL ?
 	    v->str : "";
+	ent->nul |= v != NULL && memchr(v->str, '\0', v->len) != NULL;
 	/* Redis content is not ours: escaped before it is logged. */
 	v = field(ent->fields, "id");
 	(void)log_escape(esc, sizeof(esc), v != NULL ? v->str : ent->id,
@@ -306,16 +330,44 @@ run_handler(struct worker *w, const struct entry *ent,
 	free(rcpts);
 }
 
-/* XACK, and XDEL with REDIS_DELETE_ACKED=1 (never trimming, SPEC 12). */
+/* The number of consumer groups on the stream (XINFO GROUPS), or -1. */
+static long long
+groups(struct worker *w)
+{
+	const char	*argv[] = { "XINFO", "GROUPS", w->stream };
+	redisReply	*rep;
+	long long	 n;
+
+	rep = command(w, 3, argv, NULL);
+	n = rep->type == REDIS_REPLY_ARRAY ? (long long)rep->elements : -1;
+	if (rep->type == REDIS_REPLY_ERROR)
+		log_warn("XINFO GROUPS %s: %.200s", w->stream, rep->str);
+	freeReplyObject(rep);
+	return n;
+}
+
+/*
+ * XACK, and XDEL with REDIS_DELETE_ACKED=1 (never trimming, SPEC 12),
+ * but only while our group is the stream's only one: another group may
+ * not have read the entry yet, and XDEL would take it from that group
+ * without a trace.
+ */
 static void
 acknowledge(struct worker *w, const struct entry *ent)
 {
 	const char	*argv[] = { "XACK", w->stream, w->group, ent->id };
 	redisReply	*rep;
+	long long	 n;
 	int		 i;
 
 	for (i = 0; i < (w->delete_acked ? 2 : 1); i++) {
 		if (i == 1) {
+			if ((n = groups(w)) != 1) {
+				log_warn("%s: entry %s not deleted: %s has %lld "
+				    "consumer groups, REDIS_DELETE_ACKED=1 is for "
+				    "one", ent->tag, ent->id, w->stream, n);
+				break;
+			}
 			argv[0] = "XDEL";
 			argv[2] = ent->id;
 		}
@@ -429,6 +481,9 @@ process(struct worker *w, const redisReply *e, int fresh)
 	}
 	if (ent.message == NULL)
 		buf_appendf(&reply, "554 5.6.0 Error: no message field\r\n");
+	else if (ent.nul)	/* as C strings: recipients cut off */
+		buf_appendf(&reply, "554 5.6.0 Error: malformed entry: a NUL "
+		    "in mail_from or rcpt_to\r\n");
 	else {
 		run_handler(w, &ent, &res);
 		(void)reply_from_handler(&res, ent.tag, &reply);
@@ -541,6 +596,22 @@ read_group(struct worker *w, const char *id, char *last)
 }
 
 /*
+ * Stars over the password of every redis:// URL in our environment (the
+ * unit keeps its URL in REDIS_URL), in place: the handler inherits our
+ * environment, and /proc/PID/environ shows these bytes.
+ */
+static void
+scrub_environ(void)
+{
+	char	*eq;
+	size_t	 i;
+
+	for (i = 0; environ[i] != NULL; i++)
+		if ((eq = strchr(environ[i], '=')) != NULL)
+			redis_scrub_url(eq + 1);
+}
+
+/*
  * [URL] STREAM GROUP CONSUMER -- HANDLER [ARG ...] into w; returns our
  * copy of the URL (NULL: the default), its password gone from argv.
  */
@@ -566,6 +637,7 @@ arguments(struct worker *w, int argc, char *argv[])
 			fatalx("out of memory");
 		redis_scrub_url(argv[1]);
 	}
+	scrub_environ();
 	if (asprintf(&w->dead, "%s:dead", w->stream) == -1)
 		fatalx("out of memory");
 	return url;
@@ -608,6 +680,14 @@ main(int argc, char *argv[])
 		explicit_bzero(url, strlen(url));
 	free(url);
 	group_create(&w);
+	if (w.delete_acked && groups(&w) != 1) {
+		w.r.status = REDIS_EX_CONFIG;
+		(void)snprintf(w.r.err, sizeof(w.r.err), "REDIS_DELETE_ACKED=1 "
+		    "is for a stream read by one consumer group, and %s has "
+		    "others (or XINFO GROUPS failed): XDEL would take their "
+		    "entries", w.stream);
+		gone(&w);
+	}
 	log_info("consumer %s of group %s on %s: ready", w.consumer, w.group,
 	    w.stream);
 

@@ -20,6 +20,7 @@ static int	parse_hostport(struct redis *, const char *, const char *);
 static int	read_auth_file(struct redis *);
 static redisContext *connect_to(struct redis *, const char *, int);
 static int	handshake(struct redis *, redisContext *);
+static int	handshake_status(const redisReply *);
 static redisReply *on_node(struct redis *, redisContext *, int,
 		    const char **, const size_t *, int);
 
@@ -108,12 +109,16 @@ redis_parse_url(struct redis *r, const char *url)
 		return fail(r, REDIS_EX_CONFIG,
 		    "the URL is neither redis://... nor /path/to/socket");
 	p = url + 8;
-	end = p + strcspn(p, "/");
-	if ((at = memrchr(p, '@', (size_t)(end - p))) != NULL) {
+	/*
+	 * The last '@' ends the user information, which may hold '/' and
+	 * '@' (no percent-decoding): the database number holds neither.
+	 */
+	if ((at = strrchr(p, '@')) != NULL) {
 		if (parse_userinfo(r, p, at) == -1)
 			return -1;
 		p = at + 1;
 	}
+	end = p + strcspn(p, "/");
 	if (parse_hostport(r, p, end) == -1)
 		return -1;
 	if (*end == '/' && end[1] != '\0') {
@@ -134,13 +139,13 @@ redis_parse_url(struct redis *r, const char *url)
 void
 redis_scrub_url(char *url)
 {
-	char	*p, *end, *at, *colon;
+	char	*p, *at, *colon;
 
 	if (strncmp(url, "redis://", 8) != 0)
 		return;
 	p = url + 8;
-	end = p + strcspn(p, "/");
-	if ((at = memrchr(p, '@', (size_t)(end - p))) == NULL ||
+	/* As redis_parse_url: the last '@' ends the password. */
+	if ((at = strrchr(p, '@')) == NULL ||
 	    (colon = memchr(p, ':', (size_t)(at - p))) == NULL)
 		return;
 	memset(colon + 1, '*', (size_t)(at - colon - 1));
@@ -243,6 +248,26 @@ connect_to(struct redis *r, const char *host, int port)
 	return c;
 }
 
+/*
+ * The exit status for an error reply to AUTH or SELECT: a refusal is a
+ * setting to fix (78), but a Redis that is full of clients, loading or
+ * busy answers the first command of a connection with an error that
+ * passes (75): 78 there would stop a systemd-run worker for good.
+ */
+static int
+handshake_status(const redisReply *rep)
+{
+	static const char *const passing[] = { "LOADING", "BUSY",
+	    "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM",
+	    "ERR max number of clients" };
+	size_t	 i;
+
+	for (i = 0; i < sizeof(passing) / sizeof(passing[0]); i++)
+		if (strncmp(rep->str, passing[i], strlen(passing[i])) == 0)
+			return REDIS_EX_TEMPFAIL;
+	return REDIS_EX_CONFIG;
+}
+
 /* AUTH and SELECT on a new connection; a refusal is a setting to fix. */
 static int
 handshake(struct redis *r, redisContext *c)
@@ -268,8 +293,7 @@ handshake(struct redis *r, redisContext *c)
 			return fail(r, REDIS_EX_TEMPFAIL, "%s: %s", argv[0],
 			    c->errstr);
 		if (rep->type == REDIS_REPLY_ERROR) {
-			(void)fail(r, strncmp(rep->str, "LOADING", 7) == 0 ?
-			    REDIS_EX_TEMPFAIL : REDIS_EX_CONFIG, "%s %s: %.200s",
+			(void)fail(r, handshake_status(rep), "%s %s: %.200s",
 			    argv[0], i == 0 ? "refused" : r->db, rep->str);
 			freeReplyObject(rep);
 			return -1;
@@ -320,26 +344,30 @@ lost:
  * that node from here on) and ASK (this once, on that node) at most
  * REDIS_HOPS_MAX times.  Returns the reply, an error reply included, or
  * NULL with r->status and r->err when the connection failed or timed out
- * (the command may have run: at least once).
+ * (the command may have run: at least once).  The connection an ASK led
+ * to is kept until the next command, for redis_command_there().
  */
 redisReply *
 redis_command(struct redis *r, int argc, const char **argv,
     const size_t *lens)
 {
 	struct redis_redirect	 rd;
-	redisContext		*c = r->rc, *ask = NULL;
+	redisContext		*c = r->rc;
 	redisReply		*rep;
 	int			 hops;
 
+	if (r->ask != NULL)
+		redisFree(r->ask);
+	r->ask = NULL;
 	for (hops = 0;; hops++) {
-		rep = on_node(r, c, argc, argv, lens, c == ask);
-		if (ask != NULL)
-			redisFree(ask);
-		ask = NULL;
+		rep = on_node(r, c, argc, argv, lens, c == r->ask);
 		if (rep == NULL || rep->type != REDIS_REPLY_ERROR ||
 		    redis_parse_redirect(rep->str, &rd) == -1)
 			return rep;
 		freeReplyObject(rep);
+		if (r->ask != NULL)
+			redisFree(r->ask);
+		r->ask = NULL;
 		if (hops == REDIS_HOPS_MAX) {
 			(void)fail(r, REDIS_EX_TEMPFAIL, "%s: more than %d "
 			    "redirections", argv[0], REDIS_HOPS_MAX);
@@ -348,7 +376,7 @@ redis_command(struct redis *r, int argc, const char **argv,
 		if ((c = connect_to(r, rd.host, rd.port)) == NULL)
 			return NULL;
 		if (rd.ask)
-			ask = c;
+			r->ask = c;
 		else {
 			redisFree(r->rc);
 			r->rc = c;
@@ -359,15 +387,64 @@ redis_command(struct redis *r, int argc, const char **argv,
 }
 
 /*
+ * Did the server close our connection (EOF, a reset, a broken pipe), as
+ * Redis does to a client idle past its "timeout" setting or when it
+ * restarts?  A reply that is overdue is no such thing: Redis may be
+ * stalled, and the caller gives up.
+ */
+int
+redis_closed(const struct redis *r)
+{
+	if (r->rc == NULL)
+		return 0;
+	return r->rc->err == REDIS_ERR_EOF || (r->rc->err == REDIS_ERR_IO &&
+	    (strcmp(r->rc->errstr, strerror(EPIPE)) == 0 ||
+	    strcmp(r->rc->errstr, strerror(ECONNRESET)) == 0));
+}
+
+/* A new connection to the URL's node, AUTH and SELECT done: 0, or -1. */
+int
+redis_reconnect(struct redis *r)
+{
+	if (r->rc != NULL)
+		redisFree(r->rc);
+	if (r->ask != NULL)
+		redisFree(r->ask);
+	r->ask = NULL;
+	if (r->path[0] != '\0')
+		(void)strlcpy(r->where, r->path, sizeof(r->where));
+	else
+		(void)snprintf(r->where, sizeof(r->where), "%s:%d", r->host,
+		    r->port);
+	return (r->rc = connect_to(r, r->host, r->port)) == NULL ? -1 : 0;
+}
+
+/*
+ * A command on the connection that ran the last one, without following
+ * redirections: WAIT counts the replicas of that node that have that
+ * connection's writes, so after an ASK it must go where the ASK went.
+ */
+redisReply *
+redis_command_there(struct redis *r, int argc, const char **argv,
+    const size_t *lens)
+{
+	return on_node(r, r->ask != NULL ? r->ask : r->rc, argc, argv, lens,
+	    0);
+}
+
+/*
  * The exit status an error reply calls for: a refusal of our settings
- * (authentication, permissions, a key of another type) is 78, anything
- * else (out of memory, loading, cluster down) is 75.
+ * (authentication, permissions, a key of another type) is 78, and so is
+ * a consumer group that vanished under a worker (the stream deleted or
+ * evicted, Redis without its data): the entries it held are gone, which
+ * a restart that creates the group afresh would hide.  Anything else
+ * (out of memory, loading, cluster down) is 75.
  */
 int
 redis_error_status(const redisReply *rep)
 {
 	static const char *const config[] = { "NOAUTH", "WRONGPASS",
-	    "NOPERM", "WRONGTYPE" };
+	    "NOPERM", "WRONGTYPE", "NOGROUP" };
 	size_t	 i;
 
 	for (i = 0; i < sizeof(config) / sizeof(config[0]); i++)
@@ -381,6 +458,8 @@ redis_close(struct redis *r)
 {
 	if (r->rc != NULL)
 		redisFree(r->rc);
+	if (r->ask != NULL)
+		redisFree(r->ask);
 	explicit_bzero(r->pass, sizeof(r->pass));
-	r->rc = NULL;
+	r->rc = r->ask = NULL;
 }

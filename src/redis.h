@@ -30,6 +30,8 @@ struct redis {
 	char		 db[16];		/* "" or digits */
 	struct timeval	 timeout;
 	redisContext	*rc;			/* the node we talk to */
+	redisContext	*ask;			/* the node an ASK sent the
+						   last command to, or NULL */
 	char		 where[REDIS_HOST_MAX + 8];	/* host:port for logs */
 	int		 status;		/* after a failure: 75 or 78 */
 	char		 err[512];		/* after a failure: why */
@@ -50,6 +52,10 @@ int		 redis_env_number(const char *, long long, long long, long long,
 int		 redis_open(struct redis *, const char *, long long);
 redisReply	*redis_command(struct redis *, int, const char **,
 		    const size_t *);
+redisReply	*redis_command_there(struct redis *, int, const char **,
+		    const size_t *);
+int		 redis_closed(const struct redis *);
+int		 redis_reconnect(struct redis *);
 int		 redis_error_status(const redisReply *);
 void		 redis_close(struct redis *);
 

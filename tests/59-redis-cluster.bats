@@ -67,3 +67,43 @@ teardown() {
 	EOF
 	assert_output $'OK\n1'
 }
+
+@test "cluster: REDIS_WAIT after an ASK waits on the node that took the XADD, not on the one that sent it there" {
+	key=mail
+	owner=$(slot_owner "$key")
+	target=$(not_owner "$key")
+	slot=$(ccli CLUSTER KEYSLOT "$key")
+	src_id=$(redis-cli -p "$owner" CLUSTER MYID)
+	dst_id=$(redis-cli -p "$target" CLUSTER MYID)
+	# A replica for the source only.
+	until port=$(free_port) && [ "$port" -lt 55535 ] &&
+		! port_listening $((port + 10000)); do :; done
+	dir=$BATS_TEST_TMPDIR/replica
+	mkdir -p "$dir"
+	redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+		--cluster-config-file "$dir/nodes.conf" --dir "$dir" --save '' \
+		--appendonly no </dev/null >"$dir/log" 2>&1 3>&- &
+	REDIS_PIDS+=($!)
+	wait_for 10 redis-cli -p "$port" PING
+	redis-cli --cluster add-node "127.0.0.1:$port" "127.0.0.1:$owner" \
+		--cluster-slave --cluster-master-id "$src_id" >/dev/null
+	linked() {
+		redis-cli -p "$port" INFO replication | grep -q '^master_link_status:up'
+	}
+	wait_for 30 linked
+	run --separate-stderr env SMTP_ID=m0 REDIS_WAIT=1 "$STREAM_H" \
+		"redis://127.0.0.1:$owner" "{mail}:check" </dev/null
+	assert_success
+	redis-cli -p "$target" CLUSTER SETSLOT "$slot" IMPORTING "$src_id" >/dev/null
+	redis-cli -p "$owner" CLUSTER SETSLOT "$slot" MIGRATING "$dst_id" >/dev/null
+	# The XADD lands on the target, which has no replica: not confirmed.
+	run --separate-stderr env SMTP_ID=m1 REDIS_WAIT=1 REDIS_TIMEOUT=2 \
+		"$STREAM_H" "redis://127.0.0.1:$owner" "$key" </dev/null
+	assert_failure 75
+	assert_equal "$stderr" 'redis-stream: WAIT: replicas that confirmed: 0'
+	run redis-cli -p "$target" <<-EOF
+	ASKING
+	XLEN $key
+	EOF
+	assert_output $'OK\n1'
+}

@@ -556,3 +556,135 @@ $BATS_TEST_TMPDIR/server.log:0"
 	run grep -c REDIS_HANDLER_TIMEOUT "$BATS_TEST_TMPDIR/worker.log"
 	assert_output 0
 }
+
+@test "a Redis full of clients refusing AUTH is 75, not 78: the worker comes back once there is room" {
+	port=$(free_port)
+	start_redis --port "$port" --bind 127.0.0.1 --requirepass s3cret --maxclients 1
+	echo s3cret >"$BATS_TEST_TMPDIR/pw"
+	# One client holds the only place; the next one is told so.
+	timeout 30 redis-cli -s "$SOCK" -a s3cret --no-auth-warning BLPOP never 0 \
+		</dev/null >/dev/null 2>&1 3>&- &
+	WORKER_PIDS+=($!)	# killed in teardown
+	full() { rcli PING 2>&1 | grep -q 'max number of clients'; }
+	wait_for 10 full
+	run --separate-stderr timeout 20 env REDIS_AUTH_FILE="$BATS_TEST_TMPDIR/pw" \
+		"$WORKER_BIN" "redis://127.0.0.1:$port" mail grp w1 -- true
+	assert_failure 75
+	[[ $stderr == *'max number of clients reached'* ]]
+	run --separate-stderr env SMTP_ID=x REDIS_AUTH_FILE="$BATS_TEST_TMPDIR/pw" \
+		"$STREAM_H" "redis://127.0.0.1:$port" mail </dev/null
+	assert_failure 75
+}
+
+@test "REDIS_DELETE_ACKED=1 never deletes what another consumer group has not read: 78 at start, no XDEL once one appears" {
+	start_redis
+	rcli XGROUP CREATE mail archive 0 MKSTREAM >/dev/null
+	for i in 1 2 3; do
+		SMTP_ID=m$i "$STREAM_H" "$SOCK" mail </dev/null
+	done
+	run --separate-stderr timeout 20 env REDIS_DELETE_ACKED=1 \
+		"$WORKER_BIN" "$SOCK" mail grp w1 -- true
+	assert_failure 78
+	[[ $stderr == *'REDIS_DELETE_ACKED=1 is for a stream read by one consumer group'* ]]
+	rcli XGROUP DESTROY mail archive >/dev/null
+	assert_equal "$(rcli XLEN mail)" 3
+	# Alone, it deletes what it delivered; a group created meanwhile
+	# gets every entry from then on.
+	REDIS_DELETE_ACKED=1 start_worker w1 "$HANDLERS/say" 0 ''
+	wait_for 10 is 0 rcli XLEN mail
+	rcli XGROUP CREATE mail archive 0 >/dev/null
+	SMTP_ID=m4 "$STREAM_H" "$SOCK" mail </dev/null
+	wait_for 10 is 0 pending
+	wait_for 10 logged '\]: m4: entry [0-9-]+ not deleted: mail has 2 consumer groups'
+	run rcli --raw XREADGROUP GROUP archive a STREAMS mail '>'
+	assert_line m4
+}
+
+@test "a stream evicted under maxmemory (allkeys-lru) takes its group along: the worker says entries are lost and exits 78" {
+	start_redis --maxmemory 4mb --maxmemory-policy allkeys-lru
+	start_worker w1 "$HANDLERS/note" wait
+	head -c 600000 /dev/zero | tr '\0' x >"$BATS_TEST_TMPDIR/msg"
+	# Every XADD is answered with an id, until one evicts the stream.
+	for i in $(seq 20); do
+		SMTP_ID=m$i "$STREAM_H" "$SOCK" mail <"$BATS_TEST_TMPDIR/msg"
+		[ "$(rcli XLEN mail)" = "$i" ] || break
+	done
+	[ "$(rcli XLEN mail)" -lt "$i" ]
+	touch "$DUMP/go"
+	pid=${WORKER_PIDS[0]}
+	wait_for 20 process_gone "$pid"
+	run wait "$pid"
+	assert_failure 78
+	logged '\]: redis .*: NOGROUP '
+	logged '\]: group grp of mail is gone \(.*evicted.*\): the entries it had not acknowledged are lost$'
+}
+
+@test "a password in a redis:// URL of the worker's environment (the unit's REDIS_URL) reaches neither the handler nor /proc/PID/environ" {
+	port=$(free_port)
+	pw=Pw-$RANDOM-s3cret
+	start_redis --port "$port" --bind 127.0.0.1 --requirepass "$pw"
+	SMTP_ID=m1 "$STREAM_H" "redis://:$pw@127.0.0.1:$port" mail </dev/null
+	printf '#!/bin/sh\nenv >"$DUMP/henv"\ntouch "$DUMP/seen"\nwhile [ ! -e "$DUMP/go" ]; do sleep 0.05; done\n' \
+		>"$BATS_TEST_TMPDIR/h"
+	chmod +x "$BATS_TEST_TMPDIR/h"
+	# As the unit runs it: ExecStart=... $REDIS_URL ...
+	export REDIS_URL=redis://:$pw@127.0.0.1:$port
+	WORKER_URL=$REDIS_URL start_worker w1 "$BATS_TEST_TMPDIR/h"
+	unset REDIS_URL
+	wait_for 10 test -e "$DUMP/seen"
+	grep -q '^REDIS_URL=redis://:\*\+@127' "$DUMP/henv"
+	run grep -c -F -- "$pw" "$DUMP/henv" "/proc/${WORKER_PIDS[0]}/environ"
+	assert_output "$DUMP/henv:0
+/proc/${WORKER_PIDS[0]}/environ:0"
+	touch "$DUMP/go"
+	wait_for 10 is 0 eval 'redis-cli -p "$port" -a "$pw" --no-auth-warning XPENDING mail grp | head -n 1'
+}
+
+@test "a connection Redis closed while the handler ran (its idle timeout) is opened again: the entry is acknowledged once, not redone" {
+	start_redis --timeout 1
+	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
+	SMTP_ID=m2 "$STREAM_H" "$SOCK" mail </dev/null
+	start_worker w1 "$HANDLERS/note" wait
+	wait_for 10 test -s "$DUMP/running"
+	# Redis closes the worker's connection: redis-cli's own is left.
+	wait_for 10 is 1 eval 'rcli CLIENT LIST | wc -l'
+	touch "$DUMP/go"
+	wait_for 10 is 0 pending
+	wait_for 10 is 2 lines_of "$DUMP/runs"
+	assert_equal "$(cat "$DUMP/runs")" $'w1 m1\nw1 m2'
+	kill -0 "${WORKER_PIDS[0]}"
+	logged '\]: redis .*: XACK: .*: connecting again$'
+}
+
+@test "a password holding '/' and '@' in the URL is the password: it connects, and no part of it stays in argv" {
+	port=$(free_port)
+	pw="pa/ss@w-$RANDOM"
+	start_redis --port "$port" --bind 127.0.0.1 --requirepass "$pw"
+	run --separate-stderr env SMTP_ID=m1 "$STREAM_H" \
+		"redis://:$pw@127.0.0.1:$port/0" mail </dev/null
+	assert_success
+	WORKER_URL="redis://:$pw@127.0.0.1:$port/0" start_worker w1 "$HANDLERS/note"
+	wait_for 10 test -e "$DUMP/runs"
+	run grep -c -F -e "${pw%%/*}" -e "${pw#*/}" "/proc/${WORKER_PIDS[0]}/cmdline"
+	assert_output 0
+	tr '\0' ' ' <"/proc/${WORKER_PIDS[0]}/cmdline" | grep -q 'redis://:\*\+@127'
+}
+
+@test "redis-stream: a message Redis will not take (past proto-max-bulk-len) is 75 with a reason, not death by SIGPIPE" {
+	start_redis --proto-max-bulk-len 1mb
+	head -c 3000000 /dev/zero >"$BATS_TEST_TMPDIR/msg"
+	run --separate-stderr env SMTP_ID=x "$STREAM_H" "$SOCK" mail <"$BATS_TEST_TMPDIR/msg"
+	assert_failure 75
+	[[ $stderr == "redis-stream: $SOCK: XADD: "* ]]
+	assert_equal "$(rcli XLEN mail)" 0
+}
+
+@test "redis-worker: an entry whose mail_from or rcpt_to holds a NUL is a dead letter, never run with the recipients cut at the NUL" {
+	start_redis
+	rcli EVAL "redis.call('XADD', 'mail', '*', 'id', 'm1', 'rcpt_to', 'b@example.net\\0c@example.net', 'message', 'x')" 0 >/dev/null
+	start_worker w1 "$HANDLERS/dump" -- '{recipients}'
+	wait_for 10 is 1 rcli XLEN mail:dead
+	wait_for 10 is 0 pending
+	assert_equal "$(dead_field 1 reply)" '554 5.6.0 Error: malformed entry: a NUL in mail_from or rcpt_to'
+	refute [ -e "$DUMP/1" ]
+}

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,7 +186,8 @@ wait_replicas(struct redis *r, long long want, long long timeout)
 	/* Leave a second of REDIS_TIMEOUT for the reply itself. */
 	(void)snprintf(ms, sizeof(ms), "%lld", timeout > 1 ?
 	    (timeout - 1) * 1000 : 500);
-	if ((rep = redis_command(r, 3, argv, NULL)) == NULL)
+	/* On the connection of the XADD: after an ASK, another node's. */
+	if ((rep = redis_command_there(r, 3, argv, NULL)) == NULL)
 		failed(r->where, r->err, strlen(r->err), r->status);
 	if (rep->type == REDIS_REPLY_ERROR)
 		failed("WAIT", rep->str, rep->len, redis_error_status(rep));
@@ -224,6 +226,11 @@ main(int argc, char *argv[])
 	    redis_env_number("REDIS_WAIT", 0, 0, WAIT_MAX, &replicas) == -1)
 		exit(REDIS_EX_CONFIG);
 	log_ident("redis-stream");
+	/*
+	 * Redis may close on us mid-XADD (a value past proto-max-bulk-len):
+	 * an EPIPE we report, not a death by signal that says nothing.
+	 */
+	(void)signal(SIGPIPE, SIG_IGN);
 	msg = read_message(&msglen, &mapped);
 	nfields = collect_fields(&fields);
 	if (redis_open(&r, url, timeout) == -1)
