@@ -8,16 +8,22 @@ setup() {
 	load test_helper/tcp
 	common_setup
 	export IN=$BATS_TEST_TMPDIR/in
-	PF=$BATS_TEST_TMPDIR/postfix
+	PF=
+	PF_PID=
 }
 
 teardown() {
-	local pid
-	if [ -s "$PF/queue/pid/master.pid" ]; then
-		pid=$(tr -d ' ' <"$PF/queue/pid/master.pid")
-		kill "$pid" 2>/dev/null || true
-		wait_for 10 process_gone "$pid" || true
+	local p
+	if [ -n "$PF_PID" ]; then
+		# postfix start-fg is a shell whose child is the master: both
+		# are stopped, even when the master never wrote its pid file.
+		for p in $(pgrep -P "$PF_PID") "$PF_PID"; do
+			kill "$p" 2>/dev/null || true
+			wait_for 10 process_gone "$p" || kill -KILL "$p" 2>/dev/null || true
+		done
+		wait "$PF_PID" 2>/dev/null || true
 	fi
+	[ -z "$PF" ] || rm -rf "$PF"
 	stop_server
 }
 
@@ -129,9 +135,9 @@ final_replies() {
 # under $PF, no smtpd, no listener) whose default transport is LMTP to
 # 127.0.0.1:PORT; bounces to @bounces.test are discarded.
 pf_start() {
-	# Postfix's daemons run as user postfix: they must be able to reach
-	# the queue below the bats run directory (mode 0700): search only.
-	chmod o+x "$BATS_RUN_TMPDIR"
+	# Postfix's daemons run as user postfix: their queue is in a
+	# world_dir, not below the bats run directory (mode 0700).
+	PF=$(world_dir postfix) || return
 	mkdir -p "$PF/etc" "$PF/queue" "$PF/data"
 	chown postfix "$PF/data"
 	cat >"$PF/etc/main.cf" <<-CF
@@ -180,6 +186,7 @@ pf_start() {
 	showq     unix  n       -       n       -       -       showq
 	CF
 	postfix -c "$PF/etc" start-fg </dev/null >"$PF/start.log" 2>&1 3>&- &
+	PF_PID=$!
 	wait_for 30 test -s "$PF/queue/pid/master.pid" || { cat "$PF/start.log" "$PF/maillog" >&2; return 1; }
 	wait_for 30 grep -q 'daemon started' "$PF/maillog"
 }

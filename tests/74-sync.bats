@@ -24,14 +24,37 @@ $1
 print(' '.join(l[:3].decode() for l in got.split(b'\r\n')[:-1] if l[3:4] != b'-'))"
 }
 
+# early_talk [options]: the test accepts a loopback connection itself,
+# the client sends EHLO, and only once those bytes wait in the accepted
+# socket is smtpd-stdio started on it (fds 0 and 1), under timeout.
+# Prints the client's reply codes and smtpd-stdio's exit status.
+early_talk() {
+	python3 - "$SMTPD" "$@" <<-'PY'
+	import select, socket, subprocess, sys
+	lsn = socket.create_server(("127.0.0.1", 0))
+	cli = socket.create_connection(lsn.getsockname(), timeout=20)
+	srv, _ = lsn.accept()
+	cli.sendall(b"EHLO client.example\r\n")
+	select.select([srv], [], [], 20)
+	assert srv.recv(64, socket.MSG_PEEK) == b"EHLO client.example\r\n"
+	p = subprocess.Popen(["timeout", "-k", "5", "60", sys.argv[1],
+	    "--hostname", "mx.test", "--log", "stderr", *sys.argv[2:]],
+	    stdin=srv, stdout=srv)
+	srv.close()
+	got = b""
+	while chunk := cli.recv(65536):
+	    got += chunk
+	print(" ".join(l[:3].decode() for l in got.split(b"\r\n")[:-1]
+	    if l[3:4] != b"-"))
+	print("exit", p.wait())
+	PY
+}
+
 @test "a client that talks before the greeting gets 554 5.5.0 instead of it" {
-	SERVER_EXIT=1
-	start_server "$HANDLERS/accept"
-	talk 's.sendall(b"EHLO client.example\r\n")
-got = rest(s)'
+	run --separate-stderr early_talk "$HANDLERS/accept"
 	assert_success
-	assert_output '554'
-	wait_for 10 grep -q 'exit=1' "$SERVER_LOG"
+	assert_output $'554\nexit 1'
+	assert_regex "$stderr" 'exit=1'
 }
 
 @test "a HELO client that pipelines MAIL behind HELO gets 554 5.5.0" {
