@@ -313,8 +313,16 @@ after_ehlo() {
 
 @test "--timeout inside a chunk: 421 4.4.2, exit 1, no handler" {
 	input 'BDAT 100 LAST\r\nonly a part'
-	run --separate-stderr bash -c '{ cat "$IN"; sleep 5; } | "$@" | tr -d "\r"' sh \
-	    timeout -k 5 60 "$SMTPD" --hostname mx.test --log stderr --timeout 1 "$HANDLERS/dump"
+	# The client's side of the pipe stays open until the server is gone:
+	# only the server's deadline can end the session.
+	run --separate-stderr python3 -c 'import subprocess, sys
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+p.stdin.write(open(sys.argv[1], "rb").read())
+p.stdin.flush()
+sys.stdout.write(p.stdout.read().decode().replace("\r", ""))
+sys.exit(p.wait())' "$IN" timeout -k 5 60 "$SMTPD" --hostname mx.test \
+	    --log stderr --timeout 1 "$HANDLERS/dump"
+	assert_failure 1
 	assert_line '421 4.4.2 mx.test Error: timeout exceeded'
 	assert_no_message
 }
@@ -388,12 +396,12 @@ peak_rss() {
 	    f.write(body.replace(b"\r\n", b"\n"))
 	PY
 	input 'BDAT 5 LAST\r\nsmallQUIT\r\n'
-	run --separate-stderr peak_rss "$IN" "$SMTPD" --hostname mx.test --log stderr --no-received "$HANDLERS/dump"
+	run --separate-stderr peak_rss "$IN" timeout -k 5 60 "$SMTPD" --hostname mx.test --log stderr --no-received "$HANDLERS/dump"
 	assert_success
 	rss_small=$output
 	assert_equal "$(cat "$DUMP/1/message")" small
 	rm -rf "$DUMP" && mkdir "$DUMP"
-	run --separate-stderr peak_rss "$big" "$SMTPD" --hostname mx.test --log stderr --no-received "$HANDLERS/dump"
+	run --separate-stderr peak_rss "$big" timeout -k 5 60 "$SMTPD" --hostname mx.test --log stderr --no-received "$HANDLERS/dump"
 	assert_success
 	rss_big=$output
 	cmp "$want" "$DUMP/1/message"

@@ -22,6 +22,7 @@ setup() {
 	load test_helper/tcp
 	common_setup
 	[ "$(id -u)" -eq 0 ] || fail "the super-servers are started as root"
+	: "${W:?}"
 	T=$W/$BATS_TEST_NUMBER
 	PREFIX=$T/prefix
 	mkdir -m 0755 "$T"
