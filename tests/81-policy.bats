@@ -82,10 +82,14 @@ rcpt_session() {
 
 @test "--rcpt-check: a program past --handler-timeout or not there gives 451 4.3.0" {
 	rcpt_session slow@example.net one@example.net
-	run smtp_session --handler-timeout 1 --rcpt-check "$CHECK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	# slow@ sleeps 30 s; the limit leaves the quick check time to run on
+	# a loaded machine.
+	run smtp_session --handler-timeout 5 --rcpt-check "$CHECK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	assert_success
 	assert_reply RCPT '^451 4\.3\.0 ' 1
 	assert_reply_after RCPT 250 2
+	# The check past its time limit was killed, not orphaned.
+	wait_for 10 process_gone "$(cat "$CHECKS/1/pid")"
 	rm -r "$DUMP"/1
 	rcpt_session one@example.net
 	run smtp_session --rcpt-check "$BATS_TEST_TMPDIR/absent" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
@@ -266,7 +270,8 @@ for l in open(sys.argv[1]):
 	assert_no_message
 	start_policy
 	rcpt_session slow@x.test garbled@x.test close@x.test die@x.test ok@x.test
-	run smtp_session --timeout 1 --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	# slow@ gets its answer after 300 s; the limit leaves the others time.
+	run smtp_session --timeout 5 --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	assert_success
 	assert_reply RCPT '^451 4\.3\.5 ' 1
 	assert_reply RCPT '^451 4\.3\.5 ' 2
@@ -376,4 +381,24 @@ start_postgrey() {
 	assert_reply_after . 250
 	run grep '^X-Comment: ' "$DUMP/1/message"
 	assert_output 'X-Comment: SPF check N/A for local connections - client-ip=127.0.0.1; helo=client.example; envelope-from=a@example.org; receiver=x.test'
+}
+
+@test "--policy exec: a program past --timeout is killed, and the next check restarts it" {
+	# Its stderr is not the session's: a program left running must not
+	# keep run waiting for its output.
+	cat >"$BATS_TEST_TMPDIR/pol" <<-EOF
+	#!/bin/sh
+	exec python3 "$FIXTURES/policy-server.py" stdio "$POLICY_LOG" 2>>"$BATS_TEST_TMPDIR/pol.err"
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/pol"
+	rcpt_session slow@x.test reject@x.test
+	run smtp_session --timeout 5 --policy "exec:$BATS_TEST_TMPDIR/pol" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply RCPT '^451 4\.3\.5 ' 1
+	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 2
+	run cat "$POLICY_LOG.starts"
+	assert_equal "${#lines[@]}" 2
+	# Both are gone: the slow one at its timeout, the second at the end.
+	wait_for 10 process_gone "${lines[0]}"
+	wait_for 10 process_gone "${lines[1]}"
 }

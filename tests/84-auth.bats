@@ -151,6 +151,10 @@ hello
 		assert_line $'454 4.7.0 Temporary authentication failure\r'
 		assert_reply_after NOOP 250
 	done
+	# The checkpassword past its time limit was killed, not orphaned.
+	run cat "$CHECKPW_LOG.hang"
+	assert_equal "${#lines[@]}" 1
+	wait_for 10 process_gone "${lines[0]}"
 	run smtp_session --auth-plaintext --auth checkpassword:/nonexistent/prog \
 	    "$HANDLERS/dump" <<-EOF
 	EHLO client.example
