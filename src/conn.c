@@ -237,16 +237,25 @@ conn_linger(void)
 	long long	 deadline = conn_now_ms() + LINGER_MS;
 	size_t		 total = 0;
 	ssize_t		 n;
+	const char	*why;
 
 	if (tls_conn != NULL)
 		tls_conn_close(deadline);
 	if (!in_socket || shutdown(1, SHUT_WR) == -1)
 		return;
-	while (total < LINGER_BYTES && wait_fd(0, POLLIN, deadline) == 1) {
+	for (;;) {
+		why = "at the cap";
+		if (total >= LINGER_BYTES)
+			break;
+		why = "at the deadline";
+		if (wait_fd(0, POLLIN, deadline) != 1)
+			break;
+		why = "at end of input";
 		if ((n = read(0, buf, sizeof(buf))) <= 0)
 			break;
 		total += (size_t)n;
 	}
+	log_debug("lingering close: %zu octets read, stopped %s", total, why);
 }
 
 /* Bytes (not EOF) waiting before the greeting went out. */
