@@ -28,12 +28,15 @@ struct deadlines {
 	long long	 line_end;	/* --timeout, from our last reply */
 	long long	 data_start;	/* the 354 or first BDAT; 0 outside */
 	uint64_t	 data_bytes;	/* read since data_start */
+	unsigned int	 data_seq;	/* the transaction data_start is for */
+	const char	*nearest;	/* which one next_deadline chose */
 };
 
 #define DATA_RATE_GRACE_MS	10000	/* --min-data-rate applies after */
 
 static int	 flush_replies(struct session *, struct deadlines *);
 static long long next_deadline(const struct session *, struct deadlines *);
+static long long rate_deadline(const struct config *, struct deadlines *);
 static void	 client_input(struct session *, struct deadlines *, char *,
 		    size_t, size_t *);
 static void	 stop(struct session *);
@@ -124,7 +127,10 @@ flush_replies(struct session *s, struct deadlines *dl)
 
 	if (s->out.len == 0)
 		return 0;
-	r = conn_write(s->out.data, s->out.len, now + s->conf->timeout * 1000);
+	/* SPEC 10.3: a client that does not read is cut at both limits. */
+	r = conn_write(s->out.data, s->out.len, dl->session_end <
+	    now + s->conf->timeout * 1000 ? dl->session_end :
+	    now + s->conf->timeout * 1000);
 	buf_consume(&s->out, s->out.len);
 	dl->line_end = conn_now_ms() + s->conf->timeout * 1000;
 	return r;
@@ -134,9 +140,10 @@ flush_replies(struct session *s, struct deadlines *dl)
  * The deadline of the next wait for the client.  In a command line it is
  * --timeout after our last reply.  In a message the client may idle
  * --timeout between reads, and after a grace period it must have kept up
- * --min-data-rate since the 354 on average: with n octets read, that
- * runs out n / rate seconds after the 354.  With BDAT the message runs
- * from the first BDAT to the last; between chunks, where the client
+ * --min-data-rate on average since that transaction's 354 (or first
+ * BDAT): a clock that restarts with each transaction, so that neither a
+ * handler's run nor an earlier message counts.  With BDAT the message
+ * runs from the first BDAT to the last; between chunks, where the client
  * sends command lines, the line deadline holds as well.
  */
 static long long
@@ -148,23 +155,40 @@ next_deadline(const struct session *s, struct deadlines *dl)
 	if (!session_in_message(s)) {
 		dl->data_start = 0;
 		end = dl->line_end;
+		dl->nearest = "command line (--timeout)";
 	} else {
-		if (dl->data_start == 0) {
+		if (dl->data_start == 0 || dl->data_seq != s->txn_seq) {
 			dl->data_start = now;
 			dl->data_bytes = 0;
+			dl->data_seq = s->txn_seq;
 		}
 		end = session_reading_message(s) ? now + c->timeout * 1000 :
 		    dl->line_end;
-		if (c->min_data_rate > 0) {
-			rate_end = dl->data_start + (long long)(dl->data_bytes *
-			    1000 / (uint64_t)c->min_data_rate);
-			if (rate_end < dl->data_start + DATA_RATE_GRACE_MS)
-				rate_end = dl->data_start + DATA_RATE_GRACE_MS;
-			if (rate_end < end)
-				end = rate_end;
+		dl->nearest = "idle in a message (--timeout)";
+		if (c->min_data_rate > 0 &&
+		    (rate_end = rate_deadline(c, dl)) < end) {
+			end = rate_end;
+			dl->nearest = "data rate (--min-data-rate)";
 		}
 	}
-	return end < dl->session_end ? end : dl->session_end;
+	if (dl->session_end <= end) {
+		end = dl->session_end;
+		dl->nearest = "session (--session-timeout)";
+	}
+	return end;
+}
+
+/* n octets since data_start are on time until n / rate s after it. */
+static long long
+rate_deadline(const struct config *c, struct deadlines *dl)
+{
+	long long	 end;
+
+	end = dl->data_start + (long long)(dl->data_bytes * 1000 /
+	    (uint64_t)c->min_data_rate);
+	if (end < dl->data_start + DATA_RATE_GRACE_MS)
+		end = dl->data_start + DATA_RATE_GRACE_MS;
+	return end;
 }
 
 /* The id of the current transaction's message, made at its first use. */
@@ -494,6 +518,13 @@ client_input(struct session *s, struct deadlines *dl, char *buf,
 		(void)session_eof(s);
 		break;
 	case INPUT_TIMEOUT:
+		if (dl->data_start != 0)
+			log_info("timeout: %s, %llu octets in %lld ms of the "
+			    "message", dl->nearest,
+			    (unsigned long long)dl->data_bytes,
+			    conn_now_ms() - dl->data_start);
+		else
+			log_info("timeout: %s", dl->nearest);
 		(void)session_timeout(s);
 		break;
 	case INPUT_STOP:
