@@ -337,6 +337,8 @@ disconnect(struct policy_server *ps)
 			}
 			(void)poll(NULL, 0, 10);
 		}
+		/* SPEC 10.2: what it started is gone too, TERM or not. */
+		(void)kill(-ps->pid, SIGKILL);
 		ps->pid = -1;
 	}
 }

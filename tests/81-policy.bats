@@ -402,3 +402,23 @@ start_postgrey() {
 	wait_for 10 process_gone "${lines[0]}"
 	wait_for 10 process_gone "${lines[1]}"
 }
+
+@test "--policy exec: a child of the program that ignores SIGTERM is gone at the session's end" {
+	# The program leaves a child that ignores SIGTERM (its pid in
+	# kid.pid, its output away from run's pipes), waits for its pid,
+	# then serves.
+	cat >"$BATS_TEST_TMPDIR/pol" <<-EOF
+	#!/bin/sh
+	sh -c 'trap "" TERM; echo \$\$ >"$BATS_TEST_TMPDIR/kid.pid"; exec sleep 300' \
+	    </dev/null >/dev/null 2>&1 &
+	while [ ! -s "$BATS_TEST_TMPDIR/kid.pid" ]; do sleep 0.05; done
+	exec python3 "$FIXTURES/policy-server.py" stdio "$POLICY_LOG" 2>>"$BATS_TEST_TMPDIR/pol.err"
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/pol"
+	rcpt_session ok@x.test
+	run smtp_session --policy "exec:$BATS_TEST_TMPDIR/pol" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250
+	[ -s "$BATS_TEST_TMPDIR/kid.pid" ]
+	wait_for 10 process_gone "$(cat "$BATS_TEST_TMPDIR/kid.pid")"
+}
