@@ -1100,9 +1100,17 @@ line_feed(struct session *s, const char *in, size_t len)
 	size_t		 n = lf != NULL ? (size_t)(lf - in) + 1 : len;
 
 	if (!s->line_overflow) {
-		if (n > sizeof(s->line) - s->linelen)
+		if (n > sizeof(s->line) - s->linelen) {
+			/*
+			 * Keep what fits: its verb decides the reply, the
+			 * same however the line was split (a BDAT line is
+			 * out of step, SPEC 11).
+			 */
+			memcpy(s->line + s->linelen, in,
+			    sizeof(s->line) - s->linelen);
+			s->linelen = sizeof(s->line);
 			s->line_overflow = 1;
-		else {
+		} else {
 			memcpy(s->line + s->linelen, in, n);
 			s->linelen += n;
 		}

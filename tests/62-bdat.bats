@@ -408,3 +408,16 @@ peak_rss() {
 	[ $((rss_big - rss_small)) -lt 1024 ] ||
 		fail "peak RSS grew by $((rss_big - rss_small)) KiB ($rss_small -> $rss_big)"
 }
+
+@test "a BDAT line over 2048 octets gets 501 and 421 whether it comes in one read or byte by byte" {
+	# Its chunk would be RSET and NOOP: neither may run.
+	input "BDAT 12 $(printf '%3000s' '')\\r\\nRSET\\r\\nNOOP\\r\\n"
+	run_in "$HANDLERS/dump"
+	assert_equal "$status" 1
+	run after_ehlo
+	assert_output "$(printf '250 2.1.0 OK\n250 2.1.5 OK\n501 5.5.4 Syntax: BDAT chunk-size [LAST]\n421 4.5.0 mx.test Error: BDAT out of step, closing')"
+	run --separate-stderr feed --bytewise "$IN" "$HANDLERS/dump"
+	assert_failure 1
+	assert_equal "$(reply_codes | tail -n 2 | tr '\n' ' ')" '501 421 '
+	assert_no_message
+}
