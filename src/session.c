@@ -78,6 +78,7 @@ static const char *const http_methods[] = {
 static void	reply(struct session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	close_session(struct session *, int);
+static void	close_after_421(struct session *, const char *);
 static void	count_error(struct session *);
 static void	txn_reset(struct session *);
 static int	helo_arg_ok(const char *, size_t);
@@ -156,6 +157,17 @@ close_session(struct session *s, int status)
 {
 	s->state = SS_CLOSED;
 	s->exit_status = status;
+}
+
+/*
+ * SPEC 5.2: a 421 from a handler or a check (a line of it, under LMTP)
+ * is a promise to close (RFC 5321 3.8): the session ends, exit 0.
+ */
+static void
+close_after_421(struct session *s, const char *text)
+{
+	if (strncmp(text, "421", 3) == 0 || strstr(text, "\r\n421") != NULL)
+		close_session(s, EXIT_OK);
 }
 
 /* RFC 5321 says nothing on how many errors to take; we take max_errors. */
@@ -406,6 +418,7 @@ session_rcpt_checked(struct session *s, int accept, const char *text)
 		log_debug("> %.*s", (int)(eol - p), p);
 	buf_append(&s->out, text, strlen(text));
 	s->last_code = text[0];
+	close_after_421(s, text);
 }
 
 /* A policy PREPEND header (checked, one line) for this transaction. */
@@ -1304,6 +1317,7 @@ session_delivered(struct session *s, const char *text)
 	s->state = SS_HELO;
 	if (refused && text[0] == '5')
 		count_error(s);
+	close_after_421(s, text);
 }
 
 /* The client spoke before our greeting (RFC 5321 4.3.1): drop it. */

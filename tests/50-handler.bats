@@ -541,3 +541,19 @@ says() {
 	assert_equal "$(printf '%s\n' "$output" | grep -c '^250 2\.0\.0 OK: queued as ')" 200
 	assert_reply_after QUIT 221
 }
+
+@test "a handler's 421 is sent, then the session ends, exit 0 (RFC 5321 3.8)" {
+	run --separate-stderr smtp_session "$HANDLERS/say" 75 '421 4.3.2 going away\n' <<-EOF
+	HELO client.example
+	MAIL FROM:<a@example.org>
+	RCPT TO:<b@example.net>
+	DATA
+	hello
+	.
+	NOOP
+	QUIT
+	EOF
+	assert_success
+	assert_reply_after . 421
+	assert_line --index -1 $'421 4.3.2 going away\r'
+}

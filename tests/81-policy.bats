@@ -422,3 +422,20 @@ start_postgrey() {
 	[ -s "$BATS_TEST_TMPDIR/kid.pid" ]
 	wait_for 10 process_gone "$(cat "$BATS_TEST_TMPDIR/kid.pid")"
 }
+
+@test "a 421 from a policy server or from --rcpt-check is sent, then the session ends, exit 0" {
+	start_policy
+	rcpt_session one@x.test bye@x.test two@x.test
+	run --separate-stderr smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_line --index -1 $'421 4.3.2 going away\r'
+	assert_equal "$(reply_codes | tail -n 3 | tr '\n' ' ')" '250 250 421 '
+	assert_no_message
+	rcpt_session one@x.test bye@x.test two@x.test
+	run --separate-stderr smtp_session --rcpt-check "$CHECK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_line --index -1 $'421 4.3.2 going away\r'
+	assert_equal "$(reply_codes | tail -n 3 | tr '\n' ' ')" '250 250 421 '
+	assert_no_message
+}
