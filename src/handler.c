@@ -187,7 +187,7 @@ build_env(const struct handler_job *job, size_t *ours)
 	    (job->rcpt != NULL && asprintf(&env[k++], "SMTP_RCPT_OPTION=%s",
 	    job->rcpt_option) == -1) ||
 	    asprintf(&env[k++], "SMTP_LINE_ENDS=%s",
-	    job->conf->crlf ? "CRLF" : "LF") == -1 ||
+	    session_crlf(s) ? "CRLF" : "LF") == -1 ||
 	    asprintf(&env[k++], "SMTP_AUTH_USER=%s", s->auth_user) == -1 ||
 	    asprintf(&env[k++], "SMTP_TLS_PROTOCOL=%s", s->tlsi.protocol) == -1 ||
 	    asprintf(&env[k++], "SMTP_TLS_CIPHER=%s", s->tlsi.cipher) == -1 ||

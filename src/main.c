@@ -218,8 +218,8 @@ spool_prepend(struct session *s, struct spool *sp)
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			break;
 		if (spool_write(sp, p, (size_t)(nl - p)) == -1 ||
-		    spool_write(sp, s->conf->crlf ? "\r\n" : "\n",
-		    s->conf->crlf ? 2 : 1) == -1)
+		    spool_write(sp, session_crlf(s) ? "\r\n" : "\n",
+		    session_crlf(s) ? 2 : 1) == -1)
 			break;
 	}
 }
@@ -242,7 +242,7 @@ spool_start(struct session *s, struct spool *sp, const struct peer *p)
 	ri.id = sp->id;
 	ri.single_rcpt = s->txn.nrcpt == 1 ? s->txn.rcpt[0] : NULL;
 	ri.tls = s->tls ? &s->tlsi : NULL;
-	ri.crlf = s->conf->crlf;
+	ri.crlf = session_crlf(s);
 	if (spool_begin(sp, s->conf->received ? &ri : NULL) == -1)
 		log_warn("%s: spool: %s (from=%s)", sp->id, strerror(errno),
 		    log_quote(from, sizeof(from), s->txn.mail_from,
@@ -486,8 +486,8 @@ check_message(struct session *s, struct policy_state *ps,
 	    h = nl + 1) {
 		nl = memchr(h, '\n', (size_t)(hdr.data + hdr.len - h));
 		buf_append(&lines, h, (size_t)(nl - h));
-		buf_append(&lines, s->conf->crlf ? "\r\n" : "\n",
-		    s->conf->crlf ? 2 : 1);
+		buf_append(&lines, session_crlf(s) ? "\r\n" : "\n",
+		    session_crlf(s) ? 2 : 1);
 	}
 	if (ok && lines.len > 0 && (spool_insert(sp, lines.data,
 	    lines.len) == -1 || spool_rewind(sp) == -1)) {

@@ -1282,6 +1282,17 @@ session_in_message(const struct session *s)
 	    (s->txn.bdat && s->state == SS_RCPT);
 }
 
+/*
+ * The line ends of the message the handler gets: CRLF with --crlf, and
+ * under BINARYMIME, whose bytes are passed unchanged (SPEC 11), so that
+ * the header lines we add match them.
+ */
+int
+session_crlf(const struct session *s)
+{
+	return s->conf->crlf || s->txn.binarymime;
+}
+
 int
 session_reading_message(const struct session *s)
 {

@@ -301,6 +301,7 @@ void	 session_auth_checked(struct session *, enum auth_verdict,
 	    const char *);
 int	 session_in_message(const struct session *);
 int	 session_reading_message(const struct session *);
+int	 session_crlf(const struct session *);
 
 /* spool.c: the unlinked spool file and its Received header. */
 struct spool {

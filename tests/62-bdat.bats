@@ -421,3 +421,33 @@ peak_rss() {
 	assert_equal "$(reply_codes | tail -n 2 | tr '\n' ' ')" '501 421 '
 	assert_no_message
 }
+
+@test "BODY=BINARYMIME: the Received and PREPEND lines we add end in CRLF, SMTP_LINE_ENDS=CRLF" {
+	# A policy program that PREPENDs a header at RCPT.
+	cat >"$BATS_TEST_TMPDIR/pol" <<-'EOF'
+	#!/bin/sh
+	while read -r line; do
+		[ -z "$line" ] || continue
+		printf 'action=PREPEND X-Policy: checked\n\n'
+	done
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/pol"
+	input '-EHLO client.example\r\nMAIL FROM:<a@example.org> BODY=BINARYMIME\r\nRCPT TO:<b@example.net>\r\nBDAT 18 LAST\r\nSubject: x\r\n\r\nhi\r\nQUIT\r\n'
+	run_in --policy "rcpt:exec:$BATS_TEST_TMPDIR/pol" "$HANDLERS/dump"
+	assert_success
+	assert_equal "$(cat "$DUMP/1/SMTP_LINE_ENDS")" CRLF
+	# Every line of the message ends in CRLF, ours (Received: folded
+	# over lines, X-Policy:) and the client's alike.
+	run grep -c $'\r$' "$DUMP/1/message"
+	assert_output "$(wc -l <"$DUMP/1/message")"
+	run grep -c '^X-Policy: checked' "$DUMP/1/message"
+	assert_output 1
+	head -n 1 "$DUMP/1/message" | grep -q '^Received: '
+	# Without BINARYMIME, the handler gets LF and so do our lines.
+	input 'BDAT 18 LAST\r\nSubject: x\r\n\r\nhi\r\nQUIT\r\n'
+	rm -r "$DUMP"/1
+	run_in "$HANDLERS/dump"
+	assert_equal "$(cat "$DUMP/1/SMTP_LINE_ENDS")" LF
+	run grep -c $'\r$' "$DUMP/1/message"
+	assert_output 0
+}
