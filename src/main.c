@@ -40,6 +40,7 @@ static long long rate_deadline(const struct config *, struct deadlines *);
 static void	 client_input(struct session *, struct deadlines *, char *,
 		    size_t, size_t *);
 static void	 stop(struct session *);
+static int	 talks_in_greet_pause(const struct config *);
 static void	 message_id(const struct session *, struct spool *);
 static void	 log_message(const struct session *, const struct spool *,
 		    const struct peer *, uint64_t, const char *, const char *,
@@ -597,6 +598,25 @@ authenticate(struct session *s, struct auth_backend *ab,
 	session_auth_checked(s, v, user);
 }
 
+/*
+ * --greet-pause: wait that long before the greeting; a client that talks
+ * meanwhile does not wait for it, as spam bots do not (Postfix
+ * postscreen's greet_wait).  On a socket only, as the synchronization
+ * check (SPEC 4): over pipes scripts send whole dialogues.
+ */
+static int
+talks_in_greet_pause(const struct config *c)
+{
+	if (c->greet_pause == 0 || !c->sync_check)
+		return 0;
+	(void)conn_wait_input(conn_now_ms() + c->greet_pause);
+	if (!conn_spoke_first())
+		return 0;
+	log_info("client talked during the %lld ms greeting pause",
+	    c->greet_pause);
+	return 1;
+}
+
 /* SPEC 6: a stop signal ends the session with 421 4.3.2 and exit 1. */
 static void
 stop(struct session *s)
@@ -635,7 +655,7 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 		(void)session_bad_proxy(&s);
 	else if (c->tls_implicit)
 		(void)start_tls(&s, server, &dl);
-	else if (conn_spoke_first())
+	else if (conn_spoke_first() || talks_in_greet_pause(c))
 		(void)session_pregreet(&s);
 	for (;;) {
 		act = session_feed(&s, in + off, len - off, &used);

@@ -56,6 +56,7 @@ struct config {
 	long long	  timeout;		/* seconds */
 	long long	  session_timeout;	/* seconds */
 	long long	  min_data_rate;	/* octets/s in a message, 0 = off */
+	long long	  greet_pause;		/* ms before the greeting, 0 = none */
 	long long	  handler_timeout;	/* seconds */
 	long long	  max_errors;
 	int		  dsn;
