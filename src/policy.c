@@ -531,16 +531,21 @@ write_all(int fd, const char *p, size_t len, long long deadline)
 	return 0;
 }
 
-/* Read one reply into buf before the deadline; its length, or -1. */
+/*
+ * Read one reply into buf before the deadline; its length, or -1.
+ * *extra: more came behind it, which no request of ours asked for.
+ */
 static ssize_t
-read_reply(int fd, char *buf, size_t size, long long deadline)
+read_reply(int fd, char *buf, size_t size, long long deadline, int *extra)
 {
 	size_t	 len = 0, end;
 	ssize_t	 n;
 
 	for (;;) {
-		if ((end = policy_reply_end(buf, len)) > 0)
+		if ((end = policy_reply_end(buf, len)) > 0) {
+			*extra = len > end;
 			return (ssize_t)end;
+		}
 		if (len == size) {
 			errno = EMSGSIZE;
 			return -1;
@@ -628,9 +633,51 @@ build_request(const struct policy_ctx *x, struct buf *b)
 }
 
 /*
+ * SPEC 10.2: between two requests a kept connection has nothing to say.
+ * Input there is the server's close (an exec: program's exit), or a
+ * reply with no request outstanding: the connection is dropped either
+ * way, and the next request goes on a new one.
+ */
+static void
+drop_if_stale(struct policy_server *ps)
+{
+	struct pollfd	 pfd;
+
+	if (ps->rfd == -1)
+		return;
+	pfd.fd = ps->rfd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 0) != 1)
+		return;
+	log_info("policy %s: closed, or a reply with no request, between "
+	    "requests: reconnecting", ps->addr);
+	disconnect(ps);
+}
+
+/* A failed exchange: an exec: program that failed it has died once. */
+static void
+failed(struct policy_server *ps)
+{
+	if (ps->kind == PK_EXEC)
+		ps->deaths++;
+	disconnect(ps);
+}
+
+/* Send req and read one reply into buf: its length, or -1 with errno. */
+static ssize_t
+exchange(struct policy_server *ps, const struct buf *req, char *buf,
+    size_t size, long long deadline, int *extra)
+{
+	if (write_all(ps->wfd, req->data, req->len, deadline) == -1)
+		return -1;
+	return read_reply(ps->rfd, buf, size, deadline, extra);
+}
+
+/*
  * One question to one server: its reply in r, or -1 (r->text is then
- * the 451).  A connection kept from an earlier request may have been
- * closed by the server meanwhile: then once more on a new one.
+ * the 451).  A connection kept from an earlier request that the server
+ * closed meanwhile, before or under the request: once more on a new one,
+ * as Postfix does.
  */
 static int
 ask(struct policy_server *ps, const struct buf *req, long long deadline,
@@ -639,40 +686,36 @@ ask(struct policy_server *ps, const struct buf *req, long long deadline,
 	char		 buf[POLICY_REPLY_MAX];
 	char		 esc[POLICY_REPLY_MAX * 4 + 1];
 	ssize_t		 n;
-	int		 fresh, tries;
+	int		 fresh, tries, extra = 0;
 
 	for (tries = 0; tries < 2; tries++) {
+		drop_if_stale(ps);
 		fresh = ps->rfd == -1;
 		if (fresh && connect_server(ps, deadline) == -1) {
 			log_warn("policy %s: %s", ps->addr, strerror(errno));
 			break;
 		}
-		if (write_all(ps->wfd, req->data, req->len, deadline) == -1) {
-			log_warn("policy %s: write: %s", ps->addr,
-			    strerror(errno));
-			if (ps->kind == PK_EXEC)
-				ps->deaths++;
-			disconnect(ps);
-			if (fresh)
-				break;
-			continue;
-		}
-		if ((n = read_reply(ps->rfd, buf, sizeof(buf),
-		    deadline)) == -1) {
+		if ((n = exchange(ps, req, buf, sizeof(buf), deadline,
+		    &extra)) == -1) {
 			log_warn("policy %s: no reply: %s", ps->addr,
 			    strerror(errno));
-			if (ps->kind == PK_EXEC)
-				ps->deaths++;
+			if (fresh || (errno != ECONNRESET && errno != EPIPE)) {
+				failed(ps);
+				break;
+			}
 			disconnect(ps);
-			break;
+			continue;
 		}
 		if (policy_parse_reply(buf, (size_t)n, r) == PV_GARBLED) {
 			log_warn("policy %s: garbled reply: %s", ps->addr,
 			    log_escape(esc, sizeof(esc), buf, (size_t)n));
-			if (ps->kind == PK_EXEC)
-				ps->deaths++;
-			disconnect(ps);	/* out of step with it now */
+			failed(ps);	/* out of step with it now */
 			return -1;
+		}
+		if (extra) {
+			log_warn("policy %s: a reply with no request: "
+			    "dropping the connection", ps->addr);
+			disconnect(ps);
 		}
 		return 0;
 	}

@@ -309,8 +309,10 @@ for l in open(sys.argv[1]):
 	assert_reply_after RCPT 250 2
 	assert_reply RCPT '^451 4\.3\.5 ' 3
 	assert_reply RCPT '^451 4\.3\.5 ' 4
+	# The second die@ closed the kept connection: asked once more on a
+	# new one (SPEC 10.2), which died too, the second death.
 	run wc -l <"$POLICY_LOG.starts"
-	assert_output 2
+	assert_output 3
 	assert_no_message
 }
 
@@ -438,4 +440,82 @@ start_postgrey() {
 	assert_line --index -1 $'421 4.3.2 going away\r'
 	assert_equal "$(reply_codes | tail -n 3 | tr '\n' ' ')" '250 250 421 '
 	assert_no_message
+}
+
+@test "--policy unix and exec: a kept connection the server closed is reconnected once, the request sent again" {
+	start_policy
+	rcpt_session last@x.test reject@x.test last@x.test ok@x.test
+	run --separate-stderr smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 2
+	assert_reply_after RCPT 250 3
+	assert_reply_after RCPT 250 4
+	# One connection closed after each last@.
+	run wc -l <"$POLICY_LOG.conns"
+	assert_output 3
+	cat >"$BATS_TEST_TMPDIR/pol" <<-EOF
+	#!/bin/sh
+	exec python3 "$FIXTURES/policy-server.py" stdio "$POLICY_LOG" 2>>"$BATS_TEST_TMPDIR/pol.err"
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/pol"
+	rm -r "$DUMP"/1
+	run --separate-stderr smtp_session --policy "exec:$BATS_TEST_TMPDIR/pol" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 2
+	assert_reply_after RCPT 250 3
+	assert_reply_after RCPT 250 4
+	# An exit after an answer is no death: started for each request
+	# after a last@, never refused with 451.
+	run wc -l <"$POLICY_LOG.starts"
+	assert_output 3
+}
+
+@test "--policy: a reply with no request drops the connection, the next answer is not off by one" {
+	start_policy
+	rcpt_session twice@x.test reject@x.test ok@x.test
+	run --separate-stderr smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 2
+	assert_reply_after RCPT 250 3
+	assert_regex "$stderr" 'a reply with no request'
+	run wc -l <"$POLICY_LOG.conns"
+	assert_output 2
+}
+
+@test "--policy: a stale reply that came between two requests is not taken as the next answer" {
+	start_policy
+	# The client waits for late@'s 250, then for the stale REJECT to be
+	# sent, and only then sends the next RCPT.
+	run --separate-stderr python3 - "$SOCK" "$POLICY_LOG" "$SMTPD" "$HANDLERS/dump" <<-'PY'
+	import os, subprocess, sys, time
+	sock, log, smtpd, handler = sys.argv[1:5]
+	p = subprocess.Popen(["timeout", "-k", "5", "60", smtpd, "--hostname", "mx.test",
+	    "--log", "stderr", "--policy", "unix:" + sock, handler],
+	    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+	def say(line):
+	    p.stdin.write(line + b"\r\n")
+	    p.stdin.flush()
+	def reply():
+	    while True:
+	        l = p.stdout.readline()
+	        if l[3:4] != b"-":
+	            return l.decode().strip()
+	reply()
+	for cmd in (b"EHLO c", b"MAIL FROM:<a@example.org>", b"RCPT TO:<late@x.test>"):
+	    say(cmd)
+	    got = reply()
+	print(got)
+	while not os.path.exists(log + ".stale"):
+	    time.sleep(0.01)
+	say(b"RCPT TO:<ok@x.test>")
+	print(reply())
+	say(b"QUIT")
+	print(reply())
+	sys.exit(p.wait())
+	PY
+	assert_success
+	assert_output $'250 2.1.5 OK\n250 2.1.5 OK\n221 2.0.0 Bye'
 }
