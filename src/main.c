@@ -54,6 +54,8 @@ static void	 spool_data(struct session *, struct spool *,
 		    const struct peer *);
 static void	 deliver(struct session *, struct spool *,
 		    struct policy_state *, const struct peer *);
+static int	 rcpt_program(struct session *, const struct peer *,
+		    struct buf *, struct buf *);
 static void	 check_rcpt(struct session *, struct policy_state *,
 		    const struct peer *);
 static int	 check_message(struct session *, struct policy_state *,
@@ -396,12 +398,11 @@ static void
 check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
 {
 	struct policy_ctx	 x;
-	struct handler_job	 job;
-	struct handler_result	 res;
 	struct buf		 reply = { NULL, 0, 0 }, hdr = { NULL, 0, 0 };
 	struct buf		 parsed = { NULL, 0, 0 };
-	char			*h, *nl;
-	int			 code;
+	const char		*deferred;
+	char			*h, *nl, who[SMTP_PATH_MAX * 4 + 3];
+	int			 code = 0;
 
 	if (ps != NULL) {
 		memset(&x, 0, sizeof(x));
@@ -418,32 +419,22 @@ check_rcpt(struct session *s, struct policy_state *ps, const struct peer *p)
 			goto done;
 		}
 	}
-	if (s->conf->rcpt_check != NULL) {
-		memset(&job, 0, sizeof(job));
-		job.conf = s->conf;
-		job.peer = p;
-		job.sess = s;
-		job.id = "";
-		job.spool_fd = -1;
-		job.rcpt = s->pending.path;
-		job.rcpt_option = s->pending.options;
-		handler_run(&job, &res);
-		code = reply_parse_text(res.out, res.outlen, &parsed);
-		if (res.end != HE_EXITED || res.status != 0 || code < 0 ||
-		    code >= 300) {
-			(void)reply_from_handler(&res, "", &reply);
-			buf_append(&reply, "", 1);
-			if (reply.data[0] != '2') {
-				session_rcpt_checked(s, 0, reply.data);
-				goto done;
-			}
-		}
-		if (code >= 200 && code < 300)
-			buf_append(&parsed, "", 1);
-		else
-			code = 0;
-	} else
-		code = 0;
+	if (s->conf->rcpt_check != NULL &&
+	    (code = rcpt_program(s, p, &reply, &parsed)) == -1) {
+		/* SPEC 10.2: after DEFER_IF_REJECT a 5xx is its 450. */
+		deferred = reply.data[0] == '5' ? policy_deferred(ps, 1) : NULL;
+		session_rcpt_checked(s, 0, deferred != NULL ? deferred :
+		    reply.data);
+		goto done;
+	}
+	/* SPEC 10.2: DEFER_IF_PERMIT, once nothing later refused. */
+	if ((deferred = policy_deferred(ps, 0)) != NULL) {
+		log_info("-: policy: RCPT %s: DEFER_IF_PERMIT applies",
+		    log_quote(who, sizeof(who), s->pending.path,
+		    strlen(s->pending.path)));
+		session_rcpt_checked(s, 0, deferred);
+		goto done;
+	}
 	/* Accepted: its PREPEND headers go with the transaction. */
 	buf_append(&hdr, "", 1);
 	for (h = hdr.data; (nl = strchr(h, '\n')) != NULL; h = nl + 1) {
@@ -455,6 +446,43 @@ done:
 	buf_free(&reply);
 	buf_free(&hdr);
 	buf_free(&parsed);
+}
+
+/*
+ * --rcpt-check for the pending RCPT: -1 refused (the reply, NUL-ended,
+ * in reply), else the code of its 2xx reply in parsed (NUL-ended), or 0
+ * for the plain 250.
+ */
+static int
+rcpt_program(struct session *s, const struct peer *p, struct buf *reply,
+    struct buf *parsed)
+{
+	struct handler_job	 job;
+	struct handler_result	 res;
+	int			 code;
+
+	memset(&job, 0, sizeof(job));
+	job.conf = s->conf;
+	job.peer = p;
+	job.sess = s;
+	job.id = "";
+	job.spool_fd = -1;
+	job.rcpt = s->pending.path;
+	job.rcpt_option = s->pending.options;
+	handler_run(&job, &res);
+	code = reply_parse_text(res.out, res.outlen, parsed);
+	if (res.end != HE_EXITED || res.status != 0 || code < 0 ||
+	    code >= 300) {
+		(void)reply_from_handler(&res, "", reply);
+		buf_append(reply, "", 1);
+		if (reply->data[0] != '2')
+			return -1;
+	}
+	if (code >= 200 && code < 300) {
+		buf_append(parsed, "", 1);
+		return code;
+	}
+	return 0;
 }
 
 /*

@@ -56,6 +56,9 @@ struct policy_state {
 	const struct config	*conf;
 	struct policy_server	*srv;
 	size_t			 n;
+	/* The last check's DEFER_IF_PERMIT and DEFER_IF_REJECT, or "". */
+	char			 if_permit[SMTP_REPLYLINE_MAX];
+	char			 if_reject[SMTP_REPLYLINE_MAX];
 };
 
 /* Copy printable ASCII only: text goes into a reply or a header. */
@@ -176,6 +179,7 @@ policy_parse_reply(const char *buf, size_t len, struct policy_reply *r)
 {
 	const char	*p, *end, *nl, *a = NULL, *aend = NULL, *rest;
 	char		 code[4];
+	int		 if_permit;
 
 	r->verdict = PV_GARBLED;
 	(void)strlcpy(r->text, POLICY_TEMPFAIL "\r\n", sizeof(r->text));
@@ -207,9 +211,14 @@ policy_parse_reply(const char *buf, size_t len, struct policy_reply *r)
 	else if (word_is(a, aend, "REJECT", &rest)) {
 		r->verdict = PV_REFUSE;
 		make_reply(r, "554", "5.7.1", rest, aend, "Access denied");
-	} else if (word_is(a, aend, "DEFER", &rest) ||
-	    word_is(a, aend, "DEFER_IF_PERMIT", &rest)) {
+	} else if (word_is(a, aend, "DEFER", &rest)) {
 		r->verdict = PV_REFUSE;
+		make_reply(r, "450", "4.7.1", rest, aend,
+		    "Try again later");
+	} else if ((if_permit = word_is(a, aend, "DEFER_IF_PERMIT",
+	    &rest)) || word_is(a, aend, "DEFER_IF_REJECT", &rest)) {
+		r->verdict = if_permit ? PV_DEFER_IF_PERMIT :
+		    PV_DEFER_IF_REJECT;
 		make_reply(r, "450", "4.7.1", rest, aend,
 		    "Try again later");
 	} else if (word_is(a, aend, "PREPEND", &rest)) {
@@ -724,6 +733,77 @@ ask(struct policy_server *ps, const struct buf *req, long long deadline,
 	return -1;
 }
 
+/* The first DEFER_IF_PERMIT and the first DEFER_IF_REJECT are kept. */
+static void
+remember_deferral(struct policy_state *st, const struct policy_reply *r)
+{
+	char	*slot = r->verdict == PV_DEFER_IF_PERMIT ? st->if_permit :
+		    st->if_reject;
+
+	if (slot[0] == '\0')
+		(void)strlcpy(slot, r->text, SMTP_REPLYLINE_MAX);
+}
+
+/*
+ * The DEFER_IF_PERMIT (if_reject 0) or DEFER_IF_REJECT reply (CRLF-ended)
+ * of the last policy_check, for the --rcpt-check that follows it; NULL
+ * when there is none.
+ */
+const char *
+policy_deferred(const struct policy_state *st, int if_reject)
+{
+	const char	*d;
+
+	if (st == NULL)
+		return NULL;
+	d = if_reject ? st->if_reject : st->if_permit;
+	return d[0] != '\0' ? d : NULL;
+}
+
+/*
+ * One server's verdict: 1 on to the next server, 0 accepted (OK), -1
+ * refused (the reply, CRLF-ended, appended to reply).
+ */
+static int
+take_verdict(struct policy_state *st, const struct policy_server *srv,
+    const struct policy_reply *r, struct buf *reply, struct buf *headers,
+    const char *id, const char *who)
+{
+	const char	*t = r->text;
+
+	switch (r->verdict) {
+	case PV_DUNNO:
+		return 1;
+	case PV_OK:
+		return 0;
+	case PV_PREPEND:
+		buf_append(headers, r->text, strlen(r->text));
+		buf_append(headers, "\n", 1);
+		return 1;
+	case PV_WARN:
+		log_info("%s: policy %s: %s: WARN %s", id, srv->addr, who,
+		    r->text);
+		return 1;
+	case PV_DEFER_IF_PERMIT:
+	case PV_DEFER_IF_REJECT:
+		remember_deferral(st, r);
+		return 1;
+	case PV_REFUSE:
+		/* SPEC 10.2: after DEFER_IF_REJECT a 5xx is its 450. */
+		if (r->text[0] == '5' && st->if_reject[0] != '\0')
+			t = st->if_reject;
+		break;
+	case PV_UNSUPPORTED:
+	case PV_GARBLED:
+		log_warn("%s: policy %s: %s: unsupported action %s", id,
+		    srv->addr, who, r->text);
+		t = POLICY_TEMPFAIL "\r\n";
+		break;
+	}
+	buf_append(reply, t, strlen(t));
+	return -1;
+}
+
 /*
  * Ask every server in order.  1: accepted, PREPEND headers appended to
  * headers (one per line, LF-ended, checked); 0: refused, the reply
@@ -739,56 +819,40 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 	size_t			 i, mark = headers->len;
 	char			 who[SMTP_PATH_MAX * 4 + 3];
 	const char		*id;
-	int			 accept = 1;
+	int			 next = 1;
 	unsigned int		 stage;
 
 	stage = strcmp(x->state, "RCPT") == 0 ? STAGE_RCPT : STAGE_DATA;
+	st->if_permit[0] = st->if_reject[0] = '\0';
 	build_request(x, &req);
 	id = x->id[0] != '\0' ? x->id : "-";	/* no id before DATA */
 	(void)log_quote(who, sizeof(who), x->recipient, strlen(x->recipient));
-	for (i = 0; i < st->n && accept; i++) {
+	for (i = 0; i < st->n && next == 1; i++) {
 		if ((st->srv[i].stages & stage) == 0)
 			continue;
 		deadline = conn_now_ms() + st->conf->timeout * 1000;
 		if (ask(&st->srv[i], &req, deadline, &r) == -1) {
 			buf_append(reply, r.text, strlen(r.text));
-			accept = 0;
-			break;
-		}
-		switch (r.verdict) {
-		case PV_DUNNO:
-			continue;
-		case PV_OK:
-			break;
-		case PV_PREPEND:
-			buf_append(headers, r.text, strlen(r.text));
-			buf_append(headers, "\n", 1);
-			continue;
-		case PV_WARN:
-			log_info("%s: policy %s: %s: WARN %s", id,
-			    st->srv[i].addr, who, r.text);
-			continue;
-		case PV_REFUSE:
-			buf_append(reply, r.text, strlen(r.text));
-			accept = 0;
-			break;
-		case PV_UNSUPPORTED:
-		case PV_GARBLED:
-			log_warn("%s: policy %s: %s: unsupported action %s",
-			    id, st->srv[i].addr, who, r.text);
-			buf_append(reply, POLICY_TEMPFAIL "\r\n",
-			    sizeof(POLICY_TEMPFAIL "\r\n") - 1);
-			accept = 0;
-			break;
-		}
-		break;	/* OK or a refusal decides */
+			next = -1;
+		} else
+			next = take_verdict(st, &st->srv[i], &r, reply,
+			    headers, id, who);
 	}
-	if (!accept) {
+	/*
+	 * SPEC 10.2: with no check left to refuse (no --rcpt-check after
+	 * this one), a DEFER_IF_PERMIT is the reply; else the caller asks.
+	 */
+	if (next != -1 && st->if_permit[0] != '\0' && (stage == STAGE_DATA ||
+	    st->conf->rcpt_check == NULL)) {
+		buf_append(reply, st->if_permit, strlen(st->if_permit));
+		next = -1;
+	}
+	if (next == -1) {
 		headers->len = mark;
 		log_info("%s: policy: %s %s: %.*s", id, x->state, who,
 		    (int)(reply->len >= 2 ? reply->len - 2 : reply->len),
 		    reply->data);
 	}
 	buf_free(&req);
-	return accept;
+	return next != -1;
 }

@@ -447,6 +447,8 @@ enum policy_verdict {
 	PV_PREPEND,	/* PREPEND header: text, on to the next */
 	PV_WARN,	/* WARN text: logged, on to the next */
 	PV_REFUSE,	/* reply in text */
+	PV_DEFER_IF_PERMIT, /* 450 reply in text, if nothing later refuses */
+	PV_DEFER_IF_REJECT, /* 450 reply in text, for a later 5xx */
 	PV_UNSUPPORTED,	/* an action we cannot do: 451 4.3.5 */
 	PV_GARBLED	/* no action= line, or not a policy reply */
 };
@@ -473,6 +475,7 @@ struct policy_ctx {
 
 struct policy_state *policy_new(const struct config *);
 void	 policy_free(struct policy_state *);
+const char *policy_deferred(const struct policy_state *, int);
 int	 policy_check(struct policy_state *, const struct policy_ctx *,
 	    struct buf *, struct buf *);
 int	 policy_addr_ok(const char *);

@@ -519,3 +519,55 @@ start_postgrey() {
 	assert_success
 	assert_output $'250 2.1.5 OK\n250 2.1.5 OK\n221 2.0.0 Bye'
 }
+
+@test "DEFER_IF_PERMIT from a real postgrey, then --rcpt-check: an unknown recipient gets its 550, a known one the greylisting" {
+	start_postgrey
+	export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=4321
+	rcpt_session nobody@example.net one@example.net
+	run smtp_session --policy "unix:$BATS_TEST_TMPDIR/pg.sock" --rcpt-check "$CHECK" \
+	    "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply RCPT '^550 5\.1\.1 ' 1
+	assert_reply RCPT '^450 4\.2\.0 Greylisted, see http' 2
+	assert_no_message
+	# --rcpt-check ran for both: the greylisting waited for its verdict.
+	assert_equal "$(ls "$CHECKS" | wc -l)" 2
+}
+
+@test "DEFER_IF_REJECT: a later 5xx becomes its 450; DEFER_IF_PERMIT: a later refusal is the reply" {
+	cat >"$BATS_TEST_TMPDIR/pol" <<-'EOF'
+	#!/bin/sh
+	# DEFER_IF_REJECT for dir@, DEFER_IF_PERMIT for dip@, else DUNNO.
+	while read -r line; do
+		case $line in
+		recipient=dir@*) a='DEFER_IF_REJECT 4.7.9 held for a 5xx' ;;
+		recipient=dip@*) a='DEFER_IF_PERMIT maybe later' ;;
+		recipient=*) a=DUNNO ;;
+		'') printf 'action=%s\n\n' "$a" ;;
+		esac
+	done
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/pol"
+	start_policy
+	rcpt_session dir@x.test dip@x.test
+	run smtp_session --policy "exec:$BATS_TEST_TMPDIR/pol" --rcpt-check "$CHECK" \
+	    "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	# Neither is refused by --rcpt-check: DEFER_IF_REJECT has nothing to
+	# turn, DEFER_IF_PERMIT applies.
+	assert_reply_after RCPT 250 1
+	assert_reply RCPT '^450 4\.7\.1 maybe later$' 2
+	rm -r "$DUMP"/1
+	# Now the recipients are ones --rcpt-check refuses (nobody@ 550).
+	sed -i 's/recipient=dir@\*/recipient=nobody@*/' "$BATS_TEST_TMPDIR/pol"
+	rcpt_session nobody@x.test
+	run smtp_session --policy "exec:$BATS_TEST_TMPDIR/pol" --rcpt-check "$CHECK" \
+	    "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply RCPT '^450 4\.7\.9 held for a 5xx$' 1
+	# DEFER_IF_PERMIT, then a later policy server's REJECT: the REJECT.
+	sed -i 's/recipient=dip@\*/recipient=reject@*/' "$BATS_TEST_TMPDIR/pol"
+	rcpt_session reject@x.test
+	run smtp_session --policy "exec:$BATS_TEST_TMPDIR/pol" --policy "unix:$SOCK" \
+	    "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 1
+}
