@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "smtpd-stdio.h"
@@ -56,6 +57,7 @@ struct policy_state {
 	const struct config	*conf;
 	struct policy_server	*srv;
 	size_t			 n;
+	struct timespec		 started;	/* for "instance" */
 	/* The last check's DEFER_IF_PERMIT and DEFER_IF_REJECT, or "". */
 	char			 if_permit[SMTP_REPLYLINE_MAX];
 	char			 if_reject[SMTP_REPLYLINE_MAX];
@@ -311,6 +313,7 @@ policy_new(const struct config *c)
 		fatalx("out of memory");
 	ps->conf = c;
 	ps->n = c->npolicy;
+	(void)clock_gettime(CLOCK_REALTIME, &ps->started);
 	for (i = 0; i < ps->n; i++) {
 		addr = policy_stage(c->policy[i], &ps->srv[i].stages);
 		ps->srv[i].addr = addr;
@@ -593,22 +596,31 @@ attr(struct buf *b, const char *name, const char *value)
 	buf_append(b, "\n", 1);
 }
 
+static void	 tls_attrs(struct buf *, const struct tls_info *, int);
+static const char *common_name(char *, size_t, const char *);
+static const char *colon_hex(char *, size_t, const char *);
+
 /* The request, as Postfix sends it (SPEC 10.2); unknowns empty. */
 static void
-build_request(const struct policy_ctx *x, struct buf *b)
+build_request(const struct policy_state *st, const struct policy_ctx *x,
+    struct buf *b)
 {
 	const struct session	*s = x->sess;
 	const struct peer	*p = x->peer;
-	char			 n[32], inst[64];
+	char			 n[32], inst[80];
+	int			 eom = strcmp(x->state, "RCPT") != 0;
 
 	attr(b, "request", "smtpd_access_policy");
 	attr(b, "protocol_state", x->state);
-	attr(b, "protocol_name", session_protocol(s));
+	/* As Postfix: SMTP, ESMTP or LMTP, without S/A (SPEC 10.2). */
+	attr(b, "protocol_name", s->conf->lmtp ? "LMTP" : s->esmtp ?
+	    "ESMTP" : "SMTP");
 	attr(b, "helo_name", s->helo);
 	attr(b, "queue_id", x->id);
 	attr(b, "sender", s->txn.mail_from != NULL ? s->txn.mail_from : "");
 	attr(b, "recipient", x->recipient);
-	(void)snprintf(n, sizeof(n), "%zu", s->txn.nrcpt);
+	/* Postfix counts the recipients only at the end of the message. */
+	(void)snprintf(n, sizeof(n), "%zu", eom ? s->txn.nrcpt : 0);
 	attr(b, "recipient_count", n);
 	attr(b, "client_address", p->remote_addr);
 	attr(b, "client_name", p->remote_host[0] != '\0' ? p->remote_host :
@@ -616,22 +628,21 @@ build_request(const struct policy_ctx *x, struct buf *b)
 	attr(b, "reverse_client_name", p->remote_host[0] != '\0' ?
 	    p->remote_host : "unknown");
 	attr(b, "client_port", p->remote_port);
-	/* One value per transaction: the process and the transaction. */
-	(void)snprintf(inst, sizeof(inst), "%lx.%x", (long)getpid(),
-	    s->txn_seq + (s->state == SS_DELIVER ? 0 : 1));
+	/*
+	 * One value per transaction (MAIL), across RSET, and across
+	 * processes that reuse a pid: the pid, when this process started,
+	 * and the transaction's number.
+	 */
+	(void)snprintf(inst, sizeof(inst), "%lx.%llx.%lx.%x", (long)getpid(),
+	    (long long)st->started.tv_sec, st->started.tv_nsec,
+	    s->mail_seq);
 	attr(b, "instance", inst);
 	(void)snprintf(n, sizeof(n), "%llu", (unsigned long long)x->size);
 	attr(b, "size", x->size > 0 ? n : "0");
 	attr(b, "sasl_method", s->auth_method);
 	attr(b, "sasl_username", s->auth_user);
 	attr(b, "sasl_sender", "");
-	attr(b, "ccert_subject", s->tlsi.client_subject);
-	attr(b, "ccert_issuer", "");
-	attr(b, "ccert_fingerprint", s->tlsi.client_hash);
-	attr(b, "ccert_pubkey_fingerprint", "");
-	attr(b, "encryption_protocol", s->tlsi.protocol);
-	attr(b, "encryption_cipher", s->tlsi.cipher);
-	attr(b, "encryption_keysize", "0");
+	tls_attrs(b, &s->tlsi, s->tls);
 	attr(b, "etrn_domain", "");
 	attr(b, "server_address", p->local_addr);
 	attr(b, "server_port", p->local_port);
@@ -639,6 +650,70 @@ build_request(const struct policy_ctx *x, struct buf *b)
 	attr(b, "compatibility_level", "3.6");
 	attr(b, "mail_version", "smtpd-stdio-" SMTPD_VERSION);
 	buf_append(b, "\n", 1);
+}
+
+/*
+ * The TLS attributes as Postfix sends them: the client certificate's
+ * subject and issuer CommonNames, its SHA-256 fingerprint as
+ * colon-separated upper-case hex, the cipher's bits.
+ */
+static void
+tls_attrs(struct buf *b, const struct tls_info *ti, int tls)
+{
+	char	 cn[256], fp[3 * 64 + 1], bits[16];
+
+	attr(b, "ccert_subject", common_name(cn, sizeof(cn),
+	    ti->client_subject));
+	attr(b, "ccert_issuer", common_name(cn, sizeof(cn),
+	    ti->client_issuer));
+	attr(b, "ccert_fingerprint", colon_hex(fp, sizeof(fp),
+	    ti->client_hash));
+	attr(b, "ccert_pubkey_fingerprint", "");
+	attr(b, "encryption_protocol", ti->protocol);
+	attr(b, "encryption_cipher", ti->cipher);
+	(void)snprintf(bits, sizeof(bits), "%d", tls ? ti->bits : 0);
+	attr(b, "encryption_keysize", bits);
+}
+
+/* The CN of a one-line DN ("/C=DE/CN=mx.example/O=x"), or "". */
+static const char *
+common_name(char *dst, size_t size, const char *dn)
+{
+	const char	*p = strstr(dn, "/CN="), *end;
+	size_t		 n;
+
+	dst[0] = '\0';
+	if (p == NULL)
+		return dst;
+	p += 4;
+	end = strchr(p, '/');
+	n = end != NULL ? (size_t)(end - p) : strlen(p);
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, p, n);
+	dst[n] = '\0';
+	return dst;
+}
+
+/* "SHA256:abcd..." as "AB:CD:...", or "" for anything else. */
+static const char *
+colon_hex(char *dst, size_t size, const char *hash)
+{
+	const char	*h = hash + 7;
+	size_t		 n = 0;
+
+	dst[0] = '\0';
+	if (strncmp(hash, "SHA256:", 7) != 0 || strlen(h) % 2 != 0 ||
+	    strlen(h) / 2 * 3 > size)
+		return dst;
+	for (; h[0] != '\0'; h += 2) {
+		if (n > 0)
+			dst[n++] = ':';
+		dst[n++] = (char)toupper((unsigned char)h[0]);
+		dst[n++] = (char)toupper((unsigned char)h[1]);
+	}
+	dst[n] = '\0';
+	return dst;
 }
 
 /*
@@ -824,7 +899,7 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 
 	stage = strcmp(x->state, "RCPT") == 0 ? STAGE_RCPT : STAGE_DATA;
 	st->if_permit[0] = st->if_reject[0] = '\0';
-	build_request(x, &req);
+	build_request(st, x, &req);
 	id = x->id[0] != '\0' ? x->id : "-";	/* no id before DATA */
 	(void)log_quote(who, sizeof(who), x->recipient, strlen(x->recipient));
 	for (i = 0; i < st->n && next == 1; i++) {

@@ -297,6 +297,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 		fatalx("out of memory");
 	s->txn.utf8 = res.utf8;
 	s->txn.binarymime = res.binarymime;
+	s->mail_seq++;
 	s->state = SS_MAIL;
 	reply(s, "250 2.1.0 OK");
 }

@@ -97,6 +97,8 @@ struct tls_info {
 	char	 sni[256];		/* "" unless a host name was asked for */
 	char	 client_subject[512];
 	char	 client_hash[128];	/* SHA256:... */
+	char	 client_issuer[512];
+	int	 bits;			/* the cipher's, for policy servers */
 	int	 resumed;
 };
 
@@ -248,6 +250,7 @@ struct session {
 	struct addr_result	 pending;	/* the RCPT being checked */
 	enum session_state	 pending_from;	/* state before it */
 	unsigned int		 txn_seq;	/* increments at each DATA */
+	unsigned int		 mail_seq;	/* increments at each MAIL */
 	struct data_decoder	 dec;
 	long long		 errors;
 	long long		 messages;	/* transactions answered 2xx */

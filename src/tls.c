@@ -246,7 +246,11 @@ tlsconf_info(struct tls *cctx, struct tls_info *ti)
 	copy_clean(ti->cipher, sizeof(ti->cipher), tls_conn_cipher(cctx), 0);
 	copy_clean(ti->sni, sizeof(ti->sni), tls_conn_servername(cctx), 1);
 	ti->resumed = tls_conn_session_resumed(cctx) == 1;
+	ti->bits = tls_conn_cipher_strength(cctx) > 0 ?
+	    tls_conn_cipher_strength(cctx) : 0;
 	if (tls_peer_cert_provided(cctx)) {
+		copy_clean(ti->client_issuer, sizeof(ti->client_issuer),
+		    tls_peer_cert_issuer(cctx), 0);
 		copy_clean(ti->client_subject, sizeof(ti->client_subject),
 		    tls_peer_cert_subject(cctx), 0);
 		copy_clean(ti->client_hash, sizeof(ti->client_hash),

@@ -194,7 +194,8 @@ for l in open(sys.argv[1]):
     r = json.loads(l)
     print(r["protocol_state"], r["protocol_name"], r["sasl_method"], r["sasl_username"])
 ' "$POLICY_LOG"
-	assert_output $'RCPT ESMTPA PLAIN alice\nEND-OF-MESSAGE ESMTPA PLAIN alice'
+	# protocol_name is Postfix's ESMTP, not ESMTPA (SPEC 10.2).
+	assert_output $'RCPT ESMTP PLAIN alice\nEND-OF-MESSAGE ESMTP PLAIN alice'
 }
 
 @test "--policy inet: a TCP policy server on loopback" {
@@ -570,4 +571,83 @@ start_postgrey() {
 	run smtp_session --policy "exec:$BATS_TEST_TMPDIR/pol" --policy "unix:$SOCK" \
 	    "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 1
+}
+
+@test "--policy: protocol_name SMTP/ESMTP/LMTP, recipient_count 0 at every RCPT, instance new at each MAIL, across RSET and processes" {
+	start_policy
+	# Two transactions (the first cut by RSET), two recipients each, HELO.
+	printf 'HELO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<one@x.test>\nRCPT TO:<two@x.test>\nRSET\nMAIL FROM:<a@example.org>\nRCPT TO:<one@x.test>\nRCPT TO:<two@x.test>\nDATA\nSubject: t\n\nbody\n.\nQUIT\n' >"$BATS_TEST_TMPDIR/in"
+	run smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	# The same dialogue in a second process.
+	run smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print(r["protocol_state"], r["protocol_name"], r["recipient_count"], r["instance"])
+' "$POLICY_LOG"
+	assert_equal "${#lines[@]}" 10
+	# Per process: RCPT RCPT (RSET) RCPT RCPT EOM.
+	assert_equal "$(printf '%s\n' "${lines[@]}" | cut -d' ' -f1-3 | sort | uniq -c | tr -s ' ')" \
+	    "$(printf ' 2 END-OF-MESSAGE SMTP 2\n 8 RCPT SMTP 0')"
+	local i=() l
+	for l in "${lines[@]}"; do i+=("${l##* }"); done
+	# Within a transaction one instance; a new one after RSET, and in
+	# the second process.
+	assert_equal "${i[0]}" "${i[1]}"
+	assert_equal "${i[2]}" "${i[3]}"
+	assert_equal "${i[3]}" "${i[4]}"
+	[ "${i[1]}" != "${i[2]}" ]
+	assert_equal "$(printf '%s\n' "${i[@]}" | sort -u | wc -l)" 4
+	# Under --lmtp: LMTP.
+	: >"$POLICY_LOG"
+	printf 'LHLO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<one@x.test>\nQUIT\n' >"$BATS_TEST_TMPDIR/in"
+	run smtp_session --lmtp --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	run python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["protocol_name"])' "$POLICY_LOG"
+	assert_output LMTP
+}
+
+@test "--policy over TLS: the cipher's bits, the client certificate's subject and issuer CNs, its SHA-256 fingerprint in colon hex" {
+	load test_helper/tls
+	local d=$BATS_TEST_TMPDIR/pki fp
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	    -subj '/O=Example/CN=Policy Test CA' -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	    -subj /CN=mx.example.test -keyout "$d/mx.key" -out "$d/mx.pem" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -subj '/O=Example/CN=client.example.test/OU=mail' \
+	    -keyout "$d/client.key" -out "$d/client.csr" 2>/dev/null
+	openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+	    -CAcreateserial -days 2 -out "$d/client.pem" 2>/dev/null
+	fp=$(openssl x509 -in "$d/client.pem" -noout -fingerprint -sha256 | sed 's/.*=//')
+	start_policy
+	export PKI=$d
+	run --separate-stderr drive timeout -k 5 60 "$SMTPD" --hostname mx.test --log stderr \
+	    --tls-cert "$d/mx.pem" --tls-key "$d/mx.key" --tls-ask-client-cert \
+	    --policy "unix:$SOCK" "$HANDLERS/dump" <<-'EOF'
+	pki = os.environ["PKI"]
+	c = Client.pipe(sys.argv[1:])
+	c.reply(); c.cmd("EHLO a"); c.cmd("STARTTLS")
+	c.starttls(client_context(cert=pki + "/client.pem", key=pki + "/client.key"))
+	c.cmd("EHLO a")
+	print(*[c.code(l) for l in ("MAIL FROM:<a@example.org>", "RCPT TO:<ok@x.test>", "DATA", "x\r\n.")], c.wait())
+	EOF
+	assert_output '250 250 354 250 0'
+	run python3 -c '
+import json, sys
+r = json.loads(open(sys.argv[1]).readline())
+for k in ("protocol_name", "encryption_protocol", "encryption_cipher", "encryption_keysize",
+          "ccert_subject", "ccert_issuer", "ccert_fingerprint"):
+    print(k, r[k])
+' "$POLICY_LOG"
+	assert_line 'protocol_name ESMTP'
+	assert_line 'encryption_protocol TLSv1.3'
+	assert_line 'encryption_cipher TLS_AES_256_GCM_SHA384'
+	assert_line 'encryption_keysize 256'
+	assert_line 'ccert_subject client.example.test'
+	assert_line 'ccert_issuer Policy Test CA'
+	assert_line "ccert_fingerprint $fp"
 }
