@@ -451,3 +451,20 @@ peak_rss() {
 	run grep -c $'\r$' "$DUMP/1/message"
 	assert_output 0
 }
+
+@test "BDAT after a spool failure: every chunk gets the failure's reply, its octets are never commands, LAST ends it" {
+	input 'BDAT 5\r\nhelloBDAT 6\r\nNOOP\r\nBDAT 2 LAST\r\nxyNOOP\r\nQUIT\r\n'
+	TMPDIR=/nonexistent run_in "$HANDLERS/dump"
+	assert_success
+	run after_ehlo
+	assert_output "$(printf '250 2.1.0 OK\n250 2.1.5 OK\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage\n250 2.0.0 OK\n221 2.0.0 Bye')"
+	assert_no_message
+}
+
+@test "BODY=BINARYMIME with --crlf: the bytes reach the handler unchanged, bare LF and CR too, SMTP_LINE_ENDS=CRLF" {
+	input '-EHLO client.example\r\nMAIL FROM:<a@example.org> BODY=BINARYMIME\r\nRCPT TO:<b@example.net>\r\nBDAT 8 LAST\r\na\nb\rc\r\n\nQUIT\r\n'
+	run_in --crlf --no-received "$HANDLERS/dump"
+	assert_success
+	assert_equal "$(od -An -c "$DUMP/1/message" | tr -s ' ')" ' a \n b \r c \r \n \n'
+	assert_equal "$(cat "$DUMP/1/SMTP_LINE_ENDS")" CRLF
+}

@@ -222,3 +222,24 @@ lmtp_done() {
 	grep -q '^hello$' "$DUMP/message"
 	grep -q 'with LMTP id' "$DUMP/message"
 }
+
+@test "--lmtp: a policy refusal at the end of the message, or a spool failure, is repeated for every recipient" {
+	local sock=$BATS_TEST_TMPDIR/policy.sock
+	python3 "$FIXTURES/policy-server.py" unix "$sock" "$BATS_TEST_TMPDIR/policy.log" 3>&- &
+	local pol=$!
+	wait_for 10 test -S "$sock"
+	# The fixture refuses at END-OF-MESSAGE for the sender eomreject@.
+	printf 'LHLO client.example\r\nMAIL FROM:<eomreject@example.org>\r\nRCPT TO:<r1@example.net>\r\nRCPT TO:<r2@example.net>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n' >"$IN"
+	run_in --policy "unix:$sock" "$HANDLERS/dump"
+	kill "$pol"
+	assert_success
+	run final_replies
+	assert_output "$(printf '354 End data with <CR><LF>.<CR><LF>\n554 5.7.1 Not wanted here\n554 5.7.1 Not wanted here')"
+	assert_no_message
+	printf "${THREE}DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n" >"$IN"
+	TMPDIR=/nonexistent run_in "$HANDLERS/dump"
+	assert_success
+	run final_replies
+	assert_output "$(printf '354 End data with <CR><LF>.<CR><LF>\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage')"
+	assert_no_message
+}

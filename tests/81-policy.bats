@@ -651,3 +651,24 @@ for k in ("protocol_name", "encryption_protocol", "encryption_cipher", "encrypti
 	assert_line 'ccert_issuer Policy Test CA'
 	assert_line "ccert_fingerprint $fp"
 }
+
+@test "check order: --policy before --rcpt-check, WARN goes on to the next check; client_name from TCPREMOTEHOST" {
+	start_policy
+	export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=4321 TCPREMOTEHOST=client.example.net
+	rcpt_session reject@x.test warn@x.test nobody@x.test
+	run smtp_session --policy "unix:$SOCK" --rcpt-check "$CHECK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	# reject@: the policy refuses, --rcpt-check never runs for it.
+	assert_reply RCPT '^554 5\.7\.1 Not wanted here$' 1
+	# warn@: logged, then --rcpt-check accepts it.
+	assert_reply_after RCPT 250 2
+	assert_output --partial 'WARN looks odd'
+	# nobody@: the policy's DUNNO, then --rcpt-check's 550.
+	assert_reply RCPT '^550 5\.1\.1 ' 3
+	run sh -c 'cat "$1"/*/env | sed -n "s/^SMTP_RCPT=//p" | sort' sh "$CHECKS"
+	assert_output $'nobody@x.test\nwarn@x.test'
+	run python3 -c 'import json, sys
+r = json.loads(open(sys.argv[1]).readline())
+print(r["client_name"], r["reverse_client_name"])' "$POLICY_LOG"
+	assert_output 'client.example.net client.example.net'
+}
