@@ -324,3 +324,38 @@ one_message() {
 	assert_success
 	assert_line --index 0 --regexp '^accepted=400 delivered=[0-9]+ distinct=400 missing=0 duplicates=[0-9]+ problems=0$'
 }
+
+@test "redis-stream: a user name in the URL (a Redis ACL user), and the default URL redis://127.0.0.1:6379" {
+	local port
+	port=$(free_port)
+	# No default user: only alice, with her password, may write.
+	redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$BATS_TEST_TMPDIR" --user default off \
+		--user alice on '>pw' '~*' '&*' '+@all' \
+		</dev/null >"$BATS_TEST_TMPDIR/redis.log" 2>&1 3>&- &
+	REDIS_PID=$!
+	alice() { redis-cli -p "$port" --user alice --pass pw --no-auth-warning "$@"; }
+	wait_for 10 is PONG alice PING
+	run --separate-stderr env SMTP_ID=u "$STREAM_H" "redis://alice:pw@127.0.0.1:$port" mail </dev/null
+	assert_success
+	assert_equal "$(alice XLEN mail)" 1
+	# The same password under another user name is refused.
+	run --separate-stderr env SMTP_ID=v "$STREAM_H" "redis://bob:pw@127.0.0.1:$port" mail </dev/null
+	assert_failure
+	assert_equal "$(alice XLEN mail)" 1
+	# No URL: 127.0.0.1:6379, here in a network namespace of its own.
+	run --separate-stderr timeout -k 5 60 unshare --net sh -c '
+		ip link set lo up
+		redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no \
+		    --dir "$1" </dev/null >/dev/null 2>&1 &
+		r=$!
+		trap "kill $r; wait $r" EXIT
+		i=0
+		until [ "$(redis-cli -p 6379 PING 2>/dev/null)" = PONG ]; do
+			i=$((i + 1)); [ "$i" -lt 200 ] || exit 9; sleep 0.05
+		done
+		SMTP_ID=d "$2" mail </dev/null
+		echo "status=$? xlen=$(redis-cli -p 6379 XLEN mail)"' sh "$BATS_TEST_TMPDIR" "$STREAM_H"
+	assert_success
+	assert_output 'status=0 xlen=1'
+}
