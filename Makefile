@@ -20,7 +20,7 @@ LINT_DEPS	= mandoc shellcheck
 TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
 		  $(LINT_DEPS) openbsd-inetd ucspi-tcp haproxy dovecot-core openssl \
 		  redis-server redis-tools postgrey postfix-policyd-spf-python \
-		  msmtp postfix libsasl2-modules
+		  msmtp postfix libsasl2-modules strace
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
 
