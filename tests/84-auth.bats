@@ -369,3 +369,40 @@ hello
 	assert_line $'250-AUTH PLAIN\r'
 	assert_reply_after AUTH 504
 }
+
+@test "Dovecot is told secured under TLS, lip and rip (the connection's addresses)" {
+	DOVECOT_EXTRA='auth_debug = yes' start_dovecot "$BATS_TEST_TMPDIR/dovecot"
+	export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=4321 TCPLOCALIP=192.0.2.1 TCPLOCALPORT=587
+	run --separate-stderr drive "$SMTPD" --hostname mx.test --log stderr "${TLS[@]}" \
+	    --auth "dovecot:$DOVECOT_AUTH" "$HANDLERS/dump" <<-'EOF'
+	c = Client.pipe(sys.argv[1:])
+	c.reply(); c.cmd("EHLO a"); c.cmd("STARTTLS"); c.starttls(client_context())
+	c.cmd("EHLO a")
+	print(c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA==").strip(), c.wait())
+	EOF
+	assert_output '235 2.7.0 Authentication successful 0'
+	run grep -E 'client in: AUTH.*	PLAIN	' "$DOVECOT_LOG"
+	assert_equal "${#lines[@]}" 1
+	assert_regex "${lines[0]}" $'\tsecured(\t|$)'
+	assert_regex "${lines[0]}" $'\tlip=192\\.0\\.2\\.1(\t|$)'
+	assert_regex "${lines[0]}" $'\trip=192\\.0\\.2\\.7(\t|$)'
+}
+
+@test "a Dovecot that never answers: AUTH PLAIN LOGIN advertised, AUTH gets 454 4.7.0, the session goes on" {
+	local p
+	start_dovecot "$BATS_TEST_TMPDIR/dovecot"
+	# Stopped, not gone: its socket still accepts, nobody answers.
+	for p in "$DOVECOT_PID" $(pgrep -P "$DOVECOT_PID"); do kill -STOP "$p"; done
+	run smtp_session --auth-plaintext --timeout 2 --auth "dovecot:$DOVECOT_AUTH" \
+	    "$HANDLERS/dump" <<-EOF
+	EHLO client.example
+	AUTH PLAIN $PLAIN_ALICE
+	NOOP
+	QUIT
+	EOF
+	for p in "$DOVECOT_PID" $(pgrep -P "$DOVECOT_PID"); do kill -CONT "$p"; done
+	assert_success
+	assert_line $'250-AUTH PLAIN LOGIN\r'
+	assert_reply AUTH '^454 4\.7\.0 '
+	assert_reply_after NOOP 250
+}
