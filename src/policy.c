@@ -176,12 +176,13 @@ policy_reply_end(const char *buf, size_t len)
  * first action= attribute counts; other attributes are ignored, as
  * Postfix ignores them.
  */
+static enum policy_verdict parse_action(const char *, const char *,
+		    struct policy_reply *);
+
 enum policy_verdict
 policy_parse_reply(const char *buf, size_t len, struct policy_reply *r)
 {
-	const char	*p, *end, *nl, *a = NULL, *aend = NULL, *rest;
-	char		 code[4];
-	int		 if_permit;
+	const char	*p, *end, *nl, *a = NULL, *aend = NULL;
 
 	r->verdict = PV_GARBLED;
 	(void)strlcpy(r->text, POLICY_TEMPFAIL "\r\n", sizeof(r->text));
@@ -203,6 +204,17 @@ policy_parse_reply(const char *buf, size_t len, struct policy_reply *r)
 	}
 	if (a == NULL)
 		return r->verdict;
+	return parse_action(a, aend, r);
+}
+
+/* The action at a (up to aend) into r; its verdict. */
+static enum policy_verdict
+parse_action(const char *a, const char *aend, struct policy_reply *r)
+{
+	const char	*p, *rest;
+	char		 code[4];
+	int		 if_permit;
+
 	a = skip_blank(a, aend);
 	while (aend > a && (aend[-1] == ' ' || aend[-1] == '\t'))
 		aend--;
