@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -30,6 +31,7 @@ static struct tls_conn		*tls_conn;	/* NULL: plaintext */
 
 static void	 on_stop_signal(int);
 static int	 wait_fd(int, short, long long);
+static int	 out_ready(long long);
 static enum conn_input tls_conn_read(char *, size_t, size_t *, long long);
 static int	 tls_conn_write(const char *, size_t, long long);
 static void	 tls_conn_close(long long);
@@ -150,6 +152,24 @@ conn_wait_input(long long deadline)
 	return wait_fd(0, POLLIN, deadline) == 1;
 }
 
+/*
+ * fd 1 can take octets before the deadline: 1, else 0.  Past it, only a
+ * write that need not wait goes (a handler's reply after a long run).
+ */
+static int
+out_ready(long long deadline)
+{
+	struct pollfd	 pfd = { 1, POLLOUT, 0 };
+	long long	 left;
+	int		 r;
+
+	do {
+		left = deadline - conn_now_ms();
+		r = poll(&pfd, 1, left > 0 ? (int)left : 0);
+	} while (r == -1 && errno == EINTR);
+	return r > 0;
+}
+
 /* One read of the client, waiting until the deadline at most. */
 enum conn_input
 conn_read(char *buf, size_t size, size_t *got, long long deadline)
@@ -183,23 +203,28 @@ conn_read(char *buf, size_t size, size_t *got, long long deadline)
 /*
  * Write all of p before the deadline; -1 if the client is gone or does
  * not read.  On a socket, never block: send(2) with MSG_DONTWAIT leaves
- * the socket's own flags alone.  A stop signal does not cut a write
- * short: the reply being written is the one the client must get.
+ * the socket's own flags alone.  On a pipe, wait for room first, then
+ * write PIPE_BUF octets at most, which POLLOUT promises to take without
+ * blocking (SPEC 10.3: a deadline over pipes too).  A stop signal does
+ * not cut a write short: the reply being written is the one the client
+ * must get.
  */
 int
 conn_write(const char *p, size_t len, long long deadline)
 {
-	struct pollfd	 pfd = { 1, POLLOUT, 0 };
 	ssize_t		 n;
-	long long	 left;
 
 	if (tls_conn != NULL)
 		return tls_conn_write(p, len, deadline);
 	while (len > 0) {
 		if (out_socket)
 			n = send(1, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		else
-			n = write(1, p, len);
+		else if (out_ready(deadline))
+			n = write(1, p, len < PIPE_BUF ? len : PIPE_BUF);
+		else {
+			log_info("write to client: timeout");
+			return -1;
+		}
 		if (n >= 0) {
 			p += n;
 			len -= (size_t)n;
@@ -211,8 +236,7 @@ conn_write(const char *p, size_t len, long long deadline)
 			log_info("write to client: %s", strerror(errno));
 			return -1;
 		}
-		if ((left = deadline - conn_now_ms()) <= 0 ||
-		    poll(&pfd, 1, (int)left) == 0) {
+		if (!out_ready(deadline)) {
 			log_info("write to client: timeout");
 			return -1;
 		}
@@ -234,16 +258,25 @@ conn_linger(void)
 	long long	 deadline = conn_now_ms() + LINGER_MS;
 	size_t		 total = 0;
 	ssize_t		 n;
+	const char	*why;
 
 	if (tls_conn != NULL)
 		tls_conn_close(deadline);
 	if (!in_socket || shutdown(1, SHUT_WR) == -1)
 		return;
-	while (total < LINGER_BYTES && wait_fd(0, POLLIN, deadline) == 1) {
+	for (;;) {
+		why = "at the cap";
+		if (total >= LINGER_BYTES)
+			break;
+		why = "at the deadline";
+		if (wait_fd(0, POLLIN, deadline) != 1)
+			break;
+		why = "at end of input";
 		if ((n = read(0, buf, sizeof(buf))) <= 0)
 			break;
 		total += (size_t)n;
 	}
+	log_debug("lingering close: %zu octets read, stopped %s", total, why);
 }
 
 /* Bytes (not EOF) waiting before the greeting went out. */

@@ -64,7 +64,7 @@ set_envelope(struct env *e, const struct handler_job *job)
 		env_set(e, "SMTP_RCPT", job->rcpt);
 		env_set(e, "SMTP_RCPT_OPTION", job->rcpt_option);
 	}
-	env_set(e, "SMTP_LINE_ENDS", job->conf->crlf ? "CRLF" : "LF");
+	env_set(e, "SMTP_LINE_ENDS", session_crlf(s) ? "CRLF" : "LF");
 	env_set(e, "SMTP_AUTH_USER", s->auth_user);
 	env_set(e, "SMTP_TLS_PROTOCOL", s->tlsi.protocol);
 	env_set(e, "SMTP_TLS_CIPHER", s->tlsi.cipher);

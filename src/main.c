@@ -29,6 +29,8 @@ struct deadlines {
 	long long	 line_end;	/* --timeout, from our last reply */
 	long long	 data_start;	/* the 354 or first BDAT; 0 outside */
 	uint64_t	 data_bytes;	/* read since data_start */
+	unsigned int	 data_seq;	/* the transaction data_start is for */
+	const char	*nearest;	/* which one next_deadline chose */
 };
 
 #define DATA_RATE_GRACE_MS	10000	/* --min-data-rate applies after */
@@ -36,9 +38,11 @@ struct deadlines {
 
 static int	 flush_replies(struct session *, struct deadlines *);
 static long long next_deadline(const struct session *, struct deadlines *);
+static long long rate_deadline(const struct config *, struct deadlines *);
 static void	 client_input(struct session *, struct deadlines *, char *,
 		    size_t, size_t *);
 static void	 stop(struct session *);
+static int	 talks_in_greet_pause(const struct config *);
 static void	 message_id(const struct session *, struct spool *);
 static void	 log_message(const struct session *, const struct spool *,
 		    const struct peer *, uint64_t, const char *, const char *,
@@ -56,6 +60,8 @@ static void	 spool_data(struct session *, struct spool *,
 static void	 deliver(struct session *, struct spool *,
 		    struct policy_state *, struct milter_state *,
 		    const struct peer *);
+static int	 rcpt_program(struct session *, const struct peer *,
+		    struct buf *, struct buf *);
 static void	 check_rcpt(struct session *, struct policy_state *,
 		    struct milter_state *, const struct peer *);
 static int	 check_message(struct session *, struct policy_state *,
@@ -140,7 +146,10 @@ flush_replies(struct session *s, struct deadlines *dl)
 
 	if (s->out.len == 0)
 		return 0;
-	r = conn_write(s->out.data, s->out.len, now + s->conf->timeout * 1000);
+	/* SPEC 10.3: a client that does not read is cut at both limits. */
+	r = conn_write(s->out.data, s->out.len, dl->session_end <
+	    now + s->conf->timeout * 1000 ? dl->session_end :
+	    now + s->conf->timeout * 1000);
 	buf_consume(&s->out, s->out.len);
 	dl->line_end = conn_now_ms() + s->conf->timeout * 1000;
 	return r;
@@ -150,9 +159,10 @@ flush_replies(struct session *s, struct deadlines *dl)
  * The deadline of the next wait for the client.  In a command line it is
  * --timeout after our last reply.  In a message the client may idle
  * --timeout between reads, and after a grace period it must have kept up
- * --min-data-rate since the 354 on average: with n octets read, that
- * runs out n / rate seconds after the 354.  With BDAT the message runs
- * from the first BDAT to the last; between chunks, where the client
+ * --min-data-rate on average since that transaction's 354 (or first
+ * BDAT): a clock that restarts with each transaction, so that neither a
+ * handler's run nor an earlier message counts.  With BDAT the message
+ * runs from the first BDAT to the last; between chunks, where the client
  * sends command lines, the line deadline holds as well.
  */
 static long long
@@ -164,23 +174,40 @@ next_deadline(const struct session *s, struct deadlines *dl)
 	if (!session_in_message(s)) {
 		dl->data_start = 0;
 		end = dl->line_end;
+		dl->nearest = "command line (--timeout)";
 	} else {
-		if (dl->data_start == 0) {
+		if (dl->data_start == 0 || dl->data_seq != s->txn_seq) {
 			dl->data_start = now;
 			dl->data_bytes = 0;
+			dl->data_seq = s->txn_seq;
 		}
 		end = session_reading_message(s) ? now + c->timeout * 1000 :
 		    dl->line_end;
-		if (c->min_data_rate > 0) {
-			rate_end = dl->data_start + (long long)(dl->data_bytes *
-			    1000 / (uint64_t)c->min_data_rate);
-			if (rate_end < dl->data_start + DATA_RATE_GRACE_MS)
-				rate_end = dl->data_start + DATA_RATE_GRACE_MS;
-			if (rate_end < end)
-				end = rate_end;
+		dl->nearest = "idle in a message (--timeout)";
+		if (c->min_data_rate > 0 &&
+		    (rate_end = rate_deadline(c, dl)) < end) {
+			end = rate_end;
+			dl->nearest = "data rate (--min-data-rate)";
 		}
 	}
-	return end < dl->session_end ? end : dl->session_end;
+	if (dl->session_end <= end) {
+		end = dl->session_end;
+		dl->nearest = "session (--session-timeout)";
+	}
+	return end;
+}
+
+/* n octets since data_start are on time until n / rate s after it. */
+static long long
+rate_deadline(const struct config *c, struct deadlines *dl)
+{
+	long long	 end;
+
+	end = dl->data_start + (long long)(dl->data_bytes * 1000 /
+	    (uint64_t)c->min_data_rate);
+	if (end < dl->data_start + DATA_RATE_GRACE_MS)
+		end = dl->data_start + DATA_RATE_GRACE_MS;
+	return end;
 }
 
 /* The id of the current transaction's message, made at its first use. */
@@ -210,8 +237,8 @@ spool_prepend(struct session *s, struct spool *sp)
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			break;
 		if (spool_write(sp, p, (size_t)(nl - p)) == -1 ||
-		    spool_write(sp, s->conf->crlf ? "\r\n" : "\n",
-		    s->conf->crlf ? 2 : 1) == -1)
+		    spool_write(sp, session_crlf(s) ? "\r\n" : "\n",
+		    session_crlf(s) ? 2 : 1) == -1)
 			break;
 	}
 }
@@ -234,7 +261,7 @@ spool_start(struct session *s, struct spool *sp, const struct peer *p)
 	ri.id = sp->id;
 	ri.single_rcpt = s->txn.nrcpt == 1 ? s->txn.rcpt[0] : NULL;
 	ri.tls = s->tls ? &s->tlsi : NULL;
-	ri.crlf = s->conf->crlf;
+	ri.crlf = session_crlf(s);
 	if (spool_begin(sp, s->conf->received ? &ri : NULL) == -1)
 		log_warn("%s: spool: %s (from=%s)", sp->id, strerror(errno),
 		    log_quote(from, sizeof(from), s->txn.mail_from,
@@ -415,14 +442,12 @@ check_rcpt(struct session *s, struct policy_state *ps,
     struct milter_state *ms, const struct peer *p)
 {
 	struct policy_ctx	 x;
-	struct handler_job	 job;
-	struct handler_result	 res;
 	struct buf		 reply = { NULL, 0, 0 }, hdr = { NULL, 0, 0 };
 	struct buf		 parsed = { NULL, 0, 0 };
-	char			*h, *nl;
-	int			 code;
+	const char		*deferred;
+	char			*h, *nl, who[SMTP_PATH_MAX * 4 + 3];
+	int			 code = 0;
 
-	memset(&res, 0, sizeof(res));
 	if (ps != NULL) {
 		memset(&x, 0, sizeof(x));
 		x.conf = s->conf;
@@ -438,32 +463,22 @@ check_rcpt(struct session *s, struct policy_state *ps,
 			goto done;
 		}
 	}
-	if (s->conf->rcpt_check != NULL) {
-		memset(&job, 0, sizeof(job));
-		job.conf = s->conf;
-		job.peer = p;
-		job.sess = s;
-		job.id = "";
-		job.spool_fd = -1;
-		job.rcpt = s->pending.path;
-		job.rcpt_option = s->pending.options;
-		handler_run(&job, &res);
-		code = reply_parse_output(&res, &parsed);
-		if (res.end != HE_EXITED || res.status != 0 || code < 0 ||
-		    code >= 300) {
-			(void)reply_from_handler(&res, "", &reply);
-			buf_append(&reply, "", 1);
-			if (reply.data[0] != '2') {
-				session_rcpt_checked(s, 0, reply.data);
-				goto done;
-			}
-		}
-		if (code >= 200 && code < 300)
-			buf_append(&parsed, "", 1);
-		else
-			code = 0;
-	} else
-		code = 0;
+	if (s->conf->rcpt_check != NULL &&
+	    (code = rcpt_program(s, p, &reply, &parsed)) == -1) {
+		/* SPEC 10.2: after DEFER_IF_REJECT a 5xx is its 450. */
+		deferred = reply.data[0] == '5' ? policy_deferred(ps, 1) : NULL;
+		session_rcpt_checked(s, 0, deferred != NULL ? deferred :
+		    reply.data);
+		goto done;
+	}
+	/* SPEC 10.2: DEFER_IF_PERMIT, once nothing later refused. */
+	if ((deferred = policy_deferred(ps, 0)) != NULL) {
+		log_info("-: policy: RCPT %s: DEFER_IF_PERMIT applies",
+		    log_quote(who, sizeof(who), s->pending.path,
+		    strlen(s->pending.path)));
+		session_rcpt_checked(s, 0, deferred);
+		goto done;
+	}
 	/* SPEC 13: the milters, once the checks above accepted it. */
 	if (ms != NULL && !milter_check_rcpt(s, ms, p, &reply))
 		goto done;
@@ -475,10 +490,47 @@ check_rcpt(struct session *s, struct policy_state *ps,
 	}
 	session_rcpt_checked(s, 1, code != 0 ? parsed.data : NULL);
 done:
-	handler_result_free(&res);
 	buf_free(&reply);
 	buf_free(&hdr);
 	buf_free(&parsed);
+}
+
+/*
+ * --rcpt-check for the pending RCPT: -1 refused (the reply, NUL-ended,
+ * in reply), else the code of its 2xx reply in parsed (NUL-ended), or 0
+ * for the plain 250.
+ */
+static int
+rcpt_program(struct session *s, const struct peer *p, struct buf *reply,
+    struct buf *parsed)
+{
+	struct handler_job	 job;
+	struct handler_result	 res;
+	int			 code;
+
+	memset(&job, 0, sizeof(job));
+	job.conf = s->conf;
+	job.peer = p;
+	job.sess = s;
+	job.id = "";
+	job.spool_fd = -1;
+	job.rcpt = s->pending.path;
+	job.rcpt_option = s->pending.options;
+	handler_run(&job, &res);
+	code = reply_parse_output(&res, parsed);
+	if (res.end != HE_EXITED || res.status != 0 || code < 0 ||
+	    code >= 300) {
+		(void)reply_from_handler(&res, "", reply);
+		buf_append(reply, "", 1);
+		if (reply->data[0] != '2')
+			code = -1;
+	}
+	handler_result_free(&res);
+	if (code >= 200 && code < 300) {
+		buf_append(parsed, "", 1);
+		return code;
+	}
+	return code == -1 ? -1 : 0;
 }
 
 /*
@@ -511,8 +563,8 @@ check_message(struct session *s, struct policy_state *ps,
 	    h = nl + 1) {
 		nl = memchr(h, '\n', (size_t)(hdr.data + hdr.len - h));
 		buf_append(&lines, h, (size_t)(nl - h));
-		buf_append(&lines, s->conf->crlf ? "\r\n" : "\n",
-		    s->conf->crlf ? 2 : 1);
+		buf_append(&lines, session_crlf(s) ? "\r\n" : "\n",
+		    session_crlf(s) ? 2 : 1);
 	}
 	if (ok && lines.len > 0 && (spool_insert(sp, lines.data,
 	    lines.len) == -1 || spool_rewind(sp) == -1)) {
@@ -543,6 +595,13 @@ client_input(struct session *s, struct deadlines *dl, char *buf,
 		(void)session_eof(s);
 		break;
 	case INPUT_TIMEOUT:
+		if (dl->data_start != 0)
+			log_info("timeout: %s, %llu octets in %lld ms of the "
+			    "message", dl->nearest,
+			    (unsigned long long)dl->data_bytes,
+			    conn_now_ms() - dl->data_start);
+		else
+			log_info("timeout: %s", dl->nearest);
 		(void)session_timeout(s);
 		break;
 	case INPUT_STOP:
@@ -676,6 +735,25 @@ ask_mechanisms(struct session *s, struct auth_backend *ab)
 	    conn_now_ms() + wait * 1000));
 }
 
+/*
+ * --greet-pause: wait that long before the greeting; a client that talks
+ * meanwhile does not wait for it, as spam bots do not (Postfix
+ * postscreen's greet_wait).  On a socket only, as the synchronization
+ * check (SPEC 4): over pipes scripts send whole dialogues.
+ */
+static int
+talks_in_greet_pause(const struct config *c)
+{
+	if (c->greet_pause == 0 || !c->sync_check)
+		return 0;
+	(void)conn_wait_input(conn_now_ms() + c->greet_pause);
+	if (!conn_spoke_first())
+		return 0;
+	log_info("client talked during the %lld ms greeting pause",
+	    c->greet_pause);
+	return 1;
+}
+
 /* SPEC 6: a stop signal ends the session with 421 4.3.2 and exit 1. */
 static void
 stop(struct session *s)
@@ -703,7 +781,7 @@ session_open(struct session *s, struct tls *server, struct deadlines *dl,
 	else if (ho != NULL) {
 		dl->session_end = ho->session_end;
 		session_resume(s, ho, server != NULL);
-	} else if (conn_spoke_first())
+	} else if (conn_spoke_first() || talks_in_greet_pause(s->conf))
 		(void)session_pregreet(s);
 }
 

@@ -134,7 +134,7 @@ milter_check_message(struct session *s, struct milter_state *ms,
 	struct milter_ctx	 x;
 	struct milter_edits	 ed;
 	enum milter_verdict	 v;
-	int			 crlf = s->conf->crlf || s->txn.binarymime;
+	int			 crlf = session_crlf(s);
 
 	ctx_init(&x, s, p, sp->id);
 	x.spool_fd = sp->fd;
@@ -166,7 +166,7 @@ milter_strip_forged(const struct session *s, struct spool *sp)
 	int	 n;
 
 	n = milter_strip_results(sp, s->conf->authserv_id,
-	    s->conf->crlf || s->txn.binarymime);
+	    session_crlf(s));
 	if (n > 0)
 		log_info("%s: removed %d Authentication-Results header%s "
 		    "claiming %s", sp->id, n, n > 1 ? "s" : "",

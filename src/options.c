@@ -26,9 +26,9 @@
 		"[--log syslog|stderr]\n" \
 		"                   [--max-errors n] [--max-messages n] " \
 		"[--max-recipients n]\n" \
-		"                   [--min-data-rate bytes] [--policy addr] " \
-		"[--proxy-protocol]\n" \
-		"                   [--rcpt-check program] " \
+		"                   [--greet-pause ms] " \
+		"[--min-data-rate bytes] [--policy addr]\n" \
+		"                   [--proxy-protocol] [--rcpt-check program] " \
 		"[--session-timeout seconds]\n" \
 		"                   [--relay host[:port]] [--size-limit bytes] " \
 		"[--timeout seconds]\n" \
@@ -55,7 +55,8 @@ enum {
 	OPT_TLS_KEY, OPT_TLS, OPT_REQUIRE_TLS, OPT_TLS_PROTOCOLS,
 	OPT_TLS_CIPHERS, OPT_TLS_ASK_CLIENT_CERT, OPT_TLS_TICKET_KEYS,
 	OPT_AUTH, OPT_REQUIRE_AUTH, OPT_AUTH_PLAINTEXT, OPT_LMTP,
-	OPT_MILTER, OPT_MILTER_DEFAULT, OPT_AUTHSERV_ID
+	OPT_MILTER, OPT_MILTER_DEFAULT, OPT_AUTHSERV_ID,
+	OPT_GREET_PAUSE
 };
 
 static const struct option longopts[] = {
@@ -96,6 +97,7 @@ static const struct option longopts[] = {
 	{ "milter",		required_argument, NULL, OPT_MILTER },
 	{ "milter-default-action", required_argument, NULL, OPT_MILTER_DEFAULT },
 	{ "authserv-id",	required_argument, NULL, OPT_AUTHSERV_ID },
+	{ "greet-pause",	required_argument, NULL, OPT_GREET_PAUSE },
 	{ NULL,			0,		   NULL, 0 }
 };
 
@@ -122,6 +124,8 @@ static const struct number_option {
 	    offsetof(struct config, min_data_rate) },
 	{ OPT_MAX_ERRORS, "max-errors", 1, LLONG_MAX,
 	    offsetof(struct config, max_errors) },
+	{ OPT_GREET_PAUSE, "greet-pause", 0, 300000,
+	    offsetof(struct config, greet_pause) },
 };
 
 /* Options that only switch something on (or off). */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "smtpd-stdio.h"
@@ -56,6 +57,10 @@ struct policy_state {
 	const struct config	*conf;
 	struct policy_server	*srv;
 	size_t			 n;
+	struct timespec		 started;	/* for "instance" */
+	/* The last check's DEFER_IF_PERMIT and DEFER_IF_REJECT, or "". */
+	char			 if_permit[SMTP_REPLYLINE_MAX];
+	char			 if_reject[SMTP_REPLYLINE_MAX];
 };
 
 /* Copy printable ASCII only: text goes into a reply or a header. */
@@ -171,11 +176,13 @@ policy_reply_end(const char *buf, size_t len)
  * first action= attribute counts; other attributes are ignored, as
  * Postfix ignores them.
  */
+static enum policy_verdict parse_action(const char *, const char *,
+		    struct policy_reply *);
+
 enum policy_verdict
 policy_parse_reply(const char *buf, size_t len, struct policy_reply *r)
 {
-	const char	*p, *end, *nl, *a = NULL, *aend = NULL, *rest;
-	char		 code[4];
+	const char	*p, *end, *nl, *a = NULL, *aend = NULL;
 
 	r->verdict = PV_GARBLED;
 	(void)strlcpy(r->text, POLICY_TEMPFAIL "\r\n", sizeof(r->text));
@@ -197,6 +204,17 @@ policy_parse_reply(const char *buf, size_t len, struct policy_reply *r)
 	}
 	if (a == NULL)
 		return r->verdict;
+	return parse_action(a, aend, r);
+}
+
+/* The action at a (up to aend) into r; its verdict. */
+static enum policy_verdict
+parse_action(const char *a, const char *aend, struct policy_reply *r)
+{
+	const char	*p, *rest;
+	char		 code[4];
+	int		 if_permit;
+
 	a = skip_blank(a, aend);
 	while (aend > a && (aend[-1] == ' ' || aend[-1] == '\t'))
 		aend--;
@@ -207,9 +225,14 @@ policy_parse_reply(const char *buf, size_t len, struct policy_reply *r)
 	else if (word_is(a, aend, "REJECT", &rest)) {
 		r->verdict = PV_REFUSE;
 		make_reply(r, "554", "5.7.1", rest, aend, "Access denied");
-	} else if (word_is(a, aend, "DEFER", &rest) ||
-	    word_is(a, aend, "DEFER_IF_PERMIT", &rest)) {
+	} else if (word_is(a, aend, "DEFER", &rest)) {
 		r->verdict = PV_REFUSE;
+		make_reply(r, "450", "4.7.1", rest, aend,
+		    "Try again later");
+	} else if ((if_permit = word_is(a, aend, "DEFER_IF_PERMIT",
+	    &rest)) || word_is(a, aend, "DEFER_IF_REJECT", &rest)) {
+		r->verdict = if_permit ? PV_DEFER_IF_PERMIT :
+		    PV_DEFER_IF_REJECT;
 		make_reply(r, "450", "4.7.1", rest, aend,
 		    "Try again later");
 	} else if (word_is(a, aend, "PREPEND", &rest)) {
@@ -302,6 +325,7 @@ policy_new(const struct config *c)
 		fatalx("out of memory");
 	ps->conf = c;
 	ps->n = c->npolicy;
+	(void)clock_gettime(CLOCK_REALTIME, &ps->started);
 	for (i = 0; i < ps->n; i++) {
 		addr = policy_stage(c->policy[i], &ps->srv[i].stages);
 		ps->srv[i].addr = addr;
@@ -337,6 +361,8 @@ disconnect(struct policy_server *ps)
 			}
 			(void)poll(NULL, 0, 10);
 		}
+		/* SPEC 10.2: what it started is gone too, TERM or not. */
+		(void)kill(-ps->pid, SIGKILL);
 		ps->pid = -1;
 	}
 }
@@ -529,16 +555,21 @@ write_all(int fd, const char *p, size_t len, long long deadline)
 	return 0;
 }
 
-/* Read one reply into buf before the deadline; its length, or -1. */
+/*
+ * Read one reply into buf before the deadline; its length, or -1.
+ * *extra: more came behind it, which no request of ours asked for.
+ */
 static ssize_t
-read_reply(int fd, char *buf, size_t size, long long deadline)
+read_reply(int fd, char *buf, size_t size, long long deadline, int *extra)
 {
 	size_t	 len = 0, end;
 	ssize_t	 n;
 
 	for (;;) {
-		if ((end = policy_reply_end(buf, len)) > 0)
+		if ((end = policy_reply_end(buf, len)) > 0) {
+			*extra = len > end;
 			return (ssize_t)end;
+		}
 		if (len == size) {
 			errno = EMSGSIZE;
 			return -1;
@@ -603,20 +634,25 @@ colon_hex(char *dst, size_t len, const char *hash)
 
 /* The request, as Postfix sends it (SPEC 10.2); unknowns empty. */
 static void
-build_request(const struct policy_ctx *x, struct buf *b)
+build_request(const struct policy_state *st, const struct policy_ctx *x,
+    struct buf *b)
 {
 	const struct session	*s = x->sess;
 	const struct peer	*p = x->peer;
-	char			 n[32], inst[64], fp[3 * 64];
+	char			 n[32], inst[80], fp[3 * 64];
+	int			 eom = strcmp(x->state, "RCPT") != 0;
 
 	attr(b, "request", "smtpd_access_policy");
 	attr(b, "protocol_state", x->state);
-	attr(b, "protocol_name", session_protocol(s));
+	/* As Postfix: SMTP, ESMTP or LMTP, without S/A (SPEC 10.2). */
+	attr(b, "protocol_name", s->conf->lmtp ? "LMTP" : s->esmtp ?
+	    "ESMTP" : "SMTP");
 	attr(b, "helo_name", s->helo);
 	attr(b, "queue_id", x->id);
 	attr(b, "sender", s->txn.mail_from != NULL ? s->txn.mail_from : "");
 	attr(b, "recipient", x->recipient);
-	(void)snprintf(n, sizeof(n), "%zu", s->txn.nrcpt);
+	/* Postfix counts the recipients only at the end of the message. */
+	(void)snprintf(n, sizeof(n), "%zu", eom ? s->txn.nrcpt : 0);
 	attr(b, "recipient_count", n);
 	attr(b, "client_address", p->remote_addr);
 	attr(b, "client_name", p->remote_host[0] != '\0' ? p->remote_host :
@@ -624,9 +660,14 @@ build_request(const struct policy_ctx *x, struct buf *b)
 	attr(b, "reverse_client_name", p->remote_host[0] != '\0' ?
 	    p->remote_host : "unknown");
 	attr(b, "client_port", p->remote_port);
-	/* One value per transaction: the process and the transaction. */
-	(void)snprintf(inst, sizeof(inst), "%lx.%x", (long)getpid(),
-	    s->txn_seq + (s->state == SS_DELIVER ? 0 : 1));
+	/*
+	 * One value per transaction (MAIL), across RSET, and across
+	 * processes that reuse a pid: the pid, when this process started,
+	 * and the transaction's number.
+	 */
+	(void)snprintf(inst, sizeof(inst), "%lx.%llx.%lx.%x", (long)getpid(),
+	    (long long)st->started.tv_sec, st->started.tv_nsec,
+	    s->mail_seq);
 	attr(b, "instance", inst);
 	(void)snprintf(n, sizeof(n), "%llu", (unsigned long long)x->size);
 	attr(b, "size", x->size > 0 ? n : "0");
@@ -652,9 +693,51 @@ build_request(const struct policy_ctx *x, struct buf *b)
 }
 
 /*
+ * SPEC 10.2: between two requests a kept connection has nothing to say.
+ * Input there is the server's close (an exec: program's exit), or a
+ * reply with no request outstanding: the connection is dropped either
+ * way, and the next request goes on a new one.
+ */
+static void
+drop_if_stale(struct policy_server *ps)
+{
+	struct pollfd	 pfd;
+
+	if (ps->rfd == -1)
+		return;
+	pfd.fd = ps->rfd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 0) != 1)
+		return;
+	log_info("policy %s: closed, or a reply with no request, between "
+	    "requests: reconnecting", ps->addr);
+	disconnect(ps);
+}
+
+/* A failed exchange: an exec: program that failed it has died once. */
+static void
+failed(struct policy_server *ps)
+{
+	if (ps->kind == PK_EXEC)
+		ps->deaths++;
+	disconnect(ps);
+}
+
+/* Send req and read one reply into buf: its length, or -1 with errno. */
+static ssize_t
+exchange(struct policy_server *ps, const struct buf *req, char *buf,
+    size_t size, long long deadline, int *extra)
+{
+	if (write_all(ps->wfd, req->data, req->len, deadline) == -1)
+		return -1;
+	return read_reply(ps->rfd, buf, size, deadline, extra);
+}
+
+/*
  * One question to one server: its reply in r, or -1 (r->text is then
- * the 451).  A connection kept from an earlier request may have been
- * closed by the server meanwhile: then once more on a new one.
+ * the 451).  A connection kept from an earlier request that the server
+ * closed meanwhile, before or under the request: once more on a new one,
+ * as Postfix does.
  */
 static int
 ask(struct policy_server *ps, const struct buf *req, long long deadline,
@@ -663,45 +746,112 @@ ask(struct policy_server *ps, const struct buf *req, long long deadline,
 	char		 buf[POLICY_REPLY_MAX];
 	char		 esc[POLICY_REPLY_MAX * 4 + 1];
 	ssize_t		 n;
-	int		 fresh, tries;
+	int		 fresh, tries, extra = 0;
 
 	for (tries = 0; tries < 2; tries++) {
+		drop_if_stale(ps);
 		fresh = ps->rfd == -1;
 		if (fresh && connect_server(ps, deadline) == -1) {
 			log_warn("policy %s: %s", ps->addr, strerror(errno));
 			break;
 		}
-		if (write_all(ps->wfd, req->data, req->len, deadline) == -1) {
-			log_warn("policy %s: write: %s", ps->addr,
-			    strerror(errno));
-			if (ps->kind == PK_EXEC)
-				ps->deaths++;
-			disconnect(ps);
-			if (fresh)
-				break;
-			continue;
-		}
-		if ((n = read_reply(ps->rfd, buf, sizeof(buf),
-		    deadline)) == -1) {
+		if ((n = exchange(ps, req, buf, sizeof(buf), deadline,
+		    &extra)) == -1) {
 			log_warn("policy %s: no reply: %s", ps->addr,
 			    strerror(errno));
-			if (ps->kind == PK_EXEC)
-				ps->deaths++;
+			if (fresh || (errno != ECONNRESET && errno != EPIPE)) {
+				failed(ps);
+				break;
+			}
 			disconnect(ps);
-			break;
+			continue;
 		}
 		if (policy_parse_reply(buf, (size_t)n, r) == PV_GARBLED) {
 			log_warn("policy %s: garbled reply: %s", ps->addr,
 			    log_escape(esc, sizeof(esc), buf, (size_t)n));
-			if (ps->kind == PK_EXEC)
-				ps->deaths++;
-			disconnect(ps);	/* out of step with it now */
+			failed(ps);	/* out of step with it now */
 			return -1;
+		}
+		if (extra) {
+			log_warn("policy %s: a reply with no request: "
+			    "dropping the connection", ps->addr);
+			disconnect(ps);
 		}
 		return 0;
 	}
 	r->verdict = PV_GARBLED;
 	(void)strlcpy(r->text, POLICY_TEMPFAIL "\r\n", sizeof(r->text));
+	return -1;
+}
+
+/* The first DEFER_IF_PERMIT and the first DEFER_IF_REJECT are kept. */
+static void
+remember_deferral(struct policy_state *st, const struct policy_reply *r)
+{
+	char	*slot = r->verdict == PV_DEFER_IF_PERMIT ? st->if_permit :
+		    st->if_reject;
+
+	if (slot[0] == '\0')
+		(void)strlcpy(slot, r->text, SMTP_REPLYLINE_MAX);
+}
+
+/*
+ * The DEFER_IF_PERMIT (if_reject 0) or DEFER_IF_REJECT reply (CRLF-ended)
+ * of the last policy_check, for the --rcpt-check that follows it; NULL
+ * when there is none.
+ */
+const char *
+policy_deferred(const struct policy_state *st, int if_reject)
+{
+	const char	*d;
+
+	if (st == NULL)
+		return NULL;
+	d = if_reject ? st->if_reject : st->if_permit;
+	return d[0] != '\0' ? d : NULL;
+}
+
+/*
+ * One server's verdict: 1 on to the next server, 0 accepted (OK), -1
+ * refused (the reply, CRLF-ended, appended to reply).
+ */
+static int
+take_verdict(struct policy_state *st, const struct policy_server *srv,
+    const struct policy_reply *r, struct buf *reply, struct buf *headers,
+    const char *id, const char *who)
+{
+	const char	*t = r->text;
+
+	switch (r->verdict) {
+	case PV_DUNNO:
+		return 1;
+	case PV_OK:
+		return 0;
+	case PV_PREPEND:
+		buf_append(headers, r->text, strlen(r->text));
+		buf_append(headers, "\n", 1);
+		return 1;
+	case PV_WARN:
+		log_info("%s: policy %s: %s: WARN %s", id, srv->addr, who,
+		    r->text);
+		return 1;
+	case PV_DEFER_IF_PERMIT:
+	case PV_DEFER_IF_REJECT:
+		remember_deferral(st, r);
+		return 1;
+	case PV_REFUSE:
+		/* SPEC 10.2: after DEFER_IF_REJECT a 5xx is its 450. */
+		if (r->text[0] == '5' && st->if_reject[0] != '\0')
+			t = st->if_reject;
+		break;
+	case PV_UNSUPPORTED:
+	case PV_GARBLED:
+		log_warn("%s: policy %s: %s: unsupported action %s", id,
+		    srv->addr, who, r->text);
+		t = POLICY_TEMPFAIL "\r\n";
+		break;
+	}
+	buf_append(reply, t, strlen(t));
 	return -1;
 }
 
@@ -720,58 +870,42 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 	size_t			 i, mark = headers->len;
 	char			 who[SMTP_PATH_MAX * 4 + 3];
 	const char		*id;
-	int			 accept = 1;
+	int			 next = 1;
 	unsigned int		 stage;
 
 	stage = strcmp(x->state, "RCPT") == 0 ? STAGE_RCPT : STAGE_DATA;
-	build_request(x, &req);
+	st->if_permit[0] = st->if_reject[0] = '\0';
+	build_request(st, x, &req);
 	id = x->id[0] != '\0' ? x->id : "-";	/* no id before DATA */
 	(void)log_quote(who, sizeof(who), x->recipient, strlen(x->recipient));
-	for (i = 0; i < st->n && accept; i++) {
+	for (i = 0; i < st->n && next == 1; i++) {
 		if ((st->srv[i].stages & stage) == 0)
 			continue;
 		deadline = conn_now_ms() + st->conf->timeout * 1000;
 		if (ask(&st->srv[i], &req, deadline, &r) == -1) {
 			buf_append(reply, r.text, strlen(r.text));
-			accept = 0;
-			break;
-		}
-		switch (r.verdict) {
-		case PV_DUNNO:
-			continue;
-		case PV_OK:
-			break;
-		case PV_PREPEND:
-			buf_append(headers, r.text, strlen(r.text));
-			buf_append(headers, "\n", 1);
-			continue;
-		case PV_WARN:
-			log_info("%s: policy %s: %s: WARN %s", id,
-			    st->srv[i].addr, who, r.text);
-			continue;
-		case PV_REFUSE:
-			buf_append(reply, r.text, strlen(r.text));
-			accept = 0;
-			break;
-		case PV_UNSUPPORTED:
-		case PV_GARBLED:
-			log_warn("%s: policy %s: %s: unsupported action %s",
-			    id, st->srv[i].addr, who, r.text);
-			buf_append(reply, POLICY_TEMPFAIL "\r\n",
-			    sizeof(POLICY_TEMPFAIL "\r\n") - 1);
-			accept = 0;
-			break;
-		}
-		break;	/* OK or a refusal decides */
+			next = -1;
+		} else
+			next = take_verdict(st, &st->srv[i], &r, reply,
+			    headers, id, who);
 	}
-	if (!accept) {
+	/*
+	 * SPEC 10.2: with no check left to refuse (no --rcpt-check after
+	 * this one), a DEFER_IF_PERMIT is the reply; else the caller asks.
+	 */
+	if (next != -1 && st->if_permit[0] != '\0' && (stage == STAGE_DATA ||
+	    st->conf->rcpt_check == NULL)) {
+		buf_append(reply, st->if_permit, strlen(st->if_permit));
+		next = -1;
+	}
+	if (next == -1) {
 		headers->len = mark;
 		log_info("%s: policy: %s %s: %.*s", id, x->state, who,
 		    (int)(reply->len >= 2 ? reply->len - 2 : reply->len),
 		    reply->data);
 	}
 	buf_free(&req);
-	return accept;
+	return next != -1;
 }
 
 /*

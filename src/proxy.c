@@ -142,7 +142,12 @@ v1_parse(const char *buf, size_t len, struct proxy_result *r)
 	return 0;
 }
 
-/* Version 2: LOCAL, or PROXY over INET/INET6; other families are kept. */
+/*
+ * Version 2: LOCAL, or PROXY over INET/INET6; AF_UNSPEC and AF_UNIX keep
+ * ours.  HAProxy's spec (2.2) defines 0x00 and family x stream (0x11,
+ * 0x21, 0x31) or datagram (0x12, 0x22, 0x32) and has receivers reject
+ * every other value; a datagram transport is no SMTP client either.
+ */
 static int
 v2_parse(const unsigned char *buf, size_t len, struct proxy_result *r)
 {
@@ -152,8 +157,13 @@ v2_parse(const unsigned char *buf, size_t len, struct proxy_result *r)
 
 	if (buf[12] >> 4 != 2 || cmd > 1)
 		return -1;
-	if (cmd == 0 || fam == 0 || fam == 3)
-		return 0;		/* LOCAL, AF_UNSPEC, AF_UNIX: keep ours */
+	if (cmd == 0)
+		return 0;		/* LOCAL: keep ours, whatever follows */
+	if (buf[13] != 0x00 && buf[13] != 0x11 && buf[13] != 0x21 &&
+	    buf[13] != 0x31)
+		return -1;
+	if (fam == 0 || fam == 3)
+		return 0;		/* AF_UNSPEC, AF_UNIX: keep ours */
 	if (fam == 1 && alen >= V2_INET_LEN)
 		af = AF_INET;
 	else if (fam == 2 && alen >= V2_INET6_LEN)

@@ -82,6 +82,7 @@ static const char *const http_methods[] = {
 static void	reply(struct session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	close_session(struct session *, int);
+static void	close_after_421(struct session *, const char *);
 static void	count_error(struct session *);
 static void	txn_reset(struct session *);
 static int	helo_arg_ok(const char *, size_t);
@@ -160,6 +161,17 @@ close_session(struct session *s, int status)
 {
 	s->state = SS_CLOSED;
 	s->exit_status = status;
+}
+
+/*
+ * SPEC 5.2: a 421 from a handler or a check (a line of it, under LMTP)
+ * is a promise to close (RFC 5321 3.8): the session ends, exit 0.
+ */
+static void
+close_after_421(struct session *s, const char *text)
+{
+	if (strncmp(text, "421", 3) == 0 || strstr(text, "\r\n421") != NULL)
+		close_session(s, EXIT_OK);
 }
 
 /* RFC 5321 says nothing on how many errors to take; we take max_errors. */
@@ -305,6 +317,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	s->txn.utf8 = res.utf8;
 	s->txn.binarymime = res.binarymime;
 	s->txn.requiretls = res.requiretls;
+	s->mail_seq++;
 	/* SPEC 13: the milters hear the MAIL first, then we answer. */
 	s->state = c->nmilter > 0 ? SS_MAIL_CHECK : SS_MAIL;
 	if (s->state == SS_MAIL)
@@ -428,6 +441,7 @@ session_rcpt_checked(struct session *s, int accept, const char *text)
 		log_debug("> %.*s", (int)(eol - p), p);
 	buf_append(&s->out, text, strlen(text));
 	s->last_code = text[0];
+	close_after_421(s, text);
 }
 
 /* A policy PREPEND header (checked, one line) for this transaction. */
@@ -1235,9 +1249,17 @@ line_feed(struct session *s, const char *in, size_t len)
 	size_t		 n = lf != NULL ? (size_t)(lf - in) + 1 : len;
 
 	if (!s->line_overflow) {
-		if (n > sizeof(s->line) - s->linelen)
+		if (n > sizeof(s->line) - s->linelen) {
+			/*
+			 * Keep what fits: its verb decides the reply, the
+			 * same however the line was split (a BDAT line is
+			 * out of step, SPEC 11).
+			 */
+			memcpy(s->line + s->linelen, in,
+			    sizeof(s->line) - s->linelen);
+			s->linelen = sizeof(s->line);
 			s->line_overflow = 1;
-		else {
+		} else {
 			memcpy(s->line + s->linelen, in, n);
 			s->linelen += n;
 		}
@@ -1408,6 +1430,17 @@ session_in_message(const struct session *s)
 	    (s->txn.bdat && s->state == SS_RCPT);
 }
 
+/*
+ * The line ends of the message the handler gets: CRLF with --crlf, and
+ * under BINARYMIME, whose bytes are passed unchanged (SPEC 11), so that
+ * the header lines we add match them.
+ */
+int
+session_crlf(const struct session *s)
+{
+	return s->conf->crlf || s->txn.binarymime;
+}
+
 int
 session_reading_message(const struct session *s)
 {
@@ -1443,6 +1476,7 @@ session_delivered(struct session *s, const char *text)
 	s->state = SS_HELO;
 	if (refused && text[0] == '5')
 		count_error(s);
+	close_after_421(s, text);
 }
 
 /* The client spoke before our greeting (RFC 5321 4.3.1): drop it. */

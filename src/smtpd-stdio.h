@@ -58,6 +58,7 @@ struct config {
 	long long	  timeout;		/* seconds */
 	long long	  session_timeout;	/* seconds */
 	long long	  min_data_rate;	/* octets/s in a message, 0 = off */
+	long long	  greet_pause;		/* ms before the greeting, 0 = none */
 	long long	  handler_timeout;	/* seconds */
 	long long	  max_errors;
 	int		  dsn;
@@ -269,6 +270,7 @@ struct session {
 	struct addr_result	 pending;	/* the RCPT being checked */
 	enum session_state	 pending_from;	/* state before it */
 	unsigned int		 txn_seq;	/* increments at each DATA */
+	unsigned int		 mail_seq;	/* increments at each MAIL */
 	struct data_decoder	 dec;
 	long long		 errors;
 	long long		 messages;	/* transactions answered 2xx */
@@ -336,6 +338,7 @@ void	 session_auth_checked(struct session *, enum auth_verdict,
 	    const char *);
 int	 session_in_message(const struct session *);
 int	 session_reading_message(const struct session *);
+int	 session_crlf(const struct session *);
 
 /* spool.c: the unlinked spool file and its Received header. */
 struct spool {
@@ -576,6 +579,8 @@ enum policy_verdict {
 	PV_PREPEND,	/* PREPEND header: text, on to the next */
 	PV_WARN,	/* WARN text: logged, on to the next */
 	PV_REFUSE,	/* reply in text */
+	PV_DEFER_IF_PERMIT, /* 450 reply in text, if nothing later refuses */
+	PV_DEFER_IF_REJECT, /* 450 reply in text, for a later 5xx */
 	PV_UNSUPPORTED,	/* an action we cannot do: 451 4.3.5 */
 	PV_GARBLED	/* no action= line, or not a policy reply */
 };
@@ -602,6 +607,7 @@ struct policy_ctx {
 
 struct policy_state *policy_new(const struct config *);
 void	 policy_free(struct policy_state *);
+const char *policy_deferred(const struct policy_state *, int);
 int	 policy_check(struct policy_state *, const struct policy_ctx *,
 	    struct buf *, struct buf *);
 int	 policy_addr_ok(const char *);

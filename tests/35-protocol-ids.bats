@@ -79,3 +79,35 @@ utf8_message() {
 	run sh -c "for f in '$DUMP'/*/SMTP_ID; do cat \"\$f\"; echo; done | sort -u | wc -l"
 	assert_output 50
 }
+
+@test "under TLS and AUTH: LMTPS, LMTPA, LMTPSA, UTF8SMTPS, UTF8SMTPA, UTF8SMTPSA (RFC 3848, RFC 6531)" {
+	load test_helper/tls
+	local d=$BATS_TEST_TMPDIR/pki mode n=0
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	    -subj /CN=mx.example.test -keyout "$d/mx.key" -out "$d/mx.pem" 2>/dev/null
+	for mode in 'lmtp tls' 'lmtp auth' 'lmtp tls auth' 'utf8 tls' 'utf8 auth' 'utf8 tls auth'; do
+		MODE=$mode run --separate-stderr drive timeout -k 5 60 "$SMTPD" \
+		    --hostname mx.test --log stderr --smtputf8 \
+		    --tls-cert "$d/mx.pem" --tls-key "$d/mx.key" --auth-plaintext \
+		    --auth "checkpassword:$FIXTURES/checkpassword" \
+		    $([ "${mode%% *}" = lmtp ] && echo --lmtp) "$HANDLERS/dump" <<-'PY'
+		m = os.environ["MODE"].split()
+		c = Client.pipe(sys.argv[1:])
+		hello = "LHLO a" if "lmtp" in m else "EHLO a"
+		c.reply(); c.cmd(hello)
+		if "tls" in m:
+		    c.cmd("STARTTLS"); c.starttls(client_context()); c.cmd(hello)
+		if "auth" in m:
+		    print(c.code("AUTH PLAIN AGFsaWNlAHNlY3JldA=="), end=" ")
+		mail = "MAIL FROM:<a@example.org>" + (" SMTPUTF8" if "utf8" in m else "")
+		print(*[c.code(l) for l in (mail, "RCPT TO:<b@example.net>", "DATA", "x\r\n.")], c.wait())
+		PY
+		assert_output --regexp '^(235 )?250 250 354 250 0$'
+		n=$((n + 1))
+		printf '%s\n' "$(cat "$DUMP/$n/SMTP_PROTOCOL")" >>"$BATS_TEST_TMPDIR/names"
+		grep -q "with $(cat "$DUMP/$n/SMTP_PROTOCOL") id " "$DUMP/$n/message"
+	done
+	run cat "$BATS_TEST_TMPDIR/names"
+	assert_output $'LMTPS\nLMTPA\nLMTPSA\nUTF8SMTPS\nUTF8SMTPA\nUTF8SMTPSA'
+}

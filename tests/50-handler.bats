@@ -548,3 +548,19 @@ says() {
 	says 0 "550 5.7.1 $(printf 'x%.0s' {1..5000})\n" '451 4.3.0 Error: temporary handler failure, try again later'
 	says 0 "\n\n$(printf 'y%.0s' {1..5000})" '451 4.3.0 Error: temporary handler failure, try again later'
 }
+
+@test "a handler's 421 is sent, then the session ends, exit 0 (RFC 5321 3.8)" {
+	run --separate-stderr smtp_session "$HANDLERS/say" 75 '421 4.3.2 going away\n' <<-EOF
+	HELO client.example
+	MAIL FROM:<a@example.org>
+	RCPT TO:<b@example.net>
+	DATA
+	hello
+	.
+	NOOP
+	QUIT
+	EOF
+	assert_success
+	assert_reply_after . 421
+	assert_line --index -1 $'421 4.3.2 going away\r'
+}

@@ -50,10 +50,20 @@ closed() {
 	)
 }
 
-# as_nobody ARGS...: smtpd-stdio as user nobody, with the usual options.
+# nobody_tree: smtpd-stdio installed, and the dump handler copied, into
+# a fresh world_dir, $NOBODY_DIR, that user nobody can reach wherever the
+# checkout is.
+nobody_tree() {
+	NOBODY_DIR=$(world_dir 57) || return
+	install_tree "$NOBODY_DIR/prefix"
+	install -m 0755 "$HANDLERS/dump" "$NOBODY_DIR/dump-handler"
+}
+
+# as_nobody ARGS...: the nobody_tree's smtpd-stdio as user nobody, with
+# the usual options, its handler the dump handler.
 as_nobody() {
-	timeout -k 5 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
-	    "$SMTPD" --hostname mx.test --log stderr "$@"
+	as_user nobody "$NOBODY_DIR/prefix/sbin/smtpd-stdio" \
+	    --hostname mx.test --log stderr "$@" "$NOBODY_DIR/dump-handler"
 }
 
 # --- SPEC 6: closed fds 0-2 at start ------------------------------------
@@ -134,8 +144,9 @@ as_nobody() {
 }
 
 @test "TMPDIR=/nonexistent as user nobody: 452 4.3.1" {
+	nobody_tree
 	one_message
-	TMPDIR=/nonexistent run --separate-stderr as_nobody "$HANDLERS/dump" <"$DIALOGUE"
+	TMPDIR=/nonexistent run --separate-stderr as_nobody <"$DIALOGUE"
 	assert_success
 	assert_equal "$(reply_after .)" '452 4.3.1 Error: insufficient system storage'
 	assert_reply_after NOOP 250
@@ -144,13 +155,13 @@ as_nobody() {
 
 @test "a TMPDIR that user nobody cannot write: 452 4.3.1 for nobody, the handler does not run" {
 	# Outside $BATS_TEST_TMPDIR, which nobody cannot enter at all.
-	NOBODY_DIR=$(mktemp -d /tmp/57-paths.XXXXXX)
+	nobody_tree
 	mkdir "$NOBODY_DIR/spool" "$NOBODY_DIR/dump"
-	chmod 0755 "$NOBODY_DIR" "$NOBODY_DIR/spool"
+	chmod 0755 "$NOBODY_DIR/spool"
 	chown nobody "$NOBODY_DIR/dump"
 	one_message
 	TMPDIR=$NOBODY_DIR/spool DUMP=$NOBODY_DIR/dump \
-	    run --separate-stderr as_nobody "$HANDLERS/dump" <"$DIALOGUE"
+	    run --separate-stderr as_nobody <"$DIALOGUE"
 	assert_success
 	assert_equal "$(reply_after .)" '452 4.3.1 Error: insufficient system storage'
 	assert_reply_after NOOP 250

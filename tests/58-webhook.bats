@@ -236,12 +236,21 @@ sys.stdout.buffer.write(urllib.parse.unquote_to_bytes(sys.argv[1]))' \
 	answer 200
 	printf 'Authorization: Bearer s3cret-token\nX-Tenant: t1\n' \
 		>"$BATS_TEST_TMPDIR/auth"
-	run --separate-stderr direct WEBHOOK_HEADER_FILE="$BATS_TEST_TMPDIR/auth"
-	assert_success
+	# The request is held in flight while every process's argv and
+	# environment are searched for the token (the pattern s3cre[t] is
+	# not itself a match, so grep does not find its own argv).
+	touch "$HOOK/hold"
+	direct WEBHOOK_HEADER_FILE="$BATS_TEST_TMPDIR/auth" \
+	    >"$BATS_TEST_TMPDIR/out" 2>&1 3>&- &
+	local pid=$!
+	wait_for 10 test -d "$HOOK/req.1"
+	run grep -l -s 's3cre[t]' /proc/[0-9]*/cmdline /proc/[0-9]*/environ
+	kill -0 "$pid" || fail "the request was no longer in flight"
+	rm "$HOOK/hold"
+	assert_output ''
+	wait "$pid"
 	assert_equal "$(header Authorization)" 'Bearer s3cret-token'
 	assert_equal "$(header X-Tenant)" t1
-	run grep -c 's3cret' "$WEBHOOK"
-	assert_output 0
 	run --separate-stderr direct WEBHOOK_HEADER_FILE="$BATS_TEST_TMPDIR/none"
 	assert_failure 78
 }

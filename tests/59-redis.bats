@@ -174,8 +174,15 @@ one_message() {
 	start_worker w1 "$HANDLERS/note" wait
 	wait_for 10 test -s "$DUMP/running"
 	kill -TERM "${WORKER_PIDS[0]}"
-	wait_for 5 grep -q 'consumer w1: stopped' "$BATS_TEST_TMPDIR/worker.log" &&
-		false
+	# The worker has taken the signal while the handler waits for go.
+	term_taken() {
+		local p
+		p=$(sed -n 's/^ShdPnd:[[:space:]]*//p; s/^SigPnd:[[:space:]]*//p' \
+		    "/proc/${WORKER_PIDS[0]}/status" | tr '\n' ' ')
+		for p in $p; do [ $((0x$p & 0x4000)) -eq 0 ] || return 1; done
+	}
+	wait_for 10 term_taken
+	! grep -q 'consumer w1: stopped' "$BATS_TEST_TMPDIR/worker.log"
 	touch "$DUMP/go"
 	wait "${WORKER_PIDS[0]}"
 	assert_equal "$(cat "$DUMP/runs")" 'w1 m1'
@@ -185,8 +192,12 @@ one_message() {
 
 @test "redis-worker: an existing group is fine, a missing stream is created, bad usage is 64" {
 	start_redis
-	rcli XGROUP CREATE mail grp '$' MKSTREAM >/dev/null
+	# No stream yet: the first worker creates it, and its group.
+	assert_equal "$(rcli EXISTS mail)" 0
 	start_worker w1 "$HANDLERS/note"
+	assert_equal "$(rcli EXISTS mail)" 1
+	assert_equal "$(rcli XINFO GROUPS mail | grep -cx grp)" 1
+	# The group exists now: the second worker is fine with it.
 	start_worker w2 "$HANDLERS/note"
 	SMTP_ID=m1 "$STREAM_H" "$SOCK" mail </dev/null
 	wait_for 10 test -e "$DUMP/runs"
@@ -687,4 +698,39 @@ $BATS_TEST_TMPDIR/server.log:0"
 	wait_for 10 is 0 pending
 	assert_equal "$(dead_field 1 reply)" '554 5.6.0 Error: malformed entry: a NUL in mail_from or rcpt_to'
 	refute [ -e "$DUMP/1" ]
+}
+
+@test "redis-stream: a user name in the URL (a Redis ACL user), and the default URL redis://127.0.0.1:6379" {
+	local port
+	port=$(free_port)
+	# No default user: only alice, with her password, may write.
+	redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$BATS_TEST_TMPDIR" --user default off \
+		--user alice on '>pw' '~*' '&*' '+@all' \
+		</dev/null >"$BATS_TEST_TMPDIR/redis.log" 2>&1 3>&- &
+	REDIS_PID=$!
+	alice() { redis-cli -p "$port" --user alice --pass pw --no-auth-warning "$@"; }
+	wait_for 10 is PONG alice PING
+	run --separate-stderr env SMTP_ID=u "$STREAM_H" "redis://alice:pw@127.0.0.1:$port" mail </dev/null
+	assert_success
+	assert_equal "$(alice XLEN mail)" 1
+	# The same password under another user name is refused.
+	run --separate-stderr env SMTP_ID=v "$STREAM_H" "redis://bob:pw@127.0.0.1:$port" mail </dev/null
+	assert_failure
+	assert_equal "$(alice XLEN mail)" 1
+	# No URL: 127.0.0.1:6379, here in a network namespace of its own.
+	run --separate-stderr timeout -k 5 60 unshare --net sh -c '
+		ip link set lo up
+		redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no \
+		    --dir "$1" </dev/null >/dev/null 2>&1 &
+		r=$!
+		trap "kill $r; wait $r" EXIT
+		i=0
+		until [ "$(redis-cli -p 6379 PING 2>/dev/null)" = PONG ]; do
+			i=$((i + 1)); [ "$i" -lt 200 ] || exit 9; sleep 0.05
+		done
+		SMTP_ID=d "$2" mail </dev/null
+		echo "status=$? xlen=$(redis-cli -p 6379 XLEN mail)"' sh "$BATS_TEST_TMPDIR" "$STREAM_H"
+	assert_success
+	assert_output 'status=0 xlen=1'
 }

@@ -313,8 +313,16 @@ after_ehlo() {
 
 @test "--timeout inside a chunk: 421 4.4.2, exit 1, no handler" {
 	input 'BDAT 100 LAST\r\nonly a part'
-	run --separate-stderr bash -c '{ cat "$IN"; sleep 5; } | "$@" | tr -d "\r"' sh \
-	    timeout -k 5 60 "$SMTPD" --hostname mx.test --log stderr --timeout 1 "$HANDLERS/dump"
+	# The client's side of the pipe stays open until the server is gone:
+	# only the server's deadline can end the session.
+	run --separate-stderr python3 -c 'import subprocess, sys
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+p.stdin.write(open(sys.argv[1], "rb").read())
+p.stdin.flush()
+sys.stdout.write(p.stdout.read().decode().replace("\r", ""))
+sys.exit(p.wait())' "$IN" timeout -k 5 60 "$SMTPD" --hostname mx.test \
+	    --log stderr --timeout 1 "$HANDLERS/dump"
+	assert_failure 1
 	assert_line '421 4.4.2 mx.test Error: timeout exceeded'
 	assert_no_message
 }
@@ -388,15 +396,75 @@ peak_rss() {
 	    f.write(body.replace(b"\r\n", b"\n"))
 	PY
 	input 'BDAT 5 LAST\r\nsmallQUIT\r\n'
-	run --separate-stderr peak_rss "$IN" "$SMTPD" --hostname mx.test --log stderr --no-received "$HANDLERS/dump"
+	run --separate-stderr peak_rss "$IN" timeout -k 5 60 "$SMTPD" --hostname mx.test --log stderr --no-received "$HANDLERS/dump"
 	assert_success
 	rss_small=$output
 	assert_equal "$(cat "$DUMP/1/message")" small
 	rm -rf "$DUMP" && mkdir "$DUMP"
-	run --separate-stderr peak_rss "$big" "$SMTPD" --hostname mx.test --log stderr --no-received "$HANDLERS/dump"
+	run --separate-stderr peak_rss "$big" timeout -k 5 60 "$SMTPD" --hostname mx.test --log stderr --no-received "$HANDLERS/dump"
 	assert_success
 	rss_big=$output
 	cmp "$want" "$DUMP/1/message"
 	[ $((rss_big - rss_small)) -lt 1024 ] ||
 		fail "peak RSS grew by $((rss_big - rss_small)) KiB ($rss_small -> $rss_big)"
+}
+
+@test "a BDAT line over 2048 octets gets 501 and 421 whether it comes in one read or byte by byte" {
+	# Its chunk would be RSET and NOOP: neither may run.
+	input "BDAT 12 $(printf '%3000s' '')\\r\\nRSET\\r\\nNOOP\\r\\n"
+	run_in "$HANDLERS/dump"
+	assert_equal "$status" 1
+	run after_ehlo
+	assert_output "$(printf '250 2.1.0 OK\n250 2.1.5 OK\n501 5.5.4 Syntax: BDAT chunk-size [LAST]\n421 4.5.0 mx.test Error: BDAT out of step, closing')"
+	run --separate-stderr feed --bytewise "$IN" "$HANDLERS/dump"
+	assert_failure 1
+	assert_equal "$(reply_codes | tail -n 2 | tr '\n' ' ')" '501 421 '
+	assert_no_message
+}
+
+@test "BODY=BINARYMIME: the Received and PREPEND lines we add end in CRLF, SMTP_LINE_ENDS=CRLF" {
+	# A policy program that PREPENDs a header at RCPT.
+	cat >"$BATS_TEST_TMPDIR/pol" <<-'EOF'
+	#!/bin/sh
+	while read -r line; do
+		[ -z "$line" ] || continue
+		printf 'action=PREPEND X-Policy: checked\n\n'
+	done
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/pol"
+	input '-EHLO client.example\r\nMAIL FROM:<a@example.org> BODY=BINARYMIME\r\nRCPT TO:<b@example.net>\r\nBDAT 18 LAST\r\nSubject: x\r\n\r\nhi\r\nQUIT\r\n'
+	run_in --policy "rcpt:exec:$BATS_TEST_TMPDIR/pol" "$HANDLERS/dump"
+	assert_success
+	assert_equal "$(cat "$DUMP/1/SMTP_LINE_ENDS")" CRLF
+	# Every line of the message ends in CRLF, ours (Received: folded
+	# over lines, X-Policy:) and the client's alike.
+	run grep -c $'\r$' "$DUMP/1/message"
+	assert_output "$(wc -l <"$DUMP/1/message")"
+	run grep -c '^X-Policy: checked' "$DUMP/1/message"
+	assert_output 1
+	head -n 1 "$DUMP/1/message" | grep -q '^Received: '
+	# Without BINARYMIME, the handler gets LF and so do our lines.
+	input 'BDAT 18 LAST\r\nSubject: x\r\n\r\nhi\r\nQUIT\r\n'
+	rm -r "$DUMP"/1
+	run_in "$HANDLERS/dump"
+	assert_equal "$(cat "$DUMP/1/SMTP_LINE_ENDS")" LF
+	run grep -c $'\r$' "$DUMP/1/message"
+	assert_output 0
+}
+
+@test "BDAT after a spool failure: every chunk gets the failure's reply, its octets are never commands, LAST ends it" {
+	input 'BDAT 5\r\nhelloBDAT 6\r\nNOOP\r\nBDAT 2 LAST\r\nxyNOOP\r\nQUIT\r\n'
+	TMPDIR=/nonexistent run_in "$HANDLERS/dump"
+	assert_success
+	run after_ehlo
+	assert_output "$(printf '250 2.1.0 OK\n250 2.1.5 OK\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage\n250 2.0.0 OK\n221 2.0.0 Bye')"
+	assert_no_message
+}
+
+@test "BODY=BINARYMIME with --crlf: the bytes reach the handler unchanged, bare LF and CR too, SMTP_LINE_ENDS=CRLF" {
+	input '-EHLO client.example\r\nMAIL FROM:<a@example.org> BODY=BINARYMIME\r\nRCPT TO:<b@example.net>\r\nBDAT 8 LAST\r\na\nb\rc\r\n\nQUIT\r\n'
+	run_in --crlf --no-received "$HANDLERS/dump"
+	assert_success
+	assert_equal "$(od -An -c "$DUMP/1/message" | tr -s ' ')" ' a \n b \r c \r \n \n'
+	assert_equal "$(cat "$DUMP/1/SMTP_LINE_ENDS")" CRLF
 }

@@ -8,16 +8,22 @@ setup() {
 	load test_helper/tcp
 	common_setup
 	export IN=$BATS_TEST_TMPDIR/in
-	PF=$BATS_TEST_TMPDIR/postfix
+	PF=
+	PF_PID=
 }
 
 teardown() {
-	local pid
-	if [ -s "$PF/queue/pid/master.pid" ]; then
-		pid=$(tr -d ' ' <"$PF/queue/pid/master.pid")
-		kill "$pid" 2>/dev/null || true
-		wait_for 10 process_gone "$pid" || true
+	local p
+	if [ -n "$PF_PID" ]; then
+		# postfix start-fg is a shell whose child is the master: both
+		# are stopped, even when the master never wrote its pid file.
+		for p in $(pgrep -P "$PF_PID") "$PF_PID"; do
+			kill "$p" 2>/dev/null || true
+			wait_for 10 process_gone "$p" || kill -KILL "$p" 2>/dev/null || true
+		done
+		wait "$PF_PID" 2>/dev/null || true
 	fi
+	[ -z "$PF" ] || rm -rf "$PF"
 	stop_server
 }
 
@@ -129,9 +135,9 @@ final_replies() {
 # under $PF, no smtpd, no listener) whose default transport is LMTP to
 # 127.0.0.1:PORT; bounces to @bounces.test are discarded.
 pf_start() {
-	# Postfix's daemons run as user postfix: they must be able to reach
-	# the queue below the bats run directory (mode 0700): search only.
-	chmod o+x "$BATS_RUN_TMPDIR"
+	# Postfix's daemons run as user postfix: their queue is in a
+	# world_dir, not below the bats run directory (mode 0700).
+	PF=$(world_dir postfix) || return
 	mkdir -p "$PF/etc" "$PF/queue" "$PF/data"
 	chown postfix "$PF/data"
 	cat >"$PF/etc/main.cf" <<-CF
@@ -180,6 +186,7 @@ pf_start() {
 	showq     unix  n       -       n       -       -       showq
 	CF
 	postfix -c "$PF/etc" start-fg </dev/null >"$PF/start.log" 2>&1 3>&- &
+	PF_PID=$!
 	wait_for 30 test -s "$PF/queue/pid/master.pid" || { cat "$PF/start.log" "$PF/maillog" >&2; return 1; }
 	wait_for 30 grep -q 'daemon started' "$PF/maillog"
 }
@@ -400,4 +407,25 @@ assert_rss_growth() {
 	run final_replies
 	assert_equal "$(printf '%s\n' "${lines[@]}" | grep -c '^451 4\.3\.0 ')" 3
 	refute_output --partial '250 '
+}
+
+@test "--lmtp: a policy refusal at the end of the message, or a spool failure, is repeated for every recipient" {
+	local sock=$BATS_TEST_TMPDIR/policy.sock
+	python3 "$FIXTURES/policy-server.py" unix "$sock" "$BATS_TEST_TMPDIR/policy.log" 3>&- &
+	local pol=$!
+	wait_for 10 test -S "$sock"
+	# The fixture refuses at END-OF-MESSAGE for the sender eomreject@.
+	printf 'LHLO client.example\r\nMAIL FROM:<eomreject@example.org>\r\nRCPT TO:<r1@example.net>\r\nRCPT TO:<r2@example.net>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n' >"$IN"
+	run_in --policy "unix:$sock" "$HANDLERS/dump"
+	kill "$pol"
+	assert_success
+	run final_replies
+	assert_output "$(printf '354 End data with <CR><LF>.<CR><LF>\n554 5.7.1 Not wanted here\n554 5.7.1 Not wanted here')"
+	assert_no_message
+	printf "${THREE}DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n" >"$IN"
+	TMPDIR=/nonexistent run_in "$HANDLERS/dump"
+	assert_success
+	run final_replies
+	assert_output "$(printf '354 End data with <CR><LF>.<CR><LF>\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage')"
+	assert_no_message
 }

@@ -232,3 +232,28 @@ send_through_haproxy() {
 	assert_equal "$(cat "$DUMP/1/SMTP_LOCAL_PORT")" "$HAPORT"
 	grep -q 'Subject: via haproxy' "$DUMP/1/message"
 }
+
+@test "v2 with a transport other than a stream, or an undefined family byte, gets 421 4.3.0" {
+	# INET/UNSPEC, INET/DGRAM, INET/undefined, INET6/DGRAM, UNIX/DGRAM,
+	# UNSPEC/STREAM, an undefined family (HAProxy's spec 2.2: reject).
+	local b
+	for b in '\020' '\022' '\023' '\042' '\062' '\001' '\101'; do
+		refused "\\r\\n\\r\\n\\000\\r\\nQUIT\\n\\041$b\\000\\014abcdefghijkl"
+	done
+}
+
+@test "v2 AF_UNIX and AF_UNSPEC keep the connection's own addresses" {
+	export TCPREMOTEIP=203.0.113.6 TCPREMOTEPORT=998
+	# AF_UNIX over a stream: two 108-octet paths.
+	{ printf '\r\n\r\n\000\r\nQUIT\n\041\061\000\330'
+	  head -c 216 /dev/zero; printf "$SESSION"; } >"$IN"
+	run --separate-stderr feed "$IN" --proxy-protocol "$HANDLERS/dump"
+	assert_success
+	assert_client 203.0.113.6 998 '' ''
+	rm -r "$DUMP"/1
+	# AF_UNSPEC with an address block that is skipped.
+	{ printf '\r\n\r\n\000\r\nQUIT\n\041\000\000\004abcd'; printf "$SESSION"; } >"$IN"
+	run --separate-stderr feed "$IN" --proxy-protocol "$HANDLERS/dump"
+	assert_success
+	assert_client 203.0.113.6 998 '' ''
+}

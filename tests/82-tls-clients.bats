@@ -264,14 +264,13 @@ smtplib_send() {
 # config and queue directories, its log in $PF/maillog; no smtpd in its
 # master.cf, so it listens nowhere) that relays everything to
 # [127.0.0.1]:$PORT, with TLS required and SASL as alice (password
-# PASSWORD, default secret).  Its daemons open data_directory as the
-# postfix user, who cannot enter bats's 0700 run directory: that one is
-# a directory of its own in /tmp, $PF_DATA, removed by stop_postfix.
+# PASSWORD, default secret).  Its daemons run as the postfix user, who
+# cannot enter bats's 0700 run directory: $PF is a world_dir, removed by
+# stop_postfix.
 start_postfix() {
-	PF=$BATS_TEST_TMPDIR/postfix
-	mkdir -p "$PF/conf" "$PF/queue"
-	PF_DATA=$(mktemp -d /tmp/smtpd-stdio-postfix.XXXXXX)
-	chmod 0755 "$PF_DATA"
+	PF=$(world_dir postfix) || return
+	PF_DATA=$PF/data
+	mkdir -p "$PF/conf" "$PF/queue" "$PF_DATA"
 	chown postfix "$PF_DATA"
 	cat >"$PF/conf/main.cf" <<-EOF
 	compatibility_level = 3.6
@@ -330,15 +329,19 @@ start_postfix() {
 # stop_postfix: the private instance is stopped, its master killed by PID
 # if it is still there.
 stop_postfix() {
+	# A master that started but was not waited for is stopped too.
+	if [ -z "${PF_PID-}" ] && [ -s "${PF-}/queue/pid/master.pid" ]; then
+		PF_PID=$(tr -d ' ' <"$PF/queue/pid/master.pid")
+	fi
 	if [ -n "${PF_PID-}" ]; then
 		postfix -c "$PF/conf" stop >/dev/null 2>&1 || true
 		wait_for 10 process_gone "$PF_PID" ||
 			kill -9 "$PF_PID" 2>/dev/null || true
 		PF_PID=
 	fi
-	if [ -n "${PF_DATA-}" ]; then
-		rm -rf "$PF_DATA"
-		PF_DATA=
+	if [ -n "${PF-}" ]; then
+		rm -rf "$PF"
+		PF=
 	fi
 }
 

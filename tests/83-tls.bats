@@ -594,3 +594,62 @@ ticket_session() {
 	assert_line 'SMTP_HELO=a'
 	assert_line 'SMTP_TLS_PROTOCOL='
 }
+
+@test "--timeout inside an established TLS session: 421 4.4.2 over TLS, exit 1" {
+	run --separate-stderr drive "${SERVER[@]}" "$SMTPD" --hostname mx.test --log stderr \
+	    --timeout 2 "${TLS[@]}" "$HANDLERS/dump" <<-'EOF'
+	c = Client.pipe(sys.argv[1:])
+	c.reply(); c.cmd("EHLO a"); c.cmd("STARTTLS")
+	c.starttls(client_context())
+	print(c.cmd("EHLO a").splitlines()[-1])
+	# Then silence: the deadline's reply comes inside TLS.
+	print(c.reply().strip())
+	print("exit", c.proc.wait(30))
+	EOF
+	assert_output $'250 ENHANCEDSTATUSCODES\n421 4.4.2 mx.test Error: timeout exceeded\nexit 1'
+	run grep -c 'timeout: command line (--timeout)' "$LOG"
+	assert_output 1
+}
+
+@test "--session-timeout cuts a TLS handshake that --timeout would let run" {
+	run --separate-stderr drive "${SERVER[@]}" "$SMTPD" --hostname mx.test --log stderr \
+	    --tls --timeout 300 --session-timeout 2 "${TLS[@]}" "$HANDLERS/dump" <<-'EOF'
+	c = Client.pipe(sys.argv[1:])
+	# Half a ClientHello, then silence.
+	c.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+	print(repr(c.raw_read(30)))
+	print("exit", c.proc.wait(30))
+	EOF
+	assert_output $'b\'\'\nexit 1'
+	run grep -c 'TLS handshake: timeout' "$LOG"
+	assert_output 1
+}
+
+@test "a renewed certificate (files replaced) is the one the next connection gets" {
+	local d=$BATS_TEST_TMPDIR/live want1 want2
+	mkdir -p "$d"
+	cp "$PKI/mx.pem" "$d/cert.pem"
+	cp "$PKI/mx.key" "$d/key.pem"
+	start_server --tls --tls-cert "$d/cert.pem" --tls-key "$d/key.pem" "$HANDLERS/dump"
+	peer_cert() {
+		python3 -c 'import hashlib, socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20))
+print(hashlib.sha256(s.getpeercert(True)).hexdigest())
+s.recv(512)
+s.sendall(b"QUIT\r\n")
+s.recv(512)' "$PORT"
+	}
+	der_hash() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
+	want1=$(der_hash "$PKI/mx.pem")
+	want2=$(der_hash "$PKI/other.pem")
+	run peer_cert
+	assert_output "$want1"
+	# Renewal as certbot does it: new files in place, no restart.
+	cp "$PKI/other.pem" "$d/cert.new" && mv "$d/cert.new" "$d/cert.pem"
+	cp "$PKI/other.key" "$d/key.new" && mv "$d/key.new" "$d/key.pem"
+	run peer_cert
+	assert_output "$want2"
+}

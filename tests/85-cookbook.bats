@@ -48,14 +48,25 @@ dovecot_conf() {
 	chown -R nobody:nogroup "$1"
 }
 
-# nobody_dir: a fresh directory the service user (nobody) can reach, in
-# $D; the test's own temp dir sits under a 0700 parent.
+# nobody_dir: a fresh world_dir in $D, with smtpd-stdio installed in
+# $D/prefix and the recipe in $D: the service user (nobody) runs them
+# there, since the checkout and the test's own temp dir may sit under a
+# 0700 parent.
 nobody_dir() {
-	D=$(mktemp -d /tmp/smtpd-stdio-85.XXXXXXXX)
-	chmod 0755 "$D"
+	D=$(world_dir 85) || return
 	echo "$D" >>"$BATS_TEST_TMPDIR/cleanup"
 	mkdir -p "$D/mail"
 	dovecot_conf "$D"
+	install_tree "$D/prefix"
+	install -m 0755 "$BOOK/dovecot-deliver" "$D/dovecot-deliver"
+}
+
+# lda_session: the recipe run by smtpd-stdio, both as nobody from $D, on
+# $DIALOGUE.
+lda_session() {
+	as_user nobody env TMPDIR="$D" "$D/prefix/sbin/smtpd-stdio" \
+	    --hostname mx.test --log stderr \
+	    "$D/dovecot-deliver" "$D/dovecot.conf" "$D/mail" <"$DIALOGUE"
 }
 
 @test "cookbook (a): dovecot-lda delivers a copy per recipient, as the service user" {
@@ -63,9 +74,7 @@ nobody_dir() {
 	mail_to alice@example.net Bob@Example.NET '"../../x"@example.net' >"$DIALOGUE.in"
 	sed 's/$/\r/' "$DIALOGUE.in" >"$DIALOGUE"
 	# As smtpd-stdio's own user (nobody here), like DynamicUser= or vmail.
-	run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
-	    env TMPDIR="$D" "$SMTPD" --hostname mx.test --log stderr \
-	    "$BOOK/dovecot-deliver" "$D/dovecot.conf" "$D/mail" <"$DIALOGUE"
+	run --separate-stderr lda_session
 	assert_success
 	assert_reply_after . 250
 	local m
@@ -85,9 +94,7 @@ nobody_dir() {
 	chmod 0555 "$D/mail"
 	mail_to alice@example.net >"$DIALOGUE.in"
 	sed 's/$/\r/' "$DIALOGUE.in" >"$DIALOGUE"
-	run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
-	    env TMPDIR="$D" "$SMTPD" --hostname mx.test --log stderr \
-	    "$BOOK/dovecot-deliver" "$D/dovecot.conf" "$D/mail" <"$DIALOGUE"
+	run --separate-stderr lda_session
 	assert_success
 	assert_reply_after . 451
 	assert_equal "$(find "$D/mail" -type f | wc -l)" 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # The AUTH backends' test daemons: a private Dovecot auth service
-# (test_helper/dovecot) and the checkpassword fixture.
+# (test_helper/dovecot) and the checkpassword fixture, each asked directly
+# and through smtpd-stdio, so that the file tests the server too.
 
 setup() {
 	load test_helper/common
@@ -10,6 +11,17 @@ setup() {
 
 teardown() {
 	stop_dovecot
+}
+
+# auth_reply BACKEND USER PASSWORD: the reply smtpd-stdio (over a pipe,
+# --auth-plaintext) gives to AUTH PLAIN of USER and PASSWORD with
+# --auth BACKEND, without its CR.
+auth_reply() {
+	local plain
+	plain=$(printf '\0%s\0%s' "$2" "$3" | base64 -w0)
+	printf 'EHLO client.example\r\nAUTH PLAIN %s\r\nQUIT\r\n' "$plain" |
+	    smtpd --auth-plaintext --auth "$1" "$HANDLERS/dump" |
+	    tr -d '\r' | sed -n '/^250 /,$p' | sed -n 2p
 }
 
 @test "dovecot: start_dovecot serves alice and bob on its auth-client socket" {
@@ -23,6 +35,10 @@ teardown() {
 	run doveadm -c "$DOVECOT_CONF" auth test -a "$DOVECOT_AUTH" alice hunter2
 	assert_failure 77
 	assert_line 'passdb: alice auth failed'
+	run --separate-stderr auth_reply "dovecot:$DOVECOT_AUTH" alice secret
+	assert_output '235 2.7.0 Authentication successful'
+	run --separate-stderr auth_reply "dovecot:$DOVECOT_AUTH" alice hunter2
+	assert_output '535 5.7.8 Error: authentication failed'
 }
 
 @test "dovecot: the magic user temp is a temporary failure" {
@@ -34,6 +50,8 @@ teardown() {
 	assert_line '  user=temp'
 	run grep -c 'checkpassword(temp): Child [0-9]* exited with status 111' "$DOVECOT_LOG"
 	assert_output 1
+	run --separate-stderr auth_reply "dovecot:$DOVECOT_AUTH" temp x
+	assert_output '454 4.7.0 Temporary authentication failure'
 }
 
 @test "dovecot: stop_dovecot leaves no Dovecot process and no socket user" {
@@ -51,6 +69,8 @@ teardown() {
 	run "$FIXTURES/checkpassword" /bin/echo ran 3< <(printf 'alice\0secret\0123\0')
 	assert_success
 	assert_output ran
+	run --separate-stderr auth_reply "checkpassword:$FIXTURES/checkpassword" alice secret
+	assert_output '235 2.7.0 Authentication successful'
 }
 
 @test "checkpassword fixture: a wrong password or user exits 1" {
@@ -58,6 +78,8 @@ teardown() {
 	assert_failure 1
 	run "$FIXTURES/checkpassword" /bin/true 3< <(printf 'bob\0secret\0123\0')
 	assert_failure 1
+	run --separate-stderr auth_reply "checkpassword:$FIXTURES/checkpassword" alice secreT
+	assert_output '535 5.7.8 Error: authentication failed'
 }
 
 @test "checkpassword fixture: temp exits 111, misuse 2, crash dies of SIGSEGV" {
@@ -67,4 +89,8 @@ teardown() {
 	assert_failure 2
 	run "$FIXTURES/checkpassword" /bin/true 3< <(printf 'crash\0x\0123\0')
 	assert_failure 139
+	for user in temp misuse crash; do
+		run --separate-stderr auth_reply "checkpassword:$FIXTURES/checkpassword" "$user" x
+		assert_output '454 4.7.0 Temporary authentication failure'
+	done
 }

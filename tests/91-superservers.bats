@@ -4,21 +4,13 @@
 # lands in the Maildir and the client's address reaches the handler.
 
 setup_file() {
+	load test_helper/common
 	# The three entries run smtpd-stdio as an unprivileged user, so what
 	# they run is installed (make install) under a 0755 directory whose
 	# parents that user can walk too: never under the checkout or the bats
 	# directories, which may sit below a 0700 one (/root, mktemp -d).
-	export W=$(mktemp -d /tmp/smtpd-stdio-91.XXXXXX)
-	chmod 0755 "$W"
-	local d=$W
-	while :; do
-		runuser -u nobody -- test -x "$d" || {
-			echo "nobody cannot walk through $d: $(ls -ld "$d")" >&2
-			return 1
-		}
-		[ "$d" != / ] || break
-		d=$(dirname "$d")
-	done
+	W=$(world_dir 91)
+	export W
 }
 
 teardown_file() {
@@ -30,16 +22,15 @@ setup() {
 	load test_helper/tcp
 	common_setup
 	[ "$(id -u)" -eq 0 ] || fail "the super-servers are started as root"
+	: "${W:?}"
 	T=$W/$BATS_TEST_NUMBER
 	PREFIX=$T/prefix
 	mkdir -m 0755 "$T"
 	mkdir "$T/Maildir" "$T/env"
 	chown nobody "$T/Maildir" "$T/env"
 	# The binary under test ($SMTPD, maybe a sanitizer build) as the one
-	# make installs: BIN names it, -o keeps make from rebuilding it.
-	(umask 022 && make -s -C "$ROOT" install install-units \
-		PREFIX="$PREFIX" DESTDIR= BIN="$SMTPD" -o "$SMTPD" \
-		BIN_TLS="$SMTPD-tls" -o "$SMTPD-tls" >/dev/null)
+	# make installs.
+	install_tree "$PREFIX"
 	# The entries' handler, wrapped to record the environment it was given.
 	mv "$PREFIX/libexec/smtpd-stdio/maildir" "$T/maildir"
 	cat >"$PREFIX/libexec/smtpd-stdio/maildir" <<-SH

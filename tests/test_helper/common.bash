@@ -322,3 +322,54 @@ stop_upstream() {
 	wait "$(cat "$BATS_TEST_TMPDIR/upstream.pid")" 2>/dev/null || true
 	: >"$BATS_TEST_TMPDIR/upstream.pid"
 }
+
+# ---- Programs run as a service user (nobody, postfix, dovecot) ----
+# The checkout may sit below a directory only root can enter (a clone in
+# /root, or in mktemp -d): what another user runs or opens is installed
+# into a world_dir first, never taken from the checkout.
+
+# world_dir NAME: prints a fresh directory /tmp/smtpd-stdio-NAME.XXXXXX,
+# mode 0755, whose every parent user nobody can walk through.  The test
+# removes it (its teardown).
+world_dir() {
+	local w d
+	w=$(mktemp -d "/tmp/smtpd-stdio-$1.XXXXXX") || return
+	chmod 0755 "$w"
+	d=$w
+	while :; do
+		runuser -u nobody -- test -x "$d" || {
+			echo "nobody cannot walk through $d: $(ls -ld "$d")" >&2
+			return 1
+		}
+		[ "$d" != / ] || break
+		d=$(dirname "$d")
+	done
+	echo "$w"
+}
+
+# install_tree PREFIX: make install and install-units into PREFIX (no
+# DESTDIR), of the binaries under test ($SMTPD, maybe a sanitizer build,
+# and its -tls link): BIN names them, -o keeps make from rebuilding them.
+install_tree() {
+	(umask 022 && make -s -C "$ROOT" install install-units \
+		PREFIX="$1" DESTDIR= BIN="$SMTPD" -o "$SMTPD" \
+		BIN_TLS="$SMTPD-tls" -o "$SMTPD-tls" >/dev/null)
+}
+
+# as_user USER PROGRAM [ARG...]: PROGRAM as USER and its group only, under
+# a time limit.  Refuses, without running anything, a PROGRAM or ARG
+# that names a file in the checkout: the suite's check that a service
+# user never executes the checkout's path.
+as_user() {
+	local user=$1 a
+	shift
+	for a in "$@"; do
+		case $a in
+		"$ROOT" | "$ROOT"/*)
+			echo "as_user: $a is in the checkout; install it into a world_dir" >&2
+			return 1 ;;
+		esac
+	done
+	timeout -k 5 60 setpriv --reuid="$user" --regid="$(id -g "$user")" \
+	    --clear-groups "$@"
+}

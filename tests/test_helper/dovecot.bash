@@ -11,7 +11,8 @@
 # start_dovecot DIR: config, logs and sockets in DIR; the auth-client
 # socket is $DOVECOT_AUTH (DIR/auth-client), the config $DOVECOT_CONF,
 # the log $DOVECOT_LOG, the master's PID $DOVECOT_PID (also in
-# DIR/dovecot.pid).  Returns once the socket is there.
+# DIR/dovecot.pid).  DOVECOT_EXTRA may hold more settings (auth_debug =
+# yes).  Returns once the socket is there.
 start_dovecot() {
 	local dir=$1 user group
 	user=$(id -un)
@@ -51,6 +52,7 @@ start_dovecot() {
 	    user = $user
 	  }
 	}
+	${DOVECOT_EXTRA-}
 	EOF
 	: >"$DOVECOT_LOG"
 	dovecot -F -c "$DOVECOT_CONF" </dev/null >>"$DOVECOT_LOG" 2>&1 3>&- &

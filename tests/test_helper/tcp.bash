@@ -57,7 +57,18 @@ children_ended() {
 # server log: an ASan or LeakSanitizer abort after the last reply (in
 # linger_close, at exit) is only seen here.
 assert_server_exits() {
-	local code bad=
+	local code bad= sessions spawned
+	# Each session logs under its own pid: more sessions than "Spawned"
+	# lines means the wording above is not systemd's any more, and the
+	# checks below would pass on nothing.
+	sessions=$(grep -Eo '^smtpd-stdio(-tls)?\[[0-9]+\]:' "$SERVER_LOG" | sort -u | wc -l)
+	spawned=$(grep -Ec '^Spawned .* as PID [0-9]+\.$' "$SERVER_LOG")
+	if [ "$sessions" -gt "$spawned" ]; then
+		batslib_print_kv_single_or_multi 8 "sessions" "$sessions" \
+			"Spawned lines" "$spawned" "log" "$(cat "$SERVER_LOG")" |
+			batslib_decorate "systemd-socket-activate's log is not as expected" | fail
+		return 1
+	fi
 	if ! wait_for 60 children_ended; then
 		grep -E '^Spawned |Child [0-9]+ died' "$SERVER_LOG" |
 			batslib_decorate "a connection's process is still running" | fail
