@@ -236,15 +236,25 @@ sys.stdout.buffer.write(urllib.parse.unquote_to_bytes(sys.argv[1]))' \
 	answer 200
 	printf 'Authorization: Bearer s3cret-token\nX-Tenant: t1\n' \
 		>"$BATS_TEST_TMPDIR/auth"
-	# The request is held in flight while every process's argv and
-	# environment are searched for the token (the pattern s3cre[t] is
-	# not itself a match, so grep does not find its own argv).
+	# The request is held in flight while the argv and environment of
+	# every process of the handler's (curl and all) are searched for the
+	# token.  Only its tree: other processes on a shared machine are not
+	# this test's.
 	touch "$HOOK/hold"
 	direct WEBHOOK_HEADER_FILE="$BATS_TEST_TMPDIR/auth" \
 	    >"$BATS_TEST_TMPDIR/out" 2>&1 3>&- &
-	local pid=$!
+	local pid=$! p files=()
 	wait_for 10 test -d "$HOOK/req.1"
-	run grep -l -s 's3cre[t]' /proc/[0-9]*/cmdline /proc/[0-9]*/environ
+	tree_of() {
+		local c
+		echo "$1"
+		for c in $(pgrep -P "$1"); do tree_of "$c"; done
+	}
+	for p in $(tree_of "$pid"); do
+		files+=("/proc/$p/cmdline" "/proc/$p/environ")
+	done
+	[ "${#files[@]}" -ge 4 ] || fail "no handler process in flight"
+	run grep -l -s 's3cret' "${files[@]}"
 	kill -0 "$pid" || fail "the request was no longer in flight"
 	rm "$HOOK/hold"
 	assert_output ''
