@@ -51,6 +51,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    policy_reply_end(in, end) != end))
 		abort();
 	switch (policy_parse_reply(in, end > 0 ? end : size, &r)) {
+	case PV_DEFER_IF_PERMIT:	/* a 450 reply, held for later */
+	case PV_DEFER_IF_REJECT:
+		if (r.text[0] != '4')
+			abort();
+		/* FALLTHROUGH */
 	case PV_REFUSE:
 		len = strlen(r.text);
 		if (len < 11 || len > SMTP_REPLYLINE_MAX ||
