@@ -162,6 +162,17 @@ close_session(struct session *s, int status)
 	s->exit_status = status;
 }
 
+/*
+ * SPEC 5.2: a 421 from a handler or a check is a promise to close (RFC
+ * 5321 3.8): once it is sent, the session ends (exit 0).
+ */
+static void
+close_after_421(struct session *s, const char *text)
+{
+	if (strncmp(text, "421", 3) == 0)
+		close_session(s, EXIT_OK);
+}
+
 /* RFC 5321 says nothing on how many errors to take; we take max_errors. */
 static void
 count_error(struct session *s)
@@ -428,6 +439,7 @@ session_rcpt_checked(struct session *s, int accept, const char *text)
 		log_debug("> %.*s", (int)(eol - p), p);
 	buf_append(&s->out, text, strlen(text));
 	s->last_code = text[0];
+	close_after_421(s, text);
 }
 
 /* A policy PREPEND header (checked, one line) for this transaction. */
@@ -1443,6 +1455,7 @@ session_delivered(struct session *s, const char *text)
 	s->state = SS_HELO;
 	if (refused && text[0] == '5')
 		count_error(s);
+	close_after_421(s, text);
 }
 
 /* The client spoke before our greeting (RFC 5321 4.3.1): drop it. */
@@ -1524,6 +1537,7 @@ session_mail_checked(struct session *s, int accept, const char *text)
 	log_debug("> %.*s", (int)strcspn(text, "\r\n"), text);
 	buf_append(&s->out, text, strlen(text));
 	s->last_code = text[0];
+	close_after_421(s, text);
 }
 
 /*
@@ -1545,6 +1559,7 @@ session_data_checked(struct session *s, int accept, const char *text)
 	log_debug("> %.*s", (int)strcspn(text, "\r\n"), text);
 	buf_append(&s->out, text, strlen(text));
 	s->last_code = text[0];
+	close_after_421(s, text);
 }
 
 /* SPEC 13, SMFIR_CHGFROM: the handler gets the filter's sender. */

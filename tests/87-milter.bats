@@ -559,3 +559,22 @@ forged_results() {
 	run cat "$DUMP/1/message"
 	assert_output "$(printf 'X-A: b\n\nhello')"
 }
+
+@test "--milter: a filter's 421 ends the session (SPEC 5.2), at MAIL and at end of message" {
+	start_milter 1 'mail=replycode:421 4.7.0 going down'
+	milter_session b@example.net
+	run --separate-stderr smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply MAIL '^421 4\.7\.0 going down'
+	assert_line --index -1 $'421 4.7.0 going down\r'
+	refute_line --partial '221 '
+	assert_no_message
+	stop_milter 1
+	start_milter 1 'eom=replycode:421 4.7.0 going down'
+	printf 'EHLO c.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nSubject: t\n\nhi\n.\nMAIL FROM:<a@example.org>\nQUIT\n' >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_line --index -1 $'421 4.7.0 going down\r'
+	refute_line --partial '221 '
+	assert_no_message
+}
