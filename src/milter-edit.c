@@ -137,6 +137,49 @@ milter_edits_free(struct milter_edits *ed)
 	milter_edits_init(ed);
 }
 
+/*
+ * One filter's changes (from) added to those of the filters before it
+ * (to), once that filter has answered the end of message: a filter that
+ * fails halfway is as if absent, its changes with it (SPEC 13).  -1 when
+ * the header edits together go beyond MILTER_EDITS_MAX.  from is left
+ * empty.
+ */
+int
+milter_edits_merge(struct milter_edits *to, struct milter_edits *from)
+{
+	int	 r = 0;
+
+	if (to->headers.len + from->headers.len > MILTER_EDITS_MAX ||
+	    to->addrcpt.len + from->addrcpt.len > MILTER_EDITS_MAX ||
+	    to->delrcpt.len + from->delrcpt.len > MILTER_EDITS_MAX)
+		r = -1;
+	else {
+		buf_append(&to->headers, from->headers.data, from->headers.len);
+		buf_append(&to->addrcpt, from->addrcpt.data, from->addrcpt.len);
+		buf_append(&to->delrcpt, from->delrcpt.data, from->delrcpt.len);
+		to->naddrcpt += from->naddrcpt;
+	}
+	/* A filter's new body replaces the whole body, another's too. */
+	if (from->body_fd != -1) {
+		if (to->body_fd != -1)
+			(void)close(to->body_fd);
+		to->body_fd = from->body_fd;
+		from->body_fd = -1;
+	}
+	if (from->chgfrom) {
+		to->chgfrom = 1;
+		(void)strlcpy(to->from, from->from, sizeof(to->from));
+	}
+	if (from->quarantine != NULL) {
+		free(to->quarantine);
+		to->quarantine = from->quarantine;
+		from->quarantine = NULL;
+	}
+	to->failed |= from->failed;
+	milter_edits_free(from);
+	return r;
+}
+
 /* SMFIR_REPLBODY: the new body goes to a file, never into memory. */
 static void
 keep_body(struct milter_edits *ed, const char *p, size_t len)

@@ -840,21 +840,31 @@ milter_data(struct milter_state *ms, const struct milter_ctx *x,
 /*
  * End of data: the spooled message to each filter in turn, before the
  * handler runs.  Their modifications are gathered in ed, applied by
- * the caller if no filter refuses.
+ * the caller if no filter refuses; those of a filter that fails before
+ * its answer to the end of message are dropped with it.
  */
 enum milter_verdict
 milter_message(struct milter_state *ms, const struct milter_ctx *x,
     struct milter_edits *ed, struct buf *reply)
 {
-	struct filter	*f;
-	size_t		 i;
+	struct milter_edits	 fe;
+	struct filter		*f;
+	enum answer		 a;
+	size_t			 i;
 
 	for (i = 0; i < ms->n && ms->block == NULL && !ms->discard; i++) {
 		f = &ms->f[i];
 		if (!in_transaction(f))
 			continue;
-		ed->filter = (int)i;
-		if (refuses(ms, f, send_message(ms, f, x, ed, reply), reply))
+		/* Its changes count only once it has answered. */
+		milter_edits_init(&fe);
+		fe.filter = (int)i;
+		a = send_message(ms, f, x, &fe, reply);
+		if ((a == AN_CONTINUE || a == AN_ACCEPT) &&
+		    milter_edits_merge(ed, &fe) == -1)
+			ed->failed = 1;
+		milter_edits_free(&fe);
+		if (refuses(ms, f, a, reply))
 			return MV_REFUSE;
 		if (ms->discard)
 			return MV_DISCARD;

@@ -774,6 +774,7 @@ int	 msg_next_header(struct msgread *, struct buf *, off_t *, off_t *);
 struct milter_state;
 void	 milter_edits_init(struct milter_edits *);
 void	 milter_edits_free(struct milter_edits *);
+int	 milter_edits_merge(struct milter_edits *, struct milter_edits *);
 int	 milter_edit(struct milter_edits *, const struct milter_reply *,
 	    int);
 int	 milter_rewrite(const struct milter_edits *, struct spool *, int);

@@ -578,3 +578,12 @@ forged_results() {
 	refute_line --partial '221 '
 	assert_no_message
 }
+
+@test "--milter-default-action accept: the changes of a filter that then fails are not applied" {
+	start_milter 1 eom=addheader:X-Half:yes 'eom=replbody:cut\n' eom=close
+	milter_session b@example.net
+	run --separate-stderr smtp_session --no-received --milter-default-action accept --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run cat "$DUMP/1/message"
+	assert_output "$(printf 'Subject: test\nFrom: a@example.org\n\nhello')"
+}
