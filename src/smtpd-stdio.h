@@ -319,7 +319,7 @@ void	 session_rcpt_checked(struct session *, int, const char *);
 void	 session_prepend(struct session *, const char *);
 void	 session_mail_checked(struct session *, int, const char *);
 void	 session_data_checked(struct session *, int, const char *);
-void	 session_set_sender(struct session *, const char *);
+int	 session_set_sender(struct session *, const char *);
 int	 session_add_rcpt(struct session *, const char *);
 void	 session_del_rcpt(struct session *, const char *);
 void	 session_quarantine(struct session *, const char *);

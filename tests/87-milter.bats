@@ -587,3 +587,26 @@ forged_results() {
 	run cat "$DUMP/1/message"
 	assert_output "$(printf 'Subject: test\nFrom: a@example.org\n\nhello')"
 }
+
+@test "--milter: a recipient or sender from a filter is checked as the client's: none empty, none without a domain" {
+	start_milter 1 'eom=addrcpt:<>'
+	milter_session b@example.net
+	run --separate-stderr smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply . '^451 4\.3\.0 '
+	assert_no_message
+	stop_milter 1
+	for a in 'eom=addrcpt:a>b@example.net' 'eom=addrcpt:-oQ/tmp' 'eom=chgfrom:<a@b@c>'; do
+		start_milter 1 "$a"
+		run --separate-stderr smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+		assert_reply . '^451 4\.3\.0 '
+		assert_no_message
+		stop_milter 1
+	done
+	start_milter 1 'eom=chgfrom:<>' 'eom=addrcpt:<c@example.net>'
+	run smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run cat "$DUMP/1/SMTP_MAIL_FROM"
+	assert_output ''
+	run cat "$DUMP/1/SMTP_RCPT_TO"
+	assert_output "$(printf 'b@example.net\nc@example.net')"
+}
