@@ -180,11 +180,21 @@ milter_edits_merge(struct milter_edits *to, struct milter_edits *from)
 	return r;
 }
 
-/* SMFIR_REPLBODY: the new body goes to a file, never into memory. */
-static void
+/*
+ * SMFIR_REPLBODY: the new body goes to a file, never into memory, and
+ * no larger than body_max: -1 beyond it (a filter cannot fill the disk).
+ */
+static int
 keep_body(struct milter_edits *ed, const char *p, size_t len)
 {
 	ssize_t	 n;
+
+	if (ed->body_max > 0 && (ed->body_owner != ed->filter ? 0 :
+	    ed->body_len) + len > ed->body_max)
+		return -1;
+	if (ed->body_owner != ed->filter)
+		ed->body_len = 0;
+	ed->body_len += len;
 
 	if (ed->body_fd == -1 && (ed->body_fd = spool_open()) == -1)
 		ed->failed = 1;
@@ -204,6 +214,7 @@ keep_body(struct milter_edits *ed, const char *p, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
+	return 0;
 }
 
 /* An address for ADDRCPT or DELRCPT, within the bound on edits. */
@@ -241,8 +252,7 @@ milter_edit(struct milter_edits *ed, const struct milter_reply *r,
 		buf_append(&ed->headers, r->value, strlen(r->value) + 1);
 		return 0;
 	case SMFIR_REPLBODY:
-		keep_body(ed, r->data, r->len);
-		return 0;
+		return keep_body(ed, r->data, r->len);
 	case SMFIR_CHGFROM:
 		ed->chgfrom = 1;
 		(void)strlcpy(ed->from, r->addr, sizeof(ed->from));

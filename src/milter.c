@@ -859,6 +859,10 @@ milter_message(struct milter_state *ms, const struct milter_ctx *x,
 		/* Its changes count only once it has answered. */
 		milter_edits_init(&fe);
 		fe.filter = (int)i;
+		/* A new body: no more than the client may send, and a margin. */
+		if (ms->conf->size_limit > 0)
+			fe.body_max = (uint64_t)ms->conf->size_limit +
+			    MILTER_EDITS_MAX;
 		a = send_message(ms, f, x, &fe, reply);
 		if ((a == AN_CONTINUE || a == AN_ACCEPT) &&
 		    milter_edits_merge(ed, &fe) == -1)

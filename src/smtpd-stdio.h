@@ -744,6 +744,8 @@ struct milter_edits {
 	struct buf	 headers;	/* cmd, leadspc, u32 index, name NUL value NUL */
 	int		 body_fd;	/* -1, or the replacement body, CRLF */
 	int		 body_owner;	/* the filter it came from, -1 */
+	uint64_t	 body_len;	/* octets of it so far */
+	uint64_t	 body_max;	/* more is out of protocol; 0 = no bound */
 	int		 filter;	/* the filter being heard (its index) */
 	int		 failed;	/* could not keep one: 451 */
 	int		 chgfrom;

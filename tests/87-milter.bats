@@ -610,3 +610,18 @@ forged_results() {
 	run cat "$DUMP/1/SMTP_RCPT_TO"
 	assert_output "$(printf 'b@example.net\nc@example.net')"
 }
+
+@test "--milter: a new body larger than --size-limit allows (and a margin) breaks the protocol; the disk is not filled" {
+	start_milter 1 eom=bigbody:40
+	milter_session b@example.net
+	run --separate-stderr smtp_session --size-limit 100000 --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply . '^451 4\.7\.1 '
+	assert_no_message
+	run printf '%s\n' "${stderr_lines[@]}"
+	assert_line --partial "reply 'b' (0x62) out of protocol at stage 'E'"
+	stop_milter 1
+	start_milter 1 eom=bigbody:4
+	run smtp_session --size-limit 100000 --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	[ "$(grep -c '^x' "$DUMP/1/message")" -eq 4 ]
+}
