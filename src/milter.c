@@ -406,11 +406,19 @@ read_answer(struct milter_state *ms, struct filter *f,
     struct buf *reply)
 {
 	struct milter_reply	 r;
-	long long		 deadline;
+	long long		 deadline, cap;
 	ssize_t			 n;
 	char			 why[160];
 
-	for (deadline = conn_now_ms() + ms->conf->timeout * 1000;;) {
+	/*
+	 * Progress extends the wait by --timeout, never past
+	 * --handler-timeout from the request (as Sendmail's overall E
+	 * timeout): a filter that only ever says "wait" is a silent one.
+	 */
+	deadline = conn_now_ms() + ms->conf->timeout * 1000;
+	cap = conn_now_ms() + (ms->conf->handler_timeout > ms->conf->timeout ?
+	    ms->conf->handler_timeout : ms->conf->timeout) * 1000;
+	for (;;) {
 		if ((n = read_frame(f, deadline)) == -1) {
 			(void)snprintf(why, sizeof(why), "no reply: %s",
 			    strerror(errno));
@@ -418,8 +426,11 @@ read_answer(struct milter_state *ms, struct filter *f,
 		}
 		if (milter_parse_reply(f->frame, (size_t)n, &r) == -1)
 			break;
-		if (r.cmd == SMFIR_PROGRESS)
+		if (r.cmd == SMFIR_PROGRESS) {
 			deadline = conn_now_ms() + ms->conf->timeout * 1000;
+			if (deadline > cap)
+				deadline = cap;
+		}
 		else if (r.cmd == SMFIR_SKIP && stage == SMFIC_BODY &&
 		    (f->protocol & SMFIP_SKIP) != 0)
 			return AN_SKIP;

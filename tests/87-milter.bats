@@ -625,3 +625,14 @@ forged_results() {
 	assert_reply_after . 250
 	[ "$(grep -c '^x' "$DUMP/1/message")" -eq 4 ]
 }
+
+@test "--milter: progress replies extend the wait up to --handler-timeout, not for ever" {
+	start_milter 1 rcpt=progressloop
+	milter_session b@example.net
+	run --separate-stderr timeout -k 5 20 "$SMTPD" --hostname mx.test --log stderr --timeout 1 --handler-timeout 2 --milter "unix:$M1" "$HANDLERS/dump" < <(sed 's/$/\r/' "$BATS_TEST_TMPDIR/in")
+	assert_success
+	assert_line --regexp '^451 4\.7\.1 '
+	run printf '%s\n' "${stderr_lines[@]}"
+	assert_line --partial 'no reply: Connection timed out; default action tempfail'
+	assert_no_message
+}
