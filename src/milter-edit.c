@@ -70,15 +70,35 @@ msgread_line(struct msgread *rd, struct buf *b, size_t max)
 	return n;
 }
 
-/* A header field's first line: a name of printable octets, then ':'. */
+/*
+ * A header field's first line: a name of printable octets, then ':',
+ * blanks allowed before it (RFC 5322 4.5.1, obs-optional: Dovecot,
+ * Sendmail and others take "Name : value" as a header, so a reader that
+ * took it as the start of the body would hide it, and every header
+ * after it, from the filters and from --authserv-id).  The name's
+ * length, 0 if none; *value (if not NULL): where the value starts,
+ * after the ':'.
+ */
 size_t
-msg_header_name_len(const char *p, size_t len)
+msg_header_name(const char *p, size_t len, size_t *value)
 {
-	size_t	 i;
+	size_t	 i, n;
 
 	for (i = 0; i < len && p[i] > ' ' && p[i] < 0x7f && p[i] != ':'; i++)
 		;
-	return i > 0 && i < len && p[i] == ':' ? i : 0;
+	for (n = i; i < len && (p[i] == ' ' || p[i] == '\t'); i++)
+		;
+	if (n == 0 || i == len || p[i] != ':')
+		return 0;
+	if (value != NULL)
+		*value = i + 1;
+	return n;
+}
+
+size_t
+msg_header_name_len(const char *p, size_t len)
+{
+	return msg_header_name(p, len, NULL);
 }
 
 /*
@@ -521,11 +541,12 @@ claims_authserv_id(const struct buf *h, const char *id)
 {
 	static const char	 name[] = "Authentication-Results";
 	const char		*p, *end = h->data + h->len, *v;
-	size_t			 nlen = msg_header_name_len(h->data, h->len);
+	size_t			 voff = 0;
+	size_t			 nlen = msg_header_name(h->data, h->len, &voff);
 
 	if (nlen != sizeof(name) - 1 || strncasecmp(h->data, name, nlen) != 0)
 		return 0;
-	p = skip_cfws(h->data + nlen + 1, end);
+	p = skip_cfws(h->data + voff, end);
 	if (p < end && *p == '"') {
 		for (v = ++p; p < end && *p != '"'; p++)
 			;

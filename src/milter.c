@@ -529,13 +529,12 @@ path_frame(struct buf *b, char cmd, const char *path, const char *params)
 static void
 header_frame(struct buf *b, const struct buf *h, int leadspc)
 {
-	size_t		 nlen = msg_header_name_len(h->data, h->len), i;
+	size_t		 i = 0, nlen = msg_header_name(h->data, h->len, &i);
 	size_t		 off = milter_frame_begin(b, SMFIC_HEADER);
 	size_t		 vend = h->len - (h->data[h->len - 1] == '\n');
 
 	buf_append(b, h->data, nlen);
 	buf_append(b, "", 1);
-	i = nlen + 1;
 	while (!leadspc && i < h->len && (h->data[i] == ' ' ||
 	    h->data[i] == '\t'))
 		i++;

@@ -770,6 +770,7 @@ void	 msgread_init(struct msgread *, int, off_t);
 off_t	 msgread_tell(const struct msgread *);
 int	 msgread_peek(struct msgread *);
 size_t	 msgread_line(struct msgread *, struct buf *, size_t);
+size_t	 msg_header_name(const char *, size_t, size_t *);
 size_t	 msg_header_name_len(const char *, size_t);
 int	 msg_next_header(struct msgread *, struct buf *, off_t *, off_t *);
 

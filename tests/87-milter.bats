@@ -636,3 +636,14 @@ forged_results() {
 	assert_line --partial 'no reply: Connection timed out; default action tempfail'
 	assert_no_message
 }
+
+@test "--authserv-id: a forged header with blanks before its colon is removed too, and the headers after it reach the filters" {
+	start_milter 1
+	printf 'EHLO c.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nSubject: t\nAuthentication-Results\t : mx.test; dkim=pass; dmarc=pass\nFrom: ceo@bank.example\n\nhi\n.\nQUIT\n' >"$BATS_TEST_TMPDIR/in"
+	run smtp_session --no-received --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run cat "$DUMP/1/message"
+	assert_output "$(printf 'Subject: t\nFrom: ceo@bank.example\n\nhi')"
+	run grep '^HEADER' "$LOG1"
+	assert_line 'HEADER From: ceo@bank.example'
+}
