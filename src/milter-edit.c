@@ -126,9 +126,12 @@ msg_next_header(struct msgread *rd, struct buf *h, off_t *end, off_t *body)
 		*body = msgread_tell(rd);
 		return 0;
 	}
-	/* No name, or a last line without its line end: the body. */
-	if (msg_header_name_len(h->data, h->len) == 0 ||
-	    (n == h->len && h->data[n - 1] != '\n')) {
+	/*
+	 * No name: the body.  A last line without its line end that has
+	 * one is a header (as mail readers take it: a forged
+	 * Authentication-Results there must go too).
+	 */
+	if (msg_header_name_len(h->data, h->len) == 0) {
 		msgread_init(rd, rd->fd, start);
 		return 0;
 	}
@@ -376,6 +379,7 @@ copy_or_change(struct spool *n, struct hdr_op *ops, size_t nops,
 {
 	size_t		 nlen = msg_header_name_len(h->data, h->len), i;
 	struct hdr_op	*hit = NULL;
+	char		 last;
 
 	for (i = 0; i < nops; i++) {
 		if (ops[i].cmd != SMFIR_CHGHEADER ||
@@ -389,7 +393,13 @@ copy_or_change(struct spool *n, struct hdr_op *ops, size_t nops,
 	if (hit == NULL) {
 		/* As it is, from the spool: h may be cut. */
 		n->size += (uint64_t)(to - from);
-		return spool_copy(sp->fd, &from, n->fd, (uint64_t)(to - from));
+		if (spool_copy(sp->fd, &from, n->fd, (uint64_t)(to - from)) ==
+		    -1)
+			return -1;
+		/* The message's last line, without its end: it gets one. */
+		if (pread(sp->fd, &last, 1, to - 1) == 1 && last != '\n')
+			return spool_write(n, crlf ? "\r\n" : "\n", crlf ? 2 : 1);
+		return 0;
 	}
 	return hit->value[0] == '\0' ? 0 : write_header(n, hit, crlf);
 }

@@ -647,3 +647,19 @@ forged_results() {
 	run grep '^HEADER' "$LOG1"
 	assert_line 'HEADER From: ceo@bank.example'
 }
+
+@test "--authserv-id: a forged header as the message's last line, without its line end (BDAT), is removed too" {
+	start_milter 1 eom=addheader:X-A:b
+	printf 'EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nBDAT 52 LAST\r\nSubject: t\r\nAuthentication-Results: mx.test; dkim=passQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
+	run smtpd --no-received "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_line --regexp '^250 2\.0\.0 OK: queued as '
+	run cat "$DUMP/1/message"
+	assert_output 'Subject: t'
+	printf 'EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nBDAT 21 LAST\r\nSubject: t\r\nX-Last: zQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
+	run smtpd --no-received --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_line --regexp '^250 2\.0\.0 OK: queued as '
+	run cat "$DUMP/2/message"
+	assert_output "$(printf 'Subject: t\nX-Last: z\nX-A: b')"
+	run grep '^HEADER' "$LOG1"
+	assert_line 'HEADER X-Last: z'
+}
