@@ -663,3 +663,18 @@ forged_results() {
 	run grep '^HEADER' "$LOG1"
 	assert_line 'HEADER X-Last: z'
 }
+
+@test "--milter-default-action accept: a filter's refusal that is no reply we can send (too long, 5501) is still a refusal" {
+	local long
+	long=$(for i in $(seq 50); do printf '550-5.7.1 %0100d\r\n' 0; done; printf '550 5.7.1 end')
+	start_milter 1 "eom=replycode:$long"
+	milter_session b@example.net
+	run smtp_session --milter-default-action accept --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply . '^550 5\.7\.1 '
+	assert_no_message
+	stop_milter 1
+	start_milter 1 'rcpt=replycode:4501 later'
+	run smtp_session --milter-default-action accept --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply RCPT '^451 4\.7\.1 '
+	assert_no_message
+}
