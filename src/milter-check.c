@@ -100,15 +100,17 @@ envelope(struct session *s, const struct milter_edits *ed,
 	const char	*a;
 	char		 esc[SMTP_REPLYLINE_MAX * 4 + 3];
 
-	if (ed->chgfrom)
-		session_set_sender(s, ed->from);
+	if (ed->chgfrom && session_set_sender(s, ed->from) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
 	for (a = ed->delrcpt.data; a != NULL &&
 	    a < ed->delrcpt.data + ed->delrcpt.len; a += strlen(a) + 1)
 		session_del_rcpt(s, a);
 	for (a = ed->addrcpt.data; a != NULL &&
 	    a < ed->addrcpt.data + ed->addrcpt.len; a += strlen(a) + 1)
 		if (session_add_rcpt(s, a) == -1) {
-			errno = E2BIG;
+			errno = EINVAL;
 			return -1;
 		}
 	if (ed->quarantine != NULL) {

@@ -70,15 +70,35 @@ msgread_line(struct msgread *rd, struct buf *b, size_t max)
 	return n;
 }
 
-/* A header field's first line: a name of printable octets, then ':'. */
+/*
+ * A header field's first line: a name of printable octets, then ':',
+ * blanks allowed before it (RFC 5322 4.5.1, obs-optional: Dovecot,
+ * Sendmail and others take "Name : value" as a header, so a reader that
+ * took it as the start of the body would hide it, and every header
+ * after it, from the filters and from --authserv-id).  The name's
+ * length, 0 if none; *value (if not NULL): where the value starts,
+ * after the ':'.
+ */
 size_t
-msg_header_name_len(const char *p, size_t len)
+msg_header_name(const char *p, size_t len, size_t *value)
 {
-	size_t	 i;
+	size_t	 i, n;
 
 	for (i = 0; i < len && p[i] > ' ' && p[i] < 0x7f && p[i] != ':'; i++)
 		;
-	return i > 0 && i < len && p[i] == ':' ? i : 0;
+	for (n = i; i < len && (p[i] == ' ' || p[i] == '\t'); i++)
+		;
+	if (n == 0 || i == len || p[i] != ':')
+		return 0;
+	if (value != NULL)
+		*value = i + 1;
+	return n;
+}
+
+size_t
+msg_header_name_len(const char *p, size_t len)
+{
+	return msg_header_name(p, len, NULL);
 }
 
 /*
@@ -106,9 +126,12 @@ msg_next_header(struct msgread *rd, struct buf *h, off_t *end, off_t *body)
 		*body = msgread_tell(rd);
 		return 0;
 	}
-	/* No name, or a last line without its line end: the body. */
-	if (msg_header_name_len(h->data, h->len) == 0 ||
-	    (n == h->len && h->data[n - 1] != '\n')) {
+	/*
+	 * No name: the body.  A last line without its line end that has
+	 * one is a header (as mail readers take it: a forged
+	 * Authentication-Results there must go too).
+	 */
+	if (msg_header_name_len(h->data, h->len) == 0) {
 		msgread_init(rd, rd->fd, start);
 		return 0;
 	}
@@ -137,11 +160,64 @@ milter_edits_free(struct milter_edits *ed)
 	milter_edits_init(ed);
 }
 
-/* SMFIR_REPLBODY: the new body goes to a file, never into memory. */
-static void
+/*
+ * One filter's changes (from) added to those of the filters before it
+ * (to), once that filter has answered the end of message: a filter that
+ * fails halfway is as if absent, its changes with it (SPEC 13).  -1 when
+ * the header edits together go beyond MILTER_EDITS_MAX.  from is left
+ * empty.
+ */
+int
+milter_edits_merge(struct milter_edits *to, struct milter_edits *from)
+{
+	int	 r = 0;
+
+	if (to->headers.len + from->headers.len > MILTER_EDITS_MAX ||
+	    to->addrcpt.len + from->addrcpt.len > MILTER_EDITS_MAX ||
+	    to->delrcpt.len + from->delrcpt.len > MILTER_EDITS_MAX)
+		r = -1;
+	else {
+		buf_append(&to->headers, from->headers.data, from->headers.len);
+		buf_append(&to->addrcpt, from->addrcpt.data, from->addrcpt.len);
+		buf_append(&to->delrcpt, from->delrcpt.data, from->delrcpt.len);
+		to->naddrcpt += from->naddrcpt;
+	}
+	/* A filter's new body replaces the whole body, another's too. */
+	if (from->body_fd != -1) {
+		if (to->body_fd != -1)
+			(void)close(to->body_fd);
+		to->body_fd = from->body_fd;
+		from->body_fd = -1;
+	}
+	if (from->chgfrom) {
+		to->chgfrom = 1;
+		(void)strlcpy(to->from, from->from, sizeof(to->from));
+	}
+	if (from->quarantine != NULL) {
+		free(to->quarantine);
+		to->quarantine = from->quarantine;
+		from->quarantine = NULL;
+	}
+	to->failed |= from->failed;
+	milter_edits_free(from);
+	return r;
+}
+
+/*
+ * SMFIR_REPLBODY: the new body goes to a file, never into memory, and
+ * no larger than body_max: -1 beyond it (a filter cannot fill the disk).
+ */
+static int
 keep_body(struct milter_edits *ed, const char *p, size_t len)
 {
 	ssize_t	 n;
+
+	if (ed->body_max > 0 && (ed->body_owner != ed->filter ? 0 :
+	    ed->body_len) + len > ed->body_max)
+		return -1;
+	if (ed->body_owner != ed->filter)
+		ed->body_len = 0;
+	ed->body_len += len;
 
 	if (ed->body_fd == -1 && (ed->body_fd = spool_open()) == -1)
 		ed->failed = 1;
@@ -161,6 +237,7 @@ keep_body(struct milter_edits *ed, const char *p, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
+	return 0;
 }
 
 /* An address for ADDRCPT or DELRCPT, within the bound on edits. */
@@ -198,8 +275,7 @@ milter_edit(struct milter_edits *ed, const struct milter_reply *r,
 		buf_append(&ed->headers, r->value, strlen(r->value) + 1);
 		return 0;
 	case SMFIR_REPLBODY:
-		keep_body(ed, r->data, r->len);
-		return 0;
+		return keep_body(ed, r->data, r->len);
 	case SMFIR_CHGFROM:
 		ed->chgfrom = 1;
 		(void)strlcpy(ed->from, r->addr, sizeof(ed->from));
@@ -303,6 +379,7 @@ copy_or_change(struct spool *n, struct hdr_op *ops, size_t nops,
 {
 	size_t		 nlen = msg_header_name_len(h->data, h->len), i;
 	struct hdr_op	*hit = NULL;
+	char		 last;
 
 	for (i = 0; i < nops; i++) {
 		if (ops[i].cmd != SMFIR_CHGHEADER ||
@@ -316,7 +393,13 @@ copy_or_change(struct spool *n, struct hdr_op *ops, size_t nops,
 	if (hit == NULL) {
 		/* As it is, from the spool: h may be cut. */
 		n->size += (uint64_t)(to - from);
-		return spool_copy(sp->fd, &from, n->fd, (uint64_t)(to - from));
+		if (spool_copy(sp->fd, &from, n->fd, (uint64_t)(to - from)) ==
+		    -1)
+			return -1;
+		/* The message's last line, without its end: it gets one. */
+		if (pread(sp->fd, &last, 1, to - 1) == 1 && last != '\n')
+			return spool_write(n, crlf ? "\r\n" : "\n", crlf ? 2 : 1);
+		return 0;
 	}
 	return hit->value[0] == '\0' ? 0 : write_header(n, hit, crlf);
 }
@@ -468,11 +551,12 @@ claims_authserv_id(const struct buf *h, const char *id)
 {
 	static const char	 name[] = "Authentication-Results";
 	const char		*p, *end = h->data + h->len, *v;
-	size_t			 nlen = msg_header_name_len(h->data, h->len);
+	size_t			 voff = 0;
+	size_t			 nlen = msg_header_name(h->data, h->len, &voff);
 
 	if (nlen != sizeof(name) - 1 || strncasecmp(h->data, name, nlen) != 0)
 		return 0;
-	p = skip_cfws(h->data + nlen + 1, end);
+	p = skip_cfws(h->data + voff, end);
 	if (p < end && *p == '"') {
 		for (v = ++p; p < end && *p != '"'; p++)
 			;

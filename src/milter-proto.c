@@ -201,21 +201,30 @@ parse_address(const char *p, const char *end, struct milter_reply *r)
 /*
  * SMFIR_REPLYCODE: "NNN x.y.z text" with a 4xx or 5xx code, one line or
  * several joined with CRLF.  Made a reply of ours by SPEC 5.2's rules
- * (an enhanced code of the right class added where missing).
+ * (an enhanced code of the right class added where missing).  A text
+ * that starts as a refusal but is no reply we can send (too long, a
+ * code like "5501") is still that refusal, in our words: a filter's
+ * reject never becomes --milter-default-action accept.
  */
 static int
 parse_replycode(const char *p, const char *end, struct milter_reply *r)
 {
-	struct buf	 out = { NULL, 0, 0 };
-	const char	*t;
-	int		 code;
+	static const char	 rej[] = "550 5.7.1 Command rejected\r\n";
+	static const char	 tmp[] = "451 4.7.1 Service unavailable - try "
+				    "again later\r\n";
+	struct buf		 out = { NULL, 0, 0 };
+	const char		*t;
+	int			 code;
 
 	if ((t = take_str(&p, end)) == NULL || (t[0] != '4' && t[0] != '5'))
 		return -1;
 	code = reply_parse_text(t, strlen(t), &out);
-	if (code < 400 || code > 599 || out.len >= sizeof(r->text)) {
+	if (code < 400 || code > 599 || code / 100 != t[0] - '0' ||
+	    out.len >= sizeof(r->text)) {
 		buf_free(&out);
-		return -1;
+		(void)strlcpy(r->text, t[0] == '5' ? rej : tmp,
+		    sizeof(r->text));
+		return 0;
 	}
 	memcpy(r->text, out.data, out.len);
 	r->text[out.len] = '\0';

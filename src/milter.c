@@ -406,11 +406,19 @@ read_answer(struct milter_state *ms, struct filter *f,
     struct buf *reply)
 {
 	struct milter_reply	 r;
-	long long		 deadline;
+	long long		 deadline, cap;
 	ssize_t			 n;
 	char			 why[160];
 
-	for (deadline = conn_now_ms() + ms->conf->timeout * 1000;;) {
+	/*
+	 * Progress extends the wait by --timeout, never past
+	 * --handler-timeout from the request (as Sendmail's overall E
+	 * timeout): a filter that only ever says "wait" is a silent one.
+	 */
+	deadline = conn_now_ms() + ms->conf->timeout * 1000;
+	cap = conn_now_ms() + (ms->conf->handler_timeout > ms->conf->timeout ?
+	    ms->conf->handler_timeout : ms->conf->timeout) * 1000;
+	for (;;) {
 		if ((n = read_frame(f, deadline)) == -1) {
 			(void)snprintf(why, sizeof(why), "no reply: %s",
 			    strerror(errno));
@@ -418,8 +426,11 @@ read_answer(struct milter_state *ms, struct filter *f,
 		}
 		if (milter_parse_reply(f->frame, (size_t)n, &r) == -1)
 			break;
-		if (r.cmd == SMFIR_PROGRESS)
+		if (r.cmd == SMFIR_PROGRESS) {
 			deadline = conn_now_ms() + ms->conf->timeout * 1000;
+			if (deadline > cap)
+				deadline = cap;
+		}
 		else if (r.cmd == SMFIR_SKIP && stage == SMFIC_BODY &&
 		    (f->protocol & SMFIP_SKIP) != 0)
 			return AN_SKIP;
@@ -518,13 +529,12 @@ path_frame(struct buf *b, char cmd, const char *path, const char *params)
 static void
 header_frame(struct buf *b, const struct buf *h, int leadspc)
 {
-	size_t		 nlen = msg_header_name_len(h->data, h->len), i;
+	size_t		 i = 0, nlen = msg_header_name(h->data, h->len, &i);
 	size_t		 off = milter_frame_begin(b, SMFIC_HEADER);
 	size_t		 vend = h->len - (h->data[h->len - 1] == '\n');
 
 	buf_append(b, h->data, nlen);
 	buf_append(b, "", 1);
-	i = nlen + 1;
 	while (!leadspc && i < h->len && (h->data[i] == ' ' ||
 	    h->data[i] == '\t'))
 		i++;
@@ -840,21 +850,35 @@ milter_data(struct milter_state *ms, const struct milter_ctx *x,
 /*
  * End of data: the spooled message to each filter in turn, before the
  * handler runs.  Their modifications are gathered in ed, applied by
- * the caller if no filter refuses.
+ * the caller if no filter refuses; those of a filter that fails before
+ * its answer to the end of message are dropped with it.
  */
 enum milter_verdict
 milter_message(struct milter_state *ms, const struct milter_ctx *x,
     struct milter_edits *ed, struct buf *reply)
 {
-	struct filter	*f;
-	size_t		 i;
+	struct milter_edits	 fe;
+	struct filter		*f;
+	enum answer		 a;
+	size_t			 i;
 
 	for (i = 0; i < ms->n && ms->block == NULL && !ms->discard; i++) {
 		f = &ms->f[i];
 		if (!in_transaction(f))
 			continue;
-		ed->filter = (int)i;
-		if (refuses(ms, f, send_message(ms, f, x, ed, reply), reply))
+		/* Its changes count only once it has answered. */
+		milter_edits_init(&fe);
+		fe.filter = (int)i;
+		/* A new body: no more than the client may send, and a margin. */
+		if (ms->conf->size_limit > 0)
+			fe.body_max = (uint64_t)ms->conf->size_limit +
+			    MILTER_EDITS_MAX;
+		a = send_message(ms, f, x, &fe, reply);
+		if ((a == AN_CONTINUE || a == AN_ACCEPT) &&
+		    milter_edits_merge(ed, &fe) == -1)
+			ed->failed = 1;
+		milter_edits_free(&fe);
+		if (refuses(ms, f, a, reply))
 			return MV_REFUSE;
 		if (ms->discard)
 			return MV_DISCARD;

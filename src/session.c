@@ -1558,6 +1558,7 @@ session_mail_checked(struct session *s, int accept, const char *text)
 	log_debug("> %.*s", (int)strcspn(text, "\r\n"), text);
 	buf_append(&s->out, text, strlen(text));
 	s->last_code = text[0];
+	close_after_421(s, text);
 }
 
 /*
@@ -1579,31 +1580,65 @@ session_data_checked(struct session *s, int accept, const char *text)
 	log_debug("> %.*s", (int)strcspn(text, "\r\n"), text);
 	buf_append(&s->out, text, strlen(text));
 	s->last_code = text[0];
+	close_after_421(s, text);
 }
 
-/* SPEC 13, SMFIR_CHGFROM: the handler gets the filter's sender. */
-void
+/*
+ * A filter's address (SMFIR_CHGFROM, SMFIR_ADDRCPT) checked as the
+ * client's would be (RFC 5321 4.1.2): the handler never gets an
+ * envelope that no client could have given, an empty recipient or one
+ * with no domain among them.  0 and res filled, or -1.
+ */
+static int
+filter_path(struct session *s, enum addr_verb verb, const char *path,
+    struct addr_result *res)
+{
+	const struct config	*c = s->conf;
+	struct addr_limits	 lim = { c->size_limit, c->smtputf8,
+				    c->sevenbit, s->txn.utf8, s->tls };
+	char			 line[SMTP_PATH_MAX + 32];
+	int			 n;
+
+	n = snprintf(line, sizeof(line), "%s<%s>%s", verb == ADDR_MAIL ?
+	    "FROM:" : "TO:", path, verb == ADDR_MAIL && s->txn.utf8 ?
+	    " SMTPUTF8" : "");
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -1;
+	memset(res, 0, sizeof(*res));
+	return addr_parse(verb, line, (size_t)n, &lim, res);
+}
+
+/*
+ * SPEC 13, SMFIR_CHGFROM: the handler gets the filter's sender.  -1 if
+ * it is no reverse-path.
+ */
+int
 session_set_sender(struct session *s, const char *from)
 {
+	struct addr_result	 res;
+
+	if (filter_path(s, ADDR_MAIL, from, &res) == -1)
+		return -1;
 	free(s->txn.mail_from);
-	if ((s->txn.mail_from = strdup(from)) == NULL)
+	if ((s->txn.mail_from = strdup(res.path)) == NULL)
 		fatalx("out of memory");
+	return 0;
 }
 
 /*
  * SMFIR_ADDRCPT: one more recipient for the handler, without
- * parameters.  -1 if it would pass --max-recipients or what exec takes.
+ * parameters.  -1 if it is no forward-path, or would pass
+ * --max-recipients or what exec takes.
  */
 int
 session_add_rcpt(struct session *s, const char *rcpt)
 {
 	struct addr_result	 res;
 
-	memset(&res, 0, sizeof(res));
-	if (strlen(rcpt) >= sizeof(res.path) ||
+	if (filter_path(s, ADDR_RCPT, rcpt, &res) == -1 ||
 	    (long long)s->txn.nrcpt >= s->conf->max_recipients)
 		return -1;
-	(void)strlcpy(res.path, rcpt, sizeof(res.path));
+	res.options[0] = '\0';
 	if (!rcpt_fits_exec(s, &res))
 		return -1;
 	txn_add_rcpt(&s->txn, &res, rcpt_exec_cost(s->conf, &res));

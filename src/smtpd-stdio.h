@@ -321,7 +321,7 @@ void	 session_rcpt_checked(struct session *, int, const char *);
 void	 session_prepend(struct session *, const char *);
 void	 session_mail_checked(struct session *, int, const char *);
 void	 session_data_checked(struct session *, int, const char *);
-void	 session_set_sender(struct session *, const char *);
+int	 session_set_sender(struct session *, const char *);
 int	 session_add_rcpt(struct session *, const char *);
 void	 session_del_rcpt(struct session *, const char *);
 void	 session_quarantine(struct session *, const char *);
@@ -750,6 +750,8 @@ struct milter_edits {
 	struct buf	 headers;	/* cmd, leadspc, u32 index, name NUL value NUL */
 	int		 body_fd;	/* -1, or the replacement body, CRLF */
 	int		 body_owner;	/* the filter it came from, -1 */
+	uint64_t	 body_len;	/* octets of it so far */
+	uint64_t	 body_max;	/* more is out of protocol; 0 = no bound */
 	int		 filter;	/* the filter being heard (its index) */
 	int		 failed;	/* could not keep one: 451 */
 	int		 chgfrom;
@@ -774,12 +776,14 @@ void	 msgread_init(struct msgread *, int, off_t);
 off_t	 msgread_tell(const struct msgread *);
 int	 msgread_peek(struct msgread *);
 size_t	 msgread_line(struct msgread *, struct buf *, size_t);
+size_t	 msg_header_name(const char *, size_t, size_t *);
 size_t	 msg_header_name_len(const char *, size_t);
 int	 msg_next_header(struct msgread *, struct buf *, off_t *, off_t *);
 
 struct milter_state;
 void	 milter_edits_init(struct milter_edits *);
 void	 milter_edits_free(struct milter_edits *);
+int	 milter_edits_merge(struct milter_edits *, struct milter_edits *);
 int	 milter_edit(struct milter_edits *, const struct milter_reply *,
 	    int);
 int	 milter_rewrite(const struct milter_edits *, struct spool *, int);

@@ -559,3 +559,122 @@ forged_results() {
 	run cat "$DUMP/1/message"
 	assert_output "$(printf 'X-A: b\n\nhello')"
 }
+
+@test "--milter: a filter's 421 ends the session (SPEC 5.2), at MAIL and at end of message" {
+	start_milter 1 'mail=replycode:421 4.7.0 going down'
+	milter_session b@example.net
+	run --separate-stderr smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply MAIL '^421 4\.7\.0 going down'
+	assert_line --index -1 $'421 4.7.0 going down\r'
+	refute_line --partial '221 '
+	assert_no_message
+	stop_milter 1
+	start_milter 1 'eom=replycode:421 4.7.0 going down'
+	printf 'EHLO c.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nSubject: t\n\nhi\n.\nMAIL FROM:<a@example.org>\nQUIT\n' >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_line --index -1 $'421 4.7.0 going down\r'
+	refute_line --partial '221 '
+	assert_no_message
+}
+
+@test "--milter-default-action accept: the changes of a filter that then fails are not applied" {
+	start_milter 1 eom=addheader:X-Half:yes 'eom=replbody:cut\n' eom=close
+	milter_session b@example.net
+	run --separate-stderr smtp_session --no-received --milter-default-action accept --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run cat "$DUMP/1/message"
+	assert_output "$(printf 'Subject: test\nFrom: a@example.org\n\nhello')"
+}
+
+@test "--milter: a recipient or sender from a filter is checked as the client's: none empty, none without a domain" {
+	start_milter 1 'eom=addrcpt:<>'
+	milter_session b@example.net
+	run --separate-stderr smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply . '^451 4\.3\.0 '
+	assert_no_message
+	stop_milter 1
+	for a in 'eom=addrcpt:a>b@example.net' 'eom=addrcpt:-oQ/tmp' 'eom=chgfrom:<a@b@c>'; do
+		start_milter 1 "$a"
+		run --separate-stderr smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+		assert_reply . '^451 4\.3\.0 '
+		assert_no_message
+		stop_milter 1
+	done
+	start_milter 1 'eom=chgfrom:<>' 'eom=addrcpt:<c@example.net>'
+	run smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run cat "$DUMP/1/SMTP_MAIL_FROM"
+	assert_output ''
+	run cat "$DUMP/1/SMTP_RCPT_TO"
+	assert_output "$(printf 'b@example.net\nc@example.net')"
+}
+
+@test "--milter: a new body larger than --size-limit allows (and a margin) breaks the protocol; the disk is not filled" {
+	start_milter 1 eom=bigbody:40
+	milter_session b@example.net
+	run --separate-stderr smtp_session --size-limit 100000 --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply . '^451 4\.7\.1 '
+	assert_no_message
+	run printf '%s\n' "${stderr_lines[@]}"
+	assert_line --partial "reply 'b' (0x62) out of protocol at stage 'E'"
+	stop_milter 1
+	start_milter 1 eom=bigbody:4
+	run smtp_session --size-limit 100000 --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	[ "$(grep -c '^x' "$DUMP/1/message")" -eq 4 ]
+}
+
+@test "--milter: progress replies extend the wait up to --handler-timeout, not for ever" {
+	start_milter 1 rcpt=progressloop
+	milter_session b@example.net
+	run --separate-stderr timeout -k 5 20 "$SMTPD" --hostname mx.test --log stderr --timeout 1 --handler-timeout 2 --milter "unix:$M1" "$HANDLERS/dump" < <(sed 's/$/\r/' "$BATS_TEST_TMPDIR/in")
+	assert_success
+	assert_line --regexp '^451 4\.7\.1 '
+	run printf '%s\n' "${stderr_lines[@]}"
+	assert_line --partial 'no reply: Connection timed out; default action tempfail'
+	assert_no_message
+}
+
+@test "--authserv-id: a forged header with blanks before its colon is removed too, and the headers after it reach the filters" {
+	start_milter 1
+	printf 'EHLO c.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nSubject: t\nAuthentication-Results\t : mx.test; dkim=pass; dmarc=pass\nFrom: ceo@bank.example\n\nhi\n.\nQUIT\n' >"$BATS_TEST_TMPDIR/in"
+	run smtp_session --no-received --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply_after . 250
+	run cat "$DUMP/1/message"
+	assert_output "$(printf 'Subject: t\nFrom: ceo@bank.example\n\nhi')"
+	run grep '^HEADER' "$LOG1"
+	assert_line 'HEADER From: ceo@bank.example'
+}
+
+@test "--authserv-id: a forged header as the message's last line, without its line end (BDAT), is removed too" {
+	start_milter 1 eom=addheader:X-A:b
+	printf 'EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nBDAT 52 LAST\r\nSubject: t\r\nAuthentication-Results: mx.test; dkim=passQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
+	run smtpd --no-received "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_line --regexp '^250 2\.0\.0 OK: queued as '
+	run cat "$DUMP/1/message"
+	assert_output 'Subject: t'
+	printf 'EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nBDAT 21 LAST\r\nSubject: t\r\nX-Last: zQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
+	run smtpd --no-received --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_line --regexp '^250 2\.0\.0 OK: queued as '
+	run cat "$DUMP/2/message"
+	assert_output "$(printf 'Subject: t\nX-Last: z\nX-A: b')"
+	run grep '^HEADER' "$LOG1"
+	assert_line 'HEADER X-Last: z'
+}
+
+@test "--milter-default-action accept: a filter's refusal that is no reply we can send (too long, 5501) is still a refusal" {
+	local long
+	long=$(for i in $(seq 50); do printf '550-5.7.1 %0100d\r\n' 0; done; printf '550 5.7.1 end')
+	start_milter 1 "eom=replycode:$long"
+	milter_session b@example.net
+	run smtp_session --milter-default-action accept --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply . '^550 5\.7\.1 '
+	assert_no_message
+	stop_milter 1
+	start_milter 1 'rcpt=replycode:4501 later'
+	run smtp_session --milter-default-action accept --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_reply RCPT '^451 4\.7\.1 '
+	assert_no_message
+}
