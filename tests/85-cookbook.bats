@@ -58,7 +58,7 @@ nobody_dir() {
 	mkdir -p "$D/mail"
 	dovecot_conf "$D"
 	install_tree "$D/prefix"
-	install -m 0755 "$BOOK/dovecot-deliver" "$D/dovecot-deliver"
+	install -m 0755 "$BOOK/dovecot-deliver" "$BOOK/mailbox-path" "$D"
 }
 
 # lda_session: the recipe run by smtpd-stdio, both as nobody from $D, on
@@ -241,10 +241,9 @@ utf8_mail_to() {
 	nobody_dir
 	# a=b and a&b were both a_b before; "%u" must stay literal for Dovecot.
 	printf 'Subject: four\n\nhi\n' >"$D/msg"
-	run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
-	    env SMTP_MAIL_FROM=a@example.org \
+	run --separate-stderr as_user nobody env SMTP_MAIL_FROM=a@example.org \
 	    SMTP_RCPT_TO="$(printf '%s\n' a=b@example.net 'a&b@example.net' a_b@example.net 'j%u@example.net')" \
-	    "$BOOK/dovecot-deliver" "$D/dovecot.conf" "$D/mail" <"$D/msg"
+	    "$D/dovecot-deliver" "$D/dovecot.conf" "$D/mail" <"$D/msg"
 	assert_success
 	run sh -c "cd '$D/mail' && find . -path '*/new/*' -type f | sed 's,/new/.*,,' | LC_ALL=C sort"
 	assert_output "$(printf '%s\n' ./example.net/a%26b ./example.net/a%3Db ./example.net/a_b ./example.net/j%25u)"
