@@ -40,6 +40,8 @@ struct field {
 static void	 usage(void) __attribute__((noreturn));
 static void	 failed(const char *, const char *, size_t, int)
 		    __attribute__((noreturn));
+static void	 reply_failed(const char *, redisReply *, const char *, int)
+		    __attribute__((noreturn));
 static char	*read_message(size_t *, int *);
 static size_t	 collect_fields(struct field **);
 static int	 by_name(const void *, const void *);
@@ -63,6 +65,27 @@ failed(const char *what, const char *text, size_t len, int status)
 	(void)log_escape(esc, sizeof(esc), text, len < 256 ? len : 256);
 	fprintf(stderr, "redis-stream: %s: %s\n", what, esc);
 	exit(status);
+}
+
+/*
+ * failed() for a reply of Redis's: the reply is freed first, so an exit
+ * leaves nothing allocated behind (LeakSanitizer, in the sanitizer run).
+ */
+static void
+reply_failed(const char *what, redisReply *rep, const char *text, int status)
+{
+	char	 copy[256 + 1];
+	size_t	 len;
+
+	if (rep->type == REDIS_REPLY_ERROR) {
+		status = redis_error_status(rep);
+		text = rep->str;
+	}
+	len = strlen(text) < sizeof(copy) - 1 ? strlen(text) : sizeof(copy) - 1;
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	freeReplyObject(rep);
+	failed(what, copy, len, status);
 }
 
 /*
@@ -163,15 +186,14 @@ xadd(struct redis *r, const char *stream, const struct field *f, size_t n,
 		lens[i] = strlen(argv[i]);
 	argv[argc] = msg;
 	lens[argc++] = msglen;
-	if ((rep = redis_command(r, (int)argc, argv, lens)) == NULL)
-		failed(r->where, r->err, strlen(r->err), r->status);
-	if (rep->type == REDIS_REPLY_ERROR)
-		failed("XADD", rep->str, rep->len, redis_error_status(rep));
-	if (rep->type != REDIS_REPLY_STRING)
-		failed("XADD", "no entry id", 11, REDIS_EX_TEMPFAIL);
-	freeReplyObject(rep);
+	rep = redis_command(r, (int)argc, argv, lens);
 	free(argv);
 	free(lens);
+	if (rep == NULL)
+		failed(r->where, r->err, strlen(r->err), r->status);
+	if (rep->type != REDIS_REPLY_STRING)
+		reply_failed("XADD", rep, "no entry id", REDIS_EX_TEMPFAIL);
+	freeReplyObject(rep);
 }
 
 /* REDIS_WAIT=N: N replicas have the entry within REDIS_TIMEOUT, or 75. */
@@ -190,11 +212,11 @@ wait_replicas(struct redis *r, long long want, long long timeout)
 	if ((rep = redis_command_there(r, 3, argv, NULL)) == NULL)
 		failed(r->where, r->err, strlen(r->err), r->status);
 	if (rep->type == REDIS_REPLY_ERROR)
-		failed("WAIT", rep->str, rep->len, redis_error_status(rep));
+		reply_failed("WAIT", rep, "", REDIS_EX_TEMPFAIL);
 	if (rep->type != REDIS_REPLY_INTEGER || rep->integer < want) {
 		(void)snprintf(ms, sizeof(ms), "%lld", rep->type ==
 		    REDIS_REPLY_INTEGER ? rep->integer : -1LL);
-		failed("WAIT: replicas that confirmed", ms, strlen(ms),
+		reply_failed("WAIT: replicas that confirmed", rep, ms,
 		    REDIS_EX_TEMPFAIL);
 	}
 	freeReplyObject(rep);
