@@ -42,7 +42,7 @@ static long long rate_deadline(const struct config *, struct deadlines *);
 static void	 client_input(struct session *, struct deadlines *, char *,
 		    size_t, size_t *);
 static void	 stop(struct session *);
-static int	 talks_in_greet_pause(const struct config *);
+static int	 talks_in_greet_pause(const struct config *, long long);
 static void	 message_id(const struct session *, struct spool *);
 static void	 log_message(const struct session *, const struct spool *,
 		    const struct peer *, uint64_t, const char *, const char *,
@@ -739,14 +739,18 @@ ask_mechanisms(struct session *s, struct auth_backend *ab)
  * --greet-pause: wait that long before the greeting; a client that talks
  * meanwhile does not wait for it, as spam bots do not (Postfix
  * postscreen's greet_wait).  On a socket only, as the synchronization
- * check (SPEC 4): over pipes scripts send whole dialogues.
+ * check (SPEC 4): over pipes scripts send whole dialogues.  It ends at
+ * --session-timeout at the latest, which then ends the session.
  */
 static int
-talks_in_greet_pause(const struct config *c)
+talks_in_greet_pause(const struct config *c, long long session_end)
 {
+	long long	 end = conn_now_ms() + c->greet_pause;
+
 	if (c->greet_pause == 0 || !c->sync_check)
 		return 0;
-	(void)conn_wait_input(conn_now_ms() + c->greet_pause);
+	/* SPEC 10.3: a wait for the client, within --session-timeout. */
+	(void)conn_wait_input(end < session_end ? end : session_end);
 	if (!conn_spoke_first())
 		return 0;
 	log_info("client talked during the %lld ms greeting pause",
@@ -781,7 +785,8 @@ session_open(struct session *s, struct tls *server, struct deadlines *dl,
 	else if (ho != NULL) {
 		dl->session_end = ho->session_end;
 		session_resume(s, ho, server != NULL);
-	} else if (conn_spoke_first() || talks_in_greet_pause(s->conf))
+	} else if (conn_spoke_first() ||
+	    talks_in_greet_pause(s->conf, dl->session_end))
 		(void)session_pregreet(s);
 }
 
