@@ -688,3 +688,17 @@ r = json.loads(open(sys.argv[1]).readline())
 print(r["client_name"], r["reverse_client_name"])' "$POLICY_LOG"
 	assert_output 'client.example.net client.example.net'
 }
+
+@test "--policy: a kept connection closed after half an answer is not asked again: the server had the request (451 4.3.5)" {
+	# The server read the request and began its answer: sending it again
+	# would count it twice (a rate limit, a greylist's triplet).
+	start_policy
+	rcpt_session dunno@x.test close@x.test ok@x.test
+	run --separate-stderr smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_reply RCPT '^451 4\.3\.5 ' 2
+	assert_reply_after RCPT 250 3
+	run grep -c '"recipient": "close@x.test"' "$POLICY_LOG"
+	assert_output 1
+}
