@@ -39,6 +39,8 @@ struct deadlines {
 static int	 flush_replies(struct session *, struct deadlines *);
 static long long next_deadline(const struct session *, struct deadlines *);
 static long long rate_deadline(const struct config *, struct deadlines *);
+static void	 rate_count(const struct session *, struct deadlines *,
+		    size_t);
 static void	 client_input(struct session *, struct deadlines *, char *,
 		    size_t, size_t *);
 static void	 stop(struct session *);
@@ -176,11 +178,7 @@ next_deadline(const struct session *s, struct deadlines *dl)
 		end = dl->line_end;
 		dl->nearest = "command line (--timeout)";
 	} else {
-		if (dl->data_start == 0 || dl->data_seq != s->txn_seq) {
-			dl->data_start = now;
-			dl->data_bytes = 0;
-			dl->data_seq = s->txn_seq;
-		}
+		rate_count(s, dl, 0);
 		end = session_reading_message(s) ? now + c->timeout * 1000 :
 		    dl->line_end;
 		dl->nearest = "idle in a message (--timeout)";
@@ -195,6 +193,25 @@ next_deadline(const struct session *s, struct deadlines *dl)
 		dl->nearest = "session (--session-timeout)";
 	}
 	return end;
+}
+
+/*
+ * used octets of input were just taken by the session: in a message they
+ * count for --min-data-rate, whether they came in a read of their own or
+ * behind the command that began the message (a first BDAT chunk sent
+ * with the envelope), and the clock starts with the transaction.
+ */
+static void
+rate_count(const struct session *s, struct deadlines *dl, size_t used)
+{
+	if (!session_in_message(s))
+		return;
+	if (dl->data_start == 0 || dl->data_seq != s->txn_seq) {
+		dl->data_start = conn_now_ms();
+		dl->data_bytes = 0;
+		dl->data_seq = s->txn_seq;
+	}
+	dl->data_bytes += used;
 }
 
 /* n octets since data_start are on time until n / rate s after it. */
@@ -588,8 +605,6 @@ client_input(struct session *s, struct deadlines *dl, char *buf,
 	*len = 0;
 	switch (conn_read(buf, size, len, next_deadline(s, dl))) {
 	case INPUT_DATA:
-		if (session_in_message(s))
-			dl->data_bytes += *len;
 		break;
 	case INPUT_EOF:
 		(void)session_eof(s);
@@ -819,6 +834,7 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	for (;;) {
 		act = session_feed(&s, in + off, len - off, &used);
 		off += used;
+		rate_count(&s, &dl, used);
 		if (s.input_secret)
 			forget_input(&s, in, sizeof(in), off, len);
 		switch (act) {
