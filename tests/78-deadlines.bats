@@ -261,7 +261,7 @@ print(' '.join(l[:3].decode() for l in got.split(b'\r\n')[:-1] if l[3:4] != b'-'
 	start_server --session-timeout 3 "$HANDLERS/accept"
 	# EHLO, then NOOPs without end and never a read: the replies fill
 	# both socket buffers and the server's write waits.
-	python3 - "$PORT" <<-'EOF' 3>&- &
+	timeout -k 5 60 python3 - "$PORT" <<-'EOF' 3>&- &
 	import socket, sys
 	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 	f = s.makefile("rb")

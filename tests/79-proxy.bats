@@ -200,7 +200,7 @@ start_haproxy() {
 	backend mx
 	    server mx1 127.0.0.1:$PORT $1
 	EOF
-	haproxy -db -f "$BATS_TEST_TMPDIR/haproxy.cfg" >"$BATS_TEST_TMPDIR/haproxy.log" 2>&1 3>&- &
+	timeout -k 5 300 haproxy -db -f "$BATS_TEST_TMPDIR/haproxy.cfg" >"$BATS_TEST_TMPDIR/haproxy.log" 2>&1 3>&- &
 	echo $! >"$BATS_TEST_TMPDIR/haproxy.pid"
 	wait_for 10 port_listening "$HAPORT"
 }

@@ -109,7 +109,7 @@ rcpt_session() {
 
 # Our policy server on a UNIX socket, its PID for teardown.
 start_policy() {
-	python3 "$FIXTURES/policy-server.py" unix "$SOCK" "$POLICY_LOG" &
+	timeout -k 5 300 python3 "$FIXTURES/policy-server.py" unix "$SOCK" "$POLICY_LOG" &
 	echo $! >"$BATS_TEST_TMPDIR/policy.pid"
 	wait_for 10 test -S "$SOCK"
 }
@@ -199,7 +199,7 @@ for l in open(sys.argv[1]):
 }
 
 @test "--policy inet: a TCP policy server on loopback" {
-	python3 "$FIXTURES/policy-server.py" inet "$BATS_TEST_TMPDIR/port" "$POLICY_LOG" &
+	timeout -k 5 300 python3 "$FIXTURES/policy-server.py" inet "$BATS_TEST_TMPDIR/port" "$POLICY_LOG" &
 	echo $! >"$BATS_TEST_TMPDIR/policy.pid"
 	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
 	rcpt_session ok@x.test reject@x.test
@@ -248,7 +248,7 @@ for l in open(sys.argv[1]):
 @test "--policy: a list is checked in order; DUNNO and PREPEND go on, OK and refusals decide" {
 	start_policy
 	SOCK2=$BATS_TEST_TMPDIR/second.sock
-	python3 "$FIXTURES/policy-server.py" unix "$SOCK2" "$BATS_TEST_TMPDIR/second.log" &
+	timeout -k 5 300 python3 "$FIXTURES/policy-server.py" unix "$SOCK2" "$BATS_TEST_TMPDIR/second.log" &
 	echo $! >"$BATS_TEST_TMPDIR/second.pid"
 	wait_for 10 test -S "$SOCK2"
 	rcpt_session dunno@x.test ok@x.test reject@x.test prepend@x.test
@@ -328,7 +328,7 @@ greylist_passes() {
 # start_postgrey: a private postgrey on $BATS_TEST_TMPDIR/pg.sock, delay 1 s.
 start_postgrey() {
 	mkdir "$BATS_TEST_TMPDIR/pgdb"
-	postgrey --unix="$BATS_TEST_TMPDIR/pg.sock" --dbdir="$BATS_TEST_TMPDIR/pgdb" \
+	timeout -k 5 300 postgrey --unix="$BATS_TEST_TMPDIR/pg.sock" --dbdir="$BATS_TEST_TMPDIR/pgdb" \
 	    --delay=1 --user=root --group=root --auto-whitelist-clients=0 \
 	    --pidfile="$BATS_TEST_TMPDIR/pg.pidfile" --syslog-facility=none \
 	    --hostname=mx.test 2>"$BATS_TEST_TMPDIR/postgrey.log" &
