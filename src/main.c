@@ -39,10 +39,12 @@ struct deadlines {
 static int	 flush_replies(struct session *, struct deadlines *);
 static long long next_deadline(const struct session *, struct deadlines *);
 static long long rate_deadline(const struct config *, struct deadlines *);
+static void	 rate_count(const struct session *, struct deadlines *,
+		    size_t);
 static void	 client_input(struct session *, struct deadlines *, char *,
 		    size_t, size_t *);
 static void	 stop(struct session *);
-static int	 talks_in_greet_pause(const struct config *);
+static int	 talks_in_greet_pause(const struct config *, long long);
 static void	 message_id(const struct session *, struct spool *);
 static void	 log_message(const struct session *, const struct spool *,
 		    const struct peer *, uint64_t, const char *, const char *,
@@ -176,11 +178,7 @@ next_deadline(const struct session *s, struct deadlines *dl)
 		end = dl->line_end;
 		dl->nearest = "command line (--timeout)";
 	} else {
-		if (dl->data_start == 0 || dl->data_seq != s->txn_seq) {
-			dl->data_start = now;
-			dl->data_bytes = 0;
-			dl->data_seq = s->txn_seq;
-		}
+		rate_count(s, dl, 0);
 		end = session_reading_message(s) ? now + c->timeout * 1000 :
 		    dl->line_end;
 		dl->nearest = "idle in a message (--timeout)";
@@ -195,6 +193,25 @@ next_deadline(const struct session *s, struct deadlines *dl)
 		dl->nearest = "session (--session-timeout)";
 	}
 	return end;
+}
+
+/*
+ * used octets of input were just taken by the session: in a message they
+ * count for --min-data-rate, whether they came in a read of their own or
+ * behind the command that began the message (a first BDAT chunk sent
+ * with the envelope), and the clock starts with the transaction.
+ */
+static void
+rate_count(const struct session *s, struct deadlines *dl, size_t used)
+{
+	if (!session_in_message(s))
+		return;
+	if (dl->data_start == 0 || dl->data_seq != s->txn_seq) {
+		dl->data_start = conn_now_ms();
+		dl->data_bytes = 0;
+		dl->data_seq = s->txn_seq;
+	}
+	dl->data_bytes += used;
 }
 
 /* n octets since data_start are on time until n / rate s after it. */
@@ -588,8 +605,6 @@ client_input(struct session *s, struct deadlines *dl, char *buf,
 	*len = 0;
 	switch (conn_read(buf, size, len, next_deadline(s, dl))) {
 	case INPUT_DATA:
-		if (session_in_message(s))
-			dl->data_bytes += *len;
 		break;
 	case INPUT_EOF:
 		(void)session_eof(s);
@@ -739,14 +754,18 @@ ask_mechanisms(struct session *s, struct auth_backend *ab)
  * --greet-pause: wait that long before the greeting; a client that talks
  * meanwhile does not wait for it, as spam bots do not (Postfix
  * postscreen's greet_wait).  On a socket only, as the synchronization
- * check (SPEC 4): over pipes scripts send whole dialogues.
+ * check (SPEC 4): over pipes scripts send whole dialogues.  It ends at
+ * --session-timeout at the latest, which then ends the session.
  */
 static int
-talks_in_greet_pause(const struct config *c)
+talks_in_greet_pause(const struct config *c, long long session_end)
 {
+	long long	 end = conn_now_ms() + c->greet_pause;
+
 	if (c->greet_pause == 0 || !c->sync_check)
 		return 0;
-	(void)conn_wait_input(conn_now_ms() + c->greet_pause);
+	/* SPEC 10.3: a wait for the client, within --session-timeout. */
+	(void)conn_wait_input(end < session_end ? end : session_end);
 	if (!conn_spoke_first())
 		return 0;
 	log_info("client talked during the %lld ms greeting pause",
@@ -781,7 +800,8 @@ session_open(struct session *s, struct tls *server, struct deadlines *dl,
 	else if (ho != NULL) {
 		dl->session_end = ho->session_end;
 		session_resume(s, ho, server != NULL);
-	} else if (conn_spoke_first() || talks_in_greet_pause(s->conf))
+	} else if (conn_spoke_first() ||
+	    talks_in_greet_pause(s->conf, dl->session_end))
 		(void)session_pregreet(s);
 }
 
@@ -814,6 +834,7 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	for (;;) {
 		act = session_feed(&s, in + off, len - off, &used);
 		off += used;
+		rate_count(&s, &dl, used);
 		if (s.input_secret)
 			forget_input(&s, in, sizeof(in), off, len);
 		switch (act) {

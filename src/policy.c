@@ -557,7 +557,9 @@ write_all(int fd, const char *p, size_t len, long long deadline)
 
 /*
  * Read one reply into buf before the deadline; its length, or -1.
- * *extra: more came behind it, which no request of ours asked for.
+ * *extra: more came behind it, which no request of ours asked for.  A
+ * close after part of a reply is EPROTO, not ECONNRESET: the server had
+ * the request, so it is not asked again (SPEC 10.2).
  */
 static ssize_t
 read_reply(int fd, char *buf, size_t size, long long deadline, int *extra)
@@ -579,8 +581,8 @@ read_reply(int fd, char *buf, size_t size, long long deadline, int *extra)
 			len += (size_t)n;
 			continue;
 		}
-		if (n == 0) {
-			errno = ECONNRESET;
+		if (n == 0 || (n == -1 && errno == ECONNRESET)) {
+			errno = len > 0 ? EPROTO : ECONNRESET;
 			return -1;
 		}
 		if (errno == EINTR)
@@ -737,7 +739,9 @@ exchange(struct policy_server *ps, const struct buf *req, char *buf,
  * One question to one server: its reply in r, or -1 (r->text is then
  * the 451).  A connection kept from an earlier request that the server
  * closed meanwhile, before or under the request: once more on a new one,
- * as Postfix does.
+ * as Postfix does, but only if no octet of a reply came (EPROTO): a
+ * server that began to answer had the request, and must not count it
+ * twice.
  */
 static int
 ask(struct policy_server *ps, const struct buf *req, long long deadline,

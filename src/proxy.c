@@ -122,6 +122,8 @@ v1_parse(const char *buf, size_t len, struct proxy_result *r)
 		return -1;
 	if (strcmp(proto, "UNKNOWN") == 0)
 		return 0;			/* keep the socket's addresses */
+	if (end[-1] == ' ')
+		return -1;	/* v1_word() would take "25 " as "25" */
 	if (strcmp(proto, "TCP4") == 0)
 		af = AF_INET;
 	else if (strcmp(proto, "TCP6") == 0)

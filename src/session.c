@@ -598,12 +598,16 @@ bdat_out_of_step(struct session *s)
 	close_session(s, EXIT_FAIL);
 }
 
-/* A BDAT line too long or with a NUL or CR in it does not parse either. */
+/*
+ * A BDAT line too long or with a NUL or CR in it does not parse either:
+ * "BDAT" then a space or, as bdat_verb_garbled() has it, no more of a
+ * verb ("BDAT\t12 LAST"), whatever the line's length.
+ */
 static int
 bad_bdat_line(struct session *s, const char *line, size_t len)
 {
 	if (len < 4 || strncasecmp(line, "BDAT", 4) != 0 ||
-	    (len > 4 && line[4] != ' '))
+	    (len > 4 && line[4] != ' ' && !bdat_verb_garbled(line, len)))
 		return 0;
 	bdat_out_of_step(s);
 	return 1;

@@ -468,3 +468,17 @@ peak_rss() {
 	assert_equal "$(od -An -c "$DUMP/1/message" | tr -s ' ')" ' a \n b \r c \r \n \n'
 	assert_equal "$(cat "$DUMP/1/SMTP_LINE_ENDS")" CRLF
 }
+
+@test "a BDAT line over 2048 octets with a TAB for its space gets 501 and 421, as a short one does; its chunk is no command" {
+	# Short, "BDAT<TAB>12 LAST" is out of step; long, it got 500 and its
+	# chunk, RSET and NOOP, ran as commands.
+	input "BDAT\\t12 LAST$(printf '%3000s' '')\\r\\nRSET\\r\\nNOOP\\r\\n"
+	run_in "$HANDLERS/dump"
+	assert_equal "$status" 1
+	run after_ehlo
+	assert_output "$(printf '250 2.1.0 OK\n250 2.1.5 OK\n501 5.5.4 Syntax: BDAT chunk-size [LAST]\n421 4.5.0 mx.test Error: BDAT out of step, closing')"
+	run --separate-stderr feed --bytewise "$IN" "$HANDLERS/dump"
+	assert_failure 1
+	assert_equal "$(reply_codes | tail -n 2 | tr '\n' ' ')" '501 421 '
+	assert_no_message
+}

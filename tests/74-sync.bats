@@ -205,3 +205,29 @@ got += rest(s)'
 	usage_error --greet-pause 300001 "$HANDLERS/accept"
 	usage_error --greet-pause 1s "$HANDLERS/accept"
 }
+
+@test "--greet-pause is a wait for the client: --session-timeout ends it, the pause does not outlast the session" {
+	# A silent client, a 300 s pause and a 1 s session: the session ends
+	# at its limit (421, exit 1, logged as the session's timeout), not at
+	# timeout(1)'s 30 s with status 124.
+	run --separate-stderr python3 - "$SMTPD" <<-'PY'
+	import socket, subprocess, sys
+	lsn = socket.create_server(("127.0.0.1", 0))
+	cli = socket.create_connection(lsn.getsockname(), timeout=50)
+	srv, _ = lsn.accept()
+	p = subprocess.Popen(["timeout", "-k", "5", "30", sys.argv[1],
+	    "--hostname", "mx.test", "--log", "stderr", "--greet-pause", "300000",
+	    "--session-timeout", "1", "true"], stdin=srv, stdout=srv)
+	srv.close()
+	got = b""
+	while chunk := cli.recv(65536):
+	    got += chunk
+	print(" ".join(l[:3].decode() for l in got.split(b"\r\n")[:-1]
+	    if l[3:4] != b"-"))
+	print("exit", p.wait())
+	PY
+	assert_success
+	assert_line --index 1 'exit 1'
+	assert_regex "${lines[0]}" '421$'
+	assert_regex "$stderr" 'timeout: session \(--session-timeout\)'
+}

@@ -261,7 +261,7 @@ print(' '.join(l[:3].decode() for l in got.split(b'\r\n')[:-1] if l[3:4] != b'-'
 	start_server --session-timeout 3 "$HANDLERS/accept"
 	# EHLO, then NOOPs without end and never a read: the replies fill
 	# both socket buffers and the server's write waits.
-	python3 - "$PORT" <<-'EOF' 3>&- &
+	timeout -k 5 60 python3 - "$PORT" <<-'EOF' 3>&- &
 	import socket, sys
 	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 	f = s.makefile("rb")
@@ -297,4 +297,41 @@ print(p.wait())' "$BATS_TEST_TMPDIR/in" timeout -k 5 60 "$SMTPD" --hostname mx.t
 	assert_success
 	assert_output 1
 	assert_regex "$stderr" 'write to client: timeout'
+}
+
+@test "--min-data-rate: a first BDAT chunk sent with the envelope counts, a pause after it that its octets pay for is no cut" {
+	# 40000 octets at once behind MAIL, RCPT and BDAT (one read, before
+	# the transaction's clock started), then a 12 s pause: by the average
+	# since the first BDAT the client is 40 s ahead.  They counted as 0.
+	run --separate-stderr python3 - "$SMTPD" "$HANDLERS/accept" <<-'PY'
+	import socket, subprocess, sys, time
+	lsn = socket.create_server(("127.0.0.1", 0))
+	cli = socket.create_connection(lsn.getsockname(), timeout=50)
+	srv, _ = lsn.accept()
+	p = subprocess.Popen(["timeout", "-k", "5", "60", sys.argv[1], "--hostname", "mx.test",
+	    "--log", "stderr", "--min-data-rate", "1000", sys.argv[2]], stdin=srv, stdout=srv)
+	srv.close()
+	f = cli.makefile("rb")
+	def reply():
+	    while True:
+	        l = f.readline()
+	        if l[3:4] != b"-":
+	            return l[:3].decode() or "EOF"
+	got = [reply()]
+	cli.sendall(b"EHLO c\r\n")
+	got.append(reply())
+	cli.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nBDAT 40000\r\n" + b"x" * 40000)
+	got += [reply(), reply(), reply()]
+	time.sleep(12)	# the scenario: longer than the 10 s grace
+	try:
+	    cli.sendall(b"BDAT 2 LAST\r\nyz")
+	    got.append(reply())
+	    cli.sendall(b"QUIT\r\n")
+	    got.append(reply())
+	except OSError as e:
+	    got.append(type(e).__name__)
+	print(" ".join(got), "exit", p.wait())
+	PY
+	assert_success
+	assert_output '220 250 250 250 250 250 221 exit 0'
 }

@@ -200,7 +200,7 @@ start_haproxy() {
 	backend mx
 	    server mx1 127.0.0.1:$PORT $1
 	EOF
-	haproxy -db -f "$BATS_TEST_TMPDIR/haproxy.cfg" >"$BATS_TEST_TMPDIR/haproxy.log" 2>&1 3>&- &
+	timeout -k 5 300 haproxy -db -f "$BATS_TEST_TMPDIR/haproxy.cfg" >"$BATS_TEST_TMPDIR/haproxy.log" 2>&1 3>&- &
 	echo $! >"$BATS_TEST_TMPDIR/haproxy.pid"
 	wait_for 10 port_listening "$HAPORT"
 }
@@ -256,4 +256,11 @@ send_through_haproxy() {
 	run --separate-stderr feed "$IN" --proxy-protocol "$HANDLERS/dump"
 	assert_success
 	assert_client 203.0.113.6 998 '' ''
+}
+
+@test "a v1 TCP4/TCP6 header with a space before its CRLF gets 421 4.3.0" {
+	# Single spaces between the fields, none after the last (HAProxy's
+	# proxy-protocol.txt 2.1), as a doubled space inside is refused.
+	refused 'PROXY TCP4 192.0.2.7 198.51.100.1 54321 25 \r\n' \
+	    'PROXY TCP6 2001:db8::7 2001:db8::1 54321 25 \r\n'
 }

@@ -109,7 +109,7 @@ rcpt_session() {
 
 # Our policy server on a UNIX socket, its PID for teardown.
 start_policy() {
-	python3 "$FIXTURES/policy-server.py" unix "$SOCK" "$POLICY_LOG" &
+	timeout -k 5 300 python3 "$FIXTURES/policy-server.py" unix "$SOCK" "$POLICY_LOG" &
 	echo $! >"$BATS_TEST_TMPDIR/policy.pid"
 	wait_for 10 test -S "$SOCK"
 }
@@ -199,7 +199,7 @@ for l in open(sys.argv[1]):
 }
 
 @test "--policy inet: a TCP policy server on loopback" {
-	python3 "$FIXTURES/policy-server.py" inet "$BATS_TEST_TMPDIR/port" "$POLICY_LOG" &
+	timeout -k 5 300 python3 "$FIXTURES/policy-server.py" inet "$BATS_TEST_TMPDIR/port" "$POLICY_LOG" &
 	echo $! >"$BATS_TEST_TMPDIR/policy.pid"
 	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
 	rcpt_session ok@x.test reject@x.test
@@ -248,7 +248,7 @@ for l in open(sys.argv[1]):
 @test "--policy: a list is checked in order; DUNNO and PREPEND go on, OK and refusals decide" {
 	start_policy
 	SOCK2=$BATS_TEST_TMPDIR/second.sock
-	python3 "$FIXTURES/policy-server.py" unix "$SOCK2" "$BATS_TEST_TMPDIR/second.log" &
+	timeout -k 5 300 python3 "$FIXTURES/policy-server.py" unix "$SOCK2" "$BATS_TEST_TMPDIR/second.log" &
 	echo $! >"$BATS_TEST_TMPDIR/second.pid"
 	wait_for 10 test -S "$SOCK2"
 	rcpt_session dunno@x.test ok@x.test reject@x.test prepend@x.test
@@ -328,7 +328,7 @@ greylist_passes() {
 # start_postgrey: a private postgrey on $BATS_TEST_TMPDIR/pg.sock, delay 1 s.
 start_postgrey() {
 	mkdir "$BATS_TEST_TMPDIR/pgdb"
-	postgrey --unix="$BATS_TEST_TMPDIR/pg.sock" --dbdir="$BATS_TEST_TMPDIR/pgdb" \
+	timeout -k 5 300 postgrey --unix="$BATS_TEST_TMPDIR/pg.sock" --dbdir="$BATS_TEST_TMPDIR/pgdb" \
 	    --delay=1 --user=root --group=root --auto-whitelist-clients=0 \
 	    --pidfile="$BATS_TEST_TMPDIR/pg.pidfile" --syslog-facility=none \
 	    --hostname=mx.test 2>"$BATS_TEST_TMPDIR/postgrey.log" &
@@ -687,4 +687,18 @@ for k in ("protocol_name", "encryption_protocol", "encryption_cipher", "encrypti
 r = json.loads(open(sys.argv[1]).readline())
 print(r["client_name"], r["reverse_client_name"])' "$POLICY_LOG"
 	assert_output 'client.example.net client.example.net'
+}
+
+@test "--policy: a kept connection closed after half an answer is not asked again: the server had the request (451 4.3.5)" {
+	# The server read the request and began its answer: sending it again
+	# would count it twice (a rate limit, a greylist's triplet).
+	start_policy
+	rcpt_session dunno@x.test close@x.test ok@x.test
+	run --separate-stderr smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply_after RCPT 250 1
+	assert_reply RCPT '^451 4\.3\.5 ' 2
+	assert_reply_after RCPT 250 3
+	run grep -c '"recipient": "close@x.test"' "$POLICY_LOG"
+	assert_output 1
 }
