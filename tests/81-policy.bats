@@ -319,7 +319,10 @@ for l in open(sys.argv[1]):
 
 # A session through postgrey from 192.0.2.7; succeeds when RCPT got 250.
 # PG_POLICY may hold the --policy value (default: the socket, both stages).
+# $DUMP holds only this attempt's message, the one whose replies the test
+# then checks: an earlier attempt of wait_for's is not that session.
 greylist_passes() {
+	rm -rf "${DUMP:?}"/*
 	run smtp_session --policy "${PG_POLICY:-unix:$BATS_TEST_TMPDIR/pg.sock}" \
 	    "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	[ "$(reply_after RCPT | cut -c1-3)" = 250 ]
