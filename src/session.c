@@ -83,6 +83,7 @@ static void	reply(struct session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	close_session(struct session *, int);
 static void	close_after_421(struct session *, const char *);
+static int	waits_for(enum session_state, enum session_action *);
 static void	count_error(struct session *);
 static void	txn_reset(struct session *);
 static int	helo_arg_ok(const char *, size_t);
@@ -1321,10 +1322,33 @@ data_end(struct session *s)
 	s->state = SS_DELIVER;
 }
 
+/*
+ * The states in which the engine waits for its caller: the action that
+ * answers each.  1 and *act set, or 0 for a state that reads input.
+ */
+static int
+waits_for(enum session_state state, enum session_action *act)
+{
+	switch (state) {
+	case SS_CLOSED:		*act = SA_CLOSE;	break;
+	case SS_DELIVER:	*act = SA_DELIVER;	break;
+	case SS_RCPT_CHECK:	*act = SA_CHECK_RCPT;	break;
+	case SS_STARTTLS:	*act = SA_STARTTLS;	break;
+	case SS_AUTH_CHECK:	*act = SA_AUTH;		break;
+	case SS_AUTH_MECHS:	*act = SA_AUTH_MECHS;	break;
+	case SS_MAIL_CHECK:	*act = SA_CHECK_MAIL;	break;
+	case SS_DATA_CHECK:	*act = SA_CHECK_DATA;	break;
+	default:
+		return 0;
+	}
+	return 1;
+}
+
 enum session_action
 session_feed(struct session *s, const char *in, size_t len, size_t *used)
 {
-	size_t	 i = 0;
+	enum session_action	 act;
+	size_t			 i = 0;
 
 	for (;;) {
 		if (s->state == SS_BDAT && s->bdat_left == 0)
@@ -1344,37 +1368,9 @@ session_feed(struct session *s, const char *in, size_t len, size_t *used)
 		}
 		if (s->state == SS_DATA && s->dec.done)
 			data_end(s);
-		if (s->state == SS_CLOSED) {
+		if (waits_for(s->state, &act)) {
 			*used = i;
-			return SA_CLOSE;
-		}
-		if (s->state == SS_DELIVER) {
-			*used = i;
-			return SA_DELIVER;
-		}
-		if (s->state == SS_RCPT_CHECK) {
-			*used = i;
-			return SA_CHECK_RCPT;
-		}
-		if (s->state == SS_STARTTLS) {
-			*used = i;
-			return SA_STARTTLS;
-		}
-		if (s->state == SS_AUTH_CHECK) {
-			*used = i;
-			return SA_AUTH;
-		}
-		if (s->state == SS_AUTH_MECHS) {
-			*used = i;
-			return SA_AUTH_MECHS;
-		}
-		if (s->state == SS_MAIL_CHECK) {
-			*used = i;
-			return SA_CHECK_MAIL;
-		}
-		if (s->state == SS_DATA_CHECK) {
-			*used = i;
-			return SA_CHECK_DATA;
+			return act;
 		}
 		if (s->out.len >= OUTPUT_FLUSH) {
 			*used = i;
