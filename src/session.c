@@ -23,12 +23,14 @@ enum args {
 	ARGS_REQUIRED
 };
 
+/* A verb that only ever answers one line has that line and no run. */
 struct command {
 	const char	*verb;
 	unsigned int	 states;	/* where the verb may run */
 	enum args	 args;
 	const char	*out_of_sequence;
 	void		(*run)(struct session *, const char *, size_t);
+	const char	*answer;	/* without run: always this reply */
 };
 
 static void	cmd_helo(struct session *, const char *, size_t);
@@ -37,10 +39,7 @@ static void	cmd_mail(struct session *, const char *, size_t);
 static void	cmd_rcpt(struct session *, const char *, size_t);
 static void	cmd_data(struct session *, const char *, size_t);
 static void	cmd_rset(struct session *, const char *, size_t);
-static void	cmd_noop(struct session *, const char *, size_t);
 static void	cmd_quit(struct session *, const char *, size_t);
-static void	cmd_vrfy(struct session *, const char *, size_t);
-static void	cmd_expn(struct session *, const char *, size_t);
 static void	cmd_help(struct session *, const char *, size_t);
 static void	cmd_starttls(struct session *, const char *, size_t);
 static void	cmd_auth(struct session *, const char *, size_t);
@@ -52,26 +51,30 @@ static int	sasl_text_ok(const char *, size_t, int);
 static void	data_start(struct session *);
 
 static const struct command commands[] = {
-	{ "HELO", ST_ANY, ARGS_REQUIRED, NULL, cmd_helo },
-	{ "EHLO", ST_ANY, ARGS_REQUIRED, NULL, cmd_ehlo },
+	{ "HELO", ST_ANY, ARGS_REQUIRED, NULL, cmd_helo, NULL },
+	{ "EHLO", ST_ANY, ARGS_REQUIRED, NULL, cmd_ehlo, NULL },
 	{ "MAIL", ST(SS_HELO), ARGS_REQUIRED,
-	    "503 5.5.1 Error: nested MAIL command", cmd_mail },
+	    "503 5.5.1 Error: nested MAIL command", cmd_mail, NULL },
 	{ "RCPT", ST(SS_MAIL) | ST(SS_RCPT), ARGS_REQUIRED,
-	    "503 5.5.1 Error: need MAIL command", cmd_rcpt },
+	    "503 5.5.1 Error: need MAIL command", cmd_rcpt, NULL },
 	{ "DATA", ST(SS_RCPT), ARGS_NONE,
-	    "503 5.5.1 Error: need RCPT command", cmd_data },
-	{ "RSET", ST_ANY, ARGS_NONE, NULL, cmd_rset },
-	{ "NOOP", ST_ANY, ARGS_OPTIONAL, NULL, cmd_noop },
-	{ "QUIT", ST_ANY, ARGS_NONE, NULL, cmd_quit },
-	{ "VRFY", ST_ANY, ARGS_REQUIRED, NULL, cmd_vrfy },
-	{ "EXPN", ST_ANY, ARGS_OPTIONAL, NULL, cmd_expn },
-	{ "HELP", ST_ANY, ARGS_OPTIONAL, NULL, cmd_help },
+	    "503 5.5.1 Error: need RCPT command", cmd_data, NULL },
+	{ "RSET", ST_ANY, ARGS_NONE, NULL, cmd_rset, NULL },
+	{ "NOOP", ST_ANY, ARGS_OPTIONAL, NULL, NULL, "250 2.0.0 OK" },
+	{ "QUIT", ST_ANY, ARGS_NONE, NULL, cmd_quit, NULL },
+	{ "VRFY", ST_ANY, ARGS_REQUIRED, NULL, NULL,
+	    "252 2.5.0 Cannot VRFY user, but will accept message and attempt "
+	    "delivery" },
+	{ "EXPN", ST_ANY, ARGS_OPTIONAL, NULL, NULL,
+	    "502 5.5.1 EXPN not supported" },
+	{ "HELP", ST_ANY, ARGS_OPTIONAL, NULL, cmd_help, NULL },
 	{ "STARTTLS", ST(SS_HELO), ARGS_NONE,
-	    "503 5.5.1 Error: STARTTLS inside a transaction", cmd_starttls },
+	    "503 5.5.1 Error: STARTTLS inside a transaction", cmd_starttls,
+	    NULL },
 	{ "AUTH", ST(SS_HELO), ARGS_REQUIRED,
-	    "503 5.5.1 Error: AUTH inside a transaction", cmd_auth },
-	{ "BDAT", ST_ANY, ARGS_OPTIONAL, NULL, cmd_bdat },
-	{ "LHLO", ST_ANY, ARGS_REQUIRED, NULL, cmd_lhlo },
+	    "503 5.5.1 Error: AUTH inside a transaction", cmd_auth, NULL },
+	{ "BDAT", ST_ANY, ARGS_OPTIONAL, NULL, cmd_bdat, NULL },
+	{ "LHLO", ST_ANY, ARGS_REQUIRED, NULL, cmd_lhlo, NULL },
 };
 
 /* First words of an HTTP request: the client is a browser or a proxy. */
@@ -501,21 +504,14 @@ data_start(struct session *s)
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
-/* RSET ends the transaction, then answers as NOOP does. */
 static void
 cmd_rset(struct session *s, const char *arg, size_t len)
 {
+	(void)arg;
+	(void)len;
 	txn_reset(s);
 	if (s->state != SS_INIT)
 		s->state = SS_HELO;
-	cmd_noop(s, arg, len);
-}
-
-static void
-cmd_noop(struct session *s, const char *arg, size_t len)
-{
-	(void)arg;
-	(void)len;
 	reply(s, "250 2.0.0 OK");
 }
 
@@ -526,23 +522,6 @@ cmd_quit(struct session *s, const char *arg, size_t len)
 	(void)len;
 	reply(s, "221 2.0.0 Bye");
 	close_session(s, EXIT_OK);
-}
-
-static void
-cmd_vrfy(struct session *s, const char *arg, size_t len)
-{
-	(void)arg;
-	(void)len;
-	reply(s, "252 2.5.0 Cannot VRFY user, but will accept message "
-	    "and attempt delivery");
-}
-
-static void
-cmd_expn(struct session *s, const char *arg, size_t len)
-{
-	(void)arg;
-	(void)len;
-	reply(s, "502 5.5.1 EXPN not supported");
 }
 
 static void
@@ -1212,6 +1191,8 @@ dispatch(struct session *s, const char *line, size_t len)
 	else if (!args_fit(cmd, arglen))
 		reply(s, "501 5.5.4 Syntax error in parameters for %s",
 		    cmd->verb);
+	else if (cmd->run == NULL)
+		reply(s, "%s", cmd->answer);
 	else
 		cmd->run(s, arg, arglen);
 }
