@@ -465,6 +465,9 @@ void	 message_log(const struct session *, const struct spool *,
 	    const struct peer *, uint64_t, const char *, const char *,
 	    const struct timespec *);
 
+/* clock.c: the monotonic clock of every deadline, in ms. */
+long long conn_now_ms(void);
+
 /* log.c */
 void	 log_init(enum log_target, int);
 void	 log_ident(const char *);
@@ -488,7 +491,6 @@ enum conn_input {
 
 void	 conn_init(void);
 int	 conn_is_socket(void);
-long long conn_now_ms(void);
 int	 conn_stop_requested(void);
 enum conn_input conn_read(char *, size_t, size_t *, long long);
 int	 conn_write(const char *, size_t, long long);
