@@ -15,7 +15,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -380,92 +379,6 @@ policy_free(struct policy_state *ps)
 	free(ps);
 }
 
-/* Wait for fd until deadline; 1 ready, 0 timed out or failed. */
-static int
-wait_fd(int fd, short events, long long deadline)
-{
-	struct pollfd	 pfd;
-	long long	 left;
-	int		 r;
-
-	for (;;) {
-		if ((left = deadline - conn_now_ms()) <= 0)
-			return 0;
-		pfd.fd = fd;
-		pfd.events = events;
-		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			return 0;
-		if (r > 0)
-			return 1;
-	}
-}
-
-/* A non-blocking connect within the deadline; the fd or -1. */
-static int
-connect_to(const struct sockaddr *sa, socklen_t salen, long long deadline)
-{
-	int		 fd, err;
-	socklen_t	 elen = sizeof(err);
-
-	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0)) == -1)
-		return -1;
-	if (connect(fd, sa, salen) == 0)
-		return fd;
-	if (errno != EINPROGRESS && errno != EAGAIN)
-		goto fail;
-	if (!wait_fd(fd, POLLOUT, deadline)) {
-		errno = ETIMEDOUT;
-		goto fail;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == -1)
-		goto fail;
-	if (err == 0)
-		return fd;
-	errno = err;
-fail:
-	err = errno;
-	(void)close(fd);
-	errno = err;
-	return -1;
-}
-
-static int
-connect_inet(const char *where, long long deadline)
-{
-	struct addrinfo	 hints, *res, *ai;
-	char		 host[SMTP_DOMAIN_MAX + 3];
-	const char	*colon = strrchr(where, ':');
-	size_t		 hlen = (size_t)(colon - where);
-	int		 fd = -1, gai;
-
-	if (hlen >= sizeof(host)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(host, where, hlen);
-	host[hlen] = '\0';
-	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
-		memmove(host, host + 1, hlen - 2);
-		host[hlen - 2] = '\0';
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if ((gai = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
-		log_warn("policy inet:%s: %s", where, gai_strerror(gai));
-		errno = EHOSTUNREACH;
-		return -1;
-	}
-	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
-		fd = connect_to(ai->ai_addr, ai->ai_addrlen, deadline);
-	freeaddrinfo(res);
-	return fd;
-}
-
 /* exec:PROGRAM: its stdin and stdout are our pipes, no arguments. */
 static int
 spawn_policy(struct policy_server *ps)
@@ -506,18 +419,12 @@ spawn_policy(struct policy_server *ps)
 static int
 connect_server(struct policy_server *ps, long long deadline)
 {
-	struct sockaddr_un	 sun;
-
 	switch (ps->kind) {
 	case PK_UNIX:
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		(void)strlcpy(sun.sun_path, ps->where, sizeof(sun.sun_path));
-		ps->rfd = connect_to((struct sockaddr *)&sun, sizeof(sun),
-		    deadline);
+		ps->rfd = net_connect_unix(ps->where, deadline);
 		break;
 	case PK_INET:
-		ps->rfd = connect_inet(ps->where, deadline);
+		ps->rfd = net_connect_inet(ps->where, deadline);
 		break;
 	case PK_EXEC:
 		if (ps->deaths >= EXEC_DEATHS_MAX) {
@@ -528,31 +435,6 @@ connect_server(struct policy_server *ps, long long deadline)
 	}
 	ps->wfd = ps->rfd;
 	return ps->rfd == -1 ? -1 : 0;
-}
-
-/* Write all of b before the deadline; 0 or -1. */
-static int
-write_all(int fd, const char *p, size_t len, long long deadline)
-{
-	ssize_t	 n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN && wait_fd(fd, POLLOUT,
-		    deadline))
-			continue;
-		if (n == -1 && errno == EAGAIN)
-			errno = ETIMEDOUT;
-		return -1;
-	}
-	return 0;
 }
 
 /*
@@ -589,7 +471,7 @@ read_reply(int fd, char *buf, size_t size, long long deadline, int *extra)
 			continue;
 		if (errno != EAGAIN)
 			return -1;
-		if (!wait_fd(fd, POLLIN, deadline)) {
+		if (!net_wait_fd(fd, POLLIN, deadline)) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
@@ -730,7 +612,7 @@ static ssize_t
 exchange(struct policy_server *ps, const struct buf *req, char *buf,
     size_t size, long long deadline, int *extra)
 {
-	if (write_all(ps->wfd, req->data, req->len, deadline) == -1)
+	if (net_write_all(ps->wfd, req->data, req->len, deadline) == -1)
 		return -1;
 	return read_reply(ps->rfd, buf, size, deadline, extra);
 }
@@ -910,37 +792,4 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 	}
 	buf_free(&req);
 	return next != -1;
-}
-
-/*
- * The connection helpers above, for milter.c (SPEC 13): a filter is
- * reached as a policy server is, with the same deadlines.
- */
-int
-net_wait_fd(int fd, short events, long long deadline)
-{
-	return wait_fd(fd, events, deadline);
-}
-
-int
-net_connect_unix(const char *path, long long deadline)
-{
-	struct sockaddr_un	 sun;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	(void)strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
-	return connect_to((struct sockaddr *)&sun, sizeof(sun), deadline);
-}
-
-int
-net_connect_inet(const char *where, long long deadline)
-{
-	return connect_inet(where, deadline);
-}
-
-int
-net_write_all(int fd, const char *p, size_t len, long long deadline)
-{
-	return write_all(fd, p, len, deadline);
 }

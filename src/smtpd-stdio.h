@@ -625,7 +625,7 @@ int	 policy_check(struct policy_state *, const struct policy_ctx *,
 	    struct buf *, struct buf *);
 int	 policy_addr_ok(const char *);
 const char *policy_stage(const char *, unsigned int *);
-/* policy.c: connections with deadlines, shared with milter.c. */
+/* net.c: connections with deadlines, for policy.c, milter.c and auth.c. */
 int	 net_wait_fd(int, short, long long);
 int	 net_connect_unix(const char *, long long);
 int	 net_connect_inet(const char *, long long);
