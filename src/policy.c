@@ -442,15 +442,8 @@ spawn_policy(struct policy_server *ps)
 	char				*argv[2];
 	int				 to[2], from[2], rc;
 
-	if (pipe2(to, O_CLOEXEC) == -1)
+	if (spawn_pipes(to, from) == -1)
 		return -1;
-	if (pipe2(from, O_CLOEXEC) == -1) {
-		rc = errno;
-		(void)close(to[0]);
-		(void)close(to[1]);
-		errno = rc;
-		return -1;
-	}
 	argv[0] = (char *)ps->where;
 	argv[1] = NULL;
 	/* Its stderr is ours: a policy program's complaints reach the log. */

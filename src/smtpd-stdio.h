@@ -442,6 +442,7 @@ void	 argv_free(char **);
 
 /* spawn.c: how every program we run is started. */
 int	 handler_spawn(pid_t *, int, int, int, char *const *, char *const *);
+int	 spawn_pipes(int[2], int[2]);
 int	 handler_spawn_fd3(pid_t *, int, int, int, int, char *const *,
 	    char *const *);
 
