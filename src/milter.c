@@ -853,11 +853,11 @@ milter_mail(struct milter_state *ms, const struct milter_ctx *x,
 
 /*
  * Ask each filter in the transaction that has not declined the stage
- * (the no flag) cmd, until one refuses.
+ * (the no flag) cmd, until one refuses; cmd is freed.
  */
 static enum milter_verdict
 ask_each(struct milter_state *ms, const struct milter_ctx *x, char stage,
-    uint32_t no, const struct buf *cmd, struct buf *reply)
+    uint32_t no, struct buf *cmd, struct buf *reply)
 {
 	struct filter	*f;
 	size_t		 i;
@@ -872,6 +872,7 @@ ask_each(struct milter_state *ms, const struct milter_ctx *x, char stage,
 		refused = refuses(ms, f, ask_stage(ms, f, x, stage, cmd,
 		    reply), reply);
 	}
+	buf_free(cmd);
 	if (!refused && blocked(ms, reply))
 		refused = 1;
 	return refused ? MV_REFUSE : MV_ACCEPT;
@@ -882,13 +883,10 @@ enum milter_verdict
 milter_rcpt(struct milter_state *ms, const struct milter_ctx *x,
     const char *rcpt, const char *params, struct buf *reply)
 {
-	struct buf		 req = { NULL, 0, 0 };
-	enum milter_verdict	 v;
+	struct buf	 req = { NULL, 0, 0 };
 
 	path_frame(&req, SMFIC_RCPT, rcpt, params);
-	v = ask_each(ms, x, SMFIC_RCPT, SMFIP_NORCPT, &req, reply);
-	buf_free(&req);
-	return v;
+	return ask_each(ms, x, SMFIC_RCPT, SMFIP_NORCPT, &req, reply);
 }
 
 /* The DATA command: a refusal refuses the message before its bytes. */
@@ -896,13 +894,10 @@ enum milter_verdict
 milter_data(struct milter_state *ms, const struct milter_ctx *x,
     struct buf *reply)
 {
-	struct buf		 req = { NULL, 0, 0 };
-	enum milter_verdict	 v;
+	struct buf	 req = { NULL, 0, 0 };
 
 	str_frame(&req, SMFIC_DATA, NULL, NULL);
-	v = ask_each(ms, x, SMFIC_DATA, SMFIP_NODATA, &req, reply);
-	buf_free(&req);
-	return v;
+	return ask_each(ms, x, SMFIC_DATA, SMFIP_NODATA, &req, reply);
 }
 
 /*
