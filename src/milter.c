@@ -256,32 +256,41 @@ macro(struct buf *b, const char *name, const char *value)
 	milter_put_str(b, value);
 }
 
-/* The macros of a stage, as Postfix sends them (SPEC 13). */
+/* The connect stage's macros: the client and us, as Postfix sends them. */
 static void
-stage_macros(struct buf *b, char stage, const struct milter_ctx *x)
+connect_macros(struct buf *b, const struct milter_ctx *x)
 {
 	const struct session	*s = x->sess;
 	const struct peer	*p = x->peer;
 	const char		*name = p->remote_host[0] != '\0' ?
 				    p->remote_host : "unknown";
 	char			 under[SMTP_DOMAIN_MAX + 80];
+
+	(void)snprintf(under, sizeof(under), "%s [%s]", name,
+	    p->remote_addr);
+	if (p->remote_addr[0] == '\0')
+		(void)strlcpy(under, name, sizeof(under));
+	macro(b, "j", s->conf->hostname);
+	/* rspamd takes its Authentication-Results id from it. */
+	macro(b, "{daemon_name}", s->conf->authserv_id);
+	macro(b, "{client_addr}", p->remote_addr);
+	macro(b, "{client_port}", p->remote_port);
+	macro(b, "{client_name}", name);
+	macro(b, "_", under);
+	macro(b, "{if_addr}", p->local_addr);
+}
+
+/* The macros of a stage, as Postfix sends them (SPEC 13). */
+static void
+stage_macros(struct buf *b, char stage, const struct milter_ctx *x)
+{
+	const struct session	*s = x->sess;
 	size_t			 off = milter_frame_begin(b, SMFIC_MACRO);
 
 	buf_append(b, &stage, 1);
 	switch (stage) {
 	case SMFIC_CONNECT:
-		(void)snprintf(under, sizeof(under), "%s [%s]", name,
-		    p->remote_addr);
-		if (p->remote_addr[0] == '\0')
-			(void)strlcpy(under, name, sizeof(under));
-		macro(b, "j", s->conf->hostname);
-		/* rspamd takes its Authentication-Results id from it. */
-		macro(b, "{daemon_name}", s->conf->authserv_id);
-		macro(b, "{client_addr}", p->remote_addr);
-		macro(b, "{client_port}", p->remote_port);
-		macro(b, "{client_name}", name);
-		macro(b, "_", under);
-		macro(b, "{if_addr}", p->local_addr);
+		connect_macros(b, x);
 		break;
 	case SMFIC_HELO:
 		macro(b, "{tls_version}", s->tlsi.protocol);
