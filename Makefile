@@ -83,7 +83,9 @@ SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c message.c \
 		  handler.c reply.c \
 		  env.c envelope.c \
 		  policy.c milter-proto.c milter.c milter-edit.c milter-check.c \
-		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c clock.c
+		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c clock.c \
+		  serve.c deadline.c deliver.c policy-check.c auth-check.c \
+		  starttls.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
 BIN		= $(O)/smtpd-stdio
