@@ -87,7 +87,7 @@ SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c message.c \
 		  serve.c deadline.c deliver.c policy-check.c auth-check.c \
 		  starttls.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
-OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
+OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o $(O)/tls-io.o
 BIN		= $(O)/smtpd-stdio
 BIN_TLS		= $(O)/smtpd-stdio-tls
 HANDLERS	= maildir relay debug webhook
@@ -187,8 +187,9 @@ $(O)/conn-notls.o: src/conn.c src/smtpd-stdio.h | $(O) deps-build
 $(BIN): $(OBJS) | $(BIN_TLS)
 	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS)
 
-$(O)/tls.o: src/tls.c src/smtpd-stdio.h | $(O) deps-build
-	$(CC) $(ALL_CFLAGS) $(TLS_CFLAGS) -c -o $@ src/tls.c
+$(O)/tls.o $(O)/tls-io.o: $(O)/%.o: src/%.c src/tls.h src/smtpd-stdio.h \
+		| $(O) deps-build
+	$(CC) $(ALL_CFLAGS) $(TLS_CFLAGS) -c -o $@ $<
 
 $(BIN_TLS): $(OBJS_TLS)
 	$(CC) -o $@ $(OBJS_TLS) -pie $(LINK_FLAGS) $(TLS_BSD_LIBS) $(TLS_LIBS)

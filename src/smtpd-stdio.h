@@ -550,7 +550,6 @@ void	 tlsconf_exec(const struct handover *);
 struct tls *tlsconf_try(const struct config *);
 struct tls *tlsconf_server(const struct config *);
 void	 tlsconf_free(struct tls *);
-void	 tlsconf_info(struct tls_conn *, struct tls_info *);
 struct tls_conn *tlsio_accept(struct tls *, int, int);
 void	 tlsio_free(struct tls_conn *);
 ssize_t	 tlsio_handshake(struct tls_conn *);
@@ -558,6 +557,7 @@ ssize_t	 tlsio_read(struct tls_conn *, void *, size_t);
 ssize_t	 tlsio_write(struct tls_conn *, const void *, size_t);
 ssize_t	 tlsio_close(struct tls_conn *);
 int	 tlsio_eof(const struct tls_conn *);
+void	 tlsio_info(struct tls_conn *, struct tls_info *);
 const char *tlsio_error(const struct tls_conn *);
 
 /* proxy.c: the PROXY protocol header, SPEC 10.1. */
