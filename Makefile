@@ -83,9 +83,11 @@ SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c message.c \
 		  handler.c reply.c \
 		  env.c envelope.c \
 		  policy.c milter-proto.c milter.c milter-edit.c milter-check.c \
-		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c clock.c
+		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c clock.c \
+		  serve.c deadline.c deliver.c policy-check.c auth-check.c \
+		  starttls.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
-OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
+OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o $(O)/tls-io.o
 BIN		= $(O)/smtpd-stdio
 BIN_TLS		= $(O)/smtpd-stdio-tls
 HANDLERS	= maildir relay debug webhook
@@ -185,8 +187,9 @@ $(O)/conn-notls.o: src/conn.c src/smtpd-stdio.h | $(O) deps-build
 $(BIN): $(OBJS) | $(BIN_TLS)
 	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS)
 
-$(O)/tls.o: src/tls.c src/smtpd-stdio.h | $(O) deps-build
-	$(CC) $(ALL_CFLAGS) $(TLS_CFLAGS) -c -o $@ src/tls.c
+$(O)/tls.o $(O)/tls-io.o: $(O)/%.o: src/%.c src/tls.h src/smtpd-stdio.h \
+		| $(O) deps-build
+	$(CC) $(ALL_CFLAGS) $(TLS_CFLAGS) -c -o $@ $<
 
 $(BIN_TLS): $(OBJS_TLS)
 	$(CC) -o $@ $(OBJS_TLS) -pie $(LINK_FLAGS) $(TLS_BSD_LIBS) $(TLS_LIBS)

@@ -550,7 +550,6 @@ void	 tlsconf_exec(const struct handover *);
 struct tls *tlsconf_try(const struct config *);
 struct tls *tlsconf_server(const struct config *);
 void	 tlsconf_free(struct tls *);
-void	 tlsconf_info(struct tls_conn *, struct tls_info *);
 struct tls_conn *tlsio_accept(struct tls *, int, int);
 void	 tlsio_free(struct tls_conn *);
 ssize_t	 tlsio_handshake(struct tls_conn *);
@@ -558,6 +557,7 @@ ssize_t	 tlsio_read(struct tls_conn *, void *, size_t);
 ssize_t	 tlsio_write(struct tls_conn *, const void *, size_t);
 ssize_t	 tlsio_close(struct tls_conn *);
 int	 tlsio_eof(const struct tls_conn *);
+void	 tlsio_info(struct tls_conn *, struct tls_info *);
 const char *tlsio_error(const struct tls_conn *);
 
 /* proxy.c: the PROXY protocol header, SPEC 10.1. */
@@ -903,5 +903,43 @@ struct dovecot_line {
 };
 
 int	 dovecot_parse_line(const char *, size_t, struct dovecot_line *);
+
+/* deadline.c: by when the client owes us what, SPEC 10.3. */
+struct deadlines {
+	long long	 session_end;	/* --session-timeout */
+	long long	 line_end;	/* --timeout, from our last reply */
+	long long	 data_start;	/* the 354 or first BDAT; 0 outside */
+	uint64_t	 data_bytes;	/* read since data_start */
+	unsigned int	 data_seq;	/* the transaction data_start is for */
+	const char	*nearest;	/* which one deadline_next chose */
+};
+
+void	 deadline_start(struct deadlines *, const struct config *);
+void	 deadline_replied(struct deadlines *, const struct config *);
+long long deadline_ours(const struct deadlines *, const struct config *);
+long long deadline_next(const struct session *, struct deadlines *);
+void	 deadline_count(const struct session *, struct deadlines *, size_t);
+void	 deadline_log_timeout(const struct deadlines *);
+
+/*
+ * The engine's actions answered, each with its concern (serve.c holds
+ * the table): deliver.c, policy-check.c, auth-check.c, starttls.c.
+ */
+void	 deliver_message(struct session *, struct spool *,
+	    struct policy_state *, struct milter_state *, const struct peer *);
+void	 policy_check_rcpt(struct session *, struct policy_state *,
+	    struct milter_state *, const struct peer *);
+int	 policy_check_message(struct session *, struct policy_state *,
+	    struct spool *, const struct peer *, struct buf *);
+void	 auth_answer(struct session *, struct auth_backend *,
+	    const struct peer *);
+void	 auth_offer(struct session *, struct auth_backend *);
+int	 starttls_run(struct session *, struct tls *, struct deadlines *,
+	    const struct peer *);
+
+/* serve.c: the action loop around the session engine. */
+#define BAD_HANDOVER	2	/* serve()'s bad_proxy: proxy_header()'s is 1 */
+int	 serve(const struct config *, const struct peer *, int, struct tls *,
+	    const struct handover *);
 
 #endif /* SMTPD_STDIO_H */
