@@ -816,13 +816,15 @@ int	 milter_strip_forged(const struct session *, struct spool *);
 void	 milter_end(struct milter_state *, const struct session *,
 	    const struct peer *);
 
-/* options.c */
-void	 options_parse(int, char **, struct config *);
+/* usage.c: usage and set-up errors, below every other module. */
 void	 usage_error(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	 setup_error(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	 setup_errors_to(jmp_buf *);
+
+/* options.c */
+void	 options_parse(int, char **, struct config *);
 const char *options_default_hostname(void);
 int	 dns_name_ok(const char *, size_t);
 int	 hostname_ok(const char *);
