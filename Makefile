@@ -79,7 +79,7 @@ ALL_LDFLAGS	= $(LINK_MODE) $(LINK_FLAGS)
 # and as smtpd-stdio-tls with it, which smtpd-stdio runs when given
 # --tls-cert.  Loading a shared library would cost every plaintext
 # session more than the rest of it does.
-SRCS		= main.c options.c usage.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
+SRCS		= main.c options.c usage.c optsyntax.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
 		  env.c envelope.c \
 		  policy.c milter-proto.c milter.c milter-edit.c milter-check.c \
 		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c
@@ -251,7 +251,7 @@ FUZZ_addr	= src/addr.c
 FUZZ_data	= src/data.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_reply	= src/reply.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_proxy	= src/proxy.c
-FUZZ_policy	= src/policy.c src/spawn.c src/buf.c tests/fuzz/log_quiet.c
+FUZZ_policy	= src/policy.c src/optsyntax.c src/spawn.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_base64	= src/base64.c
 FUZZ_dovecot	= src/auth.c src/base64.c src/spawn.c tests/fuzz/log_quiet.c
 FUZZ_milter	= src/milter-proto.c src/reply.c src/buf.c tests/fuzz/log_quiet.c
