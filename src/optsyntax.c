@@ -208,19 +208,6 @@ milter_addr_ok(const char *a)
 	    policy_addr_ok(a);
 }
 
-/* --milter-default-action: the word, or -1. */
-int
-milter_action_word(const char *w)
-{
-	if (strcmp(w, "tempfail") == 0)
-		return MILTER_DEFAULT_TEMPFAIL;
-	if (strcmp(w, "accept") == 0)
-		return MILTER_DEFAULT_ACCEPT;
-	if (strcmp(w, "reject") == 0)
-		return MILTER_DEFAULT_REJECT;
-	return -1;
-}
-
 /* --auth: dovecot:PATH (a UNIX socket) or checkpassword:PROGRAM. */
 int
 auth_spec_ok(const char *spec)

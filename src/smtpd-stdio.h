@@ -64,7 +64,7 @@ struct config {
 	int		  dsn;
 	int		  crlf;
 	int		  received;
-	enum log_target	  log;
+	int		  log;			/* LOGTO_* */
 	int		  verbose;
 	int		  sync_check;		/* refuse unallowed pipelining */
 	int		  proxy_protocol;	/* a PROXY header comes first */
@@ -835,7 +835,6 @@ int	 relay_ok(const char *);
 int	 policy_addr_ok(const char *);
 const char *policy_stage(const char *, unsigned int *);
 int	 milter_addr_ok(const char *);
-int	 milter_action_word(const char *);
 int	 auth_spec_ok(const char *);
 
 /* peer.c */
