@@ -50,7 +50,7 @@ struct opt {
 	const char		*name;
 	int			 shortname;	/* 0 if none */
 	enum opt_kind		 kind;
-	const char		*spec;		/* the SPEC section */
+	const char		*spec;		/* where SPEC.md defines it, for readers */
 	const char		*arg;		/* its value in --help; NULL: none */
 	long long		 min, max;	/* OK_NUMBER */
 	long long		 def;		/* OK_NUMBER's default */
@@ -133,6 +133,7 @@ static const struct opt opts[] = {
 	    "transactions per session, 0: no limit"),
 	NUMBER("max-recipients", "n", max_recipients, 1, INT_MAX, 1000, "2",
 	    "RCPTs per transaction"),
+	/* SPEC is silent on --greet-pause; its early talk is SPEC 4's. */
 	NUMBER("greet-pause", "ms", greet_pause, 0, 300000, 0, "4",
 	    "wait before the greeting; early talk gets 554"),
 	NUMBER("min-data-rate", "bytes", min_data_rate, 0, INT_MAX, 1024,
@@ -196,7 +197,8 @@ static const struct opt opts[] = {
 static void	 set_defaults(struct config *);
 static const struct opt *opt_of(int);
 static void	 apply(struct config *, const struct opt *, const char *);
-static void	 refuse(const struct opt *, const char *);
+static void	 refuse(const struct opt *, const char *)
+		    __attribute__((noreturn));
 static void	 set_number(struct config *, const struct opt *, const char *);
 static void	 set_word(struct config *, const struct opt *, const char *);
 static void	 add_string(struct config *, const struct opt *, const char *);
@@ -214,6 +216,7 @@ nonempty(const char *s)
 	return s[0] != '\0';
 }
 
+/* The field of c at offset, a row's .field or .count. */
 static void *
 field(struct config *c, size_t offset)
 {
@@ -245,7 +248,7 @@ opt_of(int ch)
 	if (ch >= OPT_BASE && (size_t)(ch - OPT_BASE) < NOPTS)
 		return &opts[ch - OPT_BASE];
 	for (i = 0; i < NOPTS; i++)
-		if (ch != 0 && opts[i].shortname == ch)
+		if (opts[i].shortname != 0 && opts[i].shortname == ch)
 			return &opts[i];
 	return NULL;
 }
