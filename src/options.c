@@ -80,21 +80,27 @@ static const struct opt_word milter_words[] = {
 
 static int	 nonempty(const char *);
 
-#define FIELD(f)	offsetof(struct config, f)
+/*
+ * The offset of config field f, which must be of type T (a compile
+ * error otherwise): the kind of a row says how its field is written.
+ */
+#define FIELD(f, T)	(offsetof(struct config, f) + \
+	0 * sizeof(_Generic(((struct config *)0)->f, T: 1)))
 #define FLAG(n, s, f, v, sec, h) { .name = n, .shortname = s, \
-	.kind = OK_FLAG, .field = FIELD(f), .set_to = v, .spec = sec, \
+	.kind = OK_FLAG, .field = FIELD(f, int), .set_to = v, .spec = sec, \
 	.help = h }
 #define NUMBER(n, a, f, lo, hi, d, sec, h) { .name = n, .kind = OK_NUMBER, \
-	.arg = a, .field = FIELD(f), .min = lo, .max = hi, .def = d, \
-	.spec = sec, .help = h }
+	.arg = a, .field = FIELD(f, long long), .min = lo, .max = hi, \
+	.def = d, .spec = sec, .help = h }
 #define STRING(n, a, f, check, e, w, sec, h) { .name = n, \
-	.kind = OK_STRING, .arg = a, .field = FIELD(f), .ok = check, \
-	.echo = e, .want = w, .spec = sec, .help = h }
-#define LIST(n, a, f, nf, check, e, w, sec, h) { .name = n, \
-	.kind = OK_LIST, .arg = a, .field = FIELD(f), .count = FIELD(nf), \
+	.kind = OK_STRING, .arg = a, .field = FIELD(f, const char *), \
 	.ok = check, .echo = e, .want = w, .spec = sec, .help = h }
+#define LIST(n, a, f, nf, check, e, w, sec, h) { .name = n, \
+	.kind = OK_LIST, .arg = a, .field = FIELD(f, const char **), \
+	.count = FIELD(nf, size_t), .ok = check, .echo = e, .want = w, \
+	.spec = sec, .help = h }
 #define WORD(n, a, f, ws, w, sec, h) { .name = n, .kind = OK_WORD, \
-	.arg = a, .field = FIELD(f), .words = ws, .echo = ECHO_LAST, \
+	.arg = a, .field = FIELD(f, int), .words = ws, .echo = ECHO_LAST, \
 	.want = w, .spec = sec, .help = h }
 #define ACTION(n, s, k, sec, h) { .name = n, .shortname = s, .kind = k, \
 	.spec = sec, .help = h }
