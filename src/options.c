@@ -212,6 +212,7 @@ static size_t	 synopsis_item(const struct opt *, char *, size_t);
 static void	 synopsis(void);
 static void	 option_item(const struct opt *, char *, size_t);
 static void	 help(void);
+static void	 getopt_tables(struct option *, char *);
 static void	 check_combinations(const struct config *);
 static int	 mailname(char *, size_t);
 
@@ -421,27 +422,43 @@ help(void)
 	}
 }
 
+/*
+ * getopt_long()'s tables from opts[]: row i answers OPT_BASE + i, or
+ * its short name.  "+:": stop at the first non-option (the rest is the
+ * handler's), and tell a missing value from an unknown option.
+ */
+static void
+getopt_tables(struct option *longopts, char *shortopts)
+{
+	size_t	 i, n = 0;
+
+	shortopts[n++] = '+';
+	shortopts[n++] = ':';
+	for (i = 0; i < NOPTS; i++) {
+		longopts[i] = (struct option){ opts[i].name, opts[i].arg !=
+		    NULL ? required_argument : no_argument, NULL,
+		    OPT_BASE + (int)i };
+		if (opts[i].shortname == 0)
+			continue;
+		shortopts[n++] = (char)opts[i].shortname;
+		if (opts[i].arg != NULL)
+			shortopts[n++] = ':';
+	}
+	longopts[NOPTS] = (struct option){ NULL, 0, NULL, 0 };
+	shortopts[n] = '\0';
+}
+
 void
 options_parse(int argc, char **argv, struct config *c)
 {
 	struct option		 longopts[NOPTS + 1];
-	char			 shortopts[2 * NOPTS + 3] = "+:";
+	char			 shortopts[2 * NOPTS + 3];
 	const struct opt	*o;
-	size_t			 i, n = 2;
 	int			 ch;
 
 	set_defaults(c);
-	memset(longopts, 0, sizeof(longopts));
-	for (i = 0; i < NOPTS; i++) {
-		longopts[i].name = opts[i].name;
-		longopts[i].has_arg = opts[i].arg != NULL ? required_argument :
-		    no_argument;
-		longopts[i].val = OPT_BASE + (int)i;
-		if (opts[i].shortname != 0)
-			shortopts[n++] = (char)opts[i].shortname;
-	}
+	getopt_tables(longopts, shortopts);
 	opterr = 0;
-	/* "+": stop at the first non-option, the rest is the handler's. */
 	while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
 		if ((o = opt_of(ch)) != NULL)
 			apply(c, o, optarg);

@@ -271,3 +271,20 @@ man_option_items() {
 		assert_equal "$stderr" "smtpd-stdio: $want (see smtpd-stdio --help)"
 	done
 }
+
+@test "the man page's SYNOPSIS names every option of --help's synopsis" {
+	local synopsis name missing= count=0
+	run --separate-stderr timeout -k 5 60 "$SMTPD" --help </dev/null
+	assert_success
+	synopsis=$(awk '/^\.Sh SYNOPSIS/ { on = 1; next } /^\.Sh/ { on = 0 }
+	    on { print $0 " " }' "$ROOT/smtpd-stdio.8")
+	# The usage lines, up to the first empty one: "[--name ...]", "[-v]".
+	for name in $(sed '/^$/q' <<<"$output" | grep -o '\[--\{0,1\}[a-z0-9-]*' |
+	    sed 's/^\[-//'); do
+		count=$((count + 1))
+		name=${name//-/\\-}	# -size-limit: \-size\-limit; v stays
+		[[ $synopsis == *"Fl $name "* ]] || missing+=" $name"
+	done
+	[ "$count" -ge 37 ] || fail "only $count options in the usage"
+	[ -z "$missing" ] || fail "the SYNOPSIS of smtpd-stdio.8 lacks:$missing"
+}
