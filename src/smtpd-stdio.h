@@ -64,7 +64,7 @@ struct config {
 	int		  dsn;
 	int		  crlf;
 	int		  received;
-	enum log_target	  log;
+	int		  log;			/* LOGTO_* */
 	int		  verbose;
 	int		  sync_check;		/* refuse unallowed pipelining */
 	int		  proxy_protocol;	/* a PROXY header comes first */
@@ -623,8 +623,6 @@ void	 policy_free(struct policy_state *);
 const char *policy_deferred(const struct policy_state *, int);
 int	 policy_check(struct policy_state *, const struct policy_ctx *,
 	    struct buf *, struct buf *);
-int	 policy_addr_ok(const char *);
-const char *policy_stage(const char *, unsigned int *);
 /* policy.c: connections with deadlines, shared with milter.c. */
 int	 net_wait_fd(int, short, long long);
 int	 net_connect_unix(const char *, long long);
@@ -801,8 +799,6 @@ int	 milter_edit(struct milter_edits *, const struct milter_reply *,
 	    int);
 int	 milter_rewrite(const struct milter_edits *, struct spool *, int);
 int	 milter_strip_results(struct spool *, const char *, int);
-int	 milter_addr_ok(const char *);
-int	 milter_action_word(const char *);
 struct milter_state *milter_new(const struct config *);
 void	 milter_free(struct milter_state *, const struct milter_ctx *);
 enum milter_verdict milter_mail(struct milter_state *,
@@ -829,17 +825,30 @@ int	 milter_strip_forged(const struct session *, struct spool *);
 void	 milter_end(struct milter_state *, const struct session *,
 	    const struct peer *);
 
-/* options.c */
-void	 options_parse(int, char **, struct config *);
+/* usage.c: usage and set-up errors, below every other module. */
 void	 usage_error(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	 setup_error(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	 setup_errors_to(jmp_buf *);
+
+/* options.c */
+void	 options_parse(int, char **, struct config *);
 const char *options_default_hostname(void);
+
+/* optsyntax.c: option values' syntax, pure (no I/O). */
+#define STAGE_RCPT	0x1	/* a --policy ADDR asked at RCPT ("rcpt:") */
+#define STAGE_DATA	0x2	/* ... at END-OF-MESSAGE ("data:") */
+#define DOVECOT_PREFIX		"dovecot:"	/* --auth backends */
+#define CHECKPW_PREFIX		"checkpassword:"
+
 int	 dns_name_ok(const char *, size_t);
 int	 hostname_ok(const char *);
 int	 relay_ok(const char *);
+int	 policy_addr_ok(const char *);
+const char *policy_stage(const char *, unsigned int *);
+int	 milter_addr_ok(const char *);
+int	 auth_spec_ok(const char *);
 
 /* peer.c */
 void	 peer_lookup(struct peer *);
@@ -868,7 +877,6 @@ struct auth_request {
 #define AUTH_MECH_WAIT		5	/* seconds Dovecot has to say its mechanisms */
 
 struct auth_backend;
-int	 auth_spec_ok(const char *);
 struct auth_backend *auth_new(const char *);
 unsigned int auth_mechanisms(struct auth_backend *, long long);
 enum auth_verdict auth_check(struct auth_backend *,
