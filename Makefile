@@ -86,7 +86,8 @@ SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c message.c \
 		  policy.c milter-proto.c milter.c milter-edit.c milter-check.c \
 		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c clock.c \
 		  serve.c deadline.c deliver.c policy-check.c auth-check.c \
-		  starttls.c
+		  starttls.c \
+		  net.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o $(O)/tls-io.o
 BIN		= $(O)/smtpd-stdio
@@ -256,9 +257,11 @@ FUZZ_addr	= src/addr.c
 FUZZ_data	= src/data.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_reply	= src/reply.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_proxy	= src/proxy.c
-FUZZ_policy	= src/policy.c src/optsyntax.c src/spawn.c src/buf.c tests/fuzz/log_quiet.c
+FUZZ_policy	= src/policy.c src/net.c src/optsyntax.c src/spawn.c src/buf.c \
+		  tests/fuzz/log_quiet.c
 FUZZ_base64	= src/base64.c
-FUZZ_dovecot	= src/auth.c src/base64.c src/spawn.c tests/fuzz/log_quiet.c
+FUZZ_dovecot	= src/auth.c src/net.c src/base64.c src/spawn.c \
+		  tests/fuzz/log_quiet.c
 FUZZ_milter	= src/milter-proto.c src/reply.c src/buf.c tests/fuzz/log_quiet.c
 FUZZERS		= session addr data reply proxy policy base64 dovecot milter
 

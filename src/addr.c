@@ -79,6 +79,8 @@ static int	path_subdomain(struct cursor *);
 static int	path_domain(struct cursor *);
 static int	path_ipv4(const unsigned char *, size_t);
 static int	path_ipv6(const unsigned char *, size_t);
+static size_t	hex_run(const unsigned char *, size_t);
+static int	ipv6_colons(const unsigned char *, size_t, size_t *, int *);
 static int	path_ldh(const unsigned char *, size_t);
 static int	path_literal(struct cursor *);
 static int	path_mailbox(struct cursor *);
@@ -89,8 +91,15 @@ static int	path_inner(enum addr_verb, struct cursor *, int,
 static int	has_control(const unsigned char *, const unsigned char *);
 static int	addr_path(enum addr_verb, struct cursor *,
 		    struct addr_result *);
+static int	path_bracketed(enum addr_verb, struct cursor *,
+		    const unsigned char **, const unsigned char **);
+static int	path_bare(enum addr_verb, struct cursor *,
+		    const unsigned char **, const unsigned char **);
 static int	has_smtputf8(const unsigned char *, const unsigned char *);
 static int	xtext_ok(const unsigned char *, size_t, int);
+static int	value_chars_ok(const unsigned char *, const unsigned char *,
+		    int, int);
+static int	is_upper_hex(int);
 static const char *param_size(const struct param_arg *);
 static const char *param_body(const struct param_arg *);
 static const char *param_binarymime(const struct param_arg *);
@@ -192,33 +201,34 @@ is_atext(int c)
 size_t
 utf8_len(const unsigned char *p, const unsigned char *end)
 {
-	unsigned char	 lo = 0x80, hi = 0xbf;
-	size_t		 n, i;
+	/* The rows of RFC 3629 4's UTF8-2/3/4, lead bytes in order. */
+	static const struct {
+		unsigned char	 first, last;	/* lead bytes */
+		unsigned char	 n;		/* octets */
+		unsigned char	 lo, hi;	/* second octet */
+	} rows[] = {
+		{ 0xc2, 0xc2, 2, 0xa0, 0xbf },	/* C1 controls */
+		{ 0xc3, 0xdf, 2, 0x80, 0xbf },
+		{ 0xe0, 0xe0, 3, 0xa0, 0xbf },	/* overlong */
+		{ 0xe1, 0xec, 3, 0x80, 0xbf },
+		{ 0xed, 0xed, 3, 0x80, 0x9f },	/* surrogates */
+		{ 0xee, 0xef, 3, 0x80, 0xbf },
+		{ 0xf0, 0xf0, 4, 0x90, 0xbf },	/* overlong */
+		{ 0xf1, 0xf3, 4, 0x80, 0xbf },
+		{ 0xf4, 0xf4, 4, 0x80, 0x8f },	/* above U+10FFFF */
+	};
+	size_t	 r, i;
 
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
+	for (r = 0; r < nitems(rows); r++)
+		if (p[0] >= rows[r].first && p[0] <= rows[r].last)
+			break;
+	if (r == nitems(rows) || (size_t)(end - p) < rows[r].n ||
+	    p[1] < rows[r].lo || p[1] > rows[r].hi)
 		return 0;
-	if (p[0] == 0xc2)
-		lo = 0xa0;		/* C1 controls */
-	else if (p[0] == 0xe0)
-		lo = 0xa0;		/* overlong */
-	else if (p[0] == 0xed)
-		hi = 0x9f;		/* surrogates */
-	else if (p[0] == 0xf0)
-		lo = 0x90;		/* overlong */
-	else if (p[0] == 0xf4)
-		hi = 0x8f;		/* above U+10FFFF */
-	if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
+	for (i = 2; i < rows[r].n; i++)
 		if (p[i] < 0x80 || p[i] > 0xbf)
 			return 0;
-	return n;
+	return rows[r].n;
 }
 
 /*
@@ -413,9 +423,7 @@ path_ipv6(const unsigned char *p, size_t len)
 		i = 2;
 	}
 	while (i < len) {
-		for (digits = 0; i + digits < len && is_hex(p[i + digits]);
-		    digits++)
-			;
+		digits = hex_run(p + i, len - i);
 		/* IPv6v4-full: 6 groups, IPv6v4-comp: at most 4 and "::". */
 		if (i + digits < len && p[i + digits] == '.')
 			return path_ipv4(p + i, len - i) &&
@@ -425,16 +433,39 @@ path_ipv6(const unsigned char *p, size_t len)
 		groups++;
 		if ((i += digits) == len)
 			break;
-		if (p[i++] != ':' || i == len)
-			return 0;	/* not ":", or a trailing single ":" */
-		if (p[i] == ':') {
-			if (comp)
-				return 0;
-			comp = 1;
-			i++;
-		}
+		if (!ipv6_colons(p, len, &i, &comp))
+			return 0;
 	}
 	return comp ? groups <= 6 : groups == 8;
+}
+
+/* How many hex digits p starts with. */
+static size_t
+hex_run(const unsigned char *p, size_t len)
+{
+	size_t	 n;
+
+	for (n = 0; n < len && is_hex(p[n]); n++)
+		;
+	return n;
+}
+
+/*
+ * Step over the ":" after a group at p[*i], or the one "::" an address
+ * may have (noted in *comp); 0 when it is neither, or a trailing ":".
+ */
+static int
+ipv6_colons(const unsigned char *p, size_t len, size_t *i, int *comp)
+{
+	if (p[(*i)++] != ':' || *i == len)
+		return 0;
+	if (p[*i] == ':') {
+		if (*comp)
+			return 0;
+		*comp = 1;
+		(*i)++;
+	}
+	return 1;
 }
 
 /* Ldh-str = *( ALPHA / DIGIT / "-" ) Let-dig */
@@ -583,25 +614,11 @@ addr_path(enum addr_verb verb, struct cursor *c, struct addr_result *res)
 
 	mbox = c->p;
 	if (cur_peek(c, '<')) {
-		c->p++;
-		if (cur_peek(c, '>') && verb == ADDR_MAIL) {
-			mbox = mend = c->p++;
-			ok = 1;
-		} else {
-			ok = path_inner(verb, c, '>', &mbox);
-			mend = c->p;
-			ok = ok && cur_peek(c, '>');
-			if (ok)
-				c->p++;
-		}
+		ok = path_bracketed(verb, c, &mbox, &mend);
 		pathlen = (size_t)(c->p - start);
 	} else {
-		if ((mend = memchr(c->p, ' ', (size_t)(c->end - c->p))) != NULL)
-			c->end = mend;
-		ok = path_inner(verb, c, '\0', &mbox) && c->p == c->end;
-		c->end = end;
-		mend = c->p;
-		pathlen = (size_t)(c->p - start) + 2;
+		ok = path_bare(verb, c, &mbox, &mend);
+		pathlen = (size_t)(c->p - start) + 2;	/* as if bracketed */
 	}
 	ok = ok && (c->p == c->end || *c->p == ' ') &&
 	    pathlen <= SMTP_PATH_MAX;
@@ -612,6 +629,42 @@ addr_path(enum addr_verb verb, struct cursor *c, struct addr_result *res)
 	memcpy(res->path, mbox, (size_t)(mend - mbox));
 	res->path[mend - mbox] = '\0';
 	return 0;
+}
+
+/* "<" path ">", or "<>" for MAIL; the mailbox is *mbox up to *mend. */
+static int
+path_bracketed(enum addr_verb verb, struct cursor *c,
+    const unsigned char **mbox, const unsigned char **mend)
+{
+	int	 ok;
+
+	c->p++;
+	if (cur_peek(c, '>') && verb == ADDR_MAIL) {
+		*mbox = *mend = c->p++;
+		return 1;
+	}
+	ok = path_inner(verb, c, '>', mbox);
+	*mend = c->p;
+	if (!ok || !cur_peek(c, '>'))
+		return 0;
+	c->p++;
+	return 1;
+}
+
+/* A path without brackets (SPEC 4): it ends at the first space. */
+static int
+path_bare(enum addr_verb verb, struct cursor *c,
+    const unsigned char **mbox, const unsigned char **mend)
+{
+	const unsigned char	*end = c->end, *space;
+	int			 ok;
+
+	if ((space = memchr(c->p, ' ', (size_t)(c->end - c->p))) != NULL)
+		c->end = space;
+	ok = path_inner(verb, c, '\0', mbox) && c->p == c->end;
+	c->end = end;
+	*mend = c->p;
+	return ok;
 }
 
 /* Does the parameter list carry the SMTPUTF8 keyword (RFC 6531 3.4)? */
@@ -641,27 +694,39 @@ has_smtputf8(const unsigned char *p, const unsigned char *end)
 static int
 xtext_ok(const unsigned char *p, size_t len, int utf8)
 {
-	size_t	 i, n;
+	return len > 0 && value_chars_ok(p, p + len, utf8, 1);
+}
 
-	if (len == 0)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (p[i] == '+') {
-			if (len - i < 3)
-				return 0;
-			for (n = 1; n <= 2; n++)
-				if (!((p[i + n] >= '0' && p[i + n] <= '9') ||
-				    (p[i + n] >= 'A' && p[i + n] <= 'F')))
-					return 0;
-			i += 2;
-		} else if (p[i] >= 0x80) {
-			if (!utf8 || (n = utf8_len(p + i, p + len)) == 0)
-				return 0;
-			i += n - 1;
-		} else if (p[i] < 33 || p[i] > 126 || p[i] == '=')
+/*
+ * Are p up to end all esmtp-value characters, %d33-60 / %d62-126 (RFC
+ * 5321 4.1.2), UTF8-non-ascii among them when utf8 (RFC 6531 3.3)?  With
+ * xtext, "+" starts a hexchar: "+" and two upper-case hex digits.
+ */
+static int
+value_chars_ok(const unsigned char *p, const unsigned char *end, int utf8,
+    int xtext)
+{
+	size_t	 n;
+
+	for (; p < end; p += n) {
+		if (xtext && *p == '+')
+			n = end - p >= 3 && is_upper_hex(p[1]) &&
+			    is_upper_hex(p[2]) ? 3 : 0;
+		else if (*p >= 0x80)
+			n = utf8 ? utf8_len(p, end) : 0;
+		else
+			n = *p >= 33 && *p <= 126 && *p != '=';
+		if (n == 0)
 			return 0;
 	}
 	return 1;
+}
+
+/* A hex digit as xtext writes it, RFC 3461 4: 0-9, A-F. */
+static int
+is_upper_hex(int c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
 }
 
 /* RFC 1870 6: SIZE=1*20DIGIT, refused at once when above our limit. */
@@ -843,19 +908,7 @@ param_keyword_ok(const unsigned char *p, size_t len)
 static int
 param_value_ok(const unsigned char *p, size_t len, int utf8)
 {
-	size_t	 i, n;
-
-	if (len == 0)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (p[i] >= 0x80) {
-			if (!utf8 || (n = utf8_len(p + i, p + len)) == 0)
-				return 0;
-			i += n - 1;
-		} else if (p[i] < 33 || p[i] > 126 || p[i] == '=')
-			return 0;
-	}
-	return 1;
+	return len > 0 && value_chars_ok(p, p + len, utf8, 0);
 }
 
 /* Add "KEYWORD[=value]" to res->options, keyword upper-cased (SPEC 5.1). */

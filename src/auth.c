@@ -48,20 +48,33 @@ struct auth_backend {
 	size_t		 inlen;
 };
 
+/* The tab-separated fields of a line from the server. */
+struct fields {
+	const char	*f[DOVECOT_ARGS_MAX + 1];
+	size_t		 len[DOVECOT_ARGS_MAX + 1];
+	size_t		 n;
+};
+
 static int	 prefixed(const char *, const char *);
 static int	 parse_ulong(const char *, size_t, unsigned long *);
 static int	 parse_param(const char *, size_t, struct dovecot_line *);
+static int	 user_unescape(const char *, size_t, char *, size_t);
+static int	 split_fields(const char *, const char *, struct fields *);
+static int	 args_mech(const struct fields *, struct dovecot_line *);
+static int	 args_cont(const struct fields *, struct dovecot_line *);
+static int	 args_result(const struct fields *, struct dovecot_line *);
 static int	 parse_args(const char *, const char *,
 		    struct dovecot_line *);
 static void	 dovecot_close(struct auth_backend *);
-static int	 dovecot_write(struct auth_backend *, const char *, size_t,
-		    long long);
 static int	 dovecot_read(struct auth_backend *, struct dovecot_line *,
 		    long long);
-static int	 wait_fd(int, short, long long);
 static int	 dovecot_connect(struct auth_backend *, long long);
+static int	 dovecot_handshake(struct auth_backend *, long long);
+static unsigned int mech_bit(const char *);
 static int	 dovecot_alive(struct auth_backend *);
 static int	 field_ok(const char *, const char *);
+static void	 peer_fields(char *, size_t, const struct peer *);
+static int	 plain_response(const struct auth_request *, char *, size_t);
 static size_t	 auth_line(char *, size_t, unsigned long, const char *,
 		    const struct auth_request *);
 static enum auth_verdict dovecot_verdict(struct auth_backend *,
@@ -69,11 +82,17 @@ static enum auth_verdict dovecot_verdict(struct auth_backend *,
 		    const struct dovecot_line *, char *, size_t);
 static int	 dovecot_cont(struct auth_backend *, const char *,
 		    unsigned long, const char *, long long);
+static const char *dovecot_mech(const struct auth_backend *);
+static enum auth_verdict dovecot_exchange(struct auth_backend *,
+		    const struct auth_request *, unsigned long, const char *,
+		    char *, size_t);
 static enum auth_verdict dovecot_check(struct auth_backend *,
 		    const struct auth_request *, char *, size_t);
 static int	 checkpw_spawn(const struct auth_backend *,
 		    const struct auth_request *, pid_t *);
 static int	 checkpw_wait(pid_t, long long, int *);
+static void	 checkpw_kill(pid_t, int, int *);
+static void	 checkpw_pause(int, long long);
 static enum auth_verdict checkpw_check(struct auth_backend *,
 		    const struct auth_request *, char *, size_t);
 
@@ -186,9 +205,6 @@ parse_ulong(const char *s, size_t len, unsigned long *v)
 static int
 parse_param(const char *p, size_t len, struct dovecot_line *dl)
 {
-	size_t		 i, n = 0;
-	unsigned char	 c;
-
 	/* Dovecot 2.3 says code=temp_fail; "temp" is the older flag. */
 	if ((len == 4 && memcmp(p, "temp", 4) == 0) ||
 	    (len == 14 && memcmp(p, "code=temp_fail", 14) == 0)) {
@@ -197,18 +213,99 @@ parse_param(const char *p, size_t len, struct dovecot_line *dl)
 	}
 	if (len < 5 || memcmp(p, "user=", 5) != 0)
 		return 0;
-	for (i = 5; i < len; i++) {
+	return user_unescape(p + 5, len - 5, dl->user, sizeof(dl->user));
+}
+
+/* Undo str_tabescape() into user, size bytes; -1 at a control byte. */
+static int
+user_unescape(const char *p, size_t len, char *user, size_t size)
+{
+	size_t		 i, n = 0;
+	unsigned char	 c;
+
+	for (i = 0; i < len; i++) {
 		c = (unsigned char)p[i];
 		if (c == 1 && i + 1 < len) {
 			c = (unsigned char)p[++i];
 			c = c == '1' ? 1 : c == 't' ? '\t' : c == 'r' ? '\r' :
 			    c == 'n' ? '\n' : c;
 		}
-		if (c < 0x20 || c == 0x7f || n + 1 >= sizeof(dl->user))
+		if (c < 0x20 || c == 0x7f || n + 1 >= size)
 			return -1;
-		dl->user[n++] = (char)c;
+		user[n++] = (char)c;
 	}
-	dl->user[n] = '\0';
+	user[n] = '\0';
+	return 0;
+}
+
+/* Split p to end at its tabs; -1 for more than DOVECOT_ARGS_MAX fields. */
+static int
+split_fields(const char *p, const char *end, struct fields *fl)
+{
+	const char	*t;
+
+	fl->n = 0;
+	while (p <= end && fl->n <= DOVECOT_ARGS_MAX) {
+		t = memchr(p, '\t', (size_t)(end - p));
+		fl->f[fl->n] = p;
+		fl->len[fl->n++] = (size_t)((t != NULL ? t : end) - p);
+		if (t == NULL)
+			break;
+		p = t + 1;
+	}
+	return fl->n > DOVECOT_ARGS_MAX ? -1 : 0;
+}
+
+/* MECH name: upper-cased; a name too long for us is not one of ours. */
+static int
+args_mech(const struct fields *fl, struct dovecot_line *dl)
+{
+	const char	*m = fl->f[0];
+	size_t		 i;
+
+	if (fl->len[0] == 0)
+		return -1;
+	if (fl->len[0] >= sizeof(dl->mech)) {
+		dl->kind = DL_OTHER;
+		return 0;
+	}
+	for (i = 0; i < fl->len[0]; i++) {
+		if ((unsigned char)m[i] <= 0x20 || (unsigned char)m[i] >= 0x7f)
+			return -1;
+		dl->mech[i] = m[i] >= 'a' && m[i] <= 'z' ? m[i] - 'a' + 'A' :
+		    m[i];
+	}
+	dl->mech[i] = '\0';
+	return 0;
+}
+
+/* CONT id data: the data is base64 (RFC 4648 4) and fits. */
+static int
+args_cont(const struct fields *fl, struct dovecot_line *dl)
+{
+	size_t	 j;
+
+	if (fl->n != 2 || fl->len[1] >= sizeof(dl->cont))
+		return -1;
+	for (j = 0; j < fl->len[1]; j++)
+		if (fl->f[1][j] != '=' && strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "abcdefghijklmnopqrstuvwxyz0123456789+/",
+		    fl->f[1][j]) == NULL)
+			return -1;
+	memcpy(dl->cont, fl->f[1], fl->len[1]);
+	dl->cont[fl->len[1]] = '\0';
+	return 0;
+}
+
+/* OK or FAIL id [param...]. */
+static int
+args_result(const struct fields *fl, struct dovecot_line *dl)
+{
+	size_t	 i;
+
+	for (i = 1; i < fl->n; i++)
+		if (parse_param(fl->f[i], fl->len[i], dl) == -1)
+			return -1;
 	return 0;
 }
 
@@ -216,65 +313,29 @@ parse_param(const char *p, size_t len, struct dovecot_line *dl)
 static int
 parse_args(const char *p, const char *end, struct dovecot_line *dl)
 {
-	const char	*f[DOVECOT_ARGS_MAX + 1];
-	size_t		 flen[DOVECOT_ARGS_MAX + 1], n = 0, i, j;
-	const char	*t;
+	struct fields	 fl;
 
-	while (p <= end && n <= DOVECOT_ARGS_MAX) {
-		t = memchr(p, '\t', (size_t)(end - p));
-		f[n] = p;
-		flen[n++] = (size_t)((t != NULL ? t : end) - p);
-		if (t == NULL)
-			break;
-		p = t + 1;
-	}
-	if (n > DOVECOT_ARGS_MAX)
+	if (split_fields(p, end, &fl) == -1)
 		return -1;
 	switch (dl->kind) {
 	case DL_VERSION:
-		return n >= 2 && parse_ulong(f[0], flen[0], &dl->major) == 0 &&
-		    parse_ulong(f[1], flen[1], &dl->minor) == 0 ? 0 : -1;
+		return fl.n >= 2 &&
+		    parse_ulong(fl.f[0], fl.len[0], &dl->major) == 0 &&
+		    parse_ulong(fl.f[1], fl.len[1], &dl->minor) == 0 ? 0 : -1;
 	case DL_MECH:
-		if (flen[0] == 0)
+		return args_mech(&fl, dl);
+	case DL_CONT:
+		if (parse_ulong(fl.f[0], fl.len[0], &dl->id) == -1)
 			return -1;
-		if (flen[0] >= sizeof(dl->mech)) {
-			dl->kind = DL_OTHER;	/* not one of ours */
-			return 0;
-		}
-		for (i = 0; i < flen[0]; i++) {
-			if ((unsigned char)f[0][i] <= 0x20 ||
-			    (unsigned char)f[0][i] >= 0x7f)
-				return -1;
-			dl->mech[i] = f[0][i] >= 'a' && f[0][i] <= 'z' ?
-			    f[0][i] - 'a' + 'A' : f[0][i];
-		}
-		dl->mech[i] = '\0';
-		return 0;
+		return args_cont(&fl, dl);
 	case DL_OK:
 	case DL_FAIL:
-	case DL_CONT:
-		if (parse_ulong(f[0], flen[0], &dl->id) == -1)
+		if (parse_ulong(fl.f[0], fl.len[0], &dl->id) == -1)
 			return -1;
-		break;
+		return args_result(&fl, dl);
 	default:
 		return 0;
 	}
-	if (dl->kind == DL_CONT) {
-		if (n != 2 || flen[1] >= sizeof(dl->cont))
-			return -1;
-		for (j = 0; j < flen[1]; j++)
-			if (f[1][j] != '=' && strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			    "abcdefghijklmnopqrstuvwxyz0123456789+/",
-			    f[1][j]) == NULL)
-				return -1;
-		memcpy(dl->cont, f[1], flen[1]);
-		dl->cont[flen[1]] = '\0';
-		return 0;
-	}
-	for (i = 1; i < n; i++)
-		if (parse_param(f[i], flen[i], dl) == -1)
-			return -1;
-	return 0;
 }
 
 /*
@@ -333,49 +394,6 @@ dovecot_close(struct auth_backend *b)
 	b->mechs = 0;
 }
 
-/* Wait for fd to be ready for events before deadline: 0, or -1. */
-static int
-wait_fd(int fd, short events, long long deadline)
-{
-	struct pollfd	 pfd;
-	long long	 left;
-	int		 rc;
-
-	for (;;) {
-		if ((left = deadline - conn_now_ms()) <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		pfd.fd = fd;
-		pfd.events = events;
-		rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
-		if (rc == -1 && errno != EINTR)
-			return -1;
-		if (rc > 0)
-			return 0;
-	}
-}
-
-static int
-dovecot_write(struct auth_backend *b, const char *p, size_t len,
-    long long deadline)
-{
-	ssize_t	 n;
-
-	while (len > 0) {
-		if (wait_fd(b->fd, POLLOUT, deadline) == -1)
-			return -1;
-		n = send(b->fd, p, len, MSG_NOSIGNAL);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * The next line from the server, parsed: 0, or -1 (closed, slow past
  * deadline, an over-long or garbled line; logged).
@@ -394,7 +412,7 @@ dovecot_read(struct auth_backend *b, struct dovecot_line *dl,
 			log_warn("auth: dovecot %s: line too long", b->where);
 			return -1;
 		}
-		if (wait_fd(b->fd, POLLIN, deadline) == -1) {
+		if (!net_wait_fd(b->fd, POLLIN, deadline)) {
 			log_warn("auth: dovecot %s: no answer in time",
 			    b->where);
 			return -1;
@@ -426,58 +444,66 @@ dovecot_read(struct auth_backend *b, struct dovecot_line *dl,
 static int
 dovecot_connect(struct auth_backend *b, long long deadline)
 {
-	struct sockaddr_un	 sun;
-	struct dovecot_line	 dl;
-	char			 hello[64];
-	int			 n, seen_version = 0, err;
-	socklen_t		 errlen = sizeof(err);
+	char	 hello[64];
+	int	 n;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	(void)strlcpy(sun.sun_path, b->where, sizeof(sun.sun_path));
-	if ((b->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0)) == -1)
-		goto fail;
-	if (connect(b->fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		if (errno != EAGAIN && errno != EINPROGRESS)
-			goto fail;
-		if (wait_fd(b->fd, POLLOUT, deadline) == -1 ||
-		    getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err,
-		    &errlen) == -1 || (errno = err) != 0)
-			goto fail;
-	}
 	n = snprintf(hello, sizeof(hello), "VERSION\t%d\t%d\nCPID\t%ld\n",
 	    DOVECOT_MAJOR, DOVECOT_MINOR, (long)getpid());
-	if (dovecot_write(b, hello, (size_t)n, deadline) == -1)
-		goto fail;
+	if ((b->fd = net_connect_unix(b->where, deadline)) == -1 ||
+	    net_write_all(b->fd, hello, (size_t)n, deadline) == -1) {
+		log_warn("auth: cannot reach dovecot %s: %s", b->where,
+		    strerror(errno));
+		dovecot_close(b);
+		return -1;
+	}
+	if (dovecot_handshake(b, deadline) == -1) {
+		dovecot_close(b);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The server's side of the handshake: VERSION first, then MECH lines
+ * among others, up to DONE.  0, or -1 with the reason logged.
+ */
+static int
+dovecot_handshake(struct auth_backend *b, long long deadline)
+{
+	struct dovecot_line	 dl;
+	int			 seen_version = 0;
+
 	for (;;) {
 		if (dovecot_read(b, &dl, deadline) == -1)
-			goto closed;
+			return -1;
 		if (dl.kind == DL_VERSION) {
 			if (dl.major != DOVECOT_MAJOR) {
 				log_warn("auth: dovecot %s: protocol version "
 				    "%lu, not %d", b->where, dl.major,
 				    DOVECOT_MAJOR);
-				goto closed;
+				return -1;
 			}
 			seen_version = 1;
 		} else if (!seen_version) {
 			log_warn("auth: dovecot %s: no VERSION first",
 			    b->where);
-			goto closed;
-		} else if (dl.kind == DL_MECH && strcmp(dl.mech, "PLAIN") == 0)
-			b->mechs |= AUTH_MECH_PLAIN;
-		else if (dl.kind == DL_MECH && strcmp(dl.mech, "LOGIN") == 0)
-			b->mechs |= AUTH_MECH_LOGIN;
+			return -1;
+		} else if (dl.kind == DL_MECH)
+			b->mechs |= mech_bit(dl.mech);
 		else if (dl.kind == DL_DONE)
 			return 0;
 	}
-fail:
-	log_warn("auth: cannot reach dovecot %s: %s", b->where,
-	    strerror(errno));
-closed:
-	dovecot_close(b);
-	return -1;
+}
+
+/* The AUTH_MECH_ bit of a mechanism we use, 0 for any other. */
+static unsigned int
+mech_bit(const char *mech)
+{
+	if (strcmp(mech, "PLAIN") == 0)
+		return AUTH_MECH_PLAIN;
+	if (strcmp(mech, "LOGIN") == 0)
+		return AUTH_MECH_LOGIN;
+	return 0;
 }
 
 /*
@@ -507,46 +533,73 @@ field_ok(const char *s, const char *set)
 }
 
 /*
+ * The peer's addresses and ports as AUTH fields ("\tlip=..."): each only
+ * when it is what it should be, as a precaution.
+ */
+static void
+peer_fields(char *out, size_t size, const struct peer *p)
+{
+	static const char	 ip[] = "0123456789abcdefABCDEF.:";
+	static const char	 port[] = "0123456789";
+	const struct {
+		const char	*name, *value, *set;
+	} f[] = {
+		{ "lip", p->local_addr, ip }, { "rip", p->remote_addr, ip },
+		{ "lport", p->local_port, port },
+		{ "rport", p->remote_port, port },
+	};
+	size_t			 i, n;
+
+	out[0] = '\0';
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		n = strlen(out);
+		if (field_ok(f[i].value, f[i].set))
+			(void)snprintf(out + n, size - n, "\t%s=%s",
+			    f[i].name, f[i].value);
+	}
+}
+
+/*
+ * PLAIN's initial response, RFC 4616: an empty authzid, NUL, user, NUL,
+ * password, in base64 into resp.  0, or -1 if it did not fit.
+ */
+static int
+plain_response(const struct auth_request *req, char *resp, size_t size)
+{
+	unsigned char	 plain[1 + AUTH_USER_MAX + AUTH_PASSWORD_MAX];
+	size_t		 ul = strlen(req->user), pl = strlen(req->password);
+	size_t		 n;
+
+	plain[0] = '\0';
+	memcpy(plain + 1, req->user, ul + 1);
+	memcpy(plain + 2 + ul, req->password, pl);
+	n = b64_encode(plain, 2 + ul + pl, resp, size);
+	explicit_bzero(plain, sizeof(plain));
+	return n == 0 ? -1 : 0;
+}
+
+/*
  * The AUTH line for request id with mechanism mech; for PLAIN its
- * initial response, RFC 4616: an empty authzid, NUL, user, NUL,
- * password.  Client bytes go only into the base64 of resp=; the peer's
- * addresses are checked as a precaution.  Returns the length, 0 if it
- * did not fit.  The caller clears line.
+ * initial response.  Client bytes go only into the base64 of resp=.
+ * Returns the length, 0 if it did not fit.  The caller clears line.
  */
 static size_t
 auth_line(char *line, size_t size, unsigned long id, const char *mech,
     const struct auth_request *req)
 {
-	static const char	 ip[] = "0123456789abcdefABCDEF.:";
-	static const char	 port[] = "0123456789";
-	const struct peer	*p = req->peer;
-	unsigned char		 plain[1 + AUTH_USER_MAX + AUTH_PASSWORD_MAX];
-	char			 resp[B64_ENCODED_LEN(sizeof(plain))];
-	size_t			 ul, pl, n;
-	int			 len;
+	char	 resp[B64_ENCODED_LEN(1 + AUTH_USER_MAX + AUTH_PASSWORD_MAX)];
+	char	 peer[sizeof(struct peer)];
+	int	 len;
 
 	resp[0] = '\0';
-	if (strcmp(mech, "PLAIN") == 0) {
-		ul = strlen(req->user);
-		pl = strlen(req->password);
-		plain[0] = '\0';
-		memcpy(plain + 1, req->user, ul + 1);
-		memcpy(plain + 2 + ul, req->password, pl);
-		n = b64_encode(plain, 2 + ul + pl, resp, sizeof(resp));
-		explicit_bzero(plain, sizeof(plain));
-		if (n == 0)
-			return 0;
-	}
+	if (strcmp(mech, "PLAIN") == 0 &&
+	    plain_response(req, resp, sizeof(resp)) == -1)
+		return 0;
+	peer[0] = '\0';
+	if (req->peer != NULL)
+		peer_fields(peer, sizeof(peer), req->peer);
 	len = snprintf(line, size, "AUTH\t%lu\t%s\tservice=smtp%s\tnologin"
-	    "%s%s%s%s%s%s%s%s%s%s\n", id, mech, req->secured ? "\tsecured" : "",
-	    p != NULL && field_ok(p->local_addr, ip) ? "\tlip=" : "",
-	    p != NULL && field_ok(p->local_addr, ip) ? p->local_addr : "",
-	    p != NULL && field_ok(p->remote_addr, ip) ? "\trip=" : "",
-	    p != NULL && field_ok(p->remote_addr, ip) ? p->remote_addr : "",
-	    p != NULL && field_ok(p->local_port, port) ? "\tlport=" : "",
-	    p != NULL && field_ok(p->local_port, port) ? p->local_port : "",
-	    p != NULL && field_ok(p->remote_port, port) ? "\trport=" : "",
-	    p != NULL && field_ok(p->remote_port, port) ? p->remote_port : "",
+	    "%s%s%s\n", id, mech, req->secured ? "\tsecured" : "", peer,
 	    resp[0] != '\0' ? "\tresp=" : "", resp);
 	explicit_bzero(resp, sizeof(resp));
 	if (len < 0 || (size_t)len >= size)
@@ -598,13 +651,24 @@ dovecot_cont(struct auth_backend *b, const char *where, unsigned long id,
 		return -1;
 	len = snprintf(line, sizeof(line), "CONT\t%lu\t%s\n", id, b64);
 	rc = len > 0 && (size_t)len < sizeof(line) ?
-	    dovecot_write(b, line, (size_t)len, deadline) : -1;
+	    net_write_all(b->fd, line, (size_t)len, deadline) : -1;
 	explicit_bzero(b64, sizeof(b64));
 	explicit_bzero(line, sizeof(line));
 	if (rc == -1)
 		log_warn("auth: dovecot %s: cannot send a continuation",
 		    where);
 	return rc;
+}
+
+/* PLAIN if the service offers it, else LOGIN; NULL for neither. */
+static const char *
+dovecot_mech(const struct auth_backend *b)
+{
+	if (b->mechs & AUTH_MECH_PLAIN)
+		return "PLAIN";
+	if (b->mechs & AUTH_MECH_LOGIN)
+		return "LOGIN";
+	return NULL;
 }
 
 /*
@@ -615,47 +679,59 @@ static enum auth_verdict
 dovecot_check(struct auth_backend *b, const struct auth_request *req,
     char *user, size_t userlen)
 {
-	struct dovecot_line	 dl;
-	char			 line[AUTH_REQUEST_MAX];
-	const char		*mech;
-	size_t			 len;
-	unsigned long		 id;
-	int			 conts = 0, rc;
+	char		 line[AUTH_REQUEST_MAX];
+	const char	*mech;
+	size_t		 len;
+	unsigned long	 id;
+	int		 rc;
 
 	if (!dovecot_alive(b) && dovecot_connect(b, req->deadline) == -1)
 		return AUTH_TEMPFAIL;
-	if (b->mechs & AUTH_MECH_PLAIN)
-		mech = "PLAIN";
-	else if (b->mechs & AUTH_MECH_LOGIN)
-		mech = "LOGIN";
-	else {
+	if ((mech = dovecot_mech(b)) == NULL) {
 		log_warn("auth: dovecot %s offers neither PLAIN nor LOGIN",
 		    b->where);
 		return AUTH_TEMPFAIL;
 	}
 	id = ++b->next_id;
 	len = auth_line(line, sizeof(line), id, mech, req);
-	rc = len == 0 ? -1 : dovecot_write(b, line, len, req->deadline);
+	rc = len == 0 ? -1 :
+	    net_write_all(b->fd, line, len, req->deadline);
 	explicit_bzero(line, sizeof(line));
-	if (rc == -1)
-		goto broken;
+	if (rc == -1) {
+		/* The exchange is out of step: start afresh next time. */
+		dovecot_close(b);
+		return AUTH_TEMPFAIL;
+	}
+	return dovecot_exchange(b, req, id, mech, user, userlen);
+}
+
+/*
+ * Read the server's lines for request id up to its OK or FAIL, answering
+ * LOGIN's CONT prompts.  Out of step, the connection is closed: the next
+ * attempt starts afresh.
+ */
+static enum auth_verdict
+dovecot_exchange(struct auth_backend *b, const struct auth_request *req,
+    unsigned long id, const char *mech, char *user, size_t userlen)
+{
+	struct dovecot_line	 dl;
+	int			 conts = 0;
+
 	for (;;) {
 		if (dovecot_read(b, &dl, req->deadline) == -1)
-			goto broken;
+			break;
 		if (dl.kind == DL_OK || dl.kind == DL_FAIL)
 			return dovecot_verdict(b, req, id, &dl, user, userlen);
 		if (dl.kind != DL_CONT || dl.id != id || strcmp(mech,
 		    "LOGIN") != 0 || conts == 2) {
 			log_warn("auth: dovecot %s: unexpected line in the "
 			    "%s exchange", b->where, mech);
-			goto broken;
+			break;
 		}
 		if (dovecot_cont(b, b->where, id, conts++ == 0 ? req->user :
 		    req->password, req->deadline) == -1)
-			goto broken;
+			break;
 	}
-broken:
-	/* The exchange is out of step: start afresh next time. */
 	dovecot_close(b);
 	return AUTH_TEMPFAIL;
 }
@@ -717,7 +793,6 @@ checkpw_spawn(const struct auth_backend *b, const struct auth_request *req,
 static int
 checkpw_wait(pid_t pid, long long deadline, int *status)
 {
-	struct pollfd	 pfd;
 	long long	 left;
 	int		 pidfd;
 	pid_t		 w;
@@ -730,26 +805,43 @@ checkpw_wait(pid_t pid, long long deadline, int *status)
 		if (w == -1 && errno != EINTR)
 			fatalx("waitpid: %s", strerror(errno));
 		if ((left = deadline - conn_now_ms()) <= 0) {
-			/* No grace: a verdict after the deadline is no use. */
-			(void)kill(-pid, SIGKILL);
-			while (waitpid(pid, status, 0) == -1 && errno == EINTR)
-				;
-			if (pidfd != -1)
-				(void)close(pidfd);
+			checkpw_kill(pid, pidfd, status);
 			return -1;
 		}
-		if (pidfd == -1 || left > CHECKPW_POLL_MS * 600)
-			left = pidfd == -1 ? CHECKPW_POLL_MS :
-			    CHECKPW_POLL_MS * 600;
-		pfd.fd = pidfd;
-		pfd.events = POLLIN;
-		if (poll(&pfd, pidfd == -1 ? 0 : 1, (int)left) == -1 &&
-		    errno != EINTR)
-			fatalx("poll: %s", strerror(errno));
+		checkpw_pause(pidfd, left);
 	}
 	if (pidfd != -1)
 		(void)close(pidfd);
 	return 0;
+}
+
+/* No grace: a verdict after the deadline is no use. */
+static void
+checkpw_kill(pid_t pid, int pidfd, int *status)
+{
+	(void)kill(-pid, SIGKILL);
+	while (waitpid(pid, status, 0) == -1 && errno == EINTR)
+		;
+	if (pidfd != -1)
+		(void)close(pidfd);
+}
+
+/*
+ * Wait until the program ends (its pidfd is readable), at most left ms
+ * and a minute; without a pidfd, CHECKPW_POLL_MS.
+ */
+static void
+checkpw_pause(int pidfd, long long left)
+{
+	struct pollfd	 pfd;
+
+	if (pidfd == -1 || left > CHECKPW_POLL_MS * 600)
+		left = pidfd == -1 ? CHECKPW_POLL_MS : CHECKPW_POLL_MS * 600;
+	pfd.fd = pidfd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, pidfd == -1 ? 0 : 1, (int)left) == -1 &&
+	    errno != EINTR)
+		fatalx("poll: %s", strerror(errno));
 }
 
 /*

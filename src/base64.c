@@ -16,21 +16,48 @@
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* The 6-bit value of an alphabet character, -1 for any other byte. */
-static int
-b64_value(unsigned char c)
+/*
+ * The 6-bit value of each alphabet character, plus one, so that 0 marks
+ * every other byte.
+ */
+static const unsigned char b64_values[UCHAR_MAX + 1] = {
+	['A'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+	    18, 19, 20, 21, 22, 23, 24, 25, 26,
+	['a'] = 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41,
+	    42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52,
+	['0'] = 53, 54, 55, 56, 57, 58, 59, 60, 61, 62,
+	['+'] = 63,
+	['/'] = 64,
+};
+
+static size_t	b64_padding(const unsigned char *, size_t);
+static int	b64_group(const unsigned char *, size_t, uint32_t *);
+
+/* How many "=" end the input: 0, 1 or 2. */
+static size_t
+b64_padding(const unsigned char *p, size_t inlen)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	if (inlen == 0 || p[inlen - 1] != '=')
+		return 0;
+	return p[inlen - 2] == '=' ? 2 : 1;
+}
+
+/*
+ * The 24 bits of a group of four characters, of which the first chars
+ * are alphabet characters and the rest padding; -1 when one is not.
+ */
+static int
+b64_group(const unsigned char *p, size_t chars, uint32_t *group)
+{
+	size_t	 j;
+
+	*group = 0;
+	for (j = 0; j < 4; j++) {
+		if (j < chars && b64_values[p[j]] == 0)
+			return -1;
+		*group = *group << 6 | (j < chars ? b64_values[p[j]] - 1u : 0);
+	}
+	return 0;
 }
 
 /*
@@ -44,38 +71,24 @@ b64_value(unsigned char c)
 ssize_t
 b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap)
 {
+	/* RFC 4648 3.5: the bits the padding leaves over are zero. */
+	static const uint32_t	 unused[] = { 0, 0xff, 0xffff };
 	const unsigned char	*p = (const unsigned char *)in;
-	size_t			 i, n = 0, pad = 0, need;
+	size_t			 i, k, n = 0, pad, keep;
 	uint32_t		 group;
-	int			 j, v;
 
 	if (inlen % 4 != 0 || inlen / 4 > SSIZE_MAX / 3)
 		return -1;
-	if (inlen > 0) {
-		pad = p[inlen - 1] == '=' ? (p[inlen - 2] == '=' ? 2 : 1) : 0;
-		need = inlen / 4 * 3 - pad;
-		if (need > outcap)
-			return -1;
-	}
+	pad = b64_padding(p, inlen);
+	if (inlen / 4 * 3 - pad > outcap)
+		return -1;
 	for (i = 0; i < inlen; i += 4) {
-		group = 0;
-		for (j = 0; j < 4; j++) {
-			if (p[i + j] == '=' && i + 4 == inlen &&
-			    (size_t)j >= 4 - pad) {
-				v = 0;
-			} else if ((v = b64_value(p[i + j])) == -1)
-				return -1;
-			group = group << 6 | (uint32_t)v;
-		}
-		/* RFC 4648 3.5: the bits the padding leaves over are zero. */
-		if ((pad == 1 && i + 4 == inlen && (group & 0xff) != 0) ||
-		    (pad == 2 && i + 4 == inlen && (group & 0xffff) != 0))
+		keep = i + 4 == inlen ? 3 - pad : 3;
+		if (b64_group(p + i, keep + 1, &group) == -1 ||
+		    (group & unused[3 - keep]) != 0)
 			return -1;
-		out[n++] = group >> 16;
-		if (i + 4 < inlen || pad < 2)
-			out[n++] = group >> 8 & 0xff;
-		if (i + 4 < inlen || pad < 1)
-			out[n++] = group & 0xff;
+		for (k = 0; k < keep; k++)
+			out[n++] = group >> (16 - 8 * k) & 0xff;
 	}
 	return (ssize_t)n;
 }

@@ -29,6 +29,9 @@ struct emitter {
 static void	emit_byte(struct emitter *, char);
 static void	emit_eol(struct emitter *);
 static void	text_byte(struct emitter *, char);
+static void	after_cr(struct emitter *, char);
+static void	after_dot(struct emitter *, char);
+static void	after_dot_cr(struct emitter *, char);
 static void	step(struct emitter *, char);
 static size_t	text_run(struct emitter *, const char *, size_t, size_t);
 
@@ -85,6 +88,53 @@ text_byte(struct emitter *e, char c)
 	}
 }
 
+/* DS_CR: an LF ends the line; a bare CR is data. */
+static void
+after_cr(struct emitter *e, char c)
+{
+	if (c == '\n') {
+		emit_eol(e);
+		e->d->state = DS_BOL;
+		e->d->bol_crlf = 1;
+	} else {
+		emit_byte(e, '\r');
+		text_byte(e, c);
+	}
+}
+
+/* DS_DOT: a dot began the line. */
+static void
+after_dot(struct emitter *e, char c)
+{
+	if (c == '\r')
+		e->d->state = DS_DOT_CR;
+	else if (c == '\n') {
+		/* A lone dot ended by bare LF: data. */
+		emit_byte(e, '.');
+		text_byte(e, c);
+	} else
+		text_byte(e, c);	/* the stuffed dot goes */
+}
+
+/* DS_DOT_CR: "<CRLF>.<CRLF>" ends the data. */
+static void
+after_dot_cr(struct emitter *e, char c)
+{
+	if (c == '\n' && e->d->bol_crlf) {
+		e->d->done = 1;
+	} else if (c == '\n') {
+		/* "<LF>.<CRLF>": a lone dot that is data. */
+		emit_byte(e, '.');
+		emit_eol(e);
+		e->d->state = DS_BOL;
+		e->d->bol_crlf = 1;
+	} else {
+		/* ".<CR>x": the dot was stuffing, the CR is data. */
+		emit_byte(e, '\r');
+		text_byte(e, c);
+	}
+}
+
 static void
 step(struct emitter *e, char c)
 {
@@ -95,14 +145,7 @@ step(struct emitter *e, char c)
 		text_byte(e, c);
 		break;
 	case DS_CR:
-		if (c == '\n') {
-			emit_eol(e);
-			d->state = DS_BOL;
-			d->bol_crlf = 1;
-		} else {
-			emit_byte(e, '\r');	/* bare CR is data */
-			text_byte(e, c);
-		}
+		after_cr(e, c);
 		break;
 	case DS_BOL:
 		if (c == '.' && !d->nodots)
@@ -111,31 +154,10 @@ step(struct emitter *e, char c)
 			text_byte(e, c);
 		break;
 	case DS_DOT:
-		if (c == '\r')
-			d->state = DS_DOT_CR;
-		else if (c == '\n') {
-			/* A lone dot ended by bare LF: data. */
-			emit_byte(e, '.');
-			text_byte(e, c);
-		} else
-			text_byte(e, c);	/* the stuffed dot goes */
+		after_dot(e, c);
 		break;
 	case DS_DOT_CR:
-		if (c == '\n' && d->bol_crlf) {
-			d->done = 1;
-			break;
-		}
-		if (c == '\n') {
-			/* "<LF>.<CRLF>": a lone dot that is data. */
-			emit_byte(e, '.');
-			emit_eol(e);
-			d->state = DS_BOL;
-			d->bol_crlf = 1;
-			break;
-		}
-		/* ".<CR>x": the dot was stuffing, the CR is data. */
-		emit_byte(e, '\r');
-		text_byte(e, c);
+		after_dot_cr(e, c);
 		break;
 	}
 }

@@ -51,6 +51,9 @@ static void	  drain(int *, struct child *, struct errlog *, size_t);
 static void	  take_stdout(struct child *, struct handler_result *);
 static void	  supervise(const struct handler_cmd *, struct child *,
 		    struct handler_result *);
+static int	  child_exited(const struct child *, int *);
+static void	  watch_child(struct child *, int);
+static void	  exit_result(int, struct handler_result *);
 static long long  now_ms(void);
 
 static long long
@@ -72,15 +75,8 @@ spawn(const struct handler_cmd *cmd, struct child *c)
 {
 	int				 out[2], err[2], rc;
 
-	if (pipe2(out, O_CLOEXEC) == -1)
+	if (spawn_pipes(out, err) == -1)
 		return -1;
-	if (pipe2(err, O_CLOEXEC) == -1) {
-		rc = errno;
-		(void)close(out[0]);
-		(void)close(out[1]);
-		errno = rc;
-		return -1;
-	}
 	rc = handler_spawn(&c->pid, cmd->in, out[1], err[1], cmd->argv,
 	    cmd->envp);
 	(void)close(out[1]);
@@ -193,16 +189,9 @@ supervise(const struct handler_cmd *cmd, struct child *c,
     struct handler_result *res)
 {
 	long long	 deadline = now_ms() + cmd->timeout * 1000;
-	struct pollfd	 pfd[3];
 	int		 status, signalled = 0, timeout;
-	pid_t		 w;
 
-	for (;;) {
-		w = waitpid(c->pid, &status, WNOHANG);
-		if (w == c->pid)
-			break;
-		if (w == -1 && errno != EINTR)
-			fatalx("waitpid: %s", strerror(errno));
+	while (!child_exited(c, &status)) {
 		timeout = (int)(deadline - now_ms());
 		if (timeout <= 0) {
 			/* TERM first, then KILL after a grace period. */
@@ -216,19 +205,7 @@ supervise(const struct handler_cmd *cmd, struct child *c,
 			deadline = now_ms() + HANDLER_KILL_GRACE * 1000;
 			continue;
 		}
-		pfd[0].fd = c->pidfd;
-		pfd[1].fd = c->out;
-		pfd[2].fd = c->err;
-		pfd[0].events = pfd[1].events = pfd[2].events = POLLIN;
-		/* Without a pidfd, look at the child every 100 ms. */
-		if (c->pidfd == -1 && timeout > 100)
-			timeout = 100;
-		if (poll(pfd, 3, timeout) == -1 && errno != EINTR)
-			fatalx("poll: %s", strerror(errno));
-		if (c->out != -1 && pfd[1].revents != 0)
-			drain(&c->out, c, NULL, SIZE_MAX);
-		if (c->err != -1 && pfd[2].revents != 0)
-			drain(&c->err, c, &c->elog, SIZE_MAX);
+		watch_child(c, timeout);
 	}
 	/*
 	 * Take what the handler wrote before it exited; a child it left
@@ -242,7 +219,50 @@ supervise(const struct handler_cmd *cmd, struct child *c,
 		errlog_line(&c->elog, 1);
 	if (signalled)
 		(void)kill(-c->pid, SIGKILL);	/* stragglers in the group */
-	else if (WIFSIGNALED(status)) {
+	else
+		exit_result(status, res);
+}
+
+/* Has the handler exited?  Its wait status into *status. */
+static int
+child_exited(const struct child *c, int *status)
+{
+	pid_t	 w = waitpid(c->pid, status, WNOHANG);
+
+	if (w == -1 && errno != EINTR)
+		fatalx("waitpid: %s", strerror(errno));
+	return w == c->pid;
+}
+
+/*
+ * Wait up to timeout ms for the handler's exit (its pidfd) or output,
+ * and read what came.
+ */
+static void
+watch_child(struct child *c, int timeout)
+{
+	struct pollfd	 pfd[3];
+
+	pfd[0].fd = c->pidfd;
+	pfd[1].fd = c->out;
+	pfd[2].fd = c->err;
+	pfd[0].events = pfd[1].events = pfd[2].events = POLLIN;
+	/* Without a pidfd, look at the child every 100 ms. */
+	if (c->pidfd == -1 && timeout > 100)
+		timeout = 100;
+	if (poll(pfd, 3, timeout) == -1 && errno != EINTR)
+		fatalx("poll: %s", strerror(errno));
+	if (c->out != -1 && pfd[1].revents != 0)
+		drain(&c->out, c, NULL, SIZE_MAX);
+	if (c->err != -1 && pfd[2].revents != 0)
+		drain(&c->err, c, &c->elog, SIZE_MAX);
+}
+
+/* How a handler that was not timed out ended. */
+static void
+exit_result(int status, struct handler_result *res)
+{
+	if (WIFSIGNALED(status)) {
 		res->end = HE_SIGNALED;
 		res->status = WTERMSIG(status);
 	} else {

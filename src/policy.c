@@ -15,7 +15,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -166,15 +165,50 @@ policy_reply_end(const char *buf, size_t len)
 	return 0;
 }
 
+struct policy_action;
+
+static enum policy_verdict parse_action(const char *, const char *,
+		    struct policy_reply *);
+static enum policy_verdict take_action(const struct policy_action *,
+		    const char *, const char *, struct policy_reply *);
+static enum policy_verdict prepend_action(const char *, const char *,
+		    struct policy_reply *);
+static int	is_numeric_action(const char *, const char *);
+static void	request_transaction(struct buf *, const struct policy_ctx *);
+static void	request_client(struct buf *, const struct peer *);
+static void	request_instance(struct buf *, const struct policy_state *,
+		    const struct policy_ctx *);
+static void	request_tls(struct buf *, const struct tls_info *);
+static enum policy_verdict numeric_action(const char *, const char *,
+		    struct policy_reply *);
+
+/*
+ * The actions of Postfix's access(5) that we know by name, with the
+ * reply a refusal gives when the server's text says none.
+ */
+static const struct policy_action {
+	const char		*word;
+	enum policy_verdict	 verdict;
+	const char		*code, *status, *text;	/* NULL: no reply */
+} policy_actions[] = {
+	{ "OK",			PV_OK,		NULL, NULL, NULL },
+	{ "DUNNO",		PV_DUNNO,	NULL, NULL, NULL },
+	{ "REJECT",		PV_REFUSE, "554", "5.7.1", "Access denied" },
+	{ "DEFER",		PV_REFUSE, "450", "4.7.1", "Try again later" },
+	{ "DEFER_IF_PERMIT",	PV_DEFER_IF_PERMIT,
+	    "450", "4.7.1", "Try again later" },
+	{ "DEFER_IF_REJECT",	PV_DEFER_IF_REJECT,
+	    "450", "4.7.1", "Try again later" },
+	{ "PREPEND",		PV_PREPEND,	NULL, NULL, NULL },
+	{ "WARN",		PV_WARN,	NULL, NULL, NULL },
+};
+
 /*
  * The verdict of one complete reply (up to and including its empty
  * line), SPEC 10.2.  Pure: no I/O, the fuzz target drives it.  Only the
  * first action= attribute counts; other attributes are ignored, as
  * Postfix ignores them.
  */
-static enum policy_verdict parse_action(const char *, const char *,
-		    struct policy_reply *);
-
 enum policy_verdict
 policy_parse_reply(const char *buf, size_t len, struct policy_reply *r)
 {
@@ -207,58 +241,79 @@ policy_parse_reply(const char *buf, size_t len, struct policy_reply *r)
 static enum policy_verdict
 parse_action(const char *a, const char *aend, struct policy_reply *r)
 {
-	const char	*p, *rest;
-	char		 code[4];
-	int		 if_permit;
+	const char	*rest;
+	size_t		 i;
 
 	a = skip_blank(a, aend);
 	while (aend > a && (aend[-1] == ' ' || aend[-1] == '\t'))
 		aend--;
-	if (word_is(a, aend, "OK", &rest))
-		r->verdict = PV_OK;
-	else if (word_is(a, aend, "DUNNO", &rest))
-		r->verdict = PV_DUNNO;
-	else if (word_is(a, aend, "REJECT", &rest)) {
-		r->verdict = PV_REFUSE;
-		make_reply(r, "554", "5.7.1", rest, aend, "Access denied");
-	} else if (word_is(a, aend, "DEFER", &rest)) {
-		r->verdict = PV_REFUSE;
-		make_reply(r, "450", "4.7.1", rest, aend,
-		    "Try again later");
-	} else if ((if_permit = word_is(a, aend, "DEFER_IF_PERMIT",
-	    &rest)) || word_is(a, aend, "DEFER_IF_REJECT", &rest)) {
-		r->verdict = if_permit ? PV_DEFER_IF_PERMIT :
-		    PV_DEFER_IF_REJECT;
-		make_reply(r, "450", "4.7.1", rest, aend,
-		    "Try again later");
-	} else if (word_is(a, aend, "PREPEND", &rest)) {
-		/* A header "Name: value"; anything else is garbled. */
-		p = rest;
-		while (p < aend && *p > ' ' && *p < 0x7f && *p != ':')
-			p++;
-		if (p == rest || p == aend || *p != ':')
-			return r->verdict;
-		r->verdict = PV_PREPEND;
-		(void)clean_text(r->text, SMTP_REPLYLINE_MAX - 2, rest,
-		    (size_t)(aend - rest));
-	} else if (word_is(a, aend, "WARN", &rest)) {
-		r->verdict = PV_WARN;
-		(void)clean_text(r->text, sizeof(r->text), rest,
-		    (size_t)(aend - rest));
-	} else if (aend - a >= 3 && (a[0] == '4' || a[0] == '5') &&
-	    isdigit((unsigned char)a[1]) && isdigit((unsigned char)a[2]) &&
-	    (aend - a == 3 || a[3] == ' ' || a[3] == '\t')) {
-		r->verdict = PV_REFUSE;
-		memcpy(code, a, 3);
-		code[3] = '\0';
-		make_reply(r, code, a[0] == '4' ? "4.7.1" : "5.7.1",
-		    skip_blank(a + 3, aend), aend, a[0] == '4' ?
-		    "Try again later" : "Access denied");
-	} else if (a < aend && isalpha((unsigned char)*a)) {
+	for (i = 0; i < sizeof(policy_actions) / sizeof(policy_actions[0]);
+	    i++)
+		if (word_is(a, aend, policy_actions[i].word, &rest))
+			return take_action(&policy_actions[i], rest, aend, r);
+	if (is_numeric_action(a, aend))
+		return numeric_action(a, aend, r);
+	if (a < aend && isalpha((unsigned char)*a)) {
 		r->verdict = PV_UNSUPPORTED;
 		(void)clean_text(r->text, sizeof(r->text), a,
 		    (size_t)(aend - a));
 	}
+	return r->verdict;
+}
+
+/* A named action, its text rest up to aend. */
+static enum policy_verdict
+take_action(const struct policy_action *act, const char *rest,
+    const char *aend, struct policy_reply *r)
+{
+	if (act->verdict == PV_PREPEND)
+		return prepend_action(rest, aend, r);
+	r->verdict = act->verdict;
+	if (act->verdict == PV_WARN)
+		(void)clean_text(r->text, sizeof(r->text), rest,
+		    (size_t)(aend - rest));
+	else if (act->code != NULL)
+		make_reply(r, act->code, act->status, rest, aend, act->text);
+	return r->verdict;
+}
+
+/* PREPEND: a header "Name: value"; anything else is garbled. */
+static enum policy_verdict
+prepend_action(const char *rest, const char *aend, struct policy_reply *r)
+{
+	const char	*p = rest;
+
+	while (p < aend && *p > ' ' && *p < 0x7f && *p != ':')
+		p++;
+	if (p == rest || p == aend || *p != ':')
+		return r->verdict;
+	r->verdict = PV_PREPEND;
+	(void)clean_text(r->text, SMTP_REPLYLINE_MAX - 2, rest,
+	    (size_t)(aend - rest));
+	return r->verdict;
+}
+
+/* "4NN text" or "5NN text", access(5)'s numeric actions? */
+static int
+is_numeric_action(const char *a, const char *aend)
+{
+	return aend - a >= 3 && (a[0] == '4' || a[0] == '5') &&
+	    isdigit((unsigned char)a[1]) && isdigit((unsigned char)a[2]) &&
+	    (aend - a == 3 || a[3] == ' ' || a[3] == '\t');
+}
+
+/* A refusal with the server's code and text. */
+static enum policy_verdict
+numeric_action(const char *a, const char *aend, struct policy_reply *r)
+{
+	char	 code[4];
+
+	r->verdict = PV_REFUSE;
+	memcpy(code, a, 3);
+	code[3] = '\0';
+	make_reply(r, code, a[0] == '4' ? "4.7.1" : "5.7.1",
+	    skip_blank(a + 3, aend), aend, a[0] == '4' ?
+	    "Try again later" : "Access denied");
 	return r->verdict;
 }
 
@@ -329,92 +384,6 @@ policy_free(struct policy_state *ps)
 	free(ps);
 }
 
-/* Wait for fd until deadline; 1 ready, 0 timed out or failed. */
-static int
-wait_fd(int fd, short events, long long deadline)
-{
-	struct pollfd	 pfd;
-	long long	 left;
-	int		 r;
-
-	for (;;) {
-		if ((left = deadline - conn_now_ms()) <= 0)
-			return 0;
-		pfd.fd = fd;
-		pfd.events = events;
-		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			return 0;
-		if (r > 0)
-			return 1;
-	}
-}
-
-/* A non-blocking connect within the deadline; the fd or -1. */
-static int
-connect_to(const struct sockaddr *sa, socklen_t salen, long long deadline)
-{
-	int		 fd, err;
-	socklen_t	 elen = sizeof(err);
-
-	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0)) == -1)
-		return -1;
-	if (connect(fd, sa, salen) == 0)
-		return fd;
-	if (errno != EINPROGRESS && errno != EAGAIN)
-		goto fail;
-	if (!wait_fd(fd, POLLOUT, deadline)) {
-		errno = ETIMEDOUT;
-		goto fail;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == -1)
-		goto fail;
-	if (err == 0)
-		return fd;
-	errno = err;
-fail:
-	err = errno;
-	(void)close(fd);
-	errno = err;
-	return -1;
-}
-
-static int
-connect_inet(const char *where, long long deadline)
-{
-	struct addrinfo	 hints, *res, *ai;
-	char		 host[SMTP_DOMAIN_MAX + 3];
-	const char	*colon = strrchr(where, ':');
-	size_t		 hlen = (size_t)(colon - where);
-	int		 fd = -1, gai;
-
-	if (hlen >= sizeof(host)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(host, where, hlen);
-	host[hlen] = '\0';
-	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
-		memmove(host, host + 1, hlen - 2);
-		host[hlen - 2] = '\0';
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if ((gai = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
-		log_warn("policy inet:%s: %s", where, gai_strerror(gai));
-		errno = EHOSTUNREACH;
-		return -1;
-	}
-	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
-		fd = connect_to(ai->ai_addr, ai->ai_addrlen, deadline);
-	freeaddrinfo(res);
-	return fd;
-}
-
 /* exec:PROGRAM: its stdin and stdout are our pipes, no arguments. */
 static int
 spawn_policy(struct policy_server *ps)
@@ -422,15 +391,8 @@ spawn_policy(struct policy_server *ps)
 	char				*argv[2];
 	int				 to[2], from[2], rc;
 
-	if (pipe2(to, O_CLOEXEC) == -1)
+	if (spawn_pipes(to, from) == -1)
 		return -1;
-	if (pipe2(from, O_CLOEXEC) == -1) {
-		rc = errno;
-		(void)close(to[0]);
-		(void)close(to[1]);
-		errno = rc;
-		return -1;
-	}
 	argv[0] = (char *)ps->where;
 	argv[1] = NULL;
 	/* Its stderr is ours: a policy program's complaints reach the log. */
@@ -455,18 +417,12 @@ spawn_policy(struct policy_server *ps)
 static int
 connect_server(struct policy_server *ps, long long deadline)
 {
-	struct sockaddr_un	 sun;
-
 	switch (ps->kind) {
 	case PK_UNIX:
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		(void)strlcpy(sun.sun_path, ps->where, sizeof(sun.sun_path));
-		ps->rfd = connect_to((struct sockaddr *)&sun, sizeof(sun),
-		    deadline);
+		ps->rfd = net_connect_unix(ps->where, deadline);
 		break;
 	case PK_INET:
-		ps->rfd = connect_inet(ps->where, deadline);
+		ps->rfd = net_connect_inet(ps->where, deadline);
 		break;
 	case PK_EXEC:
 		if (ps->deaths >= EXEC_DEATHS_MAX) {
@@ -477,31 +433,6 @@ connect_server(struct policy_server *ps, long long deadline)
 	}
 	ps->wfd = ps->rfd;
 	return ps->rfd == -1 ? -1 : 0;
-}
-
-/* Write all of b before the deadline; 0 or -1. */
-static int
-write_all(int fd, const char *p, size_t len, long long deadline)
-{
-	ssize_t	 n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN && wait_fd(fd, POLLOUT,
-		    deadline))
-			continue;
-		if (n == -1 && errno == EAGAIN)
-			errno = ETIMEDOUT;
-		return -1;
-	}
-	return 0;
 }
 
 /*
@@ -538,7 +469,7 @@ read_reply(int fd, char *buf, size_t size, long long deadline, int *extra)
 			continue;
 		if (errno != EAGAIN)
 			return -1;
-		if (!wait_fd(fd, POLLIN, deadline)) {
+		if (!net_wait_fd(fd, POLLIN, deadline)) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
@@ -588,9 +519,27 @@ static void
 build_request(const struct policy_state *st, const struct policy_ctx *x,
     struct buf *b)
 {
-	const struct session	*s = x->sess;
 	const struct peer	*p = x->peer;
-	char			 n[32], inst[80], fp[3 * 64];
+
+	request_transaction(b, x);
+	request_client(b, p);
+	request_instance(b, st, x);
+	request_tls(b, &x->sess->tlsi);
+	attr(b, "etrn_domain", "");
+	attr(b, "server_address", p->local_addr);
+	attr(b, "server_port", p->local_port);
+	attr(b, "stress", "");
+	attr(b, "compatibility_level", "3.6");
+	attr(b, "mail_version", "smtpd-stdio-" SMTPD_VERSION);
+	buf_append(b, "\n", 1);
+}
+
+/* The request's first attributes: the stage and the envelope so far. */
+static void
+request_transaction(struct buf *b, const struct policy_ctx *x)
+{
+	const struct session	*s = x->sess;
+	char			 n[32];
 	int			 eom = strcmp(x->state, "RCPT") != 0;
 
 	attr(b, "request", "smtpd_access_policy");
@@ -605,12 +554,26 @@ build_request(const struct policy_state *st, const struct policy_ctx *x,
 	/* Postfix counts the recipients only at the end of the message. */
 	(void)snprintf(n, sizeof(n), "%zu", eom ? s->txn.nrcpt : 0);
 	attr(b, "recipient_count", n);
+}
+
+static void
+request_client(struct buf *b, const struct peer *p)
+{
 	attr(b, "client_address", p->remote_addr);
 	attr(b, "client_name", p->remote_host[0] != '\0' ? p->remote_host :
 	    "unknown");
 	attr(b, "reverse_client_name", p->remote_host[0] != '\0' ?
 	    p->remote_host : "unknown");
 	attr(b, "client_port", p->remote_port);
+}
+
+static void
+request_instance(struct buf *b, const struct policy_state *st,
+    const struct policy_ctx *x)
+{
+	const struct session	*s = x->sess;
+	char			 n[32], inst[80];
+
 	/*
 	 * One value per transaction (MAIL), across RSET, and across
 	 * processes that reuse a pid: the pid, when this process started,
@@ -625,22 +588,22 @@ build_request(const struct policy_state *st, const struct policy_ctx *x,
 	attr(b, "sasl_method", s->auth_method);
 	attr(b, "sasl_username", s->auth_user);
 	attr(b, "sasl_sender", "");
-	attr(b, "ccert_subject", s->tlsi.client_cn);
-	attr(b, "ccert_issuer", s->tlsi.client_issuer_cn);
-	colon_hex(fp, sizeof(fp), s->tlsi.client_hash);
+}
+
+static void
+request_tls(struct buf *b, const struct tls_info *t)
+{
+	char	 n[32], fp[3 * 64];
+
+	attr(b, "ccert_subject", t->client_cn);
+	attr(b, "ccert_issuer", t->client_issuer_cn);
+	colon_hex(fp, sizeof(fp), t->client_hash);
 	attr(b, "ccert_fingerprint", fp);
 	attr(b, "ccert_pubkey_fingerprint", "");
-	attr(b, "encryption_protocol", s->tlsi.protocol);
-	attr(b, "encryption_cipher", s->tlsi.cipher);
-	(void)snprintf(n, sizeof(n), "%d", s->tlsi.keybits);
+	attr(b, "encryption_protocol", t->protocol);
+	attr(b, "encryption_cipher", t->cipher);
+	(void)snprintf(n, sizeof(n), "%d", t->keybits);
 	attr(b, "encryption_keysize", n);	/* 0 without TLS, as Postfix */
-	attr(b, "etrn_domain", "");
-	attr(b, "server_address", p->local_addr);
-	attr(b, "server_port", p->local_port);
-	attr(b, "stress", "");
-	attr(b, "compatibility_level", "3.6");
-	attr(b, "mail_version", "smtpd-stdio-" SMTPD_VERSION);
-	buf_append(b, "\n", 1);
 }
 
 /*
@@ -679,7 +642,7 @@ static ssize_t
 exchange(struct policy_server *ps, const struct buf *req, char *buf,
     size_t size, long long deadline, int *extra)
 {
-	if (write_all(ps->wfd, req->data, req->len, deadline) == -1)
+	if (net_write_all(ps->wfd, req->data, req->len, deadline) == -1)
 		return -1;
 	return read_reply(ps->rfd, buf, size, deadline, extra);
 }
@@ -859,37 +822,4 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 	}
 	buf_free(&req);
 	return next != -1;
-}
-
-/*
- * The connection helpers above, for milter.c (SPEC 13): a filter is
- * reached as a policy server is, with the same deadlines.
- */
-int
-net_wait_fd(int fd, short events, long long deadline)
-{
-	return wait_fd(fd, events, deadline);
-}
-
-int
-net_connect_unix(const char *path, long long deadline)
-{
-	struct sockaddr_un	 sun;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	(void)strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
-	return connect_to((struct sockaddr *)&sun, sizeof(sun), deadline);
-}
-
-int
-net_connect_inet(const char *where, long long deadline)
-{
-	return connect_inet(where, deadline);
-}
-
-int
-net_write_all(int fd, const char *p, size_t len, long long deadline)
-{
-	return write_all(fd, p, len, deadline);
 }

@@ -442,6 +442,7 @@ void	 argv_free(char **);
 
 /* spawn.c: how every program we run is started. */
 int	 handler_spawn(pid_t *, int, int, int, char *const *, char *const *);
+int	 spawn_pipes(int[2], int[2]);
 int	 handler_spawn_fd3(pid_t *, int, int, int, int, char *const *,
 	    char *const *);
 
@@ -623,7 +624,7 @@ void	 policy_free(struct policy_state *);
 const char *policy_deferred(const struct policy_state *, int);
 int	 policy_check(struct policy_state *, const struct policy_ctx *,
 	    struct buf *, struct buf *);
-/* policy.c: connections with deadlines, shared with milter.c. */
+/* net.c: connections with deadlines, for policy.c, milter.c and auth.c. */
 int	 net_wait_fd(int, short, long long);
 int	 net_connect_unix(const char *, long long);
 int	 net_connect_inet(const char *, long long);

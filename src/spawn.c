@@ -4,6 +4,7 @@
  * state and process group.  A file of its own so that the policy client
  * and the auth backends link without the handler's machinery.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -53,6 +54,24 @@ handler_spawn_fd3(pid_t *pid, int in, int out, int err, int fd3,
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	return rc;
+}
+
+/* Two close-on-exec pipes, or neither: 0, or -1 with errno set. */
+int
+spawn_pipes(int a[2], int b[2])
+{
+	int	 rc;
+
+	if (pipe2(a, O_CLOEXEC) == -1)
+		return -1;
+	if (pipe2(b, O_CLOEXEC) == -1) {
+		rc = errno;
+		(void)close(a[0]);
+		(void)close(a[1]);
+		errno = rc;
+		return -1;
+	}
+	return 0;
 }
 
 /* handler_spawn_fd3() with nothing on fd 3. */
