@@ -26,6 +26,8 @@ static const char *const smtp_vars[] = {
 #define NSMTP_VARS	(sizeof(smtp_vars) / sizeof(smtp_vars[0]))
 
 static int	is_smtp_var(const char *, const char *);
+static void	env_put(struct env *, const char *, size_t, const char *,
+		    size_t);
 
 /* One of ours (and not the name kept), as NAME=...; one prefix test first. */
 static int
@@ -73,6 +75,30 @@ env_clear(struct env *e)
 	e->nvars = 0;
 }
 
+/* NAME=VALUE\0 at the end of vars, its offset noted, in one copy each. */
+static void
+env_put(struct env *e, const char *name, size_t nlen, const char *value,
+    size_t vlen)
+{
+	char	*p;
+
+	if (e->nvars == e->capvars) {
+		e->capvars = e->capvars == 0 ? 32 : e->capvars * 2;
+		if ((e->offs = reallocarray(e->offs, e->capvars,
+		    sizeof(*e->offs))) == NULL)
+			fatalx("out of memory");
+	}
+	/* Offsets, not pointers: the buffer may move as it grows. */
+	e->offs[e->nvars++] = e->vars.len;
+	if (nlen > SIZE_MAX - 2 || vlen > SIZE_MAX - 2 - nlen)
+		fatalx("environment size overflow");
+	p = buf_extend(&e->vars, nlen + vlen + 2);
+	memcpy(p, name, nlen);
+	p[nlen] = '=';
+	memcpy(p + nlen + 1, value, vlen);
+	p[nlen + 1 + vlen] = '\0';
+}
+
 /*
  * Adds NAME=VALUE (len bytes).  Returns -1, adding nothing, when VALUE
  * holds a NUL, which no environment string can.
@@ -82,26 +108,15 @@ env_add(struct env *e, const char *name, const char *value, size_t len)
 {
 	if (memchr(value, '\0', len) != NULL)
 		return -1;
-	if (e->nvars == e->capvars) {
-		e->capvars = e->capvars == 0 ? 32 : e->capvars * 2;
-		if ((e->offs = reallocarray(e->offs, e->capvars,
-		    sizeof(*e->offs))) == NULL)
-			fatalx("out of memory");
-	}
-	/* Offsets, not pointers: the buffer may move as it grows. */
-	e->offs[e->nvars++] = e->vars.len;
-	buf_append(&e->vars, name, strlen(name));
-	buf_append(&e->vars, "=", 1);
-	buf_append(&e->vars, value, len);
-	buf_append(&e->vars, "", 1);
+	env_put(e, name, strlen(name), value, len);
 	return 0;
 }
 
-/* env_add() of a C string. */
+/* env_add() of a C string, which holds no NUL. */
 void
 env_set(struct env *e, const char *name, const char *value)
 {
-	(void)env_add(e, name, value, strlen(value));
+	env_put(e, name, strlen(name), value, strlen(value));
 }
 
 /* The environment for execve: valid until the next env_* call. */
