@@ -2,8 +2,8 @@
  * libFuzzer target for fmt.c and what spool.c builds with it: each must
  * give, byte for byte and with the same truncation, what the snprintf
  * calls it replaced gave.  The references below are those calls, kept
- * here verbatim: the queue id, the Received header, the numbers and the
- * "%.3f" duration of the log line.
+ * here verbatim: the queue id, the Received header, the numbers, the
+ * "%.3s" reply and the "%.3f" duration of the log line.
  */
 #include <sys/time.h>
 
@@ -85,6 +85,24 @@ check_numbers(uint64_t v, uint64_t bits, size_t cap)
 	if (n < 0 || (size_t)n != f.len || fmt_full(&f) != ((size_t)n >= cap))
 		abort();
 	if (cap > 0)
+		same(a, strlen(a), b, strlen(b));
+}
+
+/* The reply= field of the log line, "%.3s", and a string after it. */
+static void
+check_strn(struct input *in, size_t cap)
+{
+	char		 s[8], a[16], b[16];
+	struct fmt	 f;
+
+	take_str(in, s, sizeof(s) - 1);
+	fmt_init(&f, a, cap % sizeof(a));
+	fmt_strn(&f, s, 3);
+	fmt_str(&f, s);
+	(void)fmt_end(&f);
+	if ((size_t)snprintf(b, cap % sizeof(b), "%.3s%s", s, s) != f.len)
+		abort();
+	if (cap % sizeof(a) > 0)
 		same(a, strlen(a), b, strlen(b));
 }
 
@@ -192,6 +210,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cap = (size_t)(w >> 56) % 65;
 	check_numbers(v, w, cap);
 	check_id(v, w, cap);
+	check_strn(&in, cap);
 	check_received(&in, v, (size_t)(w % 2048) + 1);
 	return 0;
 }
