@@ -112,11 +112,11 @@ env_add(struct env *e, const char *name, const char *value, size_t len)
 	return 0;
 }
 
-/* env_add() of a C string, which holds no NUL. */
+/* env_add() of a C string, which holds no NUL; see env_set(). */
 void
-env_set(struct env *e, const char *name, const char *value)
+env_setn(struct env *e, const char *name, size_t nlen, const char *value)
 {
-	env_put(e, name, strlen(name), value, strlen(value));
+	env_put(e, name, nlen, value, strlen(value));
 }
 
 /* The environment for execve: valid until the next env_* call. */
@@ -151,7 +151,8 @@ env_free(struct env *e)
 /*
  * The handler's argv, SPEC 5.1: an argument equal to {sender} becomes the
  * reverse-path, one equal to {recipients} one argument per recipient.
- * Free with argv_free().
+ * The strings are shared with in, sender and rcpt, not copied: the
+ * vector is for one execve, while they all stand.  Free with argv_free().
  */
 char **
 argv_expand(char *const *in, const char *sender, char *const *rcpt,
@@ -167,13 +168,11 @@ argv_expand(char *const *in, const char *sender, char *const *rcpt,
 	for (i = 0; in[i] != NULL; i++) {
 		if (strcmp(in[i], "{recipients}") == 0)
 			for (j = 0; j < nrcpt; j++)
-				argv[k++] = strdup(rcpt[j]);
+				argv[k++] = rcpt[j];
 		else if (strcmp(in[i], "{sender}") == 0)
-			argv[k++] = strdup(sender);
+			argv[k++] = (char *)sender;
 		else
-			argv[k++] = strdup(in[i]);
-		if (k > 0 && argv[k - 1] == NULL)
-			fatalx("out of memory");
+			argv[k++] = in[i];
 	}
 	return argv;
 }
@@ -181,9 +180,5 @@ argv_expand(char *const *in, const char *sender, char *const *rcpt,
 void
 argv_free(char **argv)
 {
-	size_t	 i;
-
-	for (i = 0; argv[i] != NULL; i++)
-		free(argv[i]);
 	free(argv);
 }

@@ -98,18 +98,18 @@ message_handler_status(const struct handler_result *r, char *buf,
 	fmt_init(&f, buf, len);
 	switch (r->end) {
 	case HE_EXITED:
-		fmt_str(&f, "exit:");
+		fmt_lit(&f, "exit:");
 		fmt_i(&f, r->status);
 		break;
 	case HE_SIGNALED:
-		fmt_str(&f, "signal:");
+		fmt_lit(&f, "signal:");
 		fmt_i(&f, r->status);
 		break;
 	case HE_TIMEOUT:
-		fmt_str(&f, "timeout");
+		fmt_lit(&f, "timeout");
 		break;
 	case HE_EXEC_FAILED:
-		fmt_str(&f, "exec-failed");
+		fmt_lit(&f, "exec-failed");
 		break;
 	}
 	return fmt_end(&f);
@@ -133,24 +133,24 @@ message_log(const struct session *s, const struct spool *sp,
 	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
 	fmt_init(&f, line, sizeof(line));
 	fmt_str(&f, sp->id);
-	fmt_str(&f, ": client=");
+	fmt_lit(&f, ": client=");
 	fmt_str(&f, p->remote_addr[0] != '\0' ? p->remote_addr : "unknown");
-	fmt_str(&f, " helo=");
+	fmt_lit(&f, " helo=");
 	fmt_str(&f, log_quote(q, sizeof(q), s->helo, strlen(s->helo)));
-	fmt_str(&f, " from=");
+	fmt_lit(&f, " from=");
 	fmt_str(&f, log_quote(q, SMTP_PATH_MAX * 4 + 3, s->txn.mail_from,
 	    strlen(s->txn.mail_from)));
-	fmt_str(&f, " rcpts=");
+	fmt_lit(&f, " rcpts=");
 	fmt_u(&f, s->txn.nrcpt);
-	fmt_str(&f, " size=");
+	fmt_lit(&f, " size=");
 	fmt_u(&f, size);
-	fmt_str(&f, " handler=");
+	fmt_lit(&f, " handler=");
 	fmt_str(&f, handler);
-	fmt_str(&f, " reply=");
+	fmt_lit(&f, " reply=");
 	fmt_strn(&f, reply, 3);
-	fmt_str(&f, " duration=");
+	fmt_lit(&f, " duration=");
 	fmt_fixed3(&f, (double)(t1.tv_sec - t0->tv_sec) +
 	    (double)(t1.tv_nsec - t0->tv_nsec) / 1e9);
-	fmt_mem(&f, "s", 1);
+	fmt_lit(&f, "s");
 	log_info_text(fmt_end(&f));
 }

@@ -142,6 +142,9 @@ struct fmt {
 	size_t	 cap;
 };
 
+/* A string literal, its length known at compile time. */
+#define fmt_lit(f, lit)	fmt_mem((f), "" lit, sizeof(lit) - 1)
+
 void	 fmt_init(struct fmt *, char *, size_t);
 void	 fmt_mem(struct fmt *, const char *, size_t);
 void	 fmt_str(struct fmt *, const char *);
@@ -457,7 +460,13 @@ struct env {
 void	 env_init(struct env *, const char *);
 void	 env_clear(struct env *);
 int	 env_add(struct env *, const char *, const char *, size_t);
-void	 env_set(struct env *, const char *, const char *);
+void	 env_setn(struct env *, const char *, size_t, const char *);
+/* Inline, so that the length of a literal name is known when compiling. */
+static inline void
+env_set(struct env *e, const char *name, const char *value)
+{
+	env_setn(e, name, __builtin_strlen(name), value);
+}
 char	**env_vector(struct env *);
 void	 env_free(struct env *);
 char	**argv_expand(char *const *, const char *, char *const *, size_t);

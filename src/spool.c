@@ -72,24 +72,36 @@ spool_new_id(char *id, size_t len)
 	spool_format_id(id, len, &tv, (unsigned long)getpid(), ++counter, r);
 }
 
-/* "%llX%05lX.%lX.%u.%02x%02x%02x%02x%02x", without printf. */
+/*
+ * "%llX%05lX.%lX.%u.%02x%02x%02x%02x%02x", without printf: the digits
+ * straight into a buffer that holds any id, then copied as snprintf
+ * would cut it.
+ */
 void
 spool_format_id(char *id, size_t len, const struct timeval *tv,
     unsigned long pid, unsigned int counter, const unsigned char r[5])
 {
-	struct fmt	 f;
-	int		 i;
+	static const char	 hex[] = "0123456789abcdef";
+	char			 tmp[4 * FMT_NUM_MAX + 16];
+	struct fmt		 f;
+	size_t			 n;
+	int			 i;
 
-	fmt_init(&f, id, len);
+	fmt_init(&f, tmp, sizeof(tmp));
 	fmt_num(&f, (unsigned long long)tv->tv_sec, 16, 1, 1);
 	fmt_num(&f, (unsigned long)tv->tv_usec, 16, 5, 1);
-	fmt_mem(&f, ".", 1);
+	fmt_lit(&f, ".");
 	fmt_num(&f, pid, 16, 1, 1);
-	fmt_mem(&f, ".", 1);
+	fmt_lit(&f, ".");
 	fmt_u(&f, counter);
-	fmt_mem(&f, ".", 1);
-	for (i = 0; i < 5; i++)
-		fmt_num(&f, r[i], 16, 2, 0);
+	n = f.len;
+	tmp[n++] = '.';
+	for (i = 0; i < 5; i++) {
+		tmp[n++] = hex[r[i] >> 4];
+		tmp[n++] = hex[r[i] & 0xf];
+	}
+	fmt_init(&f, id, len);
+	fmt_mem(&f, tmp, n);
 	(void)fmt_end(&f);
 }
 
@@ -126,9 +138,9 @@ received_for(struct fmt *f, const char *eol, const char *rcpt)
 
 	fmt_init(&sub, forpart, sizeof(forpart));
 	fmt_str(&sub, eol);
-	fmt_str(&sub, "\tfor <");
+	fmt_lit(&sub, "\tfor <");
 	fmt_str(&sub, rcpt);
-	fmt_mem(&sub, ">", 1);
+	fmt_lit(&sub, ">");
 	fmt_str(f, fmt_end(&sub));
 }
 
@@ -136,19 +148,19 @@ received_for(struct fmt *f, const char *eol, const char *rcpt)
 static void
 received_by(struct fmt *f, const struct received_info *ri, const char *eol)
 {
-	fmt_str(f, "\tby ");
+	fmt_lit(f, "\tby ");
 	fmt_str(f, ri->hostname);
-	fmt_str(f, " (smtpd-stdio) with ");
+	fmt_lit(f, " (smtpd-stdio) with ");
 	fmt_str(f, ri->protocol);
-	fmt_str(f, " id ");
+	fmt_lit(f, " id ");
 	fmt_str(f, ri->id);
 	if (ri->single_rcpt != NULL) {
 		received_for(f, eol, ri->single_rcpt);
-		fmt_str(f, "; ");
+		fmt_lit(f, "; ");
 	} else {
-		fmt_str(f, ";");
+		fmt_lit(f, ";");
 		fmt_str(f, eol);
-		fmt_mem(f, "\t", 1);
+		fmt_lit(f, "\t");
 	}
 }
 
@@ -165,24 +177,24 @@ received_header(char *dst, size_t len, const struct received_info *ri,
 	struct fmt	 f;
 
 	fmt_init(&f, dst, len);
-	fmt_str(&f, "Received: from ");
+	fmt_lit(&f, "Received: from ");
 	fmt_str(&f, ri->helo);
-	fmt_str(&f, " (");
+	fmt_lit(&f, " (");
 	fmt_str(&f, ri->peer->remote_host[0] != '\0' ?
 	    ri->peer->remote_host : "unknown");
 	if (ri->peer->remote_addr[0] != '\0') {
-		fmt_str(&f, " [");
+		fmt_lit(&f, " [");
 		fmt_str(&f, ri->peer->remote_addr);
-		fmt_mem(&f, "]", 1);
+		fmt_lit(&f, "]");
 	}
-	fmt_mem(&f, ")", 1);
+	fmt_lit(&f, ")");
 	fmt_str(&f, eol);
 	if (ri->tls != NULL) {
-		fmt_str(&f, "\t(");
+		fmt_lit(&f, "\t(");
 		fmt_str(&f, ri->tls->protocol);
-		fmt_str(&f, " cipher ");
+		fmt_lit(&f, " cipher ");
 		fmt_str(&f, ri->tls->cipher);
-		fmt_mem(&f, ")", 1);
+		fmt_lit(&f, ")");
 		fmt_str(&f, eol);
 	}
 	received_by(&f, ri, eol);
