@@ -142,28 +142,19 @@ session_free(struct session *s)
 static void
 reply(struct session *s, const char *fmt, ...)
 {
-	char		 line[SMTP_REPLYLINE_MAX - 2];
-	const char	*text = line;
-	size_t		 len;
-	va_list		 ap;
-	int		 n;
+	char	 line[SMTP_REPLYLINE_MAX - 2];
+	va_list	 ap;
+	int	 n;
 
-	if (strchr(fmt, '%') == NULL) {
-		/* Most replies are constants: nothing to format. */
-		text = fmt;
-		len = strnlen(fmt, sizeof(line) - 1);
-	} else {
-		va_start(ap, fmt);
-		n = vsnprintf(line, sizeof(line), fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			fatalx("vsnprintf failed");
-		len = strlen(line);
-	}
-	log_debug("> %.*s", (int)len, text);
-	buf_append(&s->out, text, len);
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("vsnprintf failed");
+	log_debug("> %s", line);
+	buf_append(&s->out, line, strlen(line));
 	buf_append(&s->out, "\r\n", 2);
-	s->last_code = text[0];
+	s->last_code = line[0];
 }
 
 static void
