@@ -88,6 +88,7 @@ SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c message.c \
 		  serve.c deadline.c deliver.c policy-check.c auth-check.c \
 		  starttls.c \
 		  net.c
+SRCS		+= fmt.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o $(O)/tls-io.o
 BIN		= $(O)/smtpd-stdio
@@ -204,7 +205,7 @@ $(O)/redis-worker.o $(O)/redis.o: $(O)/%.o: src/%.c src/redis.h \
 # a long-running daemon, where start-up costs nothing, and hiredis
 # resolves host names (NSS): a dynamic PIE.
 WORKER_OBJS	= $(addprefix $(O)/,redis-worker.o redis.o handler.o env.o \
-		  spawn.o reply.o spool.o buf.o log.o)
+		  spawn.o reply.o spool.o buf.o log.o fmt.o)
 $(WORKER): $(WORKER_OBJS)
 	$(CC) -o $@ $(WORKER_OBJS) -pie -Wl,-z,relro,-z,now $(SAN_FLAGS) \
 		$(LDFLAGS) -Wl,-Bstatic $(shell pkg-config --static --libs \
@@ -212,7 +213,7 @@ $(WORKER): $(WORKER_OBJS)
 
 # redis-stream runs once per message, so it is linked as smtpd-stdio is
 # (static, unless SANITIZE=1): start-up is most of what it costs.
-STREAM_OBJS	= $(addprefix $(O)/,redis-stream.o redis.o log.o buf.o)
+STREAM_OBJS	= $(addprefix $(O)/,redis-stream.o redis.o log.o buf.o fmt.o)
 $(O)/redis-stream.o: src/handlers/redis-stream.c src/redis.h \
 		src/smtpd-stdio.h | $(O) deps-build
 	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ $<
@@ -263,7 +264,8 @@ FUZZ_base64	= src/base64.c
 FUZZ_dovecot	= src/auth.c src/net.c src/base64.c src/spawn.c \
 		  tests/fuzz/log_quiet.c
 FUZZ_milter	= src/milter-proto.c src/reply.c src/buf.c tests/fuzz/log_quiet.c
-FUZZERS		= session addr data reply proxy policy base64 dovecot milter
+FUZZ_fmt	= src/spool.c tests/fuzz/log_quiet.c
+FUZZERS		= session addr data reply proxy policy base64 dovecot milter fmt
 
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/log_quiet.c src/*.c \
 		src/smtpd-stdio.h | deps-build deps-fuzz

@@ -131,7 +131,30 @@ void	 buf_append(struct buf *, const void *, size_t);
 void	 buf_appendf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 buf_consume(struct buf *, size_t);
+char	*buf_extend(struct buf *, size_t);
 void	 buf_free(struct buf *);
+
+/* fmt.c: per-message text without printf; truncates as snprintf does. */
+#define FMT_NUM_MAX	24	/* digits of any unsigned long long, padded */
+struct fmt {
+	char	*p;
+	size_t	 len;		/* asked for, as snprintf's result */
+	size_t	 cap;
+};
+
+/* A string literal, its length known at compile time. */
+#define fmt_lit(f, lit)	fmt_mem((f), "" lit, sizeof(lit) - 1)
+
+void	 fmt_init(struct fmt *, char *, size_t);
+void	 fmt_mem(struct fmt *, const char *, size_t);
+void	 fmt_str(struct fmt *, const char *);
+void	 fmt_strn(struct fmt *, const char *, size_t);
+void	 fmt_num(struct fmt *, unsigned long long, unsigned int, int, int);
+void	 fmt_u(struct fmt *, unsigned long long);
+void	 fmt_i(struct fmt *, long long);
+void	 fmt_fixed3(struct fmt *, double);
+const char *fmt_end(struct fmt *);
+int	 fmt_full(const struct fmt *);
 
 /* addr.c: MAIL/RCPT arguments, RFC 5321 4.1.2 and the ESMTP parameters. */
 enum addr_verb {
@@ -370,6 +393,9 @@ void	 spool_close(struct spool *);
 int	 spool_open(void);
 int	 spool_copy(int, off_t *, int, uint64_t);
 void	 spool_new_id(char *, size_t);
+struct timeval;
+void	 spool_format_id(char *, size_t, const struct timeval *,
+	    unsigned long, unsigned int, const unsigned char [5]);
 size_t	 received_header(char *, size_t, const struct received_info *,
 	    time_t);
 
@@ -434,7 +460,13 @@ struct env {
 void	 env_init(struct env *, const char *);
 void	 env_clear(struct env *);
 int	 env_add(struct env *, const char *, const char *, size_t);
-void	 env_set(struct env *, const char *, const char *);
+void	 env_setn(struct env *, const char *, size_t, const char *);
+/* Inline, so that the length of a literal name is known when compiling. */
+static inline void
+env_set(struct env *e, const char *name, const char *value)
+{
+	env_setn(e, name, __builtin_strlen(name), value);
+}
 char	**env_vector(struct env *);
 void	 env_free(struct env *);
 char	**argv_expand(char *const *, const char *, char *const *, size_t);
@@ -473,6 +505,7 @@ long long conn_now_ms(void);
 void	 log_init(enum log_target, int);
 void	 log_ident(const char *);
 void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_info_text(const char *);
 void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 const char *log_escape(char *, size_t, const char *, size_t);
