@@ -323,6 +323,17 @@ stop_upstream() {
 	: >"$BATS_TEST_TMPDIR/upstream.pid"
 }
 
+# relay_messages N [start_upstream options]: a fresh fake upstream, then
+# `run` of N messages (send_messages) through smtpd-stdio --relay to it and
+# the shipped relay handler.
+relay_messages() {
+	local n=$1
+	shift
+	start_upstream "$@"
+	run --separate-stderr send_messages "$n" --relay "127.0.0.1:$UPSTREAM_PORT" \
+	    "$ROOT/src/handlers/relay"
+}
+
 # ---- Programs run as a service user (nobody, postfix, dovecot) ----
 # The checkout may sit below a directory only root can enter (a clone in
 # /root, or in mktemp -d): what another user runs or opens is installed
