@@ -426,6 +426,7 @@ assert_rss_growth() {
 	TMPDIR=/nonexistent run_in "$HANDLERS/dump"
 	assert_success
 	run final_replies
-	assert_output "$(printf '354 End data with <CR><LF>.<CR><LF>\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage')"
+	assert_output "$(printf '354 End data with <CR><LF>.<CR><LF>\n'
+	    printf '%s\n' "$NO_SPOOL" "$NO_SPOOL" "$NO_SPOOL")"
 	assert_no_message
 }

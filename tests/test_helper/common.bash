@@ -67,6 +67,9 @@ assert_reply_after() {
 	fi
 }
 
+# The reply to a message the spool could not take (SPEC 6), whole.
+NO_SPOOL='452 4.3.1 Error: insufficient system storage'
+
 # The spool directory holds nothing once a session is over.
 assert_spool_empty() {
 	run ls -A "$TMPDIR"
