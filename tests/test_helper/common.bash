@@ -38,13 +38,17 @@ reply_codes() {
 	printf '%s\n' "$output" | tr -d '\r' | sed -n 's/^\([0-9][0-9][0-9]\)\( .*\)\{0,1\}$/\1/p'
 }
 
-# assert_reply_after VERB CODE [N]: the reply to the Nth (default first)
-# command VERB of the last smtp_session dialogue has code CODE.  VERB "."
-# means the end of a message.
-assert_reply_after() {
-	local verb=$1 want=$2 nth=${3:-1} got
-	got=$(reply_codes | awk -v verb="$verb" -v nth="$nth" -v dialogue="$DIALOGUE" '
-		{ code[NR] = $0 }
+# reply_in_dialogue VERB N WHAT: the reply in $output to the Nth command
+# VERB of the dialogue in $DIALOGUE ("." is the end of a message): its code
+# (WHAT=code) or all its lines without CR (WHAT=text).  A reply ends at a
+# line of a code and a space, or of a code alone.
+reply_in_dialogue() {
+	printf '%s\n' "$output" | tr -d '\r' | awk -v verb="$1" -v nth="$2" \
+	    -v what="$3" -v dialogue="$DIALOGUE" '
+		{ cur = cur (cur == "" ? "" : "\n") $0 }
+		/^[0-9][0-9][0-9]( |$)/ {
+			code[++n] = substr($0, 1, 3); reply[n] = cur; cur = ""
+		}
 		END {
 			r = 2; seen = 0; indata = 0
 			while ((getline line < dialogue) > 0) {
@@ -57,9 +61,19 @@ assert_reply_after() {
 				}
 				c = code[r++]
 				if (label == "DATA" && c == "354") indata = 1
-				if (label == verb && ++seen == nth) { print c; exit }
+				if (label == verb && ++seen == nth) {
+					print (what == "code" ? c : reply[r - 1]); exit
+				}
 			}
-		}')
+		}'
+}
+
+# assert_reply_after VERB CODE [N]: the reply to the Nth (default first)
+# command VERB of the last smtp_session dialogue has code CODE.  VERB "."
+# means the end of a message.
+assert_reply_after() {
+	local verb=$1 want=$2 nth=${3:-1} got
+	got=$(reply_in_dialogue "$verb" "$nth" code)
 	if [ "$got" != "$want" ]; then
 		batslib_print_kv_single_or_multi 8 "command" "$verb #$nth" \
 			"expected" "$want" "got" "${got:-no reply}" "output" "$output" |
@@ -225,25 +239,7 @@ smtp_client() {
 # to the Nth (default first) command VERB of the last dialogue in
 # $DIALOGUE, as assert_reply_after finds it; "." is the end of a message.
 reply_after() {
-	printf '%s\n' "$output" | tr -d '\r' | awk -v verb="$1" -v nth="${2:-1}" \
-	    -v dialogue="$DIALOGUE" '
-		{ cur = cur (cur == "" ? "" : "\n") $0 }
-		/^[0-9][0-9][0-9]( |$)/ { reply[++n] = cur; cur = "" }
-		END {
-			r = 2; seen = 0; indata = 0
-			while ((getline line < dialogue) > 0) {
-				sub(/\r$/, "", line)
-				if (indata) {
-					if (line != ".") continue
-					label = "."; indata = 0
-				} else {
-					split(line, w, " "); label = toupper(w[1])
-				}
-				c = substr(reply[r++], 1, 3)
-				if (label == "DATA" && c == "354") indata = 1
-				if (label == verb && ++seen == nth) { print reply[r - 1]; exit }
-			}
-		}'
+	reply_in_dialogue "$1" "${2:-1}" text
 }
 
 # feed [--bytewise] FILE [options] handler [args]: the server with FILE on
