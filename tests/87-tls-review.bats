@@ -6,11 +6,10 @@
 
 setup_file() {
 	local d=$BATS_FILE_TMPDIR/pki
+	load test_helper/common
+	load test_helper/tls
 	mkdir -p "$d"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -days 2 -subj /CN=mx.example.test \
-	    -addext subjectAltName=DNS:mx.example.test \
-	    -keyout "$d/mx.key" -out "$d/mx.pem" 2>/dev/null
+	pki_self_signed "$d" ec mx mx.example.test DNS:mx.example.test
 	head -c 96 /dev/urandom >"$d/tickets"
 	chmod 600 "$d/tickets"
 }
@@ -20,17 +19,12 @@ setup() {
 	load test_helper/tcp
 	load test_helper/tls
 	common_setup
-	PKI=$BATS_FILE_TMPDIR/pki
-	TLS=(--tls-cert "$PKI/mx.pem" --tls-key "$PKI/mx.key")
-	export PKI
-	export LOG=$BATS_TEST_TMPDIR/log
+	tls_setup mx
 }
 
 teardown() {
 	stop_server
 }
-
-SERVER=(timeout -k 5 60)
 
 # handshake_messages PORT: the TLS handshake messages openssl s_client
 # saw in a STARTTLS session (TLS 1.3) that ends with QUIT.
