@@ -7,7 +7,7 @@ setup() {
 	load test_helper/tcp
 	common_setup
 	IN=$BATS_TEST_TMPDIR/in
-	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST REMOTE_ADDR REMOTE_PORT
+	unset_peer_env
 }
 
 teardown() {

@@ -7,7 +7,7 @@
 setup() {
 	load test_helper/common
 	common_setup
-	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST REMOTE_ADDR REMOTE_PORT
+	unset_peer_env
 	MILTER=$FIXTURES/test-milter.py
 	M1=$BATS_TEST_TMPDIR/m1.sock
 	M2=$BATS_TEST_TMPDIR/m2.sock
@@ -16,11 +16,7 @@ setup() {
 }
 
 teardown() {
-	local f
-	for f in "$BATS_TEST_TMPDIR"/*.pid; do
-		[ -s "$f" ] || continue
-		kill "$(cat "$f")" 2>/dev/null || true
-	done
+	kill_pidfiles "$BATS_TEST_TMPDIR"
 }
 
 # start_milter N STAGE=ACTION...: the test milter on $BATS_TEST_TMPDIR/mN.sock,

@@ -18,6 +18,24 @@ common_setup() {
 	DIALOGUE=$BATS_TEST_TMPDIR/dialogue
 }
 
+# unset_peer_env: no client address from the environment the suite runs
+# in: smtpd-stdio takes the peer from tcpserver's TCP* variables, else
+# from systemd's REMOTE_*, and a test sets the ones it wants.
+unset_peer_env() {
+	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST \
+		REMOTE_ADDR REMOTE_PORT
+}
+
+# kill_pidfiles DIR: kills each process named in a DIR/*.pid (the
+# daemons a test started), if it is still there.
+kill_pidfiles() {
+	local f
+	for f in "$1"/*.pid; do
+		[ -s "$f" ] || continue
+		kill "$(cat "$f")" 2>/dev/null || true
+	done
+}
+
 # smtpd [options] handler [args]: the server under a hard time limit, with a
 # fixed hostname and diagnostics on stderr.
 smtpd() {
