@@ -26,6 +26,14 @@ teardown() {
 	stop_server
 }
 
+# quit_with_ticket_keys FILE: `run` of smtpd-stdio with the certificate
+# and --tls-ticket-keys FILE on a session of QUIT alone; its log in $stderr.
+quit_with_ticket_keys() {
+	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr "${TLS[@]}" --tls-ticket-keys "$1" \
+	    "$HANDLERS/accept" <<<$'QUIT\r'
+}
+
 # handshake_messages PORT: the TLS handshake messages openssl s_client
 # saw in a STARTTLS session (TLS 1.3) that ends with QUIT.
 handshake_messages() {
@@ -50,15 +58,11 @@ handshake_messages() {
 @test "a ticket-key file others may read is logged as a warning; mode 0600 is not" {
 	cp "$PKI/tickets" "$BATS_TEST_TMPDIR/open"
 	chmod 644 "$BATS_TEST_TMPDIR/open"
-	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
-	    --log stderr "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/open" \
-	    "$HANDLERS/accept" <<<$'QUIT\r'
+	quit_with_ticket_keys "$BATS_TEST_TMPDIR/open"
 	assert_success
 	[[ $stderr == *"--tls-ticket-keys $BATS_TEST_TMPDIR/open: readable by others (mode 0644)"* ]] ||
 		fail "no warning: $stderr"
-	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
-	    --log stderr "${TLS[@]}" --tls-ticket-keys "$PKI/tickets" \
-	    "$HANDLERS/accept" <<<$'QUIT\r'
+	quit_with_ticket_keys "$PKI/tickets"
 	assert_success
 	[[ $stderr != *"readable by others"* ]] || fail "warned: $stderr"
 }
@@ -633,9 +637,7 @@ def scan_memory(pid, words):
 @test "a ticket-key file its group may read is logged as a warning too (SPEC 8: readable by others than its owner)" {
 	cp "$PKI/tickets" "$BATS_TEST_TMPDIR/group"
 	chmod 640 "$BATS_TEST_TMPDIR/group"
-	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
-	    --log stderr "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/group" \
-	    "$HANDLERS/accept" <<<$'QUIT\r'
+	quit_with_ticket_keys "$BATS_TEST_TMPDIR/group"
 	assert_success
 	[[ $stderr == *"--tls-ticket-keys $BATS_TEST_TMPDIR/group: readable by others (mode 0640)"* ]] ||
 		fail "no warning: $stderr"
