@@ -31,6 +31,16 @@ start_milter() {
 	wait_for 10 test -S "$BATS_TEST_TMPDIR/m$n.sock"
 }
 
+# long_body_session WIDTH: $BATS_TEST_TMPDIR/in gets a session of one
+# message whose body is 200000 "x" in lines of WIDTH.
+long_body_session() {
+	{
+		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nSubject: t\n\n'
+		head -c 200000 /dev/zero | tr '\0' 'x' | fold -w "$1"
+		printf '\n.\nQUIT\n'
+	} >"$BATS_TEST_TMPDIR/in"
+}
+
 # stop_milter N: kill it and wait until it is gone.
 stop_milter() {
 	local pid
@@ -209,11 +219,7 @@ milter_session() {
 
 @test "--milter: progress keeps the filter's time; skip ends its body" {
 	start_milter 1 optneg=255:1024 eom=progress eom=progress body=skip
-	{
-		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nSubject: t\n\n'
-		head -c 200000 /dev/zero | tr '\0' 'x' | fold -w 100
-		printf '\n.\nQUIT\n'
-	} >"$BATS_TEST_TMPDIR/in"
+	long_body_session 100
 	run smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	assert_reply_after . 250
 	run grep -c '^BODY' "$LOG1"
@@ -224,11 +230,7 @@ milter_session() {
 
 @test "--milter: body chunks are at most 65535 octets, all of the body in CRLF" {
 	start_milter 1
-	{
-		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nSubject: t\n\n'
-		head -c 200000 /dev/zero | tr '\0' 'x' | fold -w 99
-		printf '\n.\nQUIT\n'
-	} >"$BATS_TEST_TMPDIR/in"
+	long_body_session 99
 	run smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	assert_reply_after . 250
 	run awk '/^BODY/ { if ($2 > 65535) bad++; n++; sum += $2 } END { print (n > 3), bad + 0, sum }' "$LOG1"
