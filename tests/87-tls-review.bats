@@ -125,9 +125,10 @@ inetd_setup_error() {
 	    mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal &&
 	    exec python3 - "$@"' sh "$SMTPD" "$PKI/mx.pem" \
 	    "$BATS_TEST_TMPDIR/$key" "$HANDLERS/accept" $tls <<-'EOF'
-	import os, select, socket, subprocess, sys, time
-	log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-	log.bind("/run/systemd/journal/dev-log")
+	import os, socket, subprocess, sys
+	sys.path.insert(0, os.environ["PYTHONPATH"])
+	from tlsdrive import *
+	log = dev_log()
 	ours, theirs = socket.socketpair()
 	smtpd, cert, key, handler = sys.argv[1:5]
 	p = subprocess.Popen([smtpd, *sys.argv[5:], "--tls-cert", cert, "--tls-key",
@@ -142,10 +143,7 @@ inetd_setup_error() {
 	    got += b
 	print("client got %r" % got)
 	print("exit", p.wait(30))
-	r, _, _ = select.select([log], [], [], 10)
-	while r:
-	    print("syslog", log.recv(4096).decode(errors="replace"))
-	    r, _, _ = select.select([log], [], [], 0)
+	print_syslog(log)
 	EOF
 	assert_success
 	assert_line --index 0 "client got b''"
@@ -497,8 +495,7 @@ def scan_memory(pid, words):
 	import os, select, socket, subprocess, sys
 	sys.path.insert(0, os.environ["PYTHONPATH"])
 	from tlsdrive import *
-	log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-	log.bind("/run/systemd/journal/dev-log")
+	log = dev_log()
 	ours, theirs = socket.socketpair()
 	smtpd, pki, handler = sys.argv[1:4]
 	p = subprocess.Popen([smtpd, "--hostname", "mx.test", "--log", "stderr",
@@ -511,10 +508,7 @@ def scan_memory(pid, words):
 	c.starttls(client_context())
 	print(c.code("EHLO a"), c.code("QUIT"))
 	print("exit", p.wait(30))
-	r, _, _ = select.select([log], [], [], 10)
-	while r:
-	    print("syslog", log.recv(4096).decode(errors="replace"))
-	    r, _, _ = select.select([log], [], [], 0)
+	print_syslog(log)
 	EOF2
 	assert_success
 	assert_line --index 0 '220 2.0.0 Ready to start TLS'

@@ -351,6 +351,22 @@ relay_messages() {
 	    "$ROOT/src/handlers/relay"
 }
 
+# ---- systemd units (90-units, 94-redis-unit) ----
+
+# assert_exposure SERVICE_FILE: systemd-analyze security rates the unit's
+# exposure at most 2.0 (the figure goes to the TAP output).
+assert_exposure() {
+	local score
+	run systemd-analyze security --offline=true --threshold=20 "$1"
+	assert_success
+	score=$(printf '%s\n' "$output" |
+		sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
+	echo "# ${1##*/} exposure $score" >&3
+	[ -n "$score" ] || fail "no exposure level for $1: $output"
+	awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' ||
+		fail "${1##*/}: exposure $score, over 2.0"
+}
+
 # ---- Programs run as a service user (nobody, postfix, dovecot) ----
 # The checkout may sit below a directory only root can enter (a clone in
 # /root, or in mktemp -d): what another user runs or opens is installed
