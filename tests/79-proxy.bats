@@ -212,31 +212,31 @@ start_haproxy() {
 	wait_for 10 port_listening "$HAPORT"
 }
 
+# peer_through_haproxy MODE: a message through HAProxy with MODE to
+# smtpd-stdio --proxy-protocol; the handler saw the client's own address
+# and port, and HAProxy's port as the local one.
+peer_through_haproxy() {
+	start_server --proxy-protocol "$HANDLERS/dump"
+	start_haproxy "$1"
+	run send_through_haproxy
+	assert_success
+	read -r addr port <<<"$output"
+	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_ADDR")" "$addr"
+	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_PORT")" "$port"
+	assert_equal "$(cat "$DUMP/1/SMTP_LOCAL_PORT")" "$HAPORT"
+}
+
 # smtplib through HAProxy; prints the client's own address and port.
 send_through_haproxy() {
 	smtp_client "$HAPORT" a@example.org b@example.net $'Subject: via haproxy\r\n\r\nhello\r\n'
 }
 
 @test "a real HAProxy with send-proxy: the handler sees the client's own address and port" {
-	start_server --proxy-protocol "$HANDLERS/dump"
-	start_haproxy send-proxy
-	run send_through_haproxy
-	assert_success
-	read -r addr port <<<"$output"
-	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_ADDR")" "$addr"
-	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_PORT")" "$port"
-	assert_equal "$(cat "$DUMP/1/SMTP_LOCAL_PORT")" "$HAPORT"
+	peer_through_haproxy send-proxy
 }
 
 @test "a real HAProxy with send-proxy-v2: the handler sees the client's own address and port" {
-	start_server --proxy-protocol "$HANDLERS/dump"
-	start_haproxy send-proxy-v2
-	run send_through_haproxy
-	assert_success
-	read -r addr port <<<"$output"
-	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_ADDR")" "$addr"
-	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_PORT")" "$port"
-	assert_equal "$(cat "$DUMP/1/SMTP_LOCAL_PORT")" "$HAPORT"
+	peer_through_haproxy send-proxy-v2
 	grep -q 'Subject: via haproxy' "$DUMP/1/message"
 }
 
