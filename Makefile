@@ -79,10 +79,11 @@ ALL_LDFLAGS	= $(LINK_MODE) $(LINK_FLAGS)
 # and as smtpd-stdio-tls with it, which smtpd-stdio runs when given
 # --tls-cert.  Loading a shared library would cost every plaintext
 # session more than the rest of it does.
-SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c handler.c reply.c \
+SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c message.c \
+		  handler.c reply.c \
 		  env.c envelope.c \
 		  policy.c milter-proto.c milter.c milter-edit.c milter-check.c \
-		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c
+		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c clock.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
 OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
 BIN		= $(O)/smtpd-stdio

@@ -42,15 +42,6 @@ on_stop_signal(int sig)
 	stop_signal = sig;
 }
 
-long long
-conn_now_ms(void)
-{
-	struct timespec	 ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 conn_init(void)
 {

@@ -454,6 +454,20 @@ int	 reply_lmtp(const struct handler_result *, const char *, size_t,
 	    struct buf *);
 void	 reply_repeat(const char *, size_t, struct buf *);
 
+/* message.c: the current transaction's message, its spool and log line. */
+struct timespec;
+void	 message_id(const struct session *, struct spool *);
+void	 message_start(struct session *, struct spool *, const struct peer *);
+void	 message_spool(struct session *, struct spool *, const struct peer *);
+const char *message_handler_status(const struct handler_result *, char *,
+	    size_t);
+void	 message_log(const struct session *, const struct spool *,
+	    const struct peer *, uint64_t, const char *, const char *,
+	    const struct timespec *);
+
+/* clock.c: the monotonic clock of every deadline, in ms. */
+long long conn_now_ms(void);
+
 /* log.c */
 void	 log_init(enum log_target, int);
 void	 log_ident(const char *);
@@ -477,7 +491,6 @@ enum conn_input {
 
 void	 conn_init(void);
 int	 conn_is_socket(void);
-long long conn_now_ms(void);
 int	 conn_stop_requested(void);
 enum conn_input conn_read(char *, size_t, size_t *, long long);
 int	 conn_write(const char *, size_t, long long);
