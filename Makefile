@@ -22,7 +22,7 @@ TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
 		  redis-server redis-tools postgrey postfix-policyd-spf-python \
 		  msmtp postfix libsasl2-modules strace libio-socket-ssl-perl \
 		  opendkim opendkim-tools python3-dkim rspamd dnsmasq \
-		  clamav-daemon clamav-milter
+		  clamav-daemon clamav-milter pmccabe
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
 
