@@ -22,7 +22,7 @@ TEST_DEPS	= bats bats-support bats-assert systemd python3 curl swaks \
 		  redis-server redis-tools postgrey postfix-policyd-spf-python \
 		  msmtp postfix libsasl2-modules strace libio-socket-ssl-perl \
 		  opendkim opendkim-tools python3-dkim rspamd dnsmasq \
-		  clamav-daemon clamav-milter
+		  clamav-daemon clamav-milter pmccabe
 FUZZ_DEPS	= clang
 VALGRIND_DEPS	= valgrind
 
@@ -82,11 +82,15 @@ ALL_LDFLAGS	= $(LINK_MODE) $(LINK_FLAGS)
 SRCS		= main.c options.c proxy.c session.c addr.c data.c spool.c message.c \
 		  handler.c reply.c \
 		  env.c envelope.c \
+		  usage.c optsyntax.c \
 		  policy.c milter-proto.c milter.c milter-edit.c milter-check.c \
 		  log.c peer.c buf.c base64.c auth.c spawn.c tlsfiles.c clock.c \
+		  serve.c deadline.c deliver.c policy-check.c auth-check.c \
+		  starttls.c \
 		  net.c
+SRCS		+= fmt.c
 OBJS		= $(SRCS:%.c=$(O)/%.o) $(O)/conn-notls.o $(O)/tls-exec.o
-OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o
+OBJS_TLS	= $(SRCS:%.c=$(O)/%.o) $(O)/conn.o $(O)/tls.o $(O)/tls-io.o
 BIN		= $(O)/smtpd-stdio
 BIN_TLS		= $(O)/smtpd-stdio-tls
 HANDLERS	= maildir relay debug webhook
@@ -186,8 +190,9 @@ $(O)/conn-notls.o: src/conn.c src/smtpd-stdio.h | $(O) deps-build
 $(BIN): $(OBJS) | $(BIN_TLS)
 	$(CC) -o $@ $(OBJS) $(ALL_LDFLAGS) $(BSD_LIBS)
 
-$(O)/tls.o: src/tls.c src/smtpd-stdio.h | $(O) deps-build
-	$(CC) $(ALL_CFLAGS) $(TLS_CFLAGS) -c -o $@ src/tls.c
+$(O)/tls.o $(O)/tls-io.o: $(O)/%.o: src/%.c src/tls.h src/smtpd-stdio.h \
+		| $(O) deps-build
+	$(CC) $(ALL_CFLAGS) $(TLS_CFLAGS) -c -o $@ $<
 
 $(BIN_TLS): $(OBJS_TLS)
 	$(CC) -o $@ $(OBJS_TLS) -pie $(LINK_FLAGS) $(TLS_BSD_LIBS) $(TLS_LIBS)
@@ -200,7 +205,7 @@ $(O)/redis-worker.o $(O)/redis.o: $(O)/%.o: src/%.c src/redis.h \
 # a long-running daemon, where start-up costs nothing, and hiredis
 # resolves host names (NSS): a dynamic PIE.
 WORKER_OBJS	= $(addprefix $(O)/,redis-worker.o redis.o handler.o env.o \
-		  spawn.o reply.o spool.o buf.o log.o clock.o)
+		  spawn.o reply.o spool.o buf.o log.o fmt.o clock.o)
 $(WORKER): $(WORKER_OBJS)
 	$(CC) -o $@ $(WORKER_OBJS) -pie -Wl,-z,relro,-z,now $(SAN_FLAGS) \
 		$(LDFLAGS) -Wl,-Bstatic $(shell pkg-config --static --libs \
@@ -208,7 +213,7 @@ $(WORKER): $(WORKER_OBJS)
 
 # redis-stream runs once per message, so it is linked as smtpd-stdio is
 # (static, unless SANITIZE=1): start-up is most of what it costs.
-STREAM_OBJS	= $(addprefix $(O)/,redis-stream.o redis.o log.o buf.o)
+STREAM_OBJS	= $(addprefix $(O)/,redis-stream.o redis.o log.o buf.o fmt.o)
 $(O)/redis-stream.o: src/handlers/redis-stream.c src/redis.h \
 		src/smtpd-stdio.h | $(O) deps-build
 	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ $<
@@ -253,13 +258,14 @@ FUZZ_addr	= src/addr.c
 FUZZ_data	= src/data.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_reply	= src/reply.c src/buf.c tests/fuzz/log_quiet.c
 FUZZ_proxy	= src/proxy.c
-FUZZ_policy	= src/policy.c src/net.c src/spawn.c src/buf.c \
+FUZZ_policy	= src/policy.c src/net.c src/optsyntax.c src/spawn.c src/buf.c \
 		  tests/fuzz/log_quiet.c
 FUZZ_base64	= src/base64.c
 FUZZ_dovecot	= src/auth.c src/net.c src/base64.c src/spawn.c \
 		  tests/fuzz/log_quiet.c
 FUZZ_milter	= src/milter-proto.c src/reply.c src/buf.c tests/fuzz/log_quiet.c
-FUZZERS		= session addr data reply proxy policy base64 dovecot milter
+FUZZ_fmt	= src/spool.c tests/fuzz/log_quiet.c
+FUZZERS		= session addr data reply proxy policy base64 dovecot milter fmt
 
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/log_quiet.c src/*.c \
 		src/smtpd-stdio.h | deps-build deps-fuzz

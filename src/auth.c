@@ -27,8 +27,6 @@
 
 extern char **environ;
 
-#define DOVECOT_PREFIX		"dovecot:"
-#define CHECKPW_PREFIX		"checkpassword:"
 #define DOVECOT_MAJOR		1	/* the auth-client protocol we speak */
 #define DOVECOT_MINOR		2
 #define AUTH_REQUEST_MAX	2048	/* our AUTH or CONT line, LF included */
@@ -104,21 +102,6 @@ static int
 prefixed(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-int
-auth_spec_ok(const char *spec)
-{
-	struct sockaddr_un	 sun;
-	const char		*rest;
-
-	if (prefixed(spec, DOVECOT_PREFIX)) {
-		rest = spec + strlen(DOVECOT_PREFIX);
-		return rest[0] != '\0' && strlen(rest) < sizeof(sun.sun_path);
-	}
-	if (prefixed(spec, CHECKPW_PREFIX))
-		return spec[strlen(CHECKPW_PREFIX)] != '\0';
-	return 0;
 }
 
 struct auth_backend *

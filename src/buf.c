@@ -42,6 +42,18 @@ buf_append(struct buf *b, const void *p, size_t len)
 	b->len += len;
 }
 
+/* Room for n more bytes at the end, now counted in len: fill them. */
+char *
+buf_extend(struct buf *b, size_t n)
+{
+	char	*p;
+
+	buf_reserve(b, n);
+	p = b->data + b->len;
+	b->len += n;
+	return p;
+}
+
 void
 buf_appendf(struct buf *b, const char *fmt, ...)
 {

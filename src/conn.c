@@ -386,7 +386,7 @@ conn_tls_start(struct tls *server, long long deadline, struct tls_info *ti)
 		return w;
 	}
 	tls_conn = tc;
-	tlsconf_info(tc, ti);
+	tlsio_info(tc, ti);
 	return 0;
 }
 

@@ -26,6 +26,8 @@ static const char *const smtp_vars[] = {
 #define NSMTP_VARS	(sizeof(smtp_vars) / sizeof(smtp_vars[0]))
 
 static int	is_smtp_var(const char *, const char *);
+static void	env_put(struct env *, const char *, size_t, const char *,
+		    size_t);
 
 /* One of ours (and not the name kept), as NAME=...; one prefix test first. */
 static int
@@ -73,6 +75,30 @@ env_clear(struct env *e)
 	e->nvars = 0;
 }
 
+/* NAME=VALUE\0 at the end of vars, its offset noted, in one copy each. */
+static void
+env_put(struct env *e, const char *name, size_t nlen, const char *value,
+    size_t vlen)
+{
+	char	*p;
+
+	if (e->nvars == e->capvars) {
+		e->capvars = e->capvars == 0 ? 32 : e->capvars * 2;
+		if ((e->offs = reallocarray(e->offs, e->capvars,
+		    sizeof(*e->offs))) == NULL)
+			fatalx("out of memory");
+	}
+	/* Offsets, not pointers: the buffer may move as it grows. */
+	e->offs[e->nvars++] = e->vars.len;
+	if (nlen > SIZE_MAX - 2 || vlen > SIZE_MAX - 2 - nlen)
+		fatalx("environment size overflow");
+	p = buf_extend(&e->vars, nlen + vlen + 2);
+	memcpy(p, name, nlen);
+	p[nlen] = '=';
+	memcpy(p + nlen + 1, value, vlen);
+	p[nlen + 1 + vlen] = '\0';
+}
+
 /*
  * Adds NAME=VALUE (len bytes).  Returns -1, adding nothing, when VALUE
  * holds a NUL, which no environment string can.
@@ -82,26 +108,15 @@ env_add(struct env *e, const char *name, const char *value, size_t len)
 {
 	if (memchr(value, '\0', len) != NULL)
 		return -1;
-	if (e->nvars == e->capvars) {
-		e->capvars = e->capvars == 0 ? 32 : e->capvars * 2;
-		if ((e->offs = reallocarray(e->offs, e->capvars,
-		    sizeof(*e->offs))) == NULL)
-			fatalx("out of memory");
-	}
-	/* Offsets, not pointers: the buffer may move as it grows. */
-	e->offs[e->nvars++] = e->vars.len;
-	buf_append(&e->vars, name, strlen(name));
-	buf_append(&e->vars, "=", 1);
-	buf_append(&e->vars, value, len);
-	buf_append(&e->vars, "", 1);
+	env_put(e, name, strlen(name), value, len);
 	return 0;
 }
 
-/* env_add() of a C string. */
+/* env_add() of a C string, which holds no NUL; see env_set(). */
 void
-env_set(struct env *e, const char *name, const char *value)
+env_setn(struct env *e, const char *name, size_t nlen, const char *value)
 {
-	(void)env_add(e, name, value, strlen(value));
+	env_put(e, name, nlen, value, strlen(value));
 }
 
 /* The environment for execve: valid until the next env_* call. */
@@ -136,7 +151,8 @@ env_free(struct env *e)
 /*
  * The handler's argv, SPEC 5.1: an argument equal to {sender} becomes the
  * reverse-path, one equal to {recipients} one argument per recipient.
- * Free with argv_free().
+ * The strings are shared with in, sender and rcpt, not copied: the
+ * vector is for one execve, while they all stand.  Free with argv_free().
  */
 char **
 argv_expand(char *const *in, const char *sender, char *const *rcpt,
@@ -152,13 +168,11 @@ argv_expand(char *const *in, const char *sender, char *const *rcpt,
 	for (i = 0; in[i] != NULL; i++) {
 		if (strcmp(in[i], "{recipients}") == 0)
 			for (j = 0; j < nrcpt; j++)
-				argv[k++] = strdup(rcpt[j]);
+				argv[k++] = rcpt[j];
 		else if (strcmp(in[i], "{sender}") == 0)
-			argv[k++] = strdup(sender);
+			argv[k++] = (char *)sender;
 		else
-			argv[k++] = strdup(in[i]);
-		if (k > 0 && argv[k - 1] == NULL)
-			fatalx("out of memory");
+			argv[k++] = in[i];
 	}
 	return argv;
 }
@@ -166,9 +180,5 @@ argv_expand(char *const *in, const char *sender, char *const *rcpt,
 void
 argv_free(char **argv)
 {
-	size_t	 i;
-
-	for (i = 0; argv[i] != NULL; i++)
-		free(argv[i]);
 	free(argv);
 }

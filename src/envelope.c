@@ -17,25 +17,27 @@ static void	set_envelope(struct env *, const struct handler_job *);
 static void
 set_joined(struct env *e, const char *name, char *const *v, size_t n)
 {
-	struct buf	 b = { NULL, 0, 0 };
-	size_t		 i;
+	static struct buf	 b;	/* kept: one allocation per session */
+	size_t			 i;
 
+	b.len = 0;
 	for (i = 0; i < n; i++) {
 		if (i > 0)
 			buf_append(&b, "\n", 1);
 		buf_append(&b, v[i], strlen(v[i]));
 	}
 	(void)env_add(e, name, b.len > 0 ? b.data : "", b.len);
-	buf_free(&b);
 }
 
 static void
 set_number(struct env *e, const char *name, unsigned long long v)
 {
-	char	 num[24];
+	char		 num[FMT_NUM_MAX];
+	struct fmt	 f;
 
-	(void)snprintf(num, sizeof(num), "%llu", v);
-	env_set(e, name, num);
+	fmt_init(&f, num, sizeof(num));
+	fmt_u(&f, v);
+	(void)env_add(e, name, num, f.len);
 }
 
 /* The SMTP_* variables of SPEC 5.1 (and SPEC 10.2 for --rcpt-check). */

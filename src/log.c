@@ -23,6 +23,7 @@ static int		log_journal;	/* stderr is a journald stream */
 static int	stderr_is_journal(void);
 static void	log_emit(int, const char *, va_list)
 		    __attribute__((format(printf, 2, 0)));
+static void	log_write(int, const char *);
 
 /*
  * systemd sets JOURNAL_STREAM to the device and inode of the stream it
@@ -64,23 +65,48 @@ log_init(enum log_target to, int verbose)
 static void
 log_emit(int prio, const char *fmt, va_list ap)
 {
-	char	 line[LOG_LINE_MAX], out[LOG_LINE_MAX + 32];
-	int	 n;
+	char	 line[LOG_LINE_MAX];
 
 	(void)vsnprintf(line, sizeof(line), fmt, ap);
-	if (log_to == LOGTO_SYSLOG)
+	log_write(prio, line);
+}
+
+/* A line made already, as log_emit() would have made it: no printf. */
+static void
+log_write(int prio, const char *line)
+{
+	char		 out[LOG_LINE_MAX + 32];
+	struct fmt	 f;
+
+	if (log_to == LOGTO_SYSLOG) {
 		syslog(prio, "%s", line);
-	else {
-		/* One write(2) per line: never a partial line in a shared stream. */
-		if (log_journal)
-			n = snprintf(out, sizeof(out), "<%d>%s\n", prio, line);
-		else
-			n = snprintf(out, sizeof(out), "%s[%ld]: %s\n",
-			    log_name, (long)getpid(), line);
-		if (n > 0 && write(STDERR_FILENO, out, (size_t)n < sizeof(out) ?
-		    (size_t)n : sizeof(out) - 1) == -1)
-			return;		/* nowhere left to complain */
+		return;
 	}
+	fmt_init(&f, out, sizeof(out));
+	if (log_journal) {
+		fmt_mem(&f, "<", 1);
+		fmt_i(&f, prio);
+		fmt_mem(&f, ">", 1);
+	} else {
+		fmt_str(&f, log_name);
+		fmt_mem(&f, "[", 1);
+		fmt_i(&f, (long)getpid());
+		fmt_str(&f, "]: ");
+	}
+	fmt_str(&f, line);
+	fmt_mem(&f, "\n", 1);
+	(void)fmt_end(&f);
+	/* One write(2) per line: never a partial line in a shared stream. */
+	if (write(STDERR_FILENO, out, fmt_full(&f) ? sizeof(out) - 1 :
+	    f.len) == -1)
+		return;		/* nowhere left to complain */
+}
+
+/* An info line built by the caller, at most LOG_LINE_MAX - 1 bytes. */
+void
+log_info_text(const char *line)
+{
+	log_write(LOG_INFO, line);
 }
 
 void

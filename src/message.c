@@ -93,26 +93,33 @@ const char *
 message_handler_status(const struct handler_result *r, char *buf,
     size_t len)
 {
+	struct fmt	 f;
+
+	fmt_init(&f, buf, len);
 	switch (r->end) {
 	case HE_EXITED:
-		(void)snprintf(buf, len, "exit:%d", r->status);
+		fmt_lit(&f, "exit:");
+		fmt_i(&f, r->status);
 		break;
 	case HE_SIGNALED:
-		(void)snprintf(buf, len, "signal:%d", r->status);
+		fmt_lit(&f, "signal:");
+		fmt_i(&f, r->status);
 		break;
 	case HE_TIMEOUT:
-		(void)snprintf(buf, len, "timeout");
+		fmt_lit(&f, "timeout");
 		break;
 	case HE_EXEC_FAILED:
-		(void)snprintf(buf, len, "exec-failed");
+		fmt_lit(&f, "exec-failed");
 		break;
 	}
-	return buf;
+	return fmt_end(&f);
 }
 
 /*
  * One line per message, SPEC 6, whether the handler ran or not.  What
- * the client chose is quoted (log_quote), so it cannot add fields.
+ * the client chose is quoted (log_quote), so it cannot add fields.  It
+ * is the line "%s: client=%s helo=%s from=%s rcpts=%zu size=%llu
+ * handler=%s reply=%.3s duration=%.3fs" made without printf (fmt.c).
  */
 void
 message_log(const struct session *s, const struct spool *sp,
@@ -120,17 +127,30 @@ message_log(const struct session *s, const struct spool *sp,
     const char *reply, const struct timespec *t0)
 {
 	struct timespec	 t1;
-	char		 from[SMTP_PATH_MAX * 4 + 3];
-	char		 helo[SMTP_CMDLINE_MAX * 4 + 3];
+	struct fmt	 f;
+	char		 line[LOG_LINE_MAX], q[SMTP_CMDLINE_MAX * 4 + 3];
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_info("%s: client=%s helo=%s from=%s rcpts=%zu size=%llu "
-	    "handler=%s reply=%.3s duration=%.3fs", sp->id,
-	    p->remote_addr[0] != '\0' ? p->remote_addr : "unknown",
-	    log_quote(helo, sizeof(helo), s->helo, strlen(s->helo)),
-	    log_quote(from, sizeof(from), s->txn.mail_from,
-	    strlen(s->txn.mail_from)), s->txn.nrcpt,
-	    (unsigned long long)size, handler, reply,
-	    (double)(t1.tv_sec - t0->tv_sec) +
+	fmt_init(&f, line, sizeof(line));
+	fmt_str(&f, sp->id);
+	fmt_lit(&f, ": client=");
+	fmt_str(&f, p->remote_addr[0] != '\0' ? p->remote_addr : "unknown");
+	fmt_lit(&f, " helo=");
+	fmt_str(&f, log_quote(q, sizeof(q), s->helo, strlen(s->helo)));
+	fmt_lit(&f, " from=");
+	fmt_str(&f, log_quote(q, SMTP_PATH_MAX * 4 + 3, s->txn.mail_from,
+	    strlen(s->txn.mail_from)));
+	fmt_lit(&f, " rcpts=");
+	fmt_u(&f, s->txn.nrcpt);
+	fmt_lit(&f, " size=");
+	fmt_u(&f, size);
+	fmt_lit(&f, " handler=");
+	fmt_str(&f, handler);
+	fmt_lit(&f, " reply=");
+	fmt_strn(&f, reply, 3);
+	fmt_lit(&f, " duration=");
+	fmt_fixed3(&f, (double)(t1.tv_sec - t0->tv_sec) +
 	    (double)(t1.tv_nsec - t0->tv_nsec) / 1e9);
+	fmt_lit(&f, "s");
+	log_info_text(fmt_end(&f));
 }

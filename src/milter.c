@@ -71,26 +71,6 @@ struct milter_state {
 	int			 discard;	/* a filter discarded the transaction */
 };
 
-/* unix:PATH or inet:HOST:PORT, as --policy takes them (no exec:). */
-int
-milter_addr_ok(const char *a)
-{
-	return policy_stage(a, NULL) == a && strncmp(a, "exec:", 5) != 0 &&
-	    policy_addr_ok(a);
-}
-
-int
-milter_action_word(const char *w)
-{
-	if (strcmp(w, "tempfail") == 0)
-		return MILTER_DEFAULT_TEMPFAIL;
-	if (strcmp(w, "accept") == 0)
-		return MILTER_DEFAULT_ACCEPT;
-	if (strcmp(w, "reject") == 0)
-		return MILTER_DEFAULT_REJECT;
-	return -1;
-}
-
 struct milter_state *
 milter_new(const struct config *c)
 {

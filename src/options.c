@@ -1,13 +1,13 @@
 /*
- * The command line, SPEC 1 and 2: defaults, one table of options, the
- * checks every value gets, and the default hostname.  A bad value is a
- * usage error: one line on stderr, exit 64, nothing on stdout.
+ * The command line, SPEC 1 and 2: one table with a row per option (its
+ * kind, SPEC section, limits, the config field it sets and its help),
+ * the parser and --help that read it, and the default hostname.  A bad
+ * value is a usage error: one line on stderr, exit 64, nothing on stdout.
+ * Values are checked with optsyntax.c's pure functions, never by the
+ * modules that use them, so this file imports no I/O module.
  */
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
-#include <ctype.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
@@ -19,511 +19,453 @@
 
 #include "smtpd-stdio.h"
 
-#define USAGE	"usage: smtpd-stdio [--7bit] [--crlf] [--dsn] [--lmtp] " \
-		"[--no-received]\n" \
-		"                   [--smtputf8] [-v]\n" \
-		"                   [--handler-timeout seconds] [--hostname name] " \
-		"[--log syslog|stderr]\n" \
-		"                   [--max-errors n] [--max-messages n] " \
-		"[--max-recipients n]\n" \
-		"                   [--greet-pause ms] " \
-		"[--min-data-rate bytes] [--policy addr]\n" \
-		"                   [--proxy-protocol] [--rcpt-check program] " \
-		"[--session-timeout seconds]\n" \
-		"                   [--relay host[:port]] [--size-limit bytes] " \
-		"[--timeout seconds]\n" \
-		"                   [--tls-cert file --tls-key file ...] [--tls] " \
-		"[--require-tls]\n" \
-		"                   [--tls-protocols list] [--tls-ciphers list] " \
-		"[--tls-ask-client-cert]\n" \
-		"                   [--tls-ticket-keys file] [--auth backend:arg] " \
-		"[--require-auth]\n" \
-		"                   [--auth-plaintext] [--milter addr ...] " \
-		"[--milter-default-action action]\n" \
-		"                   [--authserv-id name] " \
-		"[--] handler [arg ...]\n"
+#define HELP_WIDTH	78	/* columns of --help */
+#define HELP_FIRST	"usage: smtpd-stdio"	/* the synopsis wraps under it */
+#define HELP_LEFT	26	/* the option column of --help */
+#define OPT_BASE	256	/* getopt_long's value of row 0 */
 
-#define DNS_NAME_MAX	253	/* RFC 1035 2.3.4, in text form */
-#define DNS_LABEL_MAX	63
-
-enum {
-	OPT_HOSTNAME = 256, OPT_SIZE_LIMIT, OPT_SMTPUTF8, OPT_7BIT, OPT_RELAY,
-	OPT_MAX_RECIPIENTS, OPT_MAX_MESSAGES, OPT_TIMEOUT, OPT_HANDLER_TIMEOUT,
-	OPT_MAX_ERRORS, OPT_DSN, OPT_CRLF, OPT_NO_RECEIVED, OPT_LOG,
-	OPT_VERSION, OPT_HELP, OPT_SESSION_TIMEOUT, OPT_MIN_DATA_RATE,
-	OPT_PROXY_PROTOCOL, OPT_POLICY, OPT_RCPT_CHECK, OPT_TLS_CERT,
-	OPT_TLS_KEY, OPT_TLS, OPT_REQUIRE_TLS, OPT_TLS_PROTOCOLS,
-	OPT_TLS_CIPHERS, OPT_TLS_ASK_CLIENT_CERT, OPT_TLS_TICKET_KEYS,
-	OPT_AUTH, OPT_REQUIRE_AUTH, OPT_AUTH_PLAINTEXT, OPT_LMTP,
-	OPT_MILTER, OPT_MILTER_DEFAULT, OPT_AUTHSERV_ID,
-	OPT_GREET_PAUSE
+enum opt_kind {
+	OK_FLAG,	/* no value: sets an int field to set_to */
+	OK_NUMBER,	/* a long long field, min to max (strtonum) */
+	OK_STRING,	/* a const char * field, the last one counting */
+	OK_LIST,	/* repeatable: appended to a const char ** field */
+	OK_WORD,	/* one of words[], its value in an int field */
+	OK_HELP,
+	OK_VERSION
 };
 
-static const struct option longopts[] = {
-	{ "hostname",		required_argument, NULL, OPT_HOSTNAME },
-	{ "size-limit",		required_argument, NULL, OPT_SIZE_LIMIT },
-	{ "smtputf8",		no_argument,	   NULL, OPT_SMTPUTF8 },
-	{ "7bit",		no_argument,	   NULL, OPT_7BIT },
-	{ "relay",		required_argument, NULL, OPT_RELAY },
-	{ "max-recipients",	required_argument, NULL, OPT_MAX_RECIPIENTS },
-	{ "max-messages",	required_argument, NULL, OPT_MAX_MESSAGES },
-	{ "timeout",		required_argument, NULL, OPT_TIMEOUT },
-	{ "session-timeout",	required_argument, NULL, OPT_SESSION_TIMEOUT },
-	{ "min-data-rate",	required_argument, NULL, OPT_MIN_DATA_RATE },
-	{ "proxy-protocol",	no_argument,	   NULL, OPT_PROXY_PROTOCOL },
-	{ "policy",		required_argument, NULL, OPT_POLICY },
-	{ "rcpt-check",		required_argument, NULL, OPT_RCPT_CHECK },
-	{ "tls-cert",		required_argument, NULL, OPT_TLS_CERT },
-	{ "tls-key",		required_argument, NULL, OPT_TLS_KEY },
-	{ "tls",		no_argument,	   NULL, OPT_TLS },
-	{ "require-tls",	no_argument,	   NULL, OPT_REQUIRE_TLS },
-	{ "tls-protocols",	required_argument, NULL, OPT_TLS_PROTOCOLS },
-	{ "tls-ciphers",	required_argument, NULL, OPT_TLS_CIPHERS },
-	{ "tls-ask-client-cert", no_argument,	   NULL, OPT_TLS_ASK_CLIENT_CERT },
-	{ "tls-ticket-keys",	required_argument, NULL, OPT_TLS_TICKET_KEYS },
-	{ "auth",		required_argument, NULL, OPT_AUTH },
-	{ "require-auth",	no_argument,	   NULL, OPT_REQUIRE_AUTH },
-	{ "auth-plaintext",	no_argument,	   NULL, OPT_AUTH_PLAINTEXT },
-	{ "handler-timeout",	required_argument, NULL, OPT_HANDLER_TIMEOUT },
-	{ "max-errors",		required_argument, NULL, OPT_MAX_ERRORS },
-	{ "dsn",		no_argument,	   NULL, OPT_DSN },
-	{ "crlf",		no_argument,	   NULL, OPT_CRLF },
-	{ "no-received",	no_argument,	   NULL, OPT_NO_RECEIVED },
-	{ "log",		required_argument, NULL, OPT_LOG },
-	{ "verbose",		no_argument,	   NULL, 'v' },
-	{ "version",		no_argument,	   NULL, OPT_VERSION },
-	{ "help",		no_argument,	   NULL, OPT_HELP },
-	{ "lmtp",		no_argument,	   NULL, OPT_LMTP },
-	{ "milter",		required_argument, NULL, OPT_MILTER },
-	{ "milter-default-action", required_argument, NULL, OPT_MILTER_DEFAULT },
-	{ "authserv-id",	required_argument, NULL, OPT_AUTHSERV_ID },
-	{ "greet-pause",	required_argument, NULL, OPT_GREET_PAUSE },
-	{ NULL,			0,		   NULL, 0 }
+/* Where a refused value goes in its usage error. */
+enum opt_echo {
+	ECHO_NONE,	/* "--name: want" (the value may hold a CR LF) */
+	ECHO_FIRST,	/* "--name value: want" */
+	ECHO_LAST	/* "--name: want, not value" */
 };
 
-/* Options that take a number: SPEC 2, 0 only where it means "no limit". */
-static const struct number_option {
-	int		 id;
-	const char	*name;
-	long long	 min, max;
-	size_t		 offset;	/* of a long long in struct config */
-} number_options[] = {
-	{ OPT_SIZE_LIMIT, "size-limit", 0, LLONG_MAX / 2,
-	    offsetof(struct config, size_limit) },
-	{ OPT_MAX_RECIPIENTS, "max-recipients", 1, INT_MAX,
-	    offsetof(struct config, max_recipients) },
-	{ OPT_MAX_MESSAGES, "max-messages", 0, LLONG_MAX,
-	    offsetof(struct config, max_messages) },
-	{ OPT_TIMEOUT, "timeout", 1, INT_MAX / 1000,
-	    offsetof(struct config, timeout) },
-	{ OPT_HANDLER_TIMEOUT, "handler-timeout", 1, INT_MAX / 1000,
-	    offsetof(struct config, handler_timeout) },
-	{ OPT_SESSION_TIMEOUT, "session-timeout", 1, INT_MAX / 1000,
-	    offsetof(struct config, session_timeout) },
-	{ OPT_MIN_DATA_RATE, "min-data-rate", 0, INT_MAX,
-	    offsetof(struct config, min_data_rate) },
-	{ OPT_MAX_ERRORS, "max-errors", 1, LLONG_MAX,
-	    offsetof(struct config, max_errors) },
-	{ OPT_GREET_PAUSE, "greet-pause", 0, 300000,
-	    offsetof(struct config, greet_pause) },
+struct opt_word {
+	const char	*word;
+	int		 value;
 };
 
-/* Options that only switch something on (or off). */
-static const struct flag_option {
-	int	 id;
-	size_t	 offset;	/* of an int in struct config */
-	int	 value;
-} flag_options[] = {
-	{ OPT_SMTPUTF8, offsetof(struct config, smtputf8), 1 },
-	{ OPT_7BIT, offsetof(struct config, sevenbit), 1 },
-	{ OPT_DSN, offsetof(struct config, dsn), 1 },
-	{ OPT_CRLF, offsetof(struct config, crlf), 1 },
-	{ OPT_NO_RECEIVED, offsetof(struct config, received), 0 },
-	{ 'v', offsetof(struct config, verbose), 1 },
-	{ OPT_PROXY_PROTOCOL, offsetof(struct config, proxy_protocol), 1 },
-	{ OPT_TLS, offsetof(struct config, tls_implicit), 1 },
-	{ OPT_REQUIRE_TLS, offsetof(struct config, require_tls), 1 },
-	{ OPT_TLS_ASK_CLIENT_CERT, offsetof(struct config,
-	    tls_ask_client_cert), 1 },
-	{ OPT_REQUIRE_AUTH, offsetof(struct config, require_auth), 1 },
-	{ OPT_AUTH_PLAINTEXT, offsetof(struct config, auth_plaintext), 1 },
-	{ OPT_LMTP, offsetof(struct config, lmtp), 1 },
+struct opt {
+	const char		*name;
+	int			 shortname;	/* 0 if none */
+	enum opt_kind		 kind;
+	const char		*spec;		/* where SPEC.md defines it, for readers */
+	const char		*arg;		/* its value in --help; NULL: none */
+	long long		 min, max;	/* OK_NUMBER */
+	long long		 def;		/* OK_NUMBER's default */
+	int			 set_to;	/* OK_FLAG */
+	size_t			 field;		/* offsetof(struct config, ...) */
+	size_t			 count;		/* OK_LIST: the size_t count */
+	int			(*ok)(const char *);	/* syntax; NULL: any */
+	const struct opt_word	*words;		/* OK_WORD */
+	enum opt_echo		 echo;
+	const char		*want;		/* the usage error if !ok */
+	const char		*help;
 };
 
-/* Options that take a string, the last one given counting. */
-static const struct string_option {
-	int	 id;
-	size_t	 offset;	/* of a const char * in struct config */
-} string_options[] = {
-	{ OPT_TLS_PROTOCOLS, offsetof(struct config, tls_protocols) },
-	{ OPT_TLS_CIPHERS, offsetof(struct config, tls_ciphers) },
-	{ OPT_TLS_TICKET_KEYS, offsetof(struct config, tls_ticket_keys) },
-	{ OPT_RCPT_CHECK, offsetof(struct config, rcpt_check) },
+static const struct opt_word log_words[] = {
+	{ "syslog", LOGTO_SYSLOG },
+	{ "stderr", LOGTO_STDERR },
+	{ NULL, 0 }
 };
 
-#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+/* As Postfix's milter_default_action. */
+static const struct opt_word milter_words[] = {
+	{ "tempfail", MILTER_DEFAULT_TEMPFAIL },
+	{ "accept", MILTER_DEFAULT_ACCEPT },
+	{ "reject", MILTER_DEFAULT_REJECT },
+	{ NULL, 0 }
+};
 
-static int	 set_number(struct config *, int, const char *);
-static int	 set_flag(struct config *, int);
-static int	 set_string(struct config *, int, const char *);
-static const char *longopt_name(int);
-static void	 set_other(struct config *, int, char **);
-static void	 add_string(const char ***, size_t *, const char *);
+static int	 nonempty(const char *);
+
+/*
+ * The offset of config field f, which must be of type T (a compile
+ * error otherwise): the kind of a row says how its field is written.
+ */
+#define FIELD(f, T)	(offsetof(struct config, f) + \
+	0 * sizeof(_Generic(((struct config *)0)->f, T: 1)))
+#define FLAG(n, s, f, v, sec, h) { .name = n, .shortname = s, \
+	.kind = OK_FLAG, .field = FIELD(f, int), .set_to = v, .spec = sec, \
+	.help = h }
+#define NUMBER(n, a, f, lo, hi, d, sec, h) { .name = n, .kind = OK_NUMBER, \
+	.arg = a, .field = FIELD(f, long long), .min = lo, .max = hi, \
+	.def = d, .spec = sec, .help = h }
+#define STRING(n, a, f, check, e, w, sec, h) { .name = n, \
+	.kind = OK_STRING, .arg = a, .field = FIELD(f, const char *), \
+	.ok = check, .echo = e, .want = w, .spec = sec, .help = h }
+#define LIST(n, a, f, nf, check, e, w, sec, h) { .name = n, \
+	.kind = OK_LIST, .arg = a, .field = FIELD(f, const char **), \
+	.count = FIELD(nf, size_t), .ok = check, .echo = e, .want = w, \
+	.spec = sec, .help = h }
+#define WORD(n, a, f, ws, w, sec, h) { .name = n, .kind = OK_WORD, \
+	.arg = a, .field = FIELD(f, int), .words = ws, .echo = ECHO_LAST, \
+	.want = w, .spec = sec, .help = h }
+#define ACTION(n, s, k, sec, h) { .name = n, .shortname = s, .kind = k, \
+	.spec = sec, .help = h }
+
+/*
+ * Every option, in the order of the synopsis.  A number's limits: SPEC
+ * 2, 0 only where it means "no limit"; a timeout in seconds at most
+ * INT_MAX / 1000, so that it fits an int in milliseconds.
+ */
+static const struct opt opts[] = {
+	FLAG("7bit", 0, sevenbit, 1, "2",
+	    "do not advertise 8BITMIME; 8-bit messages get 554"),
+	FLAG("crlf", 0, crlf, 1, "2",
+	    "give the handler CRLF line ends [LF]"),
+	FLAG("dsn", 0, dsn, 1, "2",
+	    "advertise DSN; the handler honours NOTIFY and RET"),
+	FLAG("lmtp", 0, lmtp, 1, "11",
+	    "speak LMTP: LHLO, one reply per recipient"),
+	FLAG("no-received", 0, received, 0, "2",
+	    "do not prepend a Received: header"),
+	FLAG("smtputf8", 0, smtputf8, 1, "2",
+	    "advertise SMTPUTF8 (RFC 6531)"),
+	FLAG("verbose", 'v', verbose, 1, "2",
+	    "also log every command and reply"),
+	NUMBER("handler-timeout", "seconds", handler_timeout, 1,
+	    INT_MAX / 1000, 300, "2", "wall-clock limit of one handler run"),
+	STRING("hostname", "name", hostname, hostname_ok, ECHO_NONE,
+	    "want a host name of at most 255 octets (letters, digits, "
+	    "hyphens, dots) or an address literal", "2",
+	    "our name in greeting and Received: [the host's]"),
+	WORD("log", "syslog|stderr", log, log_words, "want syslog or stderr",
+	    "2", "where diagnostics go [syslog]"),
+	NUMBER("max-errors", "n", max_errors, 1, LLONG_MAX, 20, "2",
+	    "protocol errors before 421 and the end"),
+	NUMBER("max-messages", "n", max_messages, 0, LLONG_MAX, 0, "2",
+	    "transactions per session, 0: no limit"),
+	NUMBER("max-recipients", "n", max_recipients, 1, INT_MAX, 1000, "2",
+	    "RCPTs per transaction"),
+	/* SPEC is silent on --greet-pause; its early talk is SPEC 4's. */
+	NUMBER("greet-pause", "ms", greet_pause, 0, 300000, 0, "4",
+	    "wait before the greeting; early talk gets 554"),
+	NUMBER("min-data-rate", "bytes", min_data_rate, 0, INT_MAX, 1024,
+	    "10.3", "octets/s a message must keep up, 0: off"),
+	LIST("policy", "addr", policy, npolicy, policy_addr_ok, ECHO_FIRST,
+	    "want [rcpt:|data:]unix:PATH, inet:HOST:PORT or exec:PROGRAM",
+	    "10.2", "ask a Postfix policy server; repeatable"),
+	FLAG("proxy-protocol", 0, proxy_protocol, 1, "10.1",
+	    "a HAProxy PROXY header comes first"),
+	STRING("rcpt-check", "program", rcpt_check, nonempty, ECHO_NONE,
+	    "want a value", "10.2", "run PROGRAM per RCPT: it decides"),
+	NUMBER("session-timeout", "seconds", session_timeout, 1,
+	    INT_MAX / 1000, 3600, "10.3", "wall-clock limit of a session"),
+	STRING("relay", "host[:port]", relay, relay_ok, ECHO_FIRST,
+	    "want host, host:port or [ipv6]:port, port 1 to 65535", "2",
+	    "upstream relay, as SMTP_RELAY"),
+	NUMBER("size-limit", "bytes", size_limit, 0, LLONG_MAX / 2, 33554432,
+	    "2", "largest message (SIZE), 0: no limit"),
+	NUMBER("timeout", "seconds", timeout, 1, INT_MAX / 1000, 300, "2",
+	    "per command line, and idle in data"),
+	LIST("tls-cert", "file", tls_cert, ntls_cert, NULL, ECHO_NONE, NULL,
+	    "8", "certificate chain; in pairs with --tls-key"),
+	LIST("tls-key", "file", tls_key, ntls_key, NULL, ECHO_NONE, NULL, "8",
+	    "its key; more pairs are chosen by SNI"),
+	FLAG("tls", 0, tls_implicit, 1, "8",
+	    "implicit TLS: the handshake comes first"),
+	FLAG("require-tls", 0, require_tls, 1, "8",
+	    "MAIL and AUTH only after STARTTLS"),
+	STRING("tls-protocols", "list", tls_protocols, nonempty, ECHO_NONE,
+	    "want a value", "8", "tlsv1.2,tlsv1.3 or secure [secure]"),
+	STRING("tls-ciphers", "list", tls_ciphers, nonempty, ECHO_NONE,
+	    "want a value", "8", "secure or a GnuTLS priority list [secure]"),
+	FLAG("tls-ask-client-cert", 0, tls_ask_client_cert, 1, "8",
+	    "ask for a client certificate, never verified"),
+	STRING("tls-ticket-keys", "file", tls_ticket_keys, nonempty,
+	    ECHO_NONE, "want a value", "8",
+	    "session-ticket keys, for resumption"),
+	STRING("auth", "backend:arg", auth, auth_spec_ok, ECHO_FIRST,
+	    "want dovecot:PATH or checkpassword:PROGRAM", "9",
+	    "dovecot:PATH or checkpassword:PROGRAM"),
+	FLAG("require-auth", 0, require_auth, 1, "9",
+	    "MAIL only after AUTH"),
+	FLAG("auth-plaintext", 0, auth_plaintext, 1, "9",
+	    "offer AUTH without TLS"),
+	LIST("milter", "addr", milter, nmilter, milter_addr_ok, ECHO_FIRST,
+	    "want unix:PATH or inet:HOST:PORT", "13",
+	    "a milter to ask; repeatable"),
+	WORD("milter-default-action", "tempfail|accept|reject",
+	    milter_default, milter_words,
+	    "want tempfail, accept or reject", "13",
+	    "when a milter fails [tempfail]"),
+	STRING("authserv-id", "name", authserv_id, hostname_ok, ECHO_LAST,
+	    "want a host name", "13",	/* RFC 8601 2.2, as --hostname */
+	    "Authentication-Results: name [--hostname]"),
+	ACTION("help", 'h', OK_HELP, "2", "print this and exit"),
+	ACTION("version", 0, OK_VERSION, "2", "print the version and exit"),
+};
+
+#define NOPTS	(sizeof(opts) / sizeof(opts[0]))
+
+static void	 set_defaults(struct config *);
+static const struct opt *opt_of(int);
+static void	 apply(struct config *, const struct opt *, const char *);
+static void	 refuse(const struct opt *, const char *)
+		    __attribute__((noreturn));
+static void	 set_number(struct config *, const struct opt *, const char *);
+static void	 set_word(struct config *, const struct opt *, const char *);
+static void	 add_string(struct config *, const struct opt *, const char *);
+static size_t	 synopsis_item(const struct opt *, char *, size_t);
+static void	 synopsis(void);
+static void	 option_item(const struct opt *, char *, size_t);
+static void	 help(void);
+static void	 getopt_tables(struct option *, char *);
 static void	 check_combinations(const struct config *);
-static int	 label_ok(const char *, size_t);
-static int	 ipv4_ok(const char *, size_t);
-static int	 port_ok(const char *);
-static int	 address_literal_ok(const char *);
 static int	 mailname(char *, size_t);
 
-/* SPEC 1: one line on stderr, exit 64, nothing on stdout. */
-void
-usage_error(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	(void)fputs("smtpd-stdio: ", stderr);
-	va_start(ap, fmt);
-	(void)vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	(void)fputs(" (see smtpd-stdio --help)\n", stderr);
-	exit(EXIT_USAGE);
-}
-
-static jmp_buf	*setup_escape;	/* setup_errors_to() */
-
-/*
- * SPEC 8: a set-up failure once the log is open (certificate, key,
- * ticket keys, the TLS program): logged where SPEC 6 says, and the usage
- * line on stderr, which is /dev/null when it was the client's socket.
- */
-void
-setup_error(const char *fmt, ...)
-{
-	char	 line[LOG_LINE_MAX];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	(void)vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (setup_escape != NULL) {
-		log_warn("%s", line);
-		longjmp(*setup_escape, 1);
-	}
-	log_syslog_only(line);
-	usage_error("%s", line);
-}
-
-/* With j set, setup_error logs and jumps there instead of exiting. */
-void
-setup_errors_to(jmp_buf *j)
-{
-	setup_escape = j;
-}
-
-/* A label of a host name: letters, digits, inner hyphens (RFC 1123 2.1). */
+/* A value that must be given, whatever it is. */
 static int
-label_ok(const char *s, size_t len)
+nonempty(const char *s)
+{
+	return s[0] != '\0';
+}
+
+/* The field of c at offset, a row's .field or .count. */
+static void *
+field(struct config *c, size_t offset)
+{
+	return (char *)c + offset;
+}
+
+/* SPEC 2's defaults. */
+static void
+set_defaults(struct config *c)
 {
 	size_t	 i;
 
-	if (len == 0 || len > DNS_LABEL_MAX || s[0] == '-' ||
-	    s[len - 1] == '-')
-		return 0;
-	for (i = 0; i < len; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
-			return 0;
-	return 1;
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < NOPTS; i++)
+		if (opts[i].kind == OK_NUMBER)
+			*(long long *)field(c, opts[i].field) = opts[i].def;
+	c->received = 1;
+	c->log = LOGTO_SYSLOG;
+	c->tls_protocols = "secure";
+	c->tls_ciphers = "secure";
 }
 
-/* A dotted-quad IPv4 address, as inet_pton() takes it (no leading 0s). */
-static int
-ipv4_ok(const char *s, size_t len)
+/* The row getopt_long() returned ch for, or NULL for an error. */
+static const struct opt *
+opt_of(int ch)
 {
-	char	 buf[INET_ADDRSTRLEN];
+	size_t	 i;
 
-	if (len >= sizeof(buf))
-		return 0;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	return inet_pton(AF_INET, buf, &(struct in_addr){ 0 }) == 1;
+	if (ch >= OPT_BASE && (size_t)(ch - OPT_BASE) < NOPTS)
+		return &opts[ch - OPT_BASE];
+	for (i = 0; i < NOPTS; i++)
+		if (opts[i].shortname != 0 && opts[i].shortname == ch)
+			return &opts[i];
+	return NULL;
 }
 
-/*
- * A host name of len octets: dot-separated labels, at most 253 octets.
- * A name whose last label is all digits must be an IPv4 address instead
- * (no top-level domain is numeric, RFC 3696 2), so 999.1.1.1 is refused.
- */
-int
-dns_name_ok(const char *s, size_t len)
+/* A value o's row refuses: exit 64 (SPEC 1). */
+static void
+refuse(const struct opt *o, const char *arg)
 {
-	const char	*dot, *end = s + len, *last = s;
-	const char	*p;
-
-	if (len == 0 || len > DNS_NAME_MAX || s[len - 1] == '.')
-		return 0;
-	for (p = s; p < end; p = dot + 1) {
-		if ((dot = memchr(p, '.', (size_t)(end - p))) == NULL)
-			dot = end;
-		if (!label_ok(p, (size_t)(dot - p)))
-			return 0;
-		last = p;
-		if (dot == end)
-			break;
+	switch (o->echo) {
+	case ECHO_FIRST:
+		usage_error("--%s %s: %s", o->name, arg, o->want);
+	case ECHO_LAST:
+		usage_error("--%s: %s, not %s", o->name, o->want, arg);
+	case ECHO_NONE:
+		break;
 	}
-	if (strspn(last, "0123456789") >= (size_t)(end - last))
-		return ipv4_ok(s, len);
-	return 1;
+	usage_error("--%s: %s", o->name, o->want);
 }
 
-/* An address literal, RFC 5321 4.1.3: [1.2.3.4] or [IPv6:...]. */
-static int
-address_literal_ok(const char *s)
-{
-	char	 buf[INET6_ADDRSTRLEN + 8];
-	size_t	 len = strlen(s);
-
-	if (len < 3 || s[0] != '[' || s[len - 1] != ']' ||
-	    len - 2 >= sizeof(buf))
-		return 0;
-	memcpy(buf, s + 1, len - 2);
-	buf[len - 2] = '\0';
-	if (strncasecmp(buf, "IPv6:", 5) == 0)
-		return inet_pton(AF_INET6, buf + 5,
-		    &(struct in6_addr){ 0 }) == 1;
-	return ipv4_ok(buf, len - 2);
-}
-
-/* --hostname: it goes into every greeting and Received header. */
-int
-hostname_ok(const char *s)
-{
-	size_t	 len = strlen(s);
-
-	if (len > SMTP_DOMAIN_MAX)
-		return 0;
-	return s[0] == '[' ? address_literal_ok(s) : dns_name_ok(s, len);
-}
-
-/* A port: 1 to 65535 in decimal, no sign, no leading zero. */
-static int
-port_ok(const char *s)
+static void
+set_number(struct config *c, const struct opt *o, const char *arg)
 {
 	const char	*errstr;
+	long long	 n;
 
-	if (s[0] == '0' || strspn(s, "0123456789") != strlen(s))
-		return 0;
-	(void)strtonum(s, 1, 65535, &errstr);
-	return errstr == NULL;
+	n = strtonum(arg, o->min, o->max, &errstr);
+	if (errstr != NULL)
+		usage_error("--%s %s: value is %s (allowed %lld to %lld)",
+		    o->name, arg, errstr, o->min, o->max);
+	*(long long *)field(c, o->field) = n;
 }
 
-/*
- * --relay HOST[:PORT]: a host name, a dotted-quad IPv4 address or an
- * IPv6 address in brackets.  The relay handler checks SMTP_RELAY with
- * the same rules, so a value accepted here is one it accepts too.
- */
-int
-relay_ok(const char *arg)
+static void
+set_word(struct config *c, const struct opt *o, const char *arg)
 {
-	char		 host[INET6_ADDRSTRLEN];
-	const char	*port, *close;
-	size_t		 hlen;
+	const struct opt_word	*w;
 
-	if (arg[0] == '[') {
-		if ((close = strchr(arg, ']')) == NULL)
-			return 0;
-		hlen = (size_t)(close - arg) - 1;
-		if (hlen == 0 || hlen >= sizeof(host))
-			return 0;
-		memcpy(host, arg + 1, hlen);
-		host[hlen] = '\0';
-		if (inet_pton(AF_INET6, host, &(struct in6_addr){ 0 }) != 1)
-			return 0;
-		if (close[1] == '\0')
-			return 1;
-		return close[1] == ':' && port_ok(close + 2);
-	}
-	port = strchr(arg, ':');
-	hlen = port != NULL ? (size_t)(port - arg) : strlen(arg);
-	if (!dns_name_ok(arg, hlen))
-		return 0;
-	return port == NULL || port_ok(port + 1);
-}
-
-static int
-set_number(struct config *c, int id, const char *arg)
-{
-	const struct number_option	*o;
-	const char			*errstr;
-	long long			 n;
-	size_t				 i;
-
-	for (i = 0; i < NELEM(number_options); i++) {
-		o = &number_options[i];
-		if (o->id != id)
-			continue;
-		n = strtonum(arg, o->min, o->max, &errstr);
-		if (errstr != NULL)
-			usage_error("--%s %s: value is %s (allowed %lld to "
-			    "%lld)", o->name, arg, errstr, o->min, o->max);
-		*(long long *)(void *)((char *)c + o->offset) = n;
-		return 1;
-	}
-	return 0;
-}
-
-static int
-set_flag(struct config *c, int id)
-{
-	size_t	 i;
-
-	for (i = 0; i < NELEM(flag_options); i++)
-		if (flag_options[i].id == id) {
-			*(int *)(void *)((char *)c + flag_options[i].offset) =
-			    flag_options[i].value;
-			return 1;
+	for (w = o->words; w->word != NULL; w++)
+		if (strcmp(arg, w->word) == 0) {
+			*(int *)field(c, o->field) = w->value;
+			return;
 		}
-	return 0;
-}
-
-/* The name of option id, for messages. */
-static const char *
-longopt_name(int id)
-{
-	size_t	 i;
-
-	for (i = 0; longopts[i].name != NULL; i++)
-		if (longopts[i].val == id)
-			return longopts[i].name;
-	return "?";
-}
-
-static int
-set_string(struct config *c, int id, const char *arg)
-{
-	size_t	 i;
-
-	for (i = 0; i < NELEM(string_options); i++)
-		if (string_options[i].id == id) {
-			if (arg[0] == '\0')
-				usage_error("--%s: want a value",
-				    longopt_name(id));
-			*(const char **)(void *)((char *)c +
-			    string_options[i].offset) = arg;
-			return 1;
-		}
-	return 0;
+	refuse(o, arg);
 }
 
 /* A repeatable option's values, in order. */
 static void
-add_string(const char ***v, size_t *n, const char *arg)
+add_string(struct config *c, const struct opt *o, const char *arg)
 {
+	const char	***v = field(c, o->field);
+	size_t		  *n = field(c, o->count);
+
 	if ((*v = reallocarray(*v, *n + 1, sizeof(**v))) == NULL)
 		usage_error("out of memory");
 	(*v)[(*n)++] = arg;
 }
 
-/* The options that are neither a number nor a flag. */
+/* One option's value, by the kind of its row. */
 static void
-set_other(struct config *c, int id, char **argv)
+apply(struct config *c, const struct opt *o, const char *arg)
 {
-	switch (id) {
-	case OPT_HOSTNAME:
-		if (!hostname_ok(optarg))
-			usage_error("--hostname: want a host name of at most "
-			    "255 octets (letters, digits, hyphens, dots) or an "
-			    "address literal");
-		c->hostname = optarg;
+	if (o->ok != NULL && !o->ok(arg))
+		refuse(o, arg);
+	switch (o->kind) {
+	case OK_FLAG:
+		*(int *)field(c, o->field) = o->set_to;
 		break;
-	case OPT_RELAY:
-		if (!relay_ok(optarg))
-			usage_error("--relay %s: want host, host:port or "
-			    "[ipv6]:port, port 1 to 65535", optarg);
-		c->relay = optarg;
+	case OK_NUMBER:
+		set_number(c, o, arg);
 		break;
-	case OPT_POLICY:
-		if (!policy_addr_ok(optarg))
-			usage_error("--policy %s: want [rcpt:|data:]unix:PATH, "
-			    "inet:HOST:PORT or exec:PROGRAM", optarg);
-		add_string(&c->policy, &c->npolicy, optarg);
+	case OK_STRING:
+		*(const char **)field(c, o->field) = arg;
 		break;
-	case OPT_MILTER:
-		if (!milter_addr_ok(optarg))
-			usage_error("--milter %s: want unix:PATH or "
-			    "inet:HOST:PORT", optarg);
-		add_string(&c->milter, &c->nmilter, optarg);
+	case OK_LIST:
+		add_string(c, o, arg);
 		break;
-	case OPT_AUTHSERV_ID:
-		/* RFC 8601 2.2: a value; a host name here, as in --hostname. */
-		if (!hostname_ok(optarg))
-			usage_error("--authserv-id: want a host name, not %s",
-			    optarg);
-		c->authserv_id = optarg;
+	case OK_WORD:
+		set_word(c, o, arg);
 		break;
-	case OPT_MILTER_DEFAULT:
-		if ((c->milter_default = milter_action_word(optarg)) == -1)
-			usage_error("--milter-default-action: want tempfail, "
-			    "accept or reject, not %s", optarg);
-		break;
-	case OPT_TLS_CERT:
-		add_string(&c->tls_cert, &c->ntls_cert, optarg);
-		break;
-	case OPT_TLS_KEY:
-		add_string(&c->tls_key, &c->ntls_key, optarg);
-		break;
-	case OPT_AUTH:
-		if (!auth_spec_ok(optarg))
-			usage_error("--auth %s: want dovecot:PATH or "
-			    "checkpassword:PROGRAM", optarg);
-		c->auth = optarg;
-		break;
-	case OPT_LOG:
-		if (strcmp(optarg, "syslog") == 0)
-			c->log = LOGTO_SYSLOG;
-		else if (strcmp(optarg, "stderr") == 0)
-			c->log = LOGTO_STDERR;
-		else
-			usage_error("--log: want syslog or stderr, not %s",
-			    optarg);
-		break;
-	case OPT_VERSION:
+	case OK_HELP:
+		help();
+		exit(EXIT_OK);
+	case OK_VERSION:
 		(void)printf("smtpd-stdio %s\n", SMTPD_VERSION);
 		exit(EXIT_OK);
-	case 'h':
-	case OPT_HELP:
-		(void)fputs(USAGE, stdout);
-		exit(EXIT_OK);
-	case ':':
-		usage_error("option %s needs a value", argv[optind - 1]);
-	default:
-		usage_error("unknown option %s", argv[optind - 1]);
 	}
+}
+
+/* "[--name arg]", "[-v]" or "[--name arg ...]", for the synopsis. */
+static size_t
+synopsis_item(const struct opt *o, char *item, size_t len)
+{
+	int	 n;
+
+	if (o->shortname != 0)
+		n = snprintf(item, len, "[-%c]", o->shortname);
+	else
+		n = snprintf(item, len, "[--%s%s%s%s]", o->name,
+		    o->arg != NULL ? " " : "", o->arg != NULL ? o->arg : "",
+		    o->kind == OK_LIST ? " ..." : "");
+	return n < 0 ? 0 : (size_t)n;
+}
+
+/* The synopsis, wrapped under its first line as usage(1) pages are. */
+static void
+synopsis(void)
+{
+	char	 item[80];
+	size_t	 i, col, len;
+
+	col = (size_t)printf("%s", HELP_FIRST);
+	for (i = 0; i <= NOPTS; i++) {
+		if (i == NOPTS)
+			len = strlcpy(item, "[--] handler [arg ...]",
+			    sizeof(item));
+		else if (opts[i].kind == OK_HELP ||
+		    opts[i].kind == OK_VERSION)
+			continue;
+		else
+			len = synopsis_item(&opts[i], item, sizeof(item));
+		if (col + 1 + len > HELP_WIDTH)
+			col = (size_t)printf("\n%*s", (int)strlen(HELP_FIRST),
+			    "") - 1;
+		col += (size_t)printf(" %s", item);
+	}
+	(void)printf("\n");
+}
+
+/* "-v, --verbose" or "--name arg", the left column of --help. */
+static void
+option_item(const struct opt *o, char *item, size_t len)
+{
+	char	 shortname[5] = "";
+
+	if (o->shortname != 0)
+		(void)snprintf(shortname, sizeof(shortname), "-%c, ",
+		    o->shortname);
+	(void)snprintf(item, len, "%s--%s%s%s", shortname, o->name,
+	    o->arg != NULL ? " " : "", o->arg != NULL ? o->arg : "");
+}
+
+/*
+ * --help: the synopsis, then a line per option with its default, both
+ * from opts[] so that neither can forget one.
+ */
+static void
+help(void)
+{
+	char	 item[80];
+	size_t	 i;
+
+	synopsis();
+	(void)printf("\noptions:\n");
+	for (i = 0; i < NOPTS; i++) {
+		option_item(&opts[i], item, sizeof(item));
+		if (strlen(item) > HELP_LEFT)
+			(void)printf("  %s\n  %-*s", item, HELP_LEFT, "");
+		else
+			(void)printf("  %-*s", HELP_LEFT, item);
+		(void)printf(" %s", opts[i].help);
+		if (opts[i].kind == OK_NUMBER)
+			(void)printf(" [%lld]", opts[i].def);
+		(void)printf("\n");
+	}
+}
+
+/*
+ * getopt_long()'s tables from opts[]: row i answers OPT_BASE + i, or
+ * its short name.  "+:": stop at the first non-option (the rest is the
+ * handler's), and tell a missing value from an unknown option.
+ */
+static void
+getopt_tables(struct option *longopts, char *shortopts)
+{
+	size_t	 i, n = 0;
+
+	shortopts[n++] = '+';
+	shortopts[n++] = ':';
+	for (i = 0; i < NOPTS; i++) {
+		longopts[i] = (struct option){ opts[i].name, opts[i].arg !=
+		    NULL ? required_argument : no_argument, NULL,
+		    OPT_BASE + (int)i };
+		if (opts[i].shortname == 0)
+			continue;
+		shortopts[n++] = (char)opts[i].shortname;
+		if (opts[i].arg != NULL)
+			shortopts[n++] = ':';
+	}
+	longopts[NOPTS] = (struct option){ NULL, 0, NULL, 0 };
+	shortopts[n] = '\0';
 }
 
 void
 options_parse(int argc, char **argv, struct config *c)
 {
-	int	 ch;
+	struct option		 longopts[NOPTS + 1];
+	char			 shortopts[2 * NOPTS + 3];
+	const struct opt	*o;
+	int			 ch;
 
-	memset(c, 0, sizeof(*c));
-	c->size_limit = 33554432;
-	c->max_recipients = 1000;
-	c->timeout = 300;
-	c->handler_timeout = 300;
-	c->session_timeout = 3600;
-	c->min_data_rate = 1024;
-	c->max_errors = 20;
-	c->received = 1;
-	c->log = LOGTO_SYSLOG;
+	set_defaults(c);
+	getopt_tables(longopts, shortopts);
 	opterr = 0;
-	/* "+": stop at the first non-option, the rest is the handler's. */
-	c->tls_protocols = "secure";
-	c->tls_ciphers = "secure";
-	while ((ch = getopt_long(argc, argv, "+:vh", longopts, NULL)) != -1)
-		if (!set_number(c, ch, optarg) && !set_flag(c, ch) &&
-		    !set_string(c, ch, optarg))
-			set_other(c, ch, argv);
+	while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
+		if ((o = opt_of(ch)) != NULL)
+			apply(c, o, optarg);
+		else if (ch == ':')
+			usage_error("option %s needs a value", argv[optind - 1]);
+		else
+			usage_error("unknown option %s", argv[optind - 1]);
 	if (optind >= argc)
 		usage_error("no handler given");
 	check_combinations(c);

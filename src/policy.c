@@ -38,10 +38,6 @@ enum policy_kind {
 	PK_EXEC
 };
 
-/* Where a server is asked: an ADDR may start with "rcpt:" or "data:". */
-#define STAGE_RCPT	0x1
-#define STAGE_DATA	0x2
-
 struct policy_server {
 	const char	*addr;		/* as given, for the log */
 	unsigned int	 stages;	/* STAGE_*: when it is asked */
@@ -319,53 +315,6 @@ numeric_action(const char *a, const char *aend, struct policy_reply *r)
 	    skip_blank(a + 3, aend), aend, a[0] == '4' ?
 	    "Try again later" : "Access denied");
 	return r->verdict;
-}
-
-/* unix:PATH, inet:HOST:PORT or exec:PROGRAM, checked at start. */
-int
-policy_addr_ok(const char *a)
-{
-	const char	*colon;
-
-	a = policy_stage(a, NULL);
-	if (strncmp(a, "unix:", 5) == 0)
-		return a[5] != '\0' &&
-		    strlen(a + 5) < sizeof(((struct sockaddr_un *)0)->sun_path);
-	if (strncmp(a, "exec:", 5) == 0)
-		return a[5] != '\0';
-	if (strncmp(a, "inet:", 5) == 0) {
-		colon = strrchr(a + 5, ':');
-		return colon != NULL && colon > a + 5 && colon[1] != '\0' &&
-		    strspn(colon + 1, "0123456789") == strlen(colon + 1) &&
-		    strlen(colon + 1) <= 5 && atoi(colon + 1) >= 1 &&
-		    atoi(colon + 1) <= 65535;
-	}
-	return 0;
-}
-
-/*
- * A Postfix admin puts postgrey in smtpd_recipient_restrictions and
- * never in smtpd_end_of_data_restrictions: asked at END-OF-MESSAGE of a
- * message with several recipients (recipient empty), it greylists a
- * triplet of its own.  "rcpt:ADDR" asks ADDR only at RCPT, "data:ADDR"
- * only at END-OF-MESSAGE; a bare ADDR is asked at both (SPEC 10.2).
- * Returns the address after the prefix.
- */
-const char *
-policy_stage(const char *a, unsigned int *stages)
-{
-	unsigned int	 st = STAGE_RCPT | STAGE_DATA;
-
-	if (strncmp(a, "rcpt:", 5) == 0) {
-		st = STAGE_RCPT;
-		a += 5;
-	} else if (strncmp(a, "data:", 5) == 0) {
-		st = STAGE_DATA;
-		a += 5;
-	}
-	if (stages != NULL)
-		*stages = st;
-	return a;
 }
 
 struct policy_state *

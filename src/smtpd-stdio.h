@@ -64,7 +64,7 @@ struct config {
 	int		  dsn;
 	int		  crlf;
 	int		  received;
-	enum log_target	  log;
+	int		  log;			/* LOGTO_* */
 	int		  verbose;
 	int		  sync_check;		/* refuse unallowed pipelining */
 	int		  proxy_protocol;	/* a PROXY header comes first */
@@ -131,7 +131,30 @@ void	 buf_append(struct buf *, const void *, size_t);
 void	 buf_appendf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 buf_consume(struct buf *, size_t);
+char	*buf_extend(struct buf *, size_t);
 void	 buf_free(struct buf *);
+
+/* fmt.c: per-message text without printf; truncates as snprintf does. */
+#define FMT_NUM_MAX	24	/* digits of any unsigned long long, padded */
+struct fmt {
+	char	*p;
+	size_t	 len;		/* asked for, as snprintf's result */
+	size_t	 cap;
+};
+
+/* A string literal, its length known at compile time. */
+#define fmt_lit(f, lit)	fmt_mem((f), "" lit, sizeof(lit) - 1)
+
+void	 fmt_init(struct fmt *, char *, size_t);
+void	 fmt_mem(struct fmt *, const char *, size_t);
+void	 fmt_str(struct fmt *, const char *);
+void	 fmt_strn(struct fmt *, const char *, size_t);
+void	 fmt_num(struct fmt *, unsigned long long, unsigned int, int, int);
+void	 fmt_u(struct fmt *, unsigned long long);
+void	 fmt_i(struct fmt *, long long);
+void	 fmt_fixed3(struct fmt *, double);
+const char *fmt_end(struct fmt *);
+int	 fmt_full(const struct fmt *);
 
 /* addr.c: MAIL/RCPT arguments, RFC 5321 4.1.2 and the ESMTP parameters. */
 enum addr_verb {
@@ -370,6 +393,9 @@ void	 spool_close(struct spool *);
 int	 spool_open(void);
 int	 spool_copy(int, off_t *, int, uint64_t);
 void	 spool_new_id(char *, size_t);
+struct timeval;
+void	 spool_format_id(char *, size_t, const struct timeval *,
+	    unsigned long, unsigned int, const unsigned char [5]);
 size_t	 received_header(char *, size_t, const struct received_info *,
 	    time_t);
 
@@ -434,7 +460,13 @@ struct env {
 void	 env_init(struct env *, const char *);
 void	 env_clear(struct env *);
 int	 env_add(struct env *, const char *, const char *, size_t);
-void	 env_set(struct env *, const char *, const char *);
+void	 env_setn(struct env *, const char *, size_t, const char *);
+/* Inline, so that the length of a literal name is known when compiling. */
+static inline void
+env_set(struct env *e, const char *name, const char *value)
+{
+	env_setn(e, name, __builtin_strlen(name), value);
+}
 char	**env_vector(struct env *);
 void	 env_free(struct env *);
 char	**argv_expand(char *const *, const char *, char *const *, size_t);
@@ -473,6 +505,7 @@ long long conn_now_ms(void);
 void	 log_init(enum log_target, int);
 void	 log_ident(const char *);
 void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_info_text(const char *);
 void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 const char *log_escape(char *, size_t, const char *, size_t);
@@ -551,7 +584,6 @@ void	 tlsconf_exec(const struct handover *);
 struct tls *tlsconf_try(const struct config *);
 struct tls *tlsconf_server(const struct config *);
 void	 tlsconf_free(struct tls *);
-void	 tlsconf_info(struct tls_conn *, struct tls_info *);
 struct tls_conn *tlsio_accept(struct tls *, int, int);
 void	 tlsio_free(struct tls_conn *);
 ssize_t	 tlsio_handshake(struct tls_conn *);
@@ -559,6 +591,7 @@ ssize_t	 tlsio_read(struct tls_conn *, void *, size_t);
 ssize_t	 tlsio_write(struct tls_conn *, const void *, size_t);
 ssize_t	 tlsio_close(struct tls_conn *);
 int	 tlsio_eof(const struct tls_conn *);
+void	 tlsio_info(struct tls_conn *, struct tls_info *);
 const char *tlsio_error(const struct tls_conn *);
 
 /* proxy.c: the PROXY protocol header, SPEC 10.1. */
@@ -624,8 +657,6 @@ void	 policy_free(struct policy_state *);
 const char *policy_deferred(const struct policy_state *, int);
 int	 policy_check(struct policy_state *, const struct policy_ctx *,
 	    struct buf *, struct buf *);
-int	 policy_addr_ok(const char *);
-const char *policy_stage(const char *, unsigned int *);
 /* net.c: connections with deadlines, for policy.c, milter.c and auth.c. */
 int	 net_wait_fd(int, short, long long);
 int	 net_connect_unix(const char *, long long);
@@ -802,8 +833,6 @@ int	 milter_edit(struct milter_edits *, const struct milter_reply *,
 	    int);
 int	 milter_rewrite(const struct milter_edits *, struct spool *, int);
 int	 milter_strip_results(struct spool *, const char *, int);
-int	 milter_addr_ok(const char *);
-int	 milter_action_word(const char *);
 struct milter_state *milter_new(const struct config *);
 void	 milter_free(struct milter_state *, const struct milter_ctx *);
 enum milter_verdict milter_mail(struct milter_state *,
@@ -830,17 +859,30 @@ int	 milter_strip_forged(const struct session *, struct spool *);
 void	 milter_end(struct milter_state *, const struct session *,
 	    const struct peer *);
 
-/* options.c */
-void	 options_parse(int, char **, struct config *);
+/* usage.c: usage and set-up errors, below every other module. */
 void	 usage_error(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	 setup_error(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	 setup_errors_to(jmp_buf *);
+
+/* options.c */
+void	 options_parse(int, char **, struct config *);
 const char *options_default_hostname(void);
+
+/* optsyntax.c: option values' syntax, pure (no I/O). */
+#define STAGE_RCPT	0x1	/* a --policy ADDR asked at RCPT ("rcpt:") */
+#define STAGE_DATA	0x2	/* ... at END-OF-MESSAGE ("data:") */
+#define DOVECOT_PREFIX		"dovecot:"	/* --auth backends */
+#define CHECKPW_PREFIX		"checkpassword:"
+
 int	 dns_name_ok(const char *, size_t);
 int	 hostname_ok(const char *);
 int	 relay_ok(const char *);
+int	 policy_addr_ok(const char *);
+const char *policy_stage(const char *, unsigned int *);
+int	 milter_addr_ok(const char *);
+int	 auth_spec_ok(const char *);
 
 /* peer.c */
 void	 peer_lookup(struct peer *);
@@ -869,7 +911,6 @@ struct auth_request {
 #define AUTH_MECH_WAIT		5	/* seconds Dovecot has to say its mechanisms */
 
 struct auth_backend;
-int	 auth_spec_ok(const char *);
 struct auth_backend *auth_new(const char *);
 unsigned int auth_mechanisms(struct auth_backend *, long long);
 enum auth_verdict auth_check(struct auth_backend *,
@@ -904,5 +945,43 @@ struct dovecot_line {
 };
 
 int	 dovecot_parse_line(const char *, size_t, struct dovecot_line *);
+
+/* deadline.c: by when the client owes us what, SPEC 10.3. */
+struct deadlines {
+	long long	 session_end;	/* --session-timeout */
+	long long	 line_end;	/* --timeout, from our last reply */
+	long long	 data_start;	/* the 354 or first BDAT; 0 outside */
+	uint64_t	 data_bytes;	/* read since data_start */
+	unsigned int	 data_seq;	/* the transaction data_start is for */
+	const char	*nearest;	/* which one deadline_next chose */
+};
+
+void	 deadline_start(struct deadlines *, const struct config *);
+void	 deadline_replied(struct deadlines *, const struct config *);
+long long deadline_ours(const struct deadlines *, const struct config *);
+long long deadline_next(const struct session *, struct deadlines *);
+void	 deadline_count(const struct session *, struct deadlines *, size_t);
+void	 deadline_log_timeout(const struct deadlines *);
+
+/*
+ * The engine's actions answered, each with its concern (serve.c holds
+ * the table): deliver.c, policy-check.c, auth-check.c, starttls.c.
+ */
+void	 deliver_message(struct session *, struct spool *,
+	    struct policy_state *, struct milter_state *, const struct peer *);
+void	 policy_check_rcpt(struct session *, struct policy_state *,
+	    struct milter_state *, const struct peer *);
+int	 policy_check_message(struct session *, struct policy_state *,
+	    struct spool *, const struct peer *, struct buf *);
+void	 auth_answer(struct session *, struct auth_backend *,
+	    const struct peer *);
+void	 auth_offer(struct session *, struct auth_backend *);
+int	 starttls_run(struct session *, struct tls *, struct deadlines *,
+	    const struct peer *);
+
+/* serve.c: the action loop around the session engine. */
+#define BAD_HANDOVER	2	/* serve()'s bad_proxy: proxy_header()'s is 1 */
+int	 serve(const struct config *, const struct peer *, int, struct tls *,
+	    const struct handover *);
 
 #endif /* SMTPD_STDIO_H */

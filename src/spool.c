@@ -19,6 +19,11 @@
 
 #include "smtpd-stdio.h"
 
+static const char	*received_date(time_t);
+static void		 received_for(struct fmt *, const char *, const char *);
+static void		 received_by(struct fmt *, const struct received_info *,
+			    const char *);
+
 /* A new unlinked file under $TMPDIR: a spool, or a milter's new body. */
 int
 spool_open(void)
@@ -64,44 +69,139 @@ spool_new_id(char *id, size_t len)
 	(void)gettimeofday(&tv, NULL);
 	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
 		arc4random_buf(r, sizeof(r));
-	(void)snprintf(id, len, "%llX%05lX.%lX.%u.%02x%02x%02x%02x%02x",
-	    (unsigned long long)tv.tv_sec, (unsigned long)tv.tv_usec,
-	    (unsigned long)getpid(), ++counter, r[0], r[1], r[2], r[3], r[4]);
+	spool_format_id(id, len, &tv, (unsigned long)getpid(), ++counter, r);
 }
 
-/* The trace header, RFC 5321 4.4, folded as RFC 5322 2.2.3 allows. */
+/*
+ * "%llX%05lX.%lX.%u.%02x%02x%02x%02x%02x", without printf: the digits
+ * straight into a buffer that holds any id, then copied as snprintf
+ * would cut it.
+ */
+void
+spool_format_id(char *id, size_t len, const struct timeval *tv,
+    unsigned long pid, unsigned int counter, const unsigned char r[5])
+{
+	static const char	 hex[] = "0123456789abcdef";
+	char			 tmp[4 * FMT_NUM_MAX + 16];
+	struct fmt		 f;
+	size_t			 n;
+	int			 i;
+
+	fmt_init(&f, tmp, sizeof(tmp));
+	fmt_num(&f, (unsigned long long)tv->tv_sec, 16, 1, 1);
+	fmt_num(&f, (unsigned long)tv->tv_usec, 16, 5, 1);
+	fmt_lit(&f, ".");
+	fmt_num(&f, pid, 16, 1, 1);
+	fmt_lit(&f, ".");
+	fmt_u(&f, counter);
+	n = f.len;
+	tmp[n++] = '.';
+	for (i = 0; i < 5; i++) {
+		tmp[n++] = hex[r[i] >> 4];
+		tmp[n++] = hex[r[i] & 0xf];
+	}
+	fmt_init(&f, id, len);
+	fmt_mem(&f, tmp, n);
+	(void)fmt_end(&f);
+}
+
+/*
+ * The date of the Received header, RFC 5322 3.3, made once per second:
+ * strftime and the time zone lookup cost more than the rest of it.
+ */
+static const char *
+received_date(time_t now)
+{
+	static char	 date[64];
+	static time_t	 made;
+	static int	 valid;
+	struct tm	 tm;
+
+	if (valid && made == now)
+		return date;
+	(void)localtime_r(&now, &tm);
+	(void)strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	made = now;
+	valid = 1;
+	return date;
+}
+
+/*
+ * "<eol>\tfor <rcpt>" as it was cut to its own buffer before, so that an
+ * overlong recipient (a filter's) gives the same bytes as it always did.
+ */
+static void
+received_for(struct fmt *f, const char *eol, const char *rcpt)
+{
+	char		 forpart[SMTP_PATH_MAX + 16];
+	struct fmt	 sub;
+
+	fmt_init(&sub, forpart, sizeof(forpart));
+	fmt_str(&sub, eol);
+	fmt_lit(&sub, "\tfor <");
+	fmt_str(&sub, rcpt);
+	fmt_lit(&sub, ">");
+	fmt_str(f, fmt_end(&sub));
+}
+
+/* "\tby HOST (smtpd-stdio) with PROTO id ID", then the "for" clause. */
+static void
+received_by(struct fmt *f, const struct received_info *ri, const char *eol)
+{
+	fmt_lit(f, "\tby ");
+	fmt_str(f, ri->hostname);
+	fmt_lit(f, " (smtpd-stdio) with ");
+	fmt_str(f, ri->protocol);
+	fmt_lit(f, " id ");
+	fmt_str(f, ri->id);
+	if (ri->single_rcpt != NULL) {
+		received_for(f, eol, ri->single_rcpt);
+		fmt_lit(f, "; ");
+	} else {
+		fmt_lit(f, ";");
+		fmt_str(f, eol);
+		fmt_lit(f, "\t");
+	}
+}
+
+/*
+ * The trace header, RFC 5321 4.4, folded as RFC 5322 2.2.3 allows; the
+ * TLS comment (SPEC 8) as Postfix writes it.  The address and TLS parts
+ * fit in any case: their fields are bounded by struct peer and tls_info.
+ */
 size_t
 received_header(char *dst, size_t len, const struct received_info *ri,
     time_t now)
 {
 	const char	*eol = ri->crlf ? "\r\n" : "\n";
-	char		 date[64], addr[80] = "", forpart[SMTP_PATH_MAX + 16] = "";
-	char		 tls[128] = "";
-	struct tm	 tm;
-	int		 n;
+	struct fmt	 f;
 
-	(void)localtime_r(&now, &tm);
-	(void)strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	if (ri->peer->remote_addr[0] != '\0')
-		(void)snprintf(addr, sizeof(addr), " [%s]",
-		    ri->peer->remote_addr);
-	if (ri->single_rcpt != NULL)
-		(void)snprintf(forpart, sizeof(forpart), "%s\tfor <%s>", eol,
-		    ri->single_rcpt);
-	/* SPEC 8, as Postfix writes it. */
-	if (ri->tls != NULL)
-		(void)snprintf(tls, sizeof(tls), "\t(%s cipher %s)%s",
-		    ri->tls->protocol, ri->tls->cipher, eol);
-	n = snprintf(dst, len, "Received: from %s (%s%s)%s%s"
-	    "\tby %s (smtpd-stdio) with %s id %s%s;%s%s%s%s",
-	    ri->helo, ri->peer->remote_host[0] != '\0' ?
-	    ri->peer->remote_host : "unknown", addr, eol, tls,
-	    ri->hostname, ri->protocol, ri->id, forpart,
-	    ri->single_rcpt != NULL ? " " : eol,
-	    ri->single_rcpt != NULL ? "" : "\t", date, eol);
-	if (n < 0 || (size_t)n >= len)
-		return 0;
-	return (size_t)n;
+	fmt_init(&f, dst, len);
+	fmt_lit(&f, "Received: from ");
+	fmt_str(&f, ri->helo);
+	fmt_lit(&f, " (");
+	fmt_str(&f, ri->peer->remote_host[0] != '\0' ?
+	    ri->peer->remote_host : "unknown");
+	if (ri->peer->remote_addr[0] != '\0') {
+		fmt_lit(&f, " [");
+		fmt_str(&f, ri->peer->remote_addr);
+		fmt_lit(&f, "]");
+	}
+	fmt_lit(&f, ")");
+	fmt_str(&f, eol);
+	if (ri->tls != NULL) {
+		fmt_lit(&f, "\t(");
+		fmt_str(&f, ri->tls->protocol);
+		fmt_lit(&f, " cipher ");
+		fmt_str(&f, ri->tls->cipher);
+		fmt_lit(&f, ")");
+		fmt_str(&f, eol);
+	}
+	received_by(&f, ri, eol);
+	fmt_str(&f, received_date(now));
+	fmt_str(&f, eol);
+	(void)fmt_end(&f);
+	return fmt_full(&f) ? 0 : f.len;
 }
 
 /*

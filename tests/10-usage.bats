@@ -191,3 +191,100 @@ setup() {
 	assert_failure 64
 	assert_output ''
 }
+
+# The options --help lists (issue 18: generated from the option table),
+# into the arrays opt_names (without the dashes), opt_args (the value's name,
+# empty for a flag) and opt_shorts (the short letter, or empty).
+help_options() {
+	local line re='^  (-([a-zA-Z0-9]), )?--([a-z0-9-]+)( ([^ ]+))?( |$)'
+
+	run --separate-stderr timeout -k 5 60 "$SMTPD" --help </dev/null
+	assert_success
+	opt_names=() opt_args=() opt_shorts=()
+	for line in "${lines[@]}"; do
+		[[ $line =~ $re ]] || continue
+		opt_shorts+=("${BASH_REMATCH[2]}")
+		opt_names+=("${BASH_REMATCH[3]}")
+		opt_args+=("${BASH_REMATCH[5]}")
+	done
+	# A --help whose format the pattern above no longer reads must fail
+	# here, not pass over no options at all.
+	[ "${#opt_names[@]}" -ge 38 ] || fail "only ${#opt_names[@]} options in --help"
+}
+
+# The .It lines of the man page's option list (DESCRIPTION), each with a
+# space appended so that "\-tls " does not match "\-tls\-cert".
+man_option_items() {
+	awk '/^The options are as follows:/ { on = 1 }
+	    on && /^\.El/ { exit }
+	    on && /^\.It Fl / { print $0 " " }' "$ROOT/smtpd-stdio.8"
+}
+
+@test "the man page describes every option that --help lists" {
+	local items idx missing=
+	help_options
+	items=$(man_option_items)
+	for idx in "${!opt_names[@]}"; do
+		[[ $items == *"\\-${opt_names[idx]//-/\\-} "* ]] ||
+			missing+=" --${opt_names[idx]}"
+		[ -z "${opt_shorts[idx]}" ] ||
+			[[ $items == *"Fl ${opt_shorts[idx]} , \\-${opt_names[idx]//-/\\-} "* ]] ||
+			missing+=" -${opt_shorts[idx]}"
+	done
+	[ -z "$missing" ] || fail "smtpd-stdio.8 does not describe:$missing"
+}
+
+@test "the man page's option list names no option that --help lacks" {
+	local name unknown=
+	help_options
+	for name in $(man_option_items | grep -o 'Fl \\-[a-z0-9\\-]*' |
+	    sed 's/^Fl \\-//; s/\\-/-/g'); do
+		[[ " ${opt_names[*]} " == *" $name "* ]] || unknown+=" --$name"
+	done
+	[ -z "$unknown" ] || fail "smtpd-stdio.8 describes unknown options:$unknown"
+}
+
+@test "every option --help lists is taken by the parser, with a value exactly when --help shows one" {
+	local idx name arg short want
+	help_options
+	for idx in "${!opt_names[@]}"; do
+		# bats' run uses variables of its own: copy the row first.
+		name=${opt_names[idx]} arg=${opt_args[idx]} short=${opt_shorts[idx]}
+		run --separate-stderr timeout -k 5 60 "$SMTPD" "--$name" </dev/null
+		case $name in
+		help|version)
+			assert_success
+			assert_output --partial "smtpd-stdio"
+			[ -z "$short" ] || run timeout -k 5 60 "$SMTPD" "-$short" </dev/null
+			assert_success
+			continue ;;
+		esac
+		# Alone: a value is missing, or else (a flag) the handler is.
+		want="option --$name needs a value"
+		[ -n "$arg" ] || want="no handler given"
+		assert_failure 64
+		assert_output ''
+		assert_equal "$stderr" "smtpd-stdio: $want (see smtpd-stdio --help)"
+		[ -n "$short" ] || continue
+		run --separate-stderr timeout -k 5 60 "$SMTPD" "-$short" </dev/null
+		assert_failure 64
+		assert_equal "$stderr" "smtpd-stdio: $want (see smtpd-stdio --help)"
+	done
+}
+
+@test "the man page's SYNOPSIS names every option of --help's synopsis" {
+	local synopsis name missing= count=0
+	run --separate-stderr timeout -k 5 60 "$SMTPD" --help </dev/null
+	assert_success
+	synopsis=$(awk '/^\.Sh SYNOPSIS/ { on = 1; next } /^\.Sh/ { on = 0 }
+	    on { print $0 " " }' "$ROOT/smtpd-stdio.8")
+	# The usage lines, up to the first empty one: "[--name ...]", "[-v]".
+	for name in $(sed '/^$/q' <<<"$output" | grep -o '\[--\{0,1\}[a-z0-9-]*' |
+	    sed 's/^\[-//'); do
+		count=$((count + 1))
+		name=${name//-/\\-}	# -size-limit: \-size\-limit; v stays
+		[[ $synopsis == *"Fl $name "* ]] || missing+=" $name"
+	done
+	[ "$count" -ge 37 ] || fail "only $count options in the usage"
+	[ -z "$missing" ] || fail "the SYNOPSIS of smtpd-stdio.8 lacks:$missing"
+}

@@ -6,8 +6,7 @@
 setup() {
 	load test_helper/common
 	common_setup
-	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST \
-		REMOTE_ADDR REMOTE_PORT
+	unset_peer_env
 }
 
 # deliver [options] handler [args]: one EHLO transaction from a@example.org

@@ -6,8 +6,7 @@
 setup() {
 	load test_helper/common
 	common_setup
-	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST \
-		REMOTE_ADDR REMOTE_PORT
+	unset_peer_env
 	EXPECTED=$BATS_TEST_TMPDIR/expected
 }
 

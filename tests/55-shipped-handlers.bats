@@ -283,8 +283,7 @@ cat_spy() {
 }
 
 @test "relay --relay: the upstream's 550 to RCPT reaches the client" {
-	start_upstream --rcpt '550 5.1.1 <b@example.net>: no such user'
-	run --separate-stderr send_messages 2 --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	relay_messages 2 --rcpt '550 5.1.1 <b@example.net>: no such user'
 	assert_success
 	assert_equal "$(reply_after . 1)" '550 5.1.1 <b@example.net>: no such user'
 	assert_reply_after NOOP 250
@@ -292,29 +291,25 @@ cat_spy() {
 }
 
 @test "relay --relay: the upstream's 554 to the data reaches the client" {
-	start_upstream --end $'554-5.7.1 rejected\n554 5.7.1 as spam'
-	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	relay_messages 1 --end $'554-5.7.1 rejected\n554 5.7.1 as spam'
 	assert_success
 	assert_equal "$(reply_after .)" $'554-5.7.1 rejected\n554 5.7.1 as spam'
 }
 
 @test "relay --relay: the upstream's 451 to MAIL gives 451" {
-	start_upstream --mail '451 4.7.1 greylisted'
-	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	relay_messages 1 --mail '451 4.7.1 greylisted'
 	assert_success
 	assert_equal "$(reply_after .)" '451 4.7.1 greylisted'
 }
 
 @test "relay --relay: an upstream refusing the connection with 554 gives 451, not 5xx" {
-	start_upstream --greeting '554 5.3.2 not now'
-	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	relay_messages 1 --greeting '554 5.3.2 not now'
 	assert_success
 	assert_regex "$(reply_after .)" '^451 4\.3\.0( |$)'
 }
 
 @test "relay --relay: an upstream asking for authentication (530) gives 451" {
-	start_upstream --mail '530 5.7.0 Authentication required'
-	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$SHIPPED/relay"
+	relay_messages 1 --mail '530 5.7.0 Authentication required'
 	assert_success
 	assert_regex "$(reply_after .)" '^451 4\.3\.0( |$)'
 }

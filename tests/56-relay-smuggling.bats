@@ -136,23 +136,20 @@ relays_once() {
 }
 
 @test "relay --relay: an upstream greeting with 421 gives 451 4.3.0" {
-	start_upstream --greeting '421 4.3.2 upstream.test going down'
-	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$ROOT/src/handlers/relay"
+	relay_messages 1 --greeting '421 4.3.2 upstream.test going down'
 	assert_success
 	assert_regex "$(reply_after .)" '^451 4\.3\.0( |$)'
 }
 
 @test "relay --relay: an upstream answering MAIL with 421 gives 451 4.3.0, not its 421" {
-	start_upstream --mail '421 4.3.2 upstream.test closing'
-	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$ROOT/src/handlers/relay"
+	relay_messages 1 --mail '421 4.3.2 upstream.test closing'
 	assert_success
 	assert_regex "$(reply_after .)" '^451 4\.3\.0( |$)'
 	assert_reply_after QUIT 221
 }
 
 @test "relay --relay: the upstream's 4xx to RCPT reaches the client" {
-	start_upstream --rcpt '450 4.2.1 <b@example.net>: mailbox busy'
-	run --separate-stderr send_messages 1 --relay "127.0.0.1:$UPSTREAM_PORT" "$ROOT/src/handlers/relay"
+	relay_messages 1 --rcpt '450 4.2.1 <b@example.net>: mailbox busy'
 	assert_success
 	assert_equal "$(reply_after .)" '450 4.2.1 <b@example.net>: mailbox busy'
 }

@@ -136,7 +136,7 @@ as_nobody() {
 	one_message
 	TMPDIR=/nonexistent run --separate-stderr smtpd "$HANDLERS/dump" <"$DIALOGUE"
 	assert_success
-	assert_equal "$(reply_after .)" '452 4.3.1 Error: insufficient system storage'
+	assert_equal "$(reply_after .)" "$NO_SPOOL"
 	assert_reply_after NOOP 250
 	assert_reply_after QUIT 221
 	assert_no_message
@@ -148,7 +148,7 @@ as_nobody() {
 	one_message
 	TMPDIR=/nonexistent run --separate-stderr as_nobody <"$DIALOGUE"
 	assert_success
-	assert_equal "$(reply_after .)" '452 4.3.1 Error: insufficient system storage'
+	assert_equal "$(reply_after .)" "$NO_SPOOL"
 	assert_reply_after NOOP 250
 	assert_no_message
 }
@@ -163,7 +163,7 @@ as_nobody() {
 	TMPDIR=$NOBODY_DIR/spool DUMP=$NOBODY_DIR/dump \
 	    run --separate-stderr as_nobody <"$DIALOGUE"
 	assert_success
-	assert_equal "$(reply_after .)" '452 4.3.1 Error: insufficient system storage'
+	assert_equal "$(reply_after .)" "$NO_SPOOL"
 	assert_reply_after NOOP 250
 	assert_regex "$stderr" 'spool: Permission denied'
 	run ls -A "$NOBODY_DIR/dump" "$NOBODY_DIR/spool"

@@ -15,6 +15,24 @@ teardown() {
 	redis_teardown
 }
 
+# migration_of KEY: the two masters of a migration of KEY's slot, slot:
+# owner, the port of the one that has it, and target, another's; src_id
+# and dst_id, their node ids.
+migration_of() {
+	owner=$(slot_owner "$1")
+	target=$(not_owner "$1")
+	slot=$(ccli CLUSTER KEYSLOT "$1")
+	src_id=$(redis-cli -p "$owner" CLUSTER MYID)
+	dst_id=$(redis-cli -p "$target" CLUSTER MYID)
+}
+
+# begin_migration: slot is IMPORTING on target and MIGRATING on owner, as
+# a resharding leaves them before it moves the keys.
+begin_migration() {
+	redis-cli -p "$target" CLUSTER SETSLOT "$slot" IMPORTING "$src_id" >/dev/null
+	redis-cli -p "$owner" CLUSTER SETSLOT "$slot" MIGRATING "$dst_id" >/dev/null
+}
+
 @test "cluster: redis-stream through a node that does not own the stream's slot follows MOVED" {
 	other=$(not_owner mail)
 	owner=$(slot_owner mail)
@@ -48,13 +66,8 @@ teardown() {
 
 @test "cluster: during a slot migration redis-stream follows ASK (ASKING first) to the importing node" {
 	key=mail
-	owner=$(slot_owner "$key")
-	target=$(not_owner "$key")
-	slot=$(ccli CLUSTER KEYSLOT "$key")
-	src_id=$(redis-cli -p "$owner" CLUSTER MYID)
-	dst_id=$(redis-cli -p "$target" CLUSTER MYID)
-	redis-cli -p "$target" CLUSTER SETSLOT "$slot" IMPORTING "$src_id" >/dev/null
-	redis-cli -p "$owner" CLUSTER SETSLOT "$slot" MIGRATING "$dst_id" >/dev/null
+	migration_of "$key"
+	begin_migration
 	# The key is not on the source yet, so the source answers ASK.
 	run redis-cli -p "$owner" XLEN "$key"
 	assert_output --regexp "^ASK $slot 127\\.0\\.0\\.1:$target\$"
@@ -70,11 +83,7 @@ teardown() {
 
 @test "cluster: REDIS_WAIT after an ASK waits on the node that took the XADD, not on the one that sent it there" {
 	key=mail
-	owner=$(slot_owner "$key")
-	target=$(not_owner "$key")
-	slot=$(ccli CLUSTER KEYSLOT "$key")
-	src_id=$(redis-cli -p "$owner" CLUSTER MYID)
-	dst_id=$(redis-cli -p "$target" CLUSTER MYID)
+	migration_of "$key"
 	# A replica for the source only.
 	until port=$(free_port) && [ "$port" -lt 55535 ] &&
 		! port_listening $((port + 10000)); do :; done
@@ -94,8 +103,7 @@ teardown() {
 	run --separate-stderr env SMTP_ID=m0 REDIS_WAIT=1 "$STREAM_H" \
 		"redis://127.0.0.1:$owner" "{mail}:check" </dev/null
 	assert_success
-	redis-cli -p "$target" CLUSTER SETSLOT "$slot" IMPORTING "$src_id" >/dev/null
-	redis-cli -p "$owner" CLUSTER SETSLOT "$slot" MIGRATING "$dst_id" >/dev/null
+	begin_migration
 	# The XADD lands on the target, which has no replica: not confirmed.
 	run --separate-stderr env SMTP_ID=m1 REDIS_WAIT=1 REDIS_TIMEOUT=2 \
 		"$STREAM_H" "redis://127.0.0.1:$owner" "$key" </dev/null

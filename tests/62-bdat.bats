@@ -409,9 +409,9 @@ peak_rss() {
 		fail "peak RSS grew by $((rss_big - rss_small)) KiB ($rss_small -> $rss_big)"
 }
 
-@test "a BDAT line over 2048 octets gets 501 and 421 whether it comes in one read or byte by byte" {
-	# Its chunk would be RSET and NOOP: neither may run.
-	input "BDAT 12 $(printf '%3000s' '')\\r\\nRSET\\r\\nNOOP\\r\\n"
+# assert_bdat_line_refused: the BDAT line of $IN gets 501, then 421 and
+# exit 1, whether $IN comes in one read or byte by byte; no message.
+assert_bdat_line_refused() {
 	run_in "$HANDLERS/dump"
 	assert_equal "$status" 1
 	run after_ehlo
@@ -420,6 +420,12 @@ peak_rss() {
 	assert_failure 1
 	assert_equal "$(reply_codes | tail -n 2 | tr '\n' ' ')" '501 421 '
 	assert_no_message
+}
+
+@test "a BDAT line over 2048 octets gets 501 and 421 whether it comes in one read or byte by byte" {
+	# Its chunk would be RSET and NOOP: neither may run.
+	input "BDAT 12 $(printf '%3000s' '')\\r\\nRSET\\r\\nNOOP\\r\\n"
+	assert_bdat_line_refused
 }
 
 @test "BODY=BINARYMIME: the Received and PREPEND lines we add end in CRLF, SMTP_LINE_ENDS=CRLF" {
@@ -457,7 +463,9 @@ peak_rss() {
 	TMPDIR=/nonexistent run_in "$HANDLERS/dump"
 	assert_success
 	run after_ehlo
-	assert_output "$(printf '250 2.1.0 OK\n250 2.1.5 OK\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage\n250 2.0.0 OK\n221 2.0.0 Bye')"
+	assert_output "$(printf '250 2.1.0 OK\n250 2.1.5 OK\n'
+	    printf '%s\n' "$NO_SPOOL" "$NO_SPOOL" "$NO_SPOOL"
+	    printf '250 2.0.0 OK\n221 2.0.0 Bye')"
 	assert_no_message
 }
 
@@ -473,12 +481,5 @@ peak_rss() {
 	# Short, "BDAT<TAB>12 LAST" is out of step; long, it got 500 and its
 	# chunk, RSET and NOOP, ran as commands.
 	input "BDAT\\t12 LAST$(printf '%3000s' '')\\r\\nRSET\\r\\nNOOP\\r\\n"
-	run_in "$HANDLERS/dump"
-	assert_equal "$status" 1
-	run after_ehlo
-	assert_output "$(printf '250 2.1.0 OK\n250 2.1.5 OK\n501 5.5.4 Syntax: BDAT chunk-size [LAST]\n421 4.5.0 mx.test Error: BDAT out of step, closing')"
-	run --separate-stderr feed --bytewise "$IN" "$HANDLERS/dump"
-	assert_failure 1
-	assert_equal "$(reply_codes | tail -n 2 | tr '\n' ' ')" '501 421 '
-	assert_no_message
+	assert_bdat_line_refused
 }

@@ -6,6 +6,7 @@
 setup() {
 	load test_helper/common
 	load test_helper/tcp
+	load test_helper/postfix
 	common_setup
 	export IN=$BATS_TEST_TMPDIR/in
 	PF=
@@ -138,52 +139,20 @@ pf_start() {
 	# Postfix's daemons run as user postfix: their queue is in a
 	# world_dir, not below the bats run directory (mode 0700).
 	PF=$(world_dir postfix) || return
-	mkdir -p "$PF/etc" "$PF/queue" "$PF/data"
-	chown postfix "$PF/data"
-	cat >"$PF/etc/main.cf" <<-CF
-	compatibility_level = 3.6
-	queue_directory = $PF/queue
-	data_directory = $PF/data
+	pf_configure "$PF/etc" \
+	    'discard   unix  -       -       n       -       -       discard' \
+	    'lmtp      unix  -       -       n       -       -       lmtp' <<-CF
 	command_directory = /usr/sbin
 	daemon_directory = /usr/lib/postfix/sbin
 	shlib_directory = /usr/lib/postfix
 	meta_directory = /etc/postfix
-	mail_owner = postfix
-	setgid_group = postdrop
 	myhostname = postfix.test
 	mydomain = test
 	myorigin = postfix.test
-	mydestination =
-	inet_interfaces = loopback-only
-	inet_protocols = ipv4
-	alias_maps =
-	alias_database =
 	lmtp_host_lookup = native
 	default_transport = lmtp:inet:127.0.0.1:$1
 	relay_transport = lmtp:inet:127.0.0.1:$1
 	transport_maps = inline:{bounces.test=discard:}
-	maillog_file = $PF/maillog
-	maillog_file_prefixes = $PF
-	CF
-	cat >"$PF/etc/master.cf" <<-CF
-	pickup    unix  n       -       n       60      1       pickup
-	cleanup   unix  n       -       n       -       0       cleanup
-	qmgr      unix  n       -       n       300     1       qmgr
-	rewrite   unix  -       -       n       -       -       trivial-rewrite
-	bounce    unix  -       -       n       -       0       bounce
-	defer     unix  -       -       n       -       0       bounce
-	trace     unix  -       -       n       -       0       bounce
-	verify    unix  -       -       n       -       1       verify
-	flush     unix  n       -       n       1000?   0       flush
-	proxymap  unix  -       -       n       -       -       proxymap
-	error     unix  -       -       n       -       -       error
-	retry     unix  -       -       n       -       -       error
-	discard   unix  -       -       n       -       -       discard
-	lmtp      unix  -       -       n       -       -       lmtp
-	anvil     unix  -       -       n       -       1       anvil
-	scache    unix  -       -       n       -       1       scache
-	postlog   unix-dgram n  -       n       -       1       postlogd
-	showq     unix  n       -       n       -       -       showq
 	CF
 	postfix -c "$PF/etc" start-fg </dev/null >"$PF/start.log" 2>&1 3>&- &
 	PF_PID=$!
@@ -426,6 +395,7 @@ assert_rss_growth() {
 	TMPDIR=/nonexistent run_in "$HANDLERS/dump"
 	assert_success
 	run final_replies
-	assert_output "$(printf '354 End data with <CR><LF>.<CR><LF>\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage\n452 4.3.1 Error: insufficient system storage')"
+	assert_output "$(printf '354 End data with <CR><LF>.<CR><LF>\n'
+	    printf '%s\n' "$NO_SPOOL" "$NO_SPOOL" "$NO_SPOOL")"
 	assert_no_message
 }

@@ -16,6 +16,21 @@ teardown() {
 	fi
 }
 
+# accept_session FORMAT: `run` of smtpd-stdio (accept handler) on the
+# bytes printf FORMAT, which go to $IN.
+accept_session() {
+	# shellcheck disable=SC2059 # FORMAT is a format on purpose
+	printf "$1" >"$IN"
+	run --separate-stderr smtpd "$HANDLERS/accept" <"$IN"
+}
+
+# assert_codes LABEL CODES: the last run exited 0 and its replies had the
+# codes CODES, each with a space after it; a failure names LABEL.
+assert_codes() {
+	assert_success
+	assert_equal "$1: $(reply_codes | tr '\n' ' ')" "$1: $2"
+}
+
 # --- SMTP smuggling (SPEC 4, DATA) ---------------------------------------
 
 # assert_one_message: the last session (on $IN) saw exactly one message,
@@ -183,8 +198,7 @@ smuggles_once_bytewise() {
 			printf 'QUIT\r\nNOOP\r\n'
 		} >"$IN"
 		run --separate-stderr smtpd "$HANDLERS/accept" <"$IN"
-		assert_success
-		assert_equal "$n: $(reply_codes | tr '\n' ' ')" "$n: 220 500 250 "
+		assert_codes "$n" '220 500 250 '
 	done
 }
 
@@ -195,8 +209,7 @@ smuggles_once_bytewise() {
 			printf 'QUIT\r\nNOOP\r\n'
 		} >"$IN"
 		run --separate-stderr feed --bytewise "$IN" "$HANDLERS/accept"
-		assert_success
-		assert_equal "$n: $(reply_codes | tr '\n' ' ')" "$n: 220 500 250 "
+		assert_codes "$n" '220 500 250 '
 	done
 }
 
@@ -257,37 +270,29 @@ smuggles_once_bytewise() {
 
 @test "control characters in the HELO argument get 501 and no HELO takes effect" {
 	for c in '\001' '\b' '\t' '\013' '\f' '\033' '\037' '\177'; do
-		printf "HELO a${c}b.example\r\nMAIL FROM:<a@example.org>\r\n" >"$IN"
-		run --separate-stderr smtpd "$HANDLERS/accept" <"$IN"
-		assert_success
-		assert_equal "$c: $(reply_codes | tr '\n' ' ')" "$c: 220 501 503 "
+		accept_session "HELO a${c}b.example\r\nMAIL FROM:<a@example.org>\r\n"
+		assert_codes "$c" '220 501 503 '
 	done
 }
 
 @test "control characters in the EHLO argument get 501" {
 	for c in '\001' '\033' '\177'; do
-		printf "EHLO a${c}b.example\r\n" >"$IN"
-		run --separate-stderr smtpd "$HANDLERS/accept" <"$IN"
-		assert_success
-		assert_equal "$c: $(reply_codes | tr '\n' ' ')" "$c: 220 501 "
+		accept_session "EHLO a${c}b.example\r\n"
+		assert_codes "$c" '220 501 '
 	done
 }
 
 @test "a control character in the MAIL address gets 501" {
 	for addr in 'a\001b@example.org' 'ab@exa\033mple.org' '"a\001b"@example.org' 'a\177@example.org'; do
-		printf "HELO client.example\r\nMAIL FROM:<$addr>\r\n" >"$IN"
-		run --separate-stderr smtpd "$HANDLERS/accept" <"$IN"
-		assert_success
-		assert_equal "$addr: $(reply_codes | tr '\n' ' ')" "$addr: 220 250 501 "
+		accept_session "HELO client.example\r\nMAIL FROM:<$addr>\r\n"
+		assert_codes "$addr" '220 250 501 '
 	done
 }
 
 @test "a control character in the RCPT address gets 501" {
 	for addr in 'b\001c@example.net' 'bc@exa\033mple.net' '"b\001c"@example.net'; do
-		printf "HELO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<$addr>\r\n" >"$IN"
-		run --separate-stderr smtpd "$HANDLERS/accept" <"$IN"
-		assert_success
-		assert_equal "$addr: $(reply_codes | tr '\n' ' ')" "$addr: 220 250 250 501 "
+		accept_session "HELO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<$addr>\r\n"
+		assert_codes "$addr" '220 250 250 501 '
 	done
 }
 

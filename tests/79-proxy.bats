@@ -7,7 +7,7 @@ setup() {
 	load test_helper/tcp
 	common_setup
 	IN=$BATS_TEST_TMPDIR/in
-	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST REMOTE_ADDR REMOTE_PORT
+	unset_peer_env
 }
 
 teardown() {
@@ -146,13 +146,21 @@ refused() {
 	done
 }
 
+# tcp_first_line [FILE]: a client on $PORT that sends the bytes of FILE,
+# if given, and prints the first line the server sends (30 s at most).
+tcp_first_line() {
+	python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+if len(sys.argv) > 2:
+    s.sendall(open(sys.argv[2], "rb").read())
+s.settimeout(30)
+print(s.recv(100).decode().strip())' "$PORT" "$@"
+}
+
 @test "over TCP: a late header gets 421 4.3.0 after 5 s, exit 1" {
 	SERVER_EXIT=1
 	start_server --proxy-protocol "$HANDLERS/dump"
-	run python3 -c 'import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.settimeout(30)
-print(s.recv(100).decode().strip())' "$PORT"
+	run tcp_first_line
 	assert_success
 	assert_output '421 4.3.0 mx.test Error: PROXY protocol header expected'
 }
@@ -160,11 +168,13 @@ print(s.recv(100).decode().strip())' "$PORT"
 @test "over TCP: a v2 length that claims more than comes gets 421 4.3.0" {
 	SERVER_EXIT=1
 	start_server --proxy-protocol "$HANDLERS/dump"
-	run python3 -c 'import socket, struct, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack("!H", 500) + bytes(12) + b"EHLO c\r\n")
-s.settimeout(30)
-print(s.recv(100).decode().strip())' "$PORT"
+	# A v2 header of length 500 (\001\364), 12 octets of it, then a command.
+	{
+		printf '\r\n\r\n\000\r\nQUIT\n\041\021\001\364'
+		head -c 12 /dev/zero
+		printf 'EHLO c\r\n'
+	} >"$IN"
+	run tcp_first_line "$IN"
 	assert_success
 	assert_output '421 4.3.0 mx.test Error: PROXY protocol header expected'
 }
@@ -172,11 +182,8 @@ print(s.recv(100).decode().strip())' "$PORT"
 @test "over TCP: bytes after the header before the greeting are early talk, 554 5.5.0" {
 	SERVER_EXIT=1
 	start_server --proxy-protocol "$HANDLERS/dump"
-	run python3 -c 'import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"PROXY TCP4 192.0.2.7 198.51.100.1 54321 25\r\nEHLO early\r\n")
-s.settimeout(30)
-print(s.recv(100).decode().strip())' "$PORT"
+	printf 'PROXY TCP4 192.0.2.7 198.51.100.1 54321 25\r\nEHLO early\r\n' >"$IN"
+	run tcp_first_line "$IN"
 	assert_success
 	assert_output --regexp '^554 5\.5\.0 '
 }
@@ -205,31 +212,31 @@ start_haproxy() {
 	wait_for 10 port_listening "$HAPORT"
 }
 
+# peer_through_haproxy MODE: a message through HAProxy with MODE to
+# smtpd-stdio --proxy-protocol; the handler saw the client's own address
+# and port, and HAProxy's port as the local one.
+peer_through_haproxy() {
+	start_server --proxy-protocol "$HANDLERS/dump"
+	start_haproxy "$1"
+	run send_through_haproxy
+	assert_success
+	read -r addr port <<<"$output"
+	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_ADDR")" "$addr"
+	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_PORT")" "$port"
+	assert_equal "$(cat "$DUMP/1/SMTP_LOCAL_PORT")" "$HAPORT"
+}
+
 # smtplib through HAProxy; prints the client's own address and port.
 send_through_haproxy() {
 	smtp_client "$HAPORT" a@example.org b@example.net $'Subject: via haproxy\r\n\r\nhello\r\n'
 }
 
 @test "a real HAProxy with send-proxy: the handler sees the client's own address and port" {
-	start_server --proxy-protocol "$HANDLERS/dump"
-	start_haproxy send-proxy
-	run send_through_haproxy
-	assert_success
-	read -r addr port <<<"$output"
-	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_ADDR")" "$addr"
-	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_PORT")" "$port"
-	assert_equal "$(cat "$DUMP/1/SMTP_LOCAL_PORT")" "$HAPORT"
+	peer_through_haproxy send-proxy
 }
 
 @test "a real HAProxy with send-proxy-v2: the handler sees the client's own address and port" {
-	start_server --proxy-protocol "$HANDLERS/dump"
-	start_haproxy send-proxy-v2
-	run send_through_haproxy
-	assert_success
-	read -r addr port <<<"$output"
-	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_ADDR")" "$addr"
-	assert_equal "$(cat "$DUMP/1/SMTP_REMOTE_PORT")" "$port"
-	assert_equal "$(cat "$DUMP/1/SMTP_LOCAL_PORT")" "$HAPORT"
+	peer_through_haproxy send-proxy-v2
 	grep -q 'Subject: via haproxy' "$DUMP/1/message"
 }
 

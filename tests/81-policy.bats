@@ -6,7 +6,7 @@
 setup() {
 	load test_helper/common
 	common_setup
-	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST REMOTE_ADDR REMOTE_PORT
+	unset_peer_env
 	CHECK=$FIXTURES/rcpt-check
 	POLICY_LOG=$BATS_TEST_TMPDIR/policy.log
 	SOCK=$BATS_TEST_TMPDIR/policy.sock
@@ -15,11 +15,7 @@ setup() {
 }
 
 teardown() {
-	local f
-	for f in "$BATS_TEST_TMPDIR"/*.pid; do
-		[ -s "$f" ] || continue
-		kill "$(cat "$f")" 2>/dev/null || true
-	done
+	kill_pidfiles "$BATS_TEST_TMPDIR"
 }
 
 # A session of one message from a@example.org to each address given.

@@ -39,6 +39,7 @@ setup_file() {
 setup() {
 	load test_helper/common
 	load test_helper/tcp
+	load test_helper/postfix
 	common_setup
 	CA=$BATS_FILE_TMPDIR/ca.pem
 	MSG=$BATS_TEST_TMPDIR/msg
@@ -269,25 +270,14 @@ smtplib_send() {
 # stop_postfix.
 start_postfix() {
 	PF=$(world_dir postfix) || return
-	PF_DATA=$PF/data
-	mkdir -p "$PF/conf" "$PF/queue" "$PF_DATA"
-	chown postfix "$PF_DATA"
-	cat >"$PF/conf/main.cf" <<-EOF
-	compatibility_level = 3.6
-	queue_directory = $PF/queue
-	data_directory = $PF_DATA
-	mail_owner = postfix
-	setgid_group = postdrop
-	maillog_file = $PF/maillog
-	maillog_file_prefixes = $PF
+	# The services a relaying client needs besides the usual.
+	pf_configure "$PF/conf" \
+	    'tlsmgr    unix  -       -       n       1000?   1       tlsmgr' \
+	    'smtp      unix  -       -       n       -       -       smtp' \
+	    'relay     unix  -       -       n       -       -       smtp' <<-EOF
 	myhostname = client.example
 	myorigin = client.example
-	mydestination =
-	alias_maps =
-	alias_database =
 	local_recipient_maps =
-	inet_interfaces = loopback-only
-	inet_protocols = ipv4
 	relayhost = [127.0.0.1]:$PORT
 	smtp_helo_name = client.example
 	smtp_tls_security_level = encrypt
@@ -297,28 +287,6 @@ start_postfix() {
 	smtp_sasl_password_maps = static:alice:${1:-secret}
 	smtp_sasl_security_options = noanonymous
 	smtp_sasl_tls_security_options = noanonymous
-	EOF
-	# The services a relaying client needs, none chrooted, no smtpd.
-	cat >"$PF/conf/master.cf" <<-'EOF'
-	pickup    unix  n       -       n       60      1       pickup
-	cleanup   unix  n       -       n       -       0       cleanup
-	qmgr      unix  n       -       n       300     1       qmgr
-	tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-	rewrite   unix  -       -       n       -       -       trivial-rewrite
-	bounce    unix  -       -       n       -       0       bounce
-	defer     unix  -       -       n       -       0       bounce
-	trace     unix  -       -       n       -       0       bounce
-	verify    unix  -       -       n       -       1       verify
-	flush     unix  n       -       n       1000?   0       flush
-	proxymap  unix  -       -       n       -       -       proxymap
-	smtp      unix  -       -       n       -       -       smtp
-	relay     unix  -       -       n       -       -       smtp
-	showq     unix  n       -       n       -       -       showq
-	error     unix  -       -       n       -       -       error
-	retry     unix  -       -       n       -       -       error
-	anvil     unix  -       -       n       -       1       anvil
-	scache    unix  -       -       n       -       1       scache
-	postlog   unix-dgram n  -       n       -       1       postlogd
 	EOF
 	postfix -c "$PF/conf" start >"$PF/start.log" 2>&1 ||
 		{ cat "$PF/start.log" "$PF/maillog" | batslib_decorate "postfix did not start" | fail; return 1; }

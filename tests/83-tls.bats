@@ -5,21 +5,15 @@
 # the server's stdin/stdout pipes and over a socket.
 
 setup_file() {
-	local d=$BATS_FILE_TMPDIR/pki
+	local d=$BATS_FILE_TMPDIR/pki name
+	load test_helper/common
+	load test_helper/tls
 	mkdir -p "$d"
-	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=Test-CA \
-	    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+	pki_self_signed "$d" rsa ca Test-CA
 	for name in mx other; do
-		openssl req -newkey rsa:2048 -nodes -subj "/CN=$name.example.test" \
-		    -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
-		printf 'subjectAltName=DNS:%s.example.test\n' "$name" >"$d/$name.ext"
-		openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" \
-		    -CAkey "$d/ca.key" -CAcreateserial -days 2 \
-		    -extfile "$d/$name.ext" -out "$d/$name.pem" 2>/dev/null
+		pki_signed "$d" rsa "$name" "$name.example.test" "DNS:$name.example.test"
 	done
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -days 2 -subj "/CN=client.example.test" -keyout "$d/client.key" \
-	    -out "$d/client.pem" 2>/dev/null
+	pki_self_signed "$d" ec client client.example.test
 	head -c 96 /dev/urandom >"$d/tickets"
 }
 
@@ -28,18 +22,12 @@ setup() {
 	load test_helper/tcp
 	load test_helper/tls
 	common_setup
-	PKI=$BATS_FILE_TMPDIR/pki
-	TLS=(--tls-cert "$PKI/mx.pem" --tls-key "$PKI/mx.key")
-	export PKI
-	export LOG=$BATS_TEST_TMPDIR/log
+	tls_setup mx
 }
 
 teardown() {
 	stop_server
 }
-
-# The server over pipes, as `drive` scripts start it: sys.argv[1:].
-SERVER=(timeout -k 5 60)
 
 # A whole STARTTLS session over pipes; prints what the client saw.
 STARTTLS_SESSION='

@@ -6,11 +6,10 @@
 
 setup_file() {
 	local d=$BATS_FILE_TMPDIR/pki
+	load test_helper/common
+	load test_helper/tls
 	mkdir -p "$d"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -days 2 -subj /CN=mx.example.test \
-	    -addext subjectAltName=DNS:mx.example.test \
-	    -keyout "$d/mx.key" -out "$d/mx.pem" 2>/dev/null
+	pki_self_signed "$d" ec mx mx.example.test DNS:mx.example.test
 }
 
 setup() {
@@ -19,11 +18,8 @@ setup() {
 	load test_helper/dovecot
 	load test_helper/tls
 	common_setup
-	PKI=$BATS_FILE_TMPDIR/pki
-	TLS=(--tls-cert "$PKI/mx.pem" --tls-key "$PKI/mx.key")
+	tls_setup mx
 	CHECKPW=(--auth "checkpassword:$FIXTURES/checkpassword")
-	export PKI
-	export LOG=$BATS_TEST_TMPDIR/log
 	export CHECKPW_LOG=$BATS_TEST_TMPDIR/checkpw.log
 }
 

@@ -61,6 +61,18 @@ nobody_dir() {
 	install -m 0755 "$BOOK/dovecot-deliver" "$BOOK/mailbox-path" "$D"
 }
 
+# start_webhook_app [COMMAND ARG...]: the recipe's webhook-app.py, under
+# COMMAND if one is given (strace), storing into $APP, killed in teardown;
+# its port in $BATS_TEST_TMPDIR/port, its inbound URL in url.
+start_webhook_app() {
+	APP=$BATS_TEST_TMPDIR/app
+	mkdir -p "$APP"
+	"$@" python3 "$BOOK/webhook-app.py" "$APP" "$BATS_TEST_TMPDIR/port" 3>&- &
+	PIDS+=($!)
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
+	url=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")/inbound
+}
+
 # lda_session: the recipe run by smtpd-stdio, both as nobody from $D, on
 # $DIALOGUE.
 lda_session() {
@@ -125,12 +137,7 @@ lda_session() {
 }
 
 @test "cookbook (d): webhook into a small Python app that stores posts" {
-	APP=$BATS_TEST_TMPDIR/app
-	mkdir -p "$APP"
-	python3 "$BOOK/webhook-app.py" "$APP" "$BATS_TEST_TMPDIR/port" 3>&- &
-	PIDS+=($!)
-	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
-	url=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")/inbound
+	start_webhook_app
 	run --separate-stderr smtp_session --no-received "$SHIPPED/webhook" "$url" \
 		< <(mail_to b@example.net c@example.net)
 	assert_success
@@ -177,13 +184,8 @@ print(e["mail-from"], *e["rcpt-to"], e["helo"])' "$APP/$id.json"
 }
 
 @test "cookbook (d): webhook-app.py stores a chunked POST (the handler's pipe mode) mode 0600, fsynced before its 204" {
-	APP=$BATS_TEST_TMPDIR/app
-	mkdir -p "$APP"
-	strace -f -qq -o "$BATS_TEST_TMPDIR/trace" -e trace=openat,fsync,rename,sendto,write \
-	    python3 "$BOOK/webhook-app.py" "$APP" "$BATS_TEST_TMPDIR/port" 3>&- &
-	PIDS+=($!)
-	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
-	url=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")/inbound
+	start_webhook_app strace -f -qq -o "$BATS_TEST_TMPDIR/trace" \
+	    -e trace=openat,fsync,rename,sendto,write
 	printf 'Subject: chunked\r\n\r\n\000binary\377 and\r\nmore\r\n' >"$BATS_TEST_TMPDIR/msg"
 	run --separate-stderr env SMTP_ID=pipe1 SMTP_MAIL_FROM=a@example.org \
 	    SMTP_RCPT_TO=$'b@example.net\n"x,y"@example.org' \
@@ -250,12 +252,7 @@ utf8_mail_to() {
 }
 
 @test "cookbook (d): webhook-app.py keeps every batch's recipients of a message posted in batches" {
-	APP=$BATS_TEST_TMPDIR/app
-	mkdir -p "$APP"
-	python3 "$BOOK/webhook-app.py" "$APP" "$BATS_TEST_TMPDIR/port" 3>&- &
-	PIDS+=($!)
-	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
-	url=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")/inbound
+	start_webhook_app
 	# 400 recipients of 50 octets: three batches under 8 KiB, one SMTP-Id.
 	rcpts=$(for i in $(seq 400); do printf 'recipient-number-%04d-with-a-long-name@example.net\n' "$i"; done)
 	printf 'Subject: many\n\nhi\n' >"$BATS_TEST_TMPDIR/msg"
@@ -273,11 +270,7 @@ utf8_mail_to() {
 }
 
 @test "cookbook (d): webhook-app.py never stores a body shorter than its Content-Length" {
-	APP=$BATS_TEST_TMPDIR/app
-	mkdir -p "$APP"
-	python3 "$BOOK/webhook-app.py" "$APP" "$BATS_TEST_TMPDIR/port" 3>&- &
-	PIDS+=($!)
-	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
+	start_webhook_app
 	# A client that goes away after 12 of the 1000 octets it announced.
 	run python3 -c '
 import socket, sys

@@ -7,7 +7,7 @@
 setup() {
 	load test_helper/common
 	common_setup
-	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST REMOTE_ADDR REMOTE_PORT
+	unset_peer_env
 	MILTER=$FIXTURES/test-milter.py
 	M1=$BATS_TEST_TMPDIR/m1.sock
 	M2=$BATS_TEST_TMPDIR/m2.sock
@@ -16,11 +16,7 @@ setup() {
 }
 
 teardown() {
-	local f
-	for f in "$BATS_TEST_TMPDIR"/*.pid; do
-		[ -s "$f" ] || continue
-		kill "$(cat "$f")" 2>/dev/null || true
-	done
+	kill_pidfiles "$BATS_TEST_TMPDIR"
 }
 
 # start_milter N STAGE=ACTION...: the test milter on $BATS_TEST_TMPDIR/mN.sock,
@@ -33,6 +29,16 @@ start_milter() {
 	python3 "$MILTER" "$BATS_TEST_TMPDIR/m$n.sock" "$BATS_TEST_TMPDIR/m$n.log" "$@" &
 	echo $! >"$BATS_TEST_TMPDIR/m$n.pid"
 	wait_for 10 test -S "$BATS_TEST_TMPDIR/m$n.sock"
+}
+
+# long_body_session WIDTH: $BATS_TEST_TMPDIR/in gets a session of one
+# message whose body is 200000 "x" in lines of WIDTH.
+long_body_session() {
+	{
+		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nSubject: t\n\n'
+		head -c 200000 /dev/zero | tr '\0' 'x' | fold -w "$1"
+		printf '\n.\nQUIT\n'
+	} >"$BATS_TEST_TMPDIR/in"
 }
 
 # stop_milter N: kill it and wait until it is gone.
@@ -213,11 +219,7 @@ milter_session() {
 
 @test "--milter: progress keeps the filter's time; skip ends its body" {
 	start_milter 1 optneg=255:1024 eom=progress eom=progress body=skip
-	{
-		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nSubject: t\n\n'
-		head -c 200000 /dev/zero | tr '\0' 'x' | fold -w 100
-		printf '\n.\nQUIT\n'
-	} >"$BATS_TEST_TMPDIR/in"
+	long_body_session 100
 	run smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	assert_reply_after . 250
 	run grep -c '^BODY' "$LOG1"
@@ -228,11 +230,7 @@ milter_session() {
 
 @test "--milter: body chunks are at most 65535 octets, all of the body in CRLF" {
 	start_milter 1
-	{
-		printf 'EHLO client.example\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\nSubject: t\n\n'
-		head -c 200000 /dev/zero | tr '\0' 'x' | fold -w 99
-		printf '\n.\nQUIT\n'
-	} >"$BATS_TEST_TMPDIR/in"
+	long_body_session 99
 	run smtp_session --milter "unix:$M1" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
 	assert_reply_after . 250
 	run awk '/^BODY/ { if ($2 > 65535) bad++; n++; sum += $2 } END { print (n > 3), bad + 0, sum }' "$LOG1"

@@ -6,11 +6,10 @@
 
 setup_file() {
 	local d=$BATS_FILE_TMPDIR/pki
+	load test_helper/common
+	load test_helper/tls
 	mkdir -p "$d"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -days 2 -subj /CN=mx.example.test \
-	    -addext subjectAltName=DNS:mx.example.test \
-	    -keyout "$d/mx.key" -out "$d/mx.pem" 2>/dev/null
+	pki_self_signed "$d" ec mx mx.example.test DNS:mx.example.test
 	head -c 96 /dev/urandom >"$d/tickets"
 	chmod 600 "$d/tickets"
 }
@@ -20,17 +19,20 @@ setup() {
 	load test_helper/tcp
 	load test_helper/tls
 	common_setup
-	PKI=$BATS_FILE_TMPDIR/pki
-	TLS=(--tls-cert "$PKI/mx.pem" --tls-key "$PKI/mx.key")
-	export PKI
-	export LOG=$BATS_TEST_TMPDIR/log
+	tls_setup mx
 }
 
 teardown() {
 	stop_server
 }
 
-SERVER=(timeout -k 5 60)
+# quit_with_ticket_keys FILE: `run` of smtpd-stdio with the certificate
+# and --tls-ticket-keys FILE on a session of QUIT alone; its log in $stderr.
+quit_with_ticket_keys() {
+	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
+	    --log stderr "${TLS[@]}" --tls-ticket-keys "$1" \
+	    "$HANDLERS/accept" <<<$'QUIT\r'
+}
 
 # handshake_messages PORT: the TLS handshake messages openssl s_client
 # saw in a STARTTLS session (TLS 1.3) that ends with QUIT.
@@ -56,15 +58,11 @@ handshake_messages() {
 @test "a ticket-key file others may read is logged as a warning; mode 0600 is not" {
 	cp "$PKI/tickets" "$BATS_TEST_TMPDIR/open"
 	chmod 644 "$BATS_TEST_TMPDIR/open"
-	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
-	    --log stderr "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/open" \
-	    "$HANDLERS/accept" <<<$'QUIT\r'
+	quit_with_ticket_keys "$BATS_TEST_TMPDIR/open"
 	assert_success
 	[[ $stderr == *"--tls-ticket-keys $BATS_TEST_TMPDIR/open: readable by others (mode 0644)"* ]] ||
 		fail "no warning: $stderr"
-	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
-	    --log stderr "${TLS[@]}" --tls-ticket-keys "$PKI/tickets" \
-	    "$HANDLERS/accept" <<<$'QUIT\r'
+	quit_with_ticket_keys "$PKI/tickets"
 	assert_success
 	[[ $stderr != *"readable by others"* ]] || fail "warned: $stderr"
 }
@@ -127,9 +125,10 @@ inetd_setup_error() {
 	    mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal &&
 	    exec python3 - "$@"' sh "$SMTPD" "$PKI/mx.pem" \
 	    "$BATS_TEST_TMPDIR/$key" "$HANDLERS/accept" $tls <<-'EOF'
-	import os, select, socket, subprocess, sys, time
-	log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-	log.bind("/run/systemd/journal/dev-log")
+	import os, socket, subprocess, sys
+	sys.path.insert(0, os.environ["PYTHONPATH"])
+	from tlsdrive import *
+	log = dev_log()
 	ours, theirs = socket.socketpair()
 	smtpd, cert, key, handler = sys.argv[1:5]
 	p = subprocess.Popen([smtpd, *sys.argv[5:], "--tls-cert", cert, "--tls-key",
@@ -144,10 +143,7 @@ inetd_setup_error() {
 	    got += b
 	print("client got %r" % got)
 	print("exit", p.wait(30))
-	r, _, _ = select.select([log], [], [], 10)
-	while r:
-	    print("syslog", log.recv(4096).decode(errors="replace"))
-	    r, _, _ = select.select([log], [], [], 0)
+	print_syslog(log)
 	EOF
 	assert_success
 	assert_line --index 0 "client got b''"
@@ -499,8 +495,7 @@ def scan_memory(pid, words):
 	import os, select, socket, subprocess, sys
 	sys.path.insert(0, os.environ["PYTHONPATH"])
 	from tlsdrive import *
-	log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-	log.bind("/run/systemd/journal/dev-log")
+	log = dev_log()
 	ours, theirs = socket.socketpair()
 	smtpd, pki, handler = sys.argv[1:4]
 	p = subprocess.Popen([smtpd, "--hostname", "mx.test", "--log", "stderr",
@@ -513,10 +508,7 @@ def scan_memory(pid, words):
 	c.starttls(client_context())
 	print(c.code("EHLO a"), c.code("QUIT"))
 	print("exit", p.wait(30))
-	r, _, _ = select.select([log], [], [], 10)
-	while r:
-	    print("syslog", log.recv(4096).decode(errors="replace"))
-	    r, _, _ = select.select([log], [], [], 0)
+	print_syslog(log)
 	EOF2
 	assert_success
 	assert_line --index 0 '220 2.0.0 Ready to start TLS'
@@ -639,9 +631,7 @@ def scan_memory(pid, words):
 @test "a ticket-key file its group may read is logged as a warning too (SPEC 8: readable by others than its owner)" {
 	cp "$PKI/tickets" "$BATS_TEST_TMPDIR/group"
 	chmod 640 "$BATS_TEST_TMPDIR/group"
-	run --separate-stderr "${SERVER[@]}" "$SMTPD" --hostname mx.test \
-	    --log stderr "${TLS[@]}" --tls-ticket-keys "$BATS_TEST_TMPDIR/group" \
-	    "$HANDLERS/accept" <<<$'QUIT\r'
+	quit_with_ticket_keys "$BATS_TEST_TMPDIR/group"
 	assert_success
 	[[ $stderr == *"--tls-ticket-keys $BATS_TEST_TMPDIR/group: readable by others (mode 0640)"* ]] ||
 		fail "no warning: $stderr"

@@ -7,7 +7,7 @@
 setup() {
 	load test_helper/common
 	common_setup
-	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST REMOTE_ADDR REMOTE_PORT
+	unset_peer_env
 	D=$BATS_TEST_TMPDIR
 	# A client from outside, so no filter takes it for a local one.
 	export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=40000
@@ -15,11 +15,7 @@ setup() {
 }
 
 teardown() {
-	local f
-	for f in "$D"/*.pid; do
-		[ -s "$f" ] || continue
-		kill "$(cat "$f")" 2>/dev/null || true
-	done
+	kill_pidfiles "$D"
 }
 
 # OpenDKIM in sign mode for example.org, selector "test", key made here.

@@ -5,21 +5,14 @@
 
 setup_file() {
 	local d=$BATS_FILE_TMPDIR/pki
+	load test_helper/common
+	load test_helper/tls
 	mkdir -p "$d"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -days 2 -subj /CN=Test-CA -keyout "$d/ca.key" -out "$d/ca.pem" \
-	    2>/dev/null
+	pki_self_signed "$d" ec ca Test-CA
 	# The upstream, as curl reaches it: 127.0.0.1, signed by the CA.
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -subj /CN=127.0.0.1 -keyout "$d/up.key" -out "$d/up.csr" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1\n' >"$d/up.ext"
-	openssl x509 -req -in "$d/up.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
-	    -CAcreateserial -days 2 -extfile "$d/up.ext" -out "$d/up.pem" \
-	    2>/dev/null
+	pki_signed "$d" ec up 127.0.0.1 IP:127.0.0.1
 	# One nobody vouches for.
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-	    -keyout "$d/self.key" -out "$d/self.pem" 2>/dev/null
+	pki_self_signed "$d" ec self 127.0.0.1 IP:127.0.0.1
 }
 
 setup() {
@@ -27,18 +20,13 @@ setup() {
 	load test_helper/tcp
 	load test_helper/tls
 	common_setup
-	PKI=$BATS_FILE_TMPDIR/pki
-	TLS=(--tls-cert "$PKI/up.pem" --tls-key "$PKI/up.key")
-	export PKI
-	export LOG=$BATS_TEST_TMPDIR/log
+	tls_setup up
 }
 
 teardown() {
 	stop_server
 	stop_upstream 2>/dev/null || true
 }
-
-SERVER=(timeout -k 5 60)
 
 @test "REQUIRETLS: offered only under TLS; in cleartext 555 5.5.4; under TLS SMTP_REQUIRETLS=1 and in SMTP_MAIL_OPTIONS" {
 	run drive "${SERVER[@]}" "$SMTPD" --hostname mx.test --log stderr \

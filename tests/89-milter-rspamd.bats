@@ -75,17 +75,14 @@ setup_file() {
 }
 
 teardown_file() {
-	local f
-	for f in "$BATS_FILE_TMPDIR"/*.pid; do
-		[ -s "$f" ] || continue
-		kill "$(cat "$f")" 2>/dev/null || true
-	done
+	load test_helper/common
+	kill_pidfiles "$BATS_FILE_TMPDIR"
 }
 
 setup() {
 	load test_helper/common
 	common_setup
-	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST REMOTE_ADDR REMOTE_PORT
+	unset_peer_env
 	export TCPREMOTEIP=192.0.2.7 TCPREMOTEPORT=40000
 	D=$BATS_FILE_TMPDIR
 	RSPAMD=unix:$D/run/milter.sock

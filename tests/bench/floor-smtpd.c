@@ -6,6 +6,7 @@
  * arrives to an unlinked spool file, and runs the sink once per message
  * with that file on stdin.  The load client cannot tell it from a real
  * server, so W1 and W3 measure the same dialogue against it.
+ * Built with -DFLOOR_TLS it is floor-tls, the W4 floor (floor-tls.h).
  *
  * usage: floor-smtpd sink	(fd 0 and 1: the client)
  */
@@ -18,6 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifdef FLOOR_TLS
+#include "floor-tls.h"
+#else
+#define io_read(p, len)		read(0, (p), (len))
+#define io_write(p, len)	write(1, (p), (len))
+#define io_close()		((void)0)
+#define EHLO_REPLY		"250-floor\r\n250 PIPELINING\r\n"
+#endif
 
 #define CHUNK	65536
 
@@ -42,7 +52,7 @@ flush(void)
 	ssize_t	 n;
 
 	while (off < outlen) {
-		if ((n = write(1, out + off, outlen - off)) == -1) {
+		if ((n = io_write(out + off, outlen - off)) == -1) {
 			if (errno == EINTR)
 				continue;
 			exit(1);
@@ -79,18 +89,24 @@ main(int argc, char **argv)
 	static const char	 end[] = "\r\n.\r\n";
 	static char		 in[2 * CHUNK];
 	const char		*dir, *p, *lf;
+	char			*sink;
 	size_t			 len, off, keep = 0, i;
 	ssize_t			 n;
 	int			 spool = -1, data = 0;
 
+#ifdef FLOOR_TLS
+	sink = tls_open(argc, argv);
+#else
 	if (argc != 2)
 		errx(64, "usage: floor-smtpd sink");
+	sink = argv[1];
+#endif
 	if ((dir = getenv("TMPDIR")) == NULL || *dir == '\0')
 		dir = "/tmp";
 	put("220 floor ESMTP\r\n");
 	for (;;) {
 		flush();
-		if ((n = read(0, in + keep, CHUNK)) <= 0)
+		if ((n = io_read(in + keep, CHUNK)) <= 0)
 			return 0;
 		len = keep + (size_t)n;
 		off = 0;
@@ -114,7 +130,7 @@ main(int argc, char **argv)
 				    == -1)
 					err(74, "spool");
 				off = (size_t)(p - in);
-				deliver(spool, argv[1]);
+				deliver(spool, sink);
 				data = 0;
 				continue;
 			}
@@ -125,7 +141,16 @@ main(int argc, char **argv)
 			}
 			p = in + off;
 			if (strncasecmp(p, "EHLO", 4) == 0)
-				put("250-floor\r\n250 PIPELINING\r\n");
+				put(EHLO_REPLY);
+#ifdef FLOOR_TLS
+			else if (strncasecmp(p, "STARTTLS", 8) == 0) {
+				put("220 go\r\n");
+				flush();
+				tls_start();
+				keep = 0;	/* the rest of the read is dropped */
+				break;
+			}
+#endif
 			else if (strncasecmp(p, "DATA", 4) == 0) {
 				put("354 go\r\n");
 				if (spool == -1 && (spool = open(dir, O_TMPFILE |
@@ -138,6 +163,7 @@ main(int argc, char **argv)
 			} else if (strncasecmp(p, "QUIT", 4) == 0) {
 				put("221 bye\r\n");
 				flush();
+				io_close();
 				return 0;
 			} else
 				put("250 ok\r\n");

@@ -18,6 +18,24 @@ common_setup() {
 	DIALOGUE=$BATS_TEST_TMPDIR/dialogue
 }
 
+# unset_peer_env: no client address from the environment the suite runs
+# in: smtpd-stdio takes the peer from tcpserver's TCP* variables, else
+# from systemd's REMOTE_*, and a test sets the ones it wants.
+unset_peer_env() {
+	unset TCPREMOTEIP TCPREMOTEPORT TCPLOCALIP TCPLOCALPORT TCPREMOTEHOST \
+		REMOTE_ADDR REMOTE_PORT
+}
+
+# kill_pidfiles DIR: kills each process named in a DIR/*.pid (the
+# daemons a test started), if it is still there.
+kill_pidfiles() {
+	local f
+	for f in "$1"/*.pid; do
+		[ -s "$f" ] || continue
+		kill "$(cat "$f")" 2>/dev/null || true
+	done
+}
+
 # smtpd [options] handler [args]: the server under a hard time limit, with a
 # fixed hostname and diagnostics on stderr.
 smtpd() {
@@ -38,13 +56,17 @@ reply_codes() {
 	printf '%s\n' "$output" | tr -d '\r' | sed -n 's/^\([0-9][0-9][0-9]\)\( .*\)\{0,1\}$/\1/p'
 }
 
-# assert_reply_after VERB CODE [N]: the reply to the Nth (default first)
-# command VERB of the last smtp_session dialogue has code CODE.  VERB "."
-# means the end of a message.
-assert_reply_after() {
-	local verb=$1 want=$2 nth=${3:-1} got
-	got=$(reply_codes | awk -v verb="$verb" -v nth="$nth" -v dialogue="$DIALOGUE" '
-		{ code[NR] = $0 }
+# reply_in_dialogue VERB N WHAT: the reply in $output to the Nth command
+# VERB of the dialogue in $DIALOGUE ("." is the end of a message): its code
+# (WHAT=code) or all its lines without CR (WHAT=text).  A reply ends at a
+# line of a code and a space, or of a code alone.
+reply_in_dialogue() {
+	printf '%s\n' "$output" | tr -d '\r' | awk -v verb="$1" -v nth="$2" \
+	    -v what="$3" -v dialogue="$DIALOGUE" '
+		{ cur = cur (cur == "" ? "" : "\n") $0 }
+		/^[0-9][0-9][0-9]( |$)/ {
+			code[++n] = substr($0, 1, 3); reply[n] = cur; cur = ""
+		}
 		END {
 			r = 2; seen = 0; indata = 0
 			while ((getline line < dialogue) > 0) {
@@ -57,15 +79,28 @@ assert_reply_after() {
 				}
 				c = code[r++]
 				if (label == "DATA" && c == "354") indata = 1
-				if (label == verb && ++seen == nth) { print c; exit }
+				if (label == verb && ++seen == nth) {
+					print (what == "code" ? c : reply[r - 1]); exit
+				}
 			}
-		}')
+		}'
+}
+
+# assert_reply_after VERB CODE [N]: the reply to the Nth (default first)
+# command VERB of the last smtp_session dialogue has code CODE.  VERB "."
+# means the end of a message.
+assert_reply_after() {
+	local verb=$1 want=$2 nth=${3:-1} got
+	got=$(reply_in_dialogue "$verb" "$nth" code)
 	if [ "$got" != "$want" ]; then
 		batslib_print_kv_single_or_multi 8 "command" "$verb #$nth" \
 			"expected" "$want" "got" "${got:-no reply}" "output" "$output" |
 			batslib_decorate "reply mismatch" | fail
 	fi
 }
+
+# The reply to a message the spool could not take (SPEC 6), whole.
+NO_SPOOL='452 4.3.1 Error: insufficient system storage'
 
 # The spool directory holds nothing once a session is over.
 assert_spool_empty() {
@@ -222,25 +257,7 @@ smtp_client() {
 # to the Nth (default first) command VERB of the last dialogue in
 # $DIALOGUE, as assert_reply_after finds it; "." is the end of a message.
 reply_after() {
-	printf '%s\n' "$output" | tr -d '\r' | awk -v verb="$1" -v nth="${2:-1}" \
-	    -v dialogue="$DIALOGUE" '
-		{ cur = cur (cur == "" ? "" : "\n") $0 }
-		/^[0-9][0-9][0-9]( |$)/ { reply[++n] = cur; cur = "" }
-		END {
-			r = 2; seen = 0; indata = 0
-			while ((getline line < dialogue) > 0) {
-				sub(/\r$/, "", line)
-				if (indata) {
-					if (line != ".") continue
-					label = "."; indata = 0
-				} else {
-					split(line, w, " "); label = toupper(w[1])
-				}
-				c = substr(reply[r++], 1, 3)
-				if (label == "DATA" && c == "354") indata = 1
-				if (label == verb && ++seen == nth) { print reply[r - 1]; exit }
-			}
-		}'
+	reply_in_dialogue "$1" "${2:-1}" text
 }
 
 # feed [--bytewise] FILE [options] handler [args]: the server with FILE on
@@ -321,6 +338,33 @@ stop_upstream() {
 	kill "$(cat "$BATS_TEST_TMPDIR/upstream.pid")" 2>/dev/null || true
 	wait "$(cat "$BATS_TEST_TMPDIR/upstream.pid")" 2>/dev/null || true
 	: >"$BATS_TEST_TMPDIR/upstream.pid"
+}
+
+# relay_messages N [start_upstream options]: a fresh fake upstream, then
+# `run` of N messages (send_messages) through smtpd-stdio --relay to it and
+# the shipped relay handler.
+relay_messages() {
+	local n=$1
+	shift
+	start_upstream "$@"
+	run --separate-stderr send_messages "$n" --relay "127.0.0.1:$UPSTREAM_PORT" \
+	    "$ROOT/src/handlers/relay"
+}
+
+# ---- systemd units (90-units, 94-redis-unit) ----
+
+# assert_exposure SERVICE_FILE: systemd-analyze security rates the unit's
+# exposure at most 2.0 (the figure goes to the TAP output).
+assert_exposure() {
+	local score
+	run systemd-analyze security --offline=true --threshold=20 "$1"
+	assert_success
+	score=$(printf '%s\n' "$output" |
+		sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
+	echo "# ${1##*/} exposure $score" >&3
+	[ -n "$score" ] || fail "no exposure level for $1: $output"
+	awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' ||
+		fail "${1##*/}: exposure $score, over 2.0"
 }
 
 # ---- Programs run as a service user (nobody, postfix, dovecot) ----

@@ -197,3 +197,20 @@ def check(cond, what):
     if not cond:
         print("FAILED: " + what, file=sys.stderr)
         sys.exit(1)
+
+
+def dev_log():
+    """The syslog socket, /run/systemd/journal/dev-log, bound by us: run
+    under unshare -m with a tmpfs of our own on /run."""
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    log.bind("/run/systemd/journal/dev-log")
+    return log
+
+
+def print_syslog(log):
+    """Prints "syslog MESSAGE" for each message on log: the first within
+    10 s, then those already there."""
+    r, _, _ = select.select([log], [], [], 10)
+    while r:
+        print("syslog", log.recv(4096).decode(errors="replace"))
+        r, _, _ = select.select([log], [], [], 0)

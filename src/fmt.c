@@ -1,0 +1,148 @@
+/*
+ * Append-only formatting into a fixed buffer, for the lines written once
+ * per message (queue id, Received header, log line, handler variables)
+ * without the cost of printf's format interpreter.  Truncation is
+ * snprintf's: len counts what was asked for, the buffer keeps what fits
+ * and fmt_end() ends it with a NUL.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "smtpd-stdio.h"
+
+static void	fixed3_printf(struct fmt *, double);
+
+void
+fmt_init(struct fmt *f, char *dst, size_t cap)
+{
+	f->p = dst;
+	f->len = 0;
+	f->cap = cap;
+}
+
+void
+fmt_mem(struct fmt *f, const char *s, size_t n)
+{
+	size_t	 room;
+
+	if (f->len < f->cap) {
+		room = f->cap - f->len;
+		memcpy(f->p + f->len, s, n < room ? n : room);
+	}
+	f->len = n > SIZE_MAX - f->len ? SIZE_MAX : f->len + n;
+}
+
+void
+fmt_str(struct fmt *f, const char *s)
+{
+	fmt_mem(f, s, strlen(s));
+}
+
+/* At most n bytes of s, as "%.*s" (stops at a NUL). */
+void
+fmt_strn(struct fmt *f, const char *s, size_t n)
+{
+	fmt_mem(f, s, strnlen(s, n));
+}
+
+/*
+ * v in base 10 or 16 with at least width digits, zero-padded.  Each base
+ * has its own loop: a division by a constant is a multiplication.
+ */
+void
+fmt_num(struct fmt *f, unsigned long long v, unsigned int base, int width,
+    int upper)
+{
+	const char	*digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	char		 tmp[FMT_NUM_MAX];
+	size_t		 i = sizeof(tmp);
+
+	if (base == 16)
+		do {
+			tmp[--i] = digits[v & 0xf];
+			v >>= 4;
+		} while (v != 0);
+	else
+		do {
+			tmp[--i] = digits[v % 10];
+			v /= 10;
+		} while (v != 0);
+	while (i > 0 && sizeof(tmp) - i < (size_t)width)
+		tmp[--i] = '0';
+	fmt_mem(f, tmp + i, sizeof(tmp) - i);
+}
+
+void
+fmt_u(struct fmt *f, unsigned long long v)
+{
+	fmt_num(f, v, 10, 1, 0);
+}
+
+void
+fmt_i(struct fmt *f, long long v)
+{
+	if (v < 0) {
+		fmt_mem(f, "-", 1);
+		fmt_u(f, 0 - (unsigned long long)v);
+	} else
+		fmt_u(f, (unsigned long long)v);
+}
+
+/*
+ * A non-negative d as "%.3f" writes it: the exact binary value rounded to
+ * the nearest thousandth, a tie to the even one.  With a long double of at
+ * least 63 mantissa bits, d * 1000 (53 + 10 bits) is exact, and so is
+ * the comparison of its fraction with one half; elsewhere, snprintf.
+ */
+void
+fmt_fixed3(struct fmt *f, double d)
+{
+#if LDBL_MANT_DIG >= 63
+	long double		 x = (long double)d * 1000.0L, frac;
+	unsigned long long	 k;
+
+	if (!signbit(d) && d < 1e15) {
+		k = (unsigned long long)x;
+		frac = x - (long double)k;
+		if (frac > 0.5L || (frac == 0.5L && (k & 1) != 0))
+			k++;
+		fmt_u(f, k / 1000);
+		fmt_mem(f, ".", 1);
+		fmt_num(f, k % 1000, 10, 3, 0);
+		return;
+	}
+#endif
+	fixed3_printf(f, d);
+}
+
+/* The general case of fmt_fixed3(): negative, huge, NaN. */
+static void
+fixed3_printf(struct fmt *f, double d)
+{
+	char	 tmp[DBL_MAX_10_EXP + 8];	/* "-", 309 digits, ".000" */
+	int	 n = snprintf(tmp, sizeof(tmp), "%.3f", d);
+
+	if (n > 0)
+		fmt_mem(f, tmp, (size_t)n < sizeof(tmp) ? (size_t)n :
+		    sizeof(tmp) - 1);
+}
+
+/*
+ * Ends the text with a NUL, truncated as snprintf would; returns it.
+ * fmt_full() says whether it was.
+ */
+const char *
+fmt_end(struct fmt *f)
+{
+	if (f->cap > 0)
+		f->p[f->len < f->cap ? f->len : f->cap - 1] = '\0';
+	return f->p;
+}
+
+int
+fmt_full(const struct fmt *f)
+{
+	return f->len >= f->cap;
+}
