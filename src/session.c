@@ -23,14 +23,14 @@ enum args {
 	ARGS_REQUIRED
 };
 
-/* A verb that only ever answers one line has that line and no run. */
+/* A verb that always answers the same line has it as its answer. */
 struct command {
 	const char	*verb;
 	unsigned int	 states;	/* where the verb may run */
 	enum args	 args;
 	const char	*out_of_sequence;
 	void		(*run)(struct session *, const char *, size_t);
-	const char	*answer;	/* without run: always this reply */
+	const char	*answer;	/* after run, if any: this reply */
 };
 
 static void	cmd_helo(struct session *, const char *, size_t);
@@ -59,9 +59,9 @@ static const struct command commands[] = {
 	    "503 5.5.1 Error: need MAIL command", cmd_rcpt, NULL },
 	{ "DATA", ST(SS_RCPT), ARGS_NONE,
 	    "503 5.5.1 Error: need RCPT command", cmd_data, NULL },
-	{ "RSET", ST_ANY, ARGS_NONE, NULL, cmd_rset, NULL },
+	{ "RSET", ST_ANY, ARGS_NONE, NULL, cmd_rset, "250 2.0.0 OK" },
 	{ "NOOP", ST_ANY, ARGS_OPTIONAL, NULL, NULL, "250 2.0.0 OK" },
-	{ "QUIT", ST_ANY, ARGS_NONE, NULL, cmd_quit, NULL },
+	{ "QUIT", ST_ANY, ARGS_NONE, NULL, cmd_quit, "221 2.0.0 Bye" },
 	{ "VRFY", ST_ANY, ARGS_REQUIRED, NULL, NULL,
 	    "252 2.5.0 Cannot VRFY user, but will accept message and attempt "
 	    "delivery" },
@@ -92,6 +92,7 @@ static int	next_action(struct session *, enum session_action *);
 static size_t	input_feed(struct session *, const char *, size_t);
 static void	count_error(struct session *);
 static void	txn_reset(struct session *);
+static void	txn_refused(struct session *, const char *);
 static int	helo_arg_ok(const char *, size_t);
 static void	greet(struct session *, const char *, size_t, int);
 static const struct command *command_find(const char *, size_t);
@@ -512,7 +513,6 @@ cmd_rset(struct session *s, const char *arg, size_t len)
 	txn_reset(s);
 	if (s->state != SS_INIT)
 		s->state = SS_HELO;
-	reply(s, "250 2.0.0 OK");
 }
 
 static void
@@ -520,7 +520,6 @@ cmd_quit(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	reply(s, "221 2.0.0 Bye");
 	close_session(s, EXIT_OK);
 }
 
@@ -1191,10 +1190,12 @@ dispatch(struct session *s, const char *line, size_t len)
 	else if (!args_fit(cmd, arglen))
 		reply(s, "501 5.5.4 Syntax error in parameters for %s",
 		    cmd->verb);
-	else if (cmd->run == NULL)
-		reply(s, "%s", cmd->answer);
-	else
-		cmd->run(s, arg, arglen);
+	else {
+		if (cmd->run != NULL)
+			cmd->run(s, arg, arglen);
+		if (cmd->answer != NULL)
+			reply(s, "%s", cmd->answer);
+	}
 }
 
 /* The 512-octet limit, except for MAIL and RCPT (SPEC 4). */
@@ -1623,6 +1624,21 @@ session_timeout(struct session *s)
 }
 
 /*
+ * A check refused the transaction with text, a checked CRLF-terminated
+ * reply: it is the answer, and the transaction ends.
+ */
+static void
+txn_refused(struct session *s, const char *text)
+{
+	txn_reset(s);
+	s->state = SS_HELO;
+	log_debug("> %.*s", (int)strcspn(text, "\r\n"), text);
+	buf_append(&s->out, text, strlen(text));
+	s->last_code = text[0];
+	close_after_421(s, text);
+}
+
+/*
  * SPEC 13: the milters' verdict on the MAIL: accepted (250), or refused
  * with text, a checked CRLF-terminated reply, and no transaction.  Like
  * a check at RCPT, a refusal is about the message, not an error.
@@ -1637,12 +1653,7 @@ session_mail_checked(struct session *s, int accept, const char *text)
 		reply(s, "250 2.1.0 OK");
 		return;
 	}
-	txn_reset(s);
-	s->state = SS_HELO;
-	log_debug("> %.*s", (int)strcspn(text, "\r\n"), text);
-	buf_append(&s->out, text, strlen(text));
-	s->last_code = text[0];
-	close_after_421(s, text);
+	txn_refused(s, text);
 }
 
 /*
@@ -1659,12 +1670,7 @@ session_data_checked(struct session *s, int accept, const char *text)
 		data_start(s);
 		return;
 	}
-	txn_reset(s);
-	s->state = SS_HELO;
-	log_debug("> %.*s", (int)strcspn(text, "\r\n"), text);
-	buf_append(&s->out, text, strlen(text));
-	s->last_code = text[0];
-	close_after_421(s, text);
+	txn_refused(s, text);
 }
 
 /*
