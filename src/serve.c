@@ -283,7 +283,7 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	size_t			 used;
 	int			 r;
 
-	v.sp = (struct spool){ -1, 0, 0, 0, 0, "", 0 };
+	v.sp.fd = -1;		/* no spool file yet; the rest is zero */
 	v.peer = p;
 	v.server = server;
 	v.in = in;
