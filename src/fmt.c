@@ -25,22 +25,13 @@ fmt_init(struct fmt *f, char *dst, size_t cap)
 	f->cap = cap;
 }
 
+/* fmt_mem() when it does not fit: what does, and the length asked for. */
 void
-fmt_mem(struct fmt *f, const char *s, size_t n)
+fmt_cut(struct fmt *f, const char *s, size_t n)
 {
-	size_t	 room;
-
-	if (f->len < f->cap) {
-		room = f->cap - f->len;
-		memcpy(f->p + f->len, s, n < room ? n : room);
-	}
+	if (f->len < f->cap)
+		memcpy(f->p + f->len, s, f->cap - f->len);
 	f->len = n > SIZE_MAX - f->len ? SIZE_MAX : f->len + n;
-}
-
-void
-fmt_str(struct fmt *f, const char *s)
-{
-	fmt_mem(f, s, strlen(s));
 }
 
 /* At most n bytes of s, as "%.*s" (stops at a NUL). */
@@ -77,10 +68,18 @@ fmt_num(struct fmt *f, unsigned long long v, unsigned int base, int width,
 	fmt_mem(f, tmp + i, sizeof(tmp) - i);
 }
 
+/* "%llu": the most common number, without fmt_num()'s choices. */
 void
 fmt_u(struct fmt *f, unsigned long long v)
 {
-	fmt_num(f, v, 10, 1, 0);
+	char	 tmp[FMT_NUM_MAX];
+	size_t	 i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	fmt_mem(f, tmp + i, sizeof(tmp) - i);
 }
 
 void
