@@ -205,7 +205,7 @@ $(O)/redis-worker.o $(O)/redis.o: $(O)/%.o: src/%.c src/redis.h \
 # a long-running daemon, where start-up costs nothing, and hiredis
 # resolves host names (NSS): a dynamic PIE.
 WORKER_OBJS	= $(addprefix $(O)/,redis-worker.o redis.o handler.o env.o \
-		  spawn.o reply.o spool.o buf.o log.o fmt.o)
+		  spawn.o reply.o spool.o buf.o log.o fmt.o clock.o)
 $(WORKER): $(WORKER_OBJS)
 	$(CC) -o $@ $(WORKER_OBJS) -pie -Wl,-z,relro,-z,now $(SAN_FLAGS) \
 		$(LDFLAGS) -Wl,-Bstatic $(shell pkg-config --static --libs \

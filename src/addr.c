@@ -118,6 +118,7 @@ static int	param_append(struct addr_result *, size_t *,
 static int	param_one(enum addr_verb, const unsigned char *, size_t,
 		    const struct addr_limits *, int, unsigned int *,
 		    struct addr_result *, size_t *);
+static int	cur_prefix(struct cursor *, const char *);
 static int	addr_params(enum addr_verb, struct cursor *,
 		    const struct addr_limits *, int, struct addr_result *);
 
@@ -997,6 +998,25 @@ addr_params(enum addr_verb verb, struct cursor *c,
 }
 
 /*
+ * "FROM:" or "TO:" (prefix), with spaces before and after it (SPEC 4),
+ * and then something: 0, or -1.
+ */
+static int
+cur_prefix(struct cursor *c, const char *prefix)
+{
+	size_t	 plen = strlen(prefix);
+
+	while (cur_peek(c, ' '))
+		c->p++;
+	if ((size_t)(c->end - c->p) < plen || !ascii_ieq(c->p, plen, prefix))
+		return -1;
+	c->p += plen;
+	while (cur_peek(c, ' '))
+		c->p++;
+	return c->p == c->end ? -1 : 0;
+}
+
+/*
  * Parse "FROM:<path> params" or "TO:<path> params" (RFC 5321 4.1.1.2,
  * 4.1.1.3).  Returns 0 with res->path and res->options filled, or -1 with
  * res->reply (and res->code) set to the reply to send.
@@ -1005,10 +1025,8 @@ int
 addr_parse(enum addr_verb verb, const char *arg, size_t len,
     const struct addr_limits *lim, struct addr_result *res)
 {
-	const char	*prefix = verb == ADDR_MAIL ? "FROM:" : "TO:";
 	const char	*syntax = verb == ADDR_MAIL ? R_MAIL_SYNTAX :
 			    R_RCPT_SYNTAX;
-	size_t		 plen = strlen(prefix);
 	struct cursor	 c;
 	int		 utf8txn;
 
@@ -1017,14 +1035,7 @@ addr_parse(enum addr_verb verb, const char *arg, size_t len,
 		return addr_fail(res, syntax);
 	c.p = (const unsigned char *)arg;
 	c.end = c.p + len;
-	while (cur_peek(&c, ' '))
-		c.p++;
-	if ((size_t)(c.end - c.p) < plen || !ascii_ieq(c.p, plen, prefix))
-		return addr_fail(res, syntax);
-	c.p += plen;
-	while (cur_peek(&c, ' '))
-		c.p++;
-	if (c.p == c.end)
+	if (cur_prefix(&c, verb == ADDR_MAIL ? "FROM:" : "TO:") == -1)
 		return addr_fail(res, syntax);
 
 	/*

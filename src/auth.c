@@ -95,6 +95,8 @@ static void	 checkpw_kill(pid_t, int, int *);
 static void	 checkpw_pause(int, long long);
 static enum auth_verdict checkpw_check(struct auth_backend *,
 		    const struct auth_request *, char *, size_t);
+static enum auth_verdict checkpw_verdict(const struct auth_backend *,
+		    const struct auth_request *, int, char *, size_t);
 
 static int
 prefixed(const char *s, const char *prefix)
@@ -875,7 +877,15 @@ checkpw_check(struct auth_backend *b, const struct auth_request *req,
 		    b->where, WTERMSIG(status));
 		return AUTH_TEMPFAIL;
 	}
-	switch (WEXITSTATUS(status)) {
+	return checkpw_verdict(b, req, WEXITSTATUS(status), user, userlen);
+}
+
+/* The verdict of checkpassword's exit status, as checkpw_check says. */
+static enum auth_verdict
+checkpw_verdict(const struct auth_backend *b, const struct auth_request *req,
+    int status, char *user, size_t userlen)
+{
+	switch (status) {
 	case 0:
 		if (strlcpy(user, req->user, userlen) >= userlen)
 			return AUTH_TEMPFAIL;
@@ -888,9 +898,8 @@ checkpw_check(struct auth_backend *b, const struct auth_request *req,
 		return AUTH_TEMPFAIL;
 	default:
 		log_warn("auth: checkpassword %s: exit %d%s", b->where,
-		    WEXITSTATUS(status), WEXITSTATUS(status) == 111 ?
-		    " (temporary failure)" : WEXITSTATUS(status) == 2 ?
-		    " (misuse)" : "");
+		    status, status == 111 ? " (temporary failure)" :
+		    status == 2 ? " (misuse)" : "");
 		return AUTH_TEMPFAIL;
 	}
 }

@@ -29,6 +29,7 @@ struct emitter {
 static void	emit_byte(struct emitter *, char);
 static void	emit_eol(struct emitter *);
 static void	text_byte(struct emitter *, char);
+static void	crlf_ends_line(struct emitter *);
 static void	after_cr(struct emitter *, char);
 static void	after_dot(struct emitter *, char);
 static void	after_dot_cr(struct emitter *, char);
@@ -88,15 +89,22 @@ text_byte(struct emitter *e, char c)
 	}
 }
 
+/* A CRLF ends a line: the next begins. */
+static void
+crlf_ends_line(struct emitter *e)
+{
+	emit_eol(e);
+	e->d->state = DS_BOL;
+	e->d->bol_crlf = 1;
+}
+
 /* DS_CR: an LF ends the line; a bare CR is data. */
 static void
 after_cr(struct emitter *e, char c)
 {
-	if (c == '\n') {
-		emit_eol(e);
-		e->d->state = DS_BOL;
-		e->d->bol_crlf = 1;
-	} else {
+	if (c == '\n')
+		crlf_ends_line(e);
+	else {
 		emit_byte(e, '\r');
 		text_byte(e, c);
 	}
@@ -125,9 +133,7 @@ after_dot_cr(struct emitter *e, char c)
 	} else if (c == '\n') {
 		/* "<LF>.<CRLF>": a lone dot that is data. */
 		emit_byte(e, '.');
-		emit_eol(e);
-		e->d->state = DS_BOL;
-		e->d->bol_crlf = 1;
+		crlf_ends_line(e);
 	} else {
 		/* ".<CR>x": the dot was stuffing, the CR is data. */
 		emit_byte(e, '\r');

@@ -54,16 +54,6 @@ static void	  supervise(const struct handler_cmd *, struct child *,
 static int	  child_exited(const struct child *, int *);
 static void	  watch_child(struct child *, int);
 static void	  exit_result(int, struct handler_result *);
-static long long  now_ms(void);
-
-static long long
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * Start the handler: spool on 0, pipes on 1 and 2, nothing else open,
@@ -188,11 +178,11 @@ static void
 supervise(const struct handler_cmd *cmd, struct child *c,
     struct handler_result *res)
 {
-	long long	 deadline = now_ms() + cmd->timeout * 1000;
+	long long	 deadline = conn_now_ms() + cmd->timeout * 1000;
 	int		 status, signalled = 0, timeout;
 
 	while (!child_exited(c, &status)) {
-		timeout = (int)(deadline - now_ms());
+		timeout = (int)(deadline - conn_now_ms());
 		if (timeout <= 0) {
 			/* TERM first, then KILL after a grace period. */
 			(void)kill(-c->pid, signalled ? SIGKILL : SIGTERM);
@@ -202,7 +192,7 @@ supervise(const struct handler_cmd *cmd, struct child *c,
 				    cmd->timeout);
 			signalled++;
 			res->end = HE_TIMEOUT;
-			deadline = now_ms() + HANDLER_KILL_GRACE * 1000;
+			deadline = conn_now_ms() + HANDLER_KILL_GRACE * 1000;
 			continue;
 		}
 		watch_child(c, timeout);

@@ -203,6 +203,8 @@ milter_edits_merge(struct milter_edits *to, struct milter_edits *from)
 	return r;
 }
 
+static void	body_write(struct milter_edits *, const char *, size_t);
+
 /*
  * SMFIR_REPLBODY: the new body goes to a file, never into memory, and
  * no larger than body_max: -1 beyond it (a filter cannot fill the disk).
@@ -210,8 +212,6 @@ milter_edits_merge(struct milter_edits *to, struct milter_edits *from)
 static int
 keep_body(struct milter_edits *ed, const char *p, size_t len)
 {
-	ssize_t	 n;
-
 	if (ed->body_max > 0 && (ed->body_owner != ed->filter ? 0 :
 	    ed->body_len) + len > ed->body_max)
 		return -1;
@@ -227,6 +227,16 @@ keep_body(struct milter_edits *ed, const char *p, size_t len)
 	    lseek(ed->body_fd, 0, SEEK_SET) == -1))
 		ed->failed = 1;
 	ed->body_owner = ed->filter;
+	body_write(ed, p, len);
+	return 0;
+}
+
+/* Append to the body file; a failure is noted in ed->failed. */
+static void
+body_write(struct milter_edits *ed, const char *p, size_t len)
+{
+	ssize_t	 n;
+
 	while (!ed->failed && len > 0) {
 		if ((n = write(ed->body_fd, p, len)) == -1 && errno == EINTR)
 			continue;
@@ -237,7 +247,6 @@ keep_body(struct milter_edits *ed, const char *p, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
-	return 0;
 }
 
 /* An address for ADDRCPT or DELRCPT, within the bound on edits. */

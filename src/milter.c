@@ -236,32 +236,41 @@ macro(struct buf *b, const char *name, const char *value)
 	milter_put_str(b, value);
 }
 
-/* The macros of a stage, as Postfix sends them (SPEC 13). */
+/* The connect stage's macros: the client and us, as Postfix sends them. */
 static void
-stage_macros(struct buf *b, char stage, const struct milter_ctx *x)
+connect_macros(struct buf *b, const struct milter_ctx *x)
 {
 	const struct session	*s = x->sess;
 	const struct peer	*p = x->peer;
 	const char		*name = p->remote_host[0] != '\0' ?
 				    p->remote_host : "unknown";
 	char			 under[SMTP_DOMAIN_MAX + 80];
+
+	(void)snprintf(under, sizeof(under), "%s [%s]", name,
+	    p->remote_addr);
+	if (p->remote_addr[0] == '\0')
+		(void)strlcpy(under, name, sizeof(under));
+	macro(b, "j", s->conf->hostname);
+	/* rspamd takes its Authentication-Results id from it. */
+	macro(b, "{daemon_name}", s->conf->authserv_id);
+	macro(b, "{client_addr}", p->remote_addr);
+	macro(b, "{client_port}", p->remote_port);
+	macro(b, "{client_name}", name);
+	macro(b, "_", under);
+	macro(b, "{if_addr}", p->local_addr);
+}
+
+/* The macros of a stage, as Postfix sends them (SPEC 13). */
+static void
+stage_macros(struct buf *b, char stage, const struct milter_ctx *x)
+{
+	const struct session	*s = x->sess;
 	size_t			 off = milter_frame_begin(b, SMFIC_MACRO);
 
 	buf_append(b, &stage, 1);
 	switch (stage) {
 	case SMFIC_CONNECT:
-		(void)snprintf(under, sizeof(under), "%s [%s]", name,
-		    p->remote_addr);
-		if (p->remote_addr[0] == '\0')
-			(void)strlcpy(under, name, sizeof(under));
-		macro(b, "j", s->conf->hostname);
-		/* rspamd takes its Authentication-Results id from it. */
-		macro(b, "{daemon_name}", s->conf->authserv_id);
-		macro(b, "{client_addr}", p->remote_addr);
-		macro(b, "{client_port}", p->remote_port);
-		macro(b, "{client_name}", name);
-		macro(b, "_", under);
-		macro(b, "{if_addr}", p->local_addr);
+		connect_macros(b, x);
 		break;
 	case SMFIC_HELO:
 		macro(b, "{tls_version}", s->tlsi.protocol);
@@ -376,6 +385,35 @@ take_edit(const struct filter *f, struct milter_edits *ed,
 }
 
 /*
+ * A skip (in the body, if negotiated) or a discard (after HELO) ends
+ * the filter's answer: AN_SKIP or AN_DISCARD; AN_CONTINUE for neither.
+ */
+static enum answer
+stop_answer(const struct filter *f, char stage, char cmd)
+{
+	if (cmd == SMFIR_SKIP && stage == SMFIC_BODY &&
+	    (f->protocol & SMFIP_SKIP) != 0)
+		return AN_SKIP;
+	if (cmd == SMFIR_DISCARD && stage != SMFIC_CONNECT &&
+	    stage != SMFIC_HELO)
+		return AN_DISCARD;
+	return AN_CONTINUE;
+}
+
+/*
+ * The latest a progress message can push the wait, --handler-timeout
+ * from now (as Sendmail's overall E timeout), or --timeout if longer: a
+ * filter that only ever says "wait" is a silent one.
+ */
+static long long
+progress_cap(const struct milter_state *ms)
+{
+	return conn_now_ms() + (ms->conf->handler_timeout >
+	    ms->conf->timeout ? ms->conf->handler_timeout :
+	    ms->conf->timeout) * 1000;
+}
+
+/*
  * The filter's answer to a request of the stage: progress extends the
  * wait; modifications are taken at end of message only (ed), skip in
  * the body only.
@@ -388,16 +426,12 @@ read_answer(struct milter_state *ms, struct filter *f,
 	struct milter_reply	 r;
 	long long		 deadline, cap;
 	ssize_t			 n;
+	enum answer		 a;
 	char			 why[160];
 
-	/*
-	 * Progress extends the wait by --timeout, never past
-	 * --handler-timeout from the request (as Sendmail's overall E
-	 * timeout): a filter that only ever says "wait" is a silent one.
-	 */
+	/* Progress extends the wait by --timeout, never past the cap. */
 	deadline = conn_now_ms() + ms->conf->timeout * 1000;
-	cap = conn_now_ms() + (ms->conf->handler_timeout > ms->conf->timeout ?
-	    ms->conf->handler_timeout : ms->conf->timeout) * 1000;
+	cap = progress_cap(ms);
 	for (;;) {
 		if ((n = read_frame(f, deadline)) == -1) {
 			(void)snprintf(why, sizeof(why), "no reply: %s",
@@ -410,13 +444,8 @@ read_answer(struct milter_state *ms, struct filter *f,
 			deadline = conn_now_ms() + ms->conf->timeout * 1000;
 			if (deadline > cap)
 				deadline = cap;
-		}
-		else if (r.cmd == SMFIR_SKIP && stage == SMFIC_BODY &&
-		    (f->protocol & SMFIP_SKIP) != 0)
-			return AN_SKIP;
-		else if (r.cmd == SMFIR_DISCARD && stage != SMFIC_CONNECT &&
-		    stage != SMFIC_HELO)
-			return AN_DISCARD;
+		} else if ((a = stop_answer(f, stage, r.cmd)) != AN_CONTINUE)
+			return a;
 		else if (final_answer(r.cmd))
 			return verdict(&r, reply);
 		else if (take_edit(f, ed, &r) == -1)
@@ -636,6 +665,12 @@ blocked(const struct milter_state *ms, struct buf *reply)
 	return 1;
 }
 
+static enum answer open_filter(struct milter_state *, struct filter *,
+		    const struct milter_ctx *);
+static enum answer send_helo(struct milter_state *, struct filter *,
+		    const struct milter_ctx *);
+static enum answer kept_refusal(const struct filter *, struct buf *);
+
 /*
  * Negotiate and send the connect stage once, the HELO stage whenever
  * the HELO (or the TLS under it) changed since.  A refused HELO is
@@ -647,44 +682,72 @@ greet_filter(struct milter_state *ms, struct filter *f,
     const struct milter_ctx *x, struct buf *reply)
 {
 	const struct session	*s = x->sess;
-	struct buf		 req = { NULL, 0, 0 };
 	enum answer		 a = AN_CONTINUE;
 
-	if (!f->opened) {
-		if (negotiate(ms, f, x->id) == -1)
-			return AN_FAILED;
-		f->opened = 1;
-		connect_frame(&req, x->peer);
-		if ((f->protocol & SMFIP_NOCONNECT) == 0)
-			a = ask_stage(ms, f, x, SMFIC_CONNECT, &req,
-			    &f->conn_refusal);
-	}
+	if (!f->opened)
+		a = open_filter(ms, f, x);
 	if (a == AN_CONTINUE && f->conn_refusal.len == 0 &&
 	    (!f->helo_sent || f->helo_tls != s->tls ||
-	    strcmp(f->helo, s->helo) != 0)) {
-		f->helo_sent = 1;
-		f->helo_tls = s->tls;
-		(void)strlcpy(f->helo, s->helo, sizeof(f->helo));
-		f->helo_refusal.len = 0;
-		req.len = 0;
-		str_frame(&req, SMFIC_HELO, s->helo, NULL);
-		if ((f->protocol & SMFIP_NOHELO) == 0)
-			a = ask_stage(ms, f, x, SMFIC_HELO, &req,
-			    &f->helo_refusal);
-	}
-	buf_free(&req);
+	    strcmp(f->helo, s->helo) != 0))
+		a = send_helo(ms, f, x);
 	if (a == AN_ACCEPT)
 		f->accepted = 1;
 	if (a != AN_CONTINUE && a != AN_REFUSE)
 		return a;
-	if (f->conn_refusal.len > 0 || f->helo_refusal.len > 0) {
-		buf_append(reply, f->conn_refusal.len > 0 ?
-		    f->conn_refusal.data : f->helo_refusal.data,
-		    f->conn_refusal.len > 0 ? f->conn_refusal.len :
-		    f->helo_refusal.len);
-		return AN_REFUSE;
+	return kept_refusal(f, reply);
+}
+
+/* Negotiate, then the connect stage unless the filter declined it. */
+static enum answer
+open_filter(struct milter_state *ms, struct filter *f,
+    const struct milter_ctx *x)
+{
+	struct buf	 req = { NULL, 0, 0 };
+	enum answer	 a = AN_CONTINUE;
+
+	if (negotiate(ms, f, x->id) == -1)
+		return AN_FAILED;
+	f->opened = 1;
+	if ((f->protocol & SMFIP_NOCONNECT) == 0) {
+		connect_frame(&req, x->peer);
+		a = ask_stage(ms, f, x, SMFIC_CONNECT, &req, &f->conn_refusal);
 	}
-	return AN_CONTINUE;
+	buf_free(&req);
+	return a;
+}
+
+/* The HELO stage for the session's HELO, noted as sent. */
+static enum answer
+send_helo(struct milter_state *ms, struct filter *f,
+    const struct milter_ctx *x)
+{
+	const struct session	*s = x->sess;
+	struct buf		 req = { NULL, 0, 0 };
+	enum answer		 a = AN_CONTINUE;
+
+	f->helo_sent = 1;
+	f->helo_tls = s->tls;
+	(void)strlcpy(f->helo, s->helo, sizeof(f->helo));
+	f->helo_refusal.len = 0;
+	if ((f->protocol & SMFIP_NOHELO) == 0) {
+		str_frame(&req, SMFIC_HELO, s->helo, NULL);
+		a = ask_stage(ms, f, x, SMFIC_HELO, &req, &f->helo_refusal);
+	}
+	buf_free(&req);
+	return a;
+}
+
+/* A refused connect or HELO stands: its reply again, AN_REFUSE. */
+static enum answer
+kept_refusal(const struct filter *f, struct buf *reply)
+{
+	const struct buf	*r = f->conn_refusal.len > 0 ?
+			    &f->conn_refusal : &f->helo_refusal;
+
+	if (r->len == 0)
+		return AN_CONTINUE;
+	buf_append(reply, r->data, r->len);
+	return AN_REFUSE;
 }
 
 /*
@@ -777,29 +840,42 @@ milter_mail(struct milter_state *ms, const struct milter_ctx *x,
 	return blocked(ms, reply) ? MV_REFUSE : MV_ACCEPT;
 }
 
-/* RCPT: a refusal refuses this recipient only. */
-enum milter_verdict
-milter_rcpt(struct milter_state *ms, const struct milter_ctx *x,
-    const char *rcpt, const char *params, struct buf *reply)
+/*
+ * Ask each filter in the transaction that has not declined the stage
+ * (the no flag) cmd, until one refuses; cmd is freed.
+ */
+static enum milter_verdict
+ask_each(struct milter_state *ms, const struct milter_ctx *x, char stage,
+    uint32_t no, struct buf *cmd, struct buf *reply)
 {
-	struct buf	 req = { NULL, 0, 0 };
 	struct filter	*f;
 	size_t		 i;
 	int		 refused = 0;
 
 	for (i = 0; i < ms->n && ms->block == NULL && !refused; i++) {
 		f = &ms->f[i];
-		if (!in_transaction(f) || (f->protocol & SMFIP_NORCPT) != 0)
+		if (!in_transaction(f) || (f->protocol & no) != 0)
 			continue;
-		req.len = 0;
-		path_frame(&req, SMFIC_RCPT, rcpt, params);
-		refused = refuses(ms, f, ask_stage(ms, f, x, SMFIC_RCPT, &req,
+		if (stage == SMFIC_DATA)
+			f->data_sent = 1;
+		refused = refuses(ms, f, ask_stage(ms, f, x, stage, cmd,
 		    reply), reply);
 	}
-	buf_free(&req);
+	buf_free(cmd);
 	if (!refused && blocked(ms, reply))
 		refused = 1;
 	return refused ? MV_REFUSE : MV_ACCEPT;
+}
+
+/* RCPT: a refusal refuses this recipient only. */
+enum milter_verdict
+milter_rcpt(struct milter_state *ms, const struct milter_ctx *x,
+    const char *rcpt, const char *params, struct buf *reply)
+{
+	struct buf	 req = { NULL, 0, 0 };
+
+	path_frame(&req, SMFIC_RCPT, rcpt, params);
+	return ask_each(ms, x, SMFIC_RCPT, SMFIP_NORCPT, &req, reply);
 }
 
 /* The DATA command: a refusal refuses the message before its bytes. */
@@ -808,23 +884,9 @@ milter_data(struct milter_state *ms, const struct milter_ctx *x,
     struct buf *reply)
 {
 	struct buf	 req = { NULL, 0, 0 };
-	struct filter	*f;
-	size_t		 i;
-	int		 refused = 0;
 
 	str_frame(&req, SMFIC_DATA, NULL, NULL);
-	for (i = 0; i < ms->n && ms->block == NULL && !refused; i++) {
-		f = &ms->f[i];
-		if (!in_transaction(f) || (f->protocol & SMFIP_NODATA) != 0)
-			continue;
-		f->data_sent = 1;
-		refused = refuses(ms, f, ask_stage(ms, f, x, SMFIC_DATA, &req,
-		    reply), reply);
-	}
-	buf_free(&req);
-	if (!refused && blocked(ms, reply))
-		refused = 1;
-	return refused ? MV_REFUSE : MV_ACCEPT;
+	return ask_each(ms, x, SMFIC_DATA, SMFIP_NODATA, &req, reply);
 }
 
 /*

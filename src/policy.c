@@ -648,6 +648,30 @@ exchange(struct policy_server *ps, const struct buf *req, char *buf,
 }
 
 /*
+ * The reply read from the server, n bytes, into r: 0, or -1 when it is
+ * garbled.  extra: more came behind it.
+ */
+static int
+take_reply(struct policy_server *ps, const char *buf, size_t n, int extra,
+    struct policy_reply *r)
+{
+	char	 esc[POLICY_REPLY_MAX * 4 + 1];
+
+	if (policy_parse_reply(buf, n, r) == PV_GARBLED) {
+		log_warn("policy %s: garbled reply: %s", ps->addr,
+		    log_escape(esc, sizeof(esc), buf, n));
+		failed(ps);	/* out of step with it now */
+		return -1;
+	}
+	if (extra) {
+		log_warn("policy %s: a reply with no request: "
+		    "dropping the connection", ps->addr);
+		disconnect(ps);
+	}
+	return 0;
+}
+
+/*
  * One question to one server: its reply in r, or -1 (r->text is then
  * the 451).  A connection kept from an earlier request that the server
  * closed meanwhile, before or under the request: once more on a new one,
@@ -660,7 +684,6 @@ ask(struct policy_server *ps, const struct buf *req, long long deadline,
     struct policy_reply *r)
 {
 	char		 buf[POLICY_REPLY_MAX];
-	char		 esc[POLICY_REPLY_MAX * 4 + 1];
 	ssize_t		 n;
 	int		 fresh, tries, extra = 0;
 
@@ -682,18 +705,7 @@ ask(struct policy_server *ps, const struct buf *req, long long deadline,
 			disconnect(ps);
 			continue;
 		}
-		if (policy_parse_reply(buf, (size_t)n, r) == PV_GARBLED) {
-			log_warn("policy %s: garbled reply: %s", ps->addr,
-			    log_escape(esc, sizeof(esc), buf, (size_t)n));
-			failed(ps);	/* out of step with it now */
-			return -1;
-		}
-		if (extra) {
-			log_warn("policy %s: a reply with no request: "
-			    "dropping the connection", ps->addr);
-			disconnect(ps);
-		}
-		return 0;
+		return take_reply(ps, buf, (size_t)n, extra, r);
 	}
 	r->verdict = PV_GARBLED;
 	(void)strlcpy(r->text, POLICY_TEMPFAIL "\r\n", sizeof(r->text));
@@ -772,6 +784,17 @@ take_verdict(struct policy_state *st, const struct policy_server *srv,
 }
 
 /*
+ * SPEC 10.2: with no check left to refuse (no --rcpt-check after this
+ * one), a DEFER_IF_PERMIT is the reply; else the caller asks.
+ */
+static int
+if_permit_decides(const struct policy_state *st, unsigned int stage)
+{
+	return st->if_permit[0] != '\0' && (stage == STAGE_DATA ||
+	    st->conf->rcpt_check == NULL);
+}
+
+/*
  * Ask every server in order.  1: accepted, PREPEND headers appended to
  * headers (one per line, LF-ended, checked); 0: refused, the reply
  * (CRLF-ended) appended to reply.
@@ -805,12 +828,7 @@ policy_check(struct policy_state *st, const struct policy_ctx *x,
 			next = take_verdict(st, &st->srv[i], &r, reply,
 			    headers, id, who);
 	}
-	/*
-	 * SPEC 10.2: with no check left to refuse (no --rcpt-check after
-	 * this one), a DEFER_IF_PERMIT is the reply; else the caller asks.
-	 */
-	if (next != -1 && st->if_permit[0] != '\0' && (stage == STAGE_DATA ||
-	    st->conf->rcpt_check == NULL)) {
+	if (next != -1 && if_permit_decides(st, stage)) {
 		buf_append(reply, st->if_permit, strlen(st->if_permit));
 		next = -1;
 	}

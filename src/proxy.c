@@ -30,7 +30,11 @@
 static int	 v1_parse(const char *, size_t, struct proxy_result *);
 static int	 v1_word(const char **, const char *, char *, size_t);
 static int	 v1_port(const char *, char *, size_t);
+static int	 v1_addresses(int, const char *, const char *,
+		    struct proxy_result *);
 static int	 v2_parse(const unsigned char *, size_t,
+		    struct proxy_result *);
+static int	 v2_addresses(int, const unsigned char *,
 		    struct proxy_result *);
 static ssize_t	 read_some(unsigned char *, size_t, long long);
 static ssize_t	 peek_header(unsigned char *, size_t, long long);
@@ -110,9 +114,8 @@ static int
 v1_parse(const char *buf, size_t len, struct proxy_result *r)
 {
 	const char	*p = buf + V1_PREFIX_LEN, *end;
-	char		 proto[8], port[8];
+	char		 proto[8];
 	int		 af;
-	unsigned char	 a[sizeof(struct in6_addr)];
 
 	if (len < V1_PREFIX_LEN + 2 || buf[len - 2] != '\r')
 		return -1;
@@ -130,6 +133,16 @@ v1_parse(const char *buf, size_t len, struct proxy_result *r)
 		af = AF_INET6;
 	else
 		return -1;
+	return v1_addresses(af, p, end, r);
+}
+
+/* "SRC DST SPORT DPORT" of family af, p up to end, nothing after. */
+static int
+v1_addresses(int af, const char *p, const char *end, struct proxy_result *r)
+{
+	char		 port[8];
+	unsigned char	 a[sizeof(struct in6_addr)];
+
 	if (v1_word(&p, end, r->remote_addr, sizeof(r->remote_addr)) == -1 ||
 	    inet_pton(af, r->remote_addr, a) != 1 ||
 	    v1_word(&p, end, r->local_addr, sizeof(r->local_addr)) == -1 ||
@@ -153,7 +166,6 @@ v1_parse(const char *buf, size_t len, struct proxy_result *r)
 static int
 v2_parse(const unsigned char *buf, size_t len, struct proxy_result *r)
 {
-	const unsigned char	*a = buf + V2_HEADER_LEN;
 	size_t			 alen = len - V2_HEADER_LEN;
 	int			 af, cmd = buf[12] & 0x0f, fam = buf[13] >> 4;
 
@@ -172,7 +184,13 @@ v2_parse(const unsigned char *buf, size_t len, struct proxy_result *r)
 		af = AF_INET6;
 	else
 		return -1;
-	/* TLVs after the addresses are skipped. */
+	return v2_addresses(af, buf + V2_HEADER_LEN, r);
+}
+
+/* The source and destination of family af at a; TLVs after are skipped. */
+static int
+v2_addresses(int af, const unsigned char *a, struct proxy_result *r)
+{
 	if (inet_ntop(af, a, r->remote_addr, sizeof(r->remote_addr)) == NULL)
 		return -1;
 	a += af == AF_INET ? 4 : 16;

@@ -65,24 +65,32 @@ extern char **environ;
 
 static volatile sig_atomic_t stopping;
 
-static void	usage(void) __attribute__((noreturn));
 static void	on_signal(int);
 static void	settings(struct worker *);
-static void	gone(struct worker *) __attribute__((noreturn));
+static void	refused(struct worker *, redisReply *, const char *);
+static void	expect_ok(struct worker *, redisReply *, const char *,
+		    const char *);
 static redisReply *command(struct worker *, int, const char **,
 		    const size_t *);
 static void	group_create(struct worker *);
 static int	entry_parse(const redisReply *, struct entry *);
 static const redisReply *field(const redisReply *, const char *);
+static int	env_name(const redisReply *, char *);
 static void	entry_env(struct worker *, const struct entry *);
 static int	message_file(const redisReply *);
+static char	**split_rcpts(char *, size_t *);
 static void	run_handler(struct worker *, const struct entry *,
 		    struct handler_result *);
 static long long groups(struct worker *);
 static void	acknowledge(struct worker *, const struct entry *);
+static size_t	dead_argv(const struct worker *, const struct entry *,
+		    const char *, const char *, const char **, size_t *);
 static void	dead_letter(struct worker *, const struct entry *,
 		    const char *);
 static long long deliveries(struct worker *, const char *);
+static void	entry_reply(struct worker *, const struct entry *,
+		    struct buf *);
+static void	settle(struct worker *, const struct entry *, const char *);
 static void	process(struct worker *, const redisReply *, int);
 static int	run_list(struct worker *, const redisReply *, int, char *);
 static void	log_lost(struct worker *, const redisReply *);
@@ -91,6 +99,11 @@ static int	read_group(struct worker *, const char *, char *);
 static void	scrub_environ(void);
 static char	*arguments(struct worker *, int, char *[]);
 static void	signals(void);
+static void	start(struct worker *, int, char *[]);
+
+/* The noreturn attributes stand by their definitions, for pmccabe(1). */
+static void	usage(void) __attribute__((noreturn));
+static void	gone(struct worker *) __attribute__((noreturn));
 
 static void
 usage(void)
@@ -148,6 +161,32 @@ gone(struct worker *w)
 	exit(w->r.status);
 }
 
+/* Redis refused what (an error reply, or an odd one): exit as gone(). */
+static void
+refused(struct worker *w, redisReply *rep, const char *what)
+{
+	w->r.status = rep->type == REDIS_REPLY_ERROR ?
+	    redis_error_status(rep) : REDIS_EX_TEMPFAIL;
+	(void)snprintf(w->r.err, sizeof(w->r.err), "%s: %.200s", what,
+	    rep->type == REDIS_REPLY_ERROR ? rep->str : "odd reply");
+	freeReplyObject(rep);
+	gone(w);
+}
+
+/* The reply to verb on id: anything but an error is fine; it is freed. */
+static void
+expect_ok(struct worker *w, redisReply *rep, const char *verb,
+    const char *id)
+{
+	char	 what[ID_MAX + 16];
+
+	if (rep->type == REDIS_REPLY_ERROR) {
+		(void)snprintf(what, sizeof(what), "%s %s", verb, id);
+		refused(w, rep, what);
+	}
+	freeReplyObject(rep);
+}
+
 /*
  * One command.  A connection that Redis closed (its idle "timeout" past
  * while a handler ran, a restart) is opened again and the command sent
@@ -181,13 +220,8 @@ group_create(struct worker *w)
 
 	rep = command(w, 6, argv, NULL);
 	if (rep->type == REDIS_REPLY_ERROR &&
-	    strncmp(rep->str, "BUSYGROUP", 9) != 0) {
-		w->r.status = redis_error_status(rep);
-		(void)snprintf(w->r.err, sizeof(w->r.err), "XGROUP CREATE: "
-		    "%.200s", rep->str);
-		freeReplyObject(rep);
-		gone(w);
-	}
+	    strncmp(rep->str, "BUSYGROUP", 9) != 0)
+		refused(w, rep, "XGROUP CREATE");
 	freeReplyObject(rep);
 }
 
@@ -248,7 +282,7 @@ entry_env(struct worker *w, const struct entry *ent)
 {
 	const redisReply	*k, *v;
 	char			 name[5 + FIELD_MAX + 1];
-	size_t			 i, j;
+	size_t			 i;
 
 	env_clear(&w->env);
 	for (i = 0; i + 1 < ent->fields->elements; i += 2) {
@@ -259,19 +293,31 @@ entry_env(struct worker *w, const struct entry *ent)
 		    strcmp(k->str, "message") == 0 ||
 		    (w->own_relay && strcmp(k->str, "relay") == 0))
 			continue;
-		if (k->len == 0 || k->len > FIELD_MAX || strspn(k->str,
-		    "abcdefghijklmnopqrstuvwxyz0123456789_") != k->len) {
+		if (env_name(k, name) == -1)
 			log_warn("%s: a field is left out of the environment",
 			    ent->tag);
-			continue;
-		}
-		memcpy(name, "SMTP_", 5);
-		for (j = 0; j <= k->len; j++)
-			name[5 + j] = (char)toupper((unsigned char)k->str[j]);
-		if (env_add(&w->env, name, v->str, v->len) == -1)
+		else if (env_add(&w->env, name, v->str, v->len) == -1)
 			log_warn("%s: field %s holds a NUL: left out of the "
 			    "environment", ent->tag, k->str);
 	}
+}
+
+/*
+ * SMTP_NAME for field name k (lower case, digits, "_", at most
+ * FIELD_MAX) into name; -1 for a name that cannot be one.
+ */
+static int
+env_name(const redisReply *k, char *name)
+{
+	size_t	 j;
+
+	if (k->len == 0 || k->len > FIELD_MAX || strspn(k->str,
+	    "abcdefghijklmnopqrstuvwxyz0123456789_") != k->len)
+		return -1;
+	memcpy(name, "SMTP_", 5);
+	for (j = 0; j <= k->len; j++)
+		name[5 + j] = (char)toupper((unsigned char)k->str[j]);
+	return 0;
 }
 
 /* The message in an unlinked file of its own, at offset 0; -1 on error. */
@@ -291,23 +337,33 @@ message_file(const redisReply *msg)
 	return sp.fd;
 }
 
+/* SMTP_RCPT_TO is LF-joined: one {recipients} argument each, in rcpts. */
+static char **
+split_rcpts(char *rcpts, size_t *n)
+{
+	char	*p, **rcpt = NULL;
+
+	*n = 0;
+	for (p = rcpts; *rcpts != '\0' && p != NULL; (*n)++) {
+		if ((rcpt = reallocarray(rcpt, *n + 1, sizeof(*rcpt))) == NULL)
+			fatalx("out of memory");
+		rcpt[*n] = strsep(&p, "\n");
+	}
+	return rcpt;
+}
+
 /* The handler on one entry, as smtpd-stdio runs it (SPEC 5.1). */
 static void
 run_handler(struct worker *w, const struct entry *ent,
     struct handler_result *res)
 {
 	struct handler_cmd	 cmd;
-	char			*rcpts, *p, **rcpt = NULL, **argv;
-	size_t			 n = 0;
+	char			*rcpts, **rcpt, **argv;
+	size_t			 n;
 
 	if ((rcpts = strdup(ent->rcpt_to)) == NULL)
 		fatalx("out of memory");
-	/* SMTP_RCPT_TO is LF-joined: one {recipients} argument each. */
-	for (p = rcpts; *rcpts != '\0' && p != NULL; n++) {
-		if ((rcpt = reallocarray(rcpt, n + 1, sizeof(*rcpt))) == NULL)
-			fatalx("out of memory");
-		rcpt[n] = strsep(&p, "\n");
-	}
+	rcpt = split_rcpts(rcpts, &n);
 	argv = argv_expand(w->handler, ent->mail_from, rcpt, n);
 	memset(&cmd, 0, sizeof(cmd));
 	entry_env(w, ent);
@@ -355,32 +411,20 @@ groups(struct worker *w)
 static void
 acknowledge(struct worker *w, const struct entry *ent)
 {
-	const char	*argv[] = { "XACK", w->stream, w->group, ent->id };
-	redisReply	*rep;
+	const char	*ack[] = { "XACK", w->stream, w->group, ent->id };
+	const char	*del[] = { "XDEL", w->stream, ent->id };
 	long long	 n;
-	int		 i;
 
-	for (i = 0; i < (w->delete_acked ? 2 : 1); i++) {
-		if (i == 1) {
-			if ((n = groups(w)) != 1) {
-				log_warn("%s: entry %s not deleted: %s has %lld "
-				    "consumer groups, REDIS_DELETE_ACKED=1 is for "
-				    "one", ent->tag, ent->id, w->stream, n);
-				break;
-			}
-			argv[0] = "XDEL";
-			argv[2] = ent->id;
-		}
-		rep = command(w, i == 0 ? 4 : 3, argv, NULL);
-		if (rep->type == REDIS_REPLY_ERROR) {
-			w->r.status = redis_error_status(rep);
-			(void)snprintf(w->r.err, sizeof(w->r.err),
-			    "%s %s: %.200s", argv[0], ent->id, rep->str);
-			freeReplyObject(rep);
-			gone(w);
-		}
-		freeReplyObject(rep);
+	expect_ok(w, command(w, 4, ack, NULL), "XACK", ent->id);
+	if (!w->delete_acked)
+		return;
+	if ((n = groups(w)) != 1) {
+		log_warn("%s: entry %s not deleted: %s has %lld consumer "
+		    "groups, REDIS_DELETE_ACKED=1 is for one", ent->tag,
+		    ent->id, w->stream, n);
+		return;
 	}
+	expect_ok(w, command(w, 3, del, NULL), "XDEL", ent->id);
 }
 
 /*
@@ -392,29 +436,16 @@ static void
 dead_letter(struct worker *w, const struct entry *ent, const char *reply)
 {
 	const char	**argv;
-	size_t		 *lens, n = 0, i;
+	size_t		 *lens, n;
 	char		  count[24];
 	redisReply	 *rep;
 
-	i = ent->fields->elements + 7;
-	if ((argv = calloc(i, sizeof(*argv))) == NULL ||
-	    (lens = calloc(i, sizeof(*lens))) == NULL)
+	n = ent->fields->elements + 7;
+	if ((argv = calloc(n, sizeof(*argv))) == NULL ||
+	    (lens = calloc(n, sizeof(*lens))) == NULL)
 		fatalx("out of memory");
-	argv[n++] = "XADD";
-	argv[n++] = w->dead;
-	argv[n++] = "*";
-	for (i = 0; i < ent->fields->elements; i++) {
-		lens[n] = ent->fields->element[i]->len;
-		argv[n++] = ent->fields->element[i]->str;
-	}
 	(void)snprintf(count, sizeof(count), "%lld", ent->deliveries);
-	argv[n++] = "reply";
-	argv[n++] = reply;
-	argv[n++] = "deliveries";
-	argv[n++] = count;
-	for (i = 0; i < n; i++)
-		if (lens[i] == 0)
-			lens[i] = strlen(argv[i]);
+	n = dead_argv(w, ent, reply, count, argv, lens);
 	rep = command(w, (int)n, argv, lens);
 	free(argv);
 	free(lens);
@@ -429,6 +460,34 @@ dead_letter(struct worker *w, const struct entry *ent, const char *reply)
 	acknowledge(w, ent);
 	log_warn("%s: entry %s: moved to %s after %lld deliveries: %s",
 	    ent->tag, ent->id, w->dead, ent->deliveries, reply);
+}
+
+/*
+ * XADD STREAM:dead * with the entry's fields, reply and deliveries
+ * (count) into argv and lens, room for the fields and 7 more; the
+ * number of arguments.
+ */
+static size_t
+dead_argv(const struct worker *w, const struct entry *ent,
+    const char *reply, const char *count, const char **argv, size_t *lens)
+{
+	size_t	 n = 0, i;
+
+	argv[n++] = "XADD";
+	argv[n++] = w->dead;
+	argv[n++] = "*";
+	for (i = 0; i < ent->fields->elements; i++) {
+		lens[n] = ent->fields->element[i]->len;
+		argv[n++] = ent->fields->element[i]->str;
+	}
+	argv[n++] = "reply";
+	argv[n++] = reply;
+	argv[n++] = "deliveries";
+	argv[n++] = count;
+	for (i = 0; i < n; i++)
+		if (lens[i] == 0)
+			lens[i] = strlen(argv[i]);
+	return n;
 }
 
 /* How many times the entry was delivered, this time included (XPENDING). */
@@ -459,10 +518,8 @@ deliveries(struct worker *w, const char *id)
 static void
 process(struct worker *w, const redisReply *e, int fresh)
 {
-	struct handler_result	 res;
-	struct entry		 ent;
-	struct buf		 reply = { NULL, 0, 0 };
-	int			 code;
+	struct entry	 ent;
+	struct buf	 reply = { NULL, 0, 0 };
 
 	if (entry_parse(e, &ent) == -1)
 		return;
@@ -479,28 +536,45 @@ process(struct worker *w, const redisReply *e, int fresh)
 		    "attempts");
 		return;
 	}
-	if (ent.message == NULL)
-		buf_appendf(&reply, "554 5.6.0 Error: no message field\r\n");
-	else if (ent.nul)	/* as C strings: recipients cut off */
-		buf_appendf(&reply, "554 5.6.0 Error: malformed entry: a NUL "
-		    "in mail_from or rcpt_to\r\n");
-	else {
-		run_handler(w, &ent, &res);
-		(void)reply_from_handler(&res, ent.tag, &reply);
-		handler_result_free(&res);
-	}
+	entry_reply(w, &ent, &reply);
 	buf_append(&reply, "", 1);
 	reply.data[strcspn(reply.data, "\r\n")] = '\0';	/* first line */
-	code = atoi(reply.data);
-	if (code >= 200 && code < 300) {
-		acknowledge(w, &ent);
-		log_info("%s: entry %s: %s", ent.tag, ent.id, reply.data);
-	} else if (code >= 500)
-		dead_letter(w, &ent, reply.data);
-	else
-		log_warn("%s: entry %s: %s; left pending", ent.tag, ent.id,
-		    reply.data);
+	settle(w, &ent, reply.data);
 	buf_free(&reply);
+}
+
+/* The reply smtpd-stdio would give the entry: its handler's, mostly. */
+static void
+entry_reply(struct worker *w, const struct entry *ent, struct buf *reply)
+{
+	struct handler_result	 res;
+
+	if (ent->message == NULL)
+		buf_appendf(reply, "554 5.6.0 Error: no message field\r\n");
+	else if (ent->nul)	/* as C strings: recipients cut off */
+		buf_appendf(reply, "554 5.6.0 Error: malformed entry: a NUL "
+		    "in mail_from or rcpt_to\r\n");
+	else {
+		run_handler(w, ent, &res);
+		(void)reply_from_handler(&res, ent->tag, reply);
+		handler_result_free(&res);
+	}
+}
+
+/* 2xx acknowledges the entry, 5xx makes it a dead letter, 4xx waits. */
+static void
+settle(struct worker *w, const struct entry *ent, const char *reply)
+{
+	int	 code = atoi(reply);
+
+	if (code >= 200 && code < 300) {
+		acknowledge(w, ent);
+		log_info("%s: entry %s: %s", ent->tag, ent->id, reply);
+	} else if (code >= 500)
+		dead_letter(w, ent, reply);
+	else
+		log_warn("%s: entry %s: %s; left pending", ent->tag, ent->id,
+		    reply);
 }
 
 /* Runs a list of entries; the last id goes to last (if not NULL). */
@@ -550,14 +624,8 @@ autoclaim(struct worker *w)
 	rep = command(w, 8, argv, NULL);
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
 	    rep->element[0]->type != REDIS_REPLY_STRING ||
-	    rep->element[0]->len >= sizeof(w->cursor)) {
-		w->r.status = rep->type == REDIS_REPLY_ERROR ?
-		    redis_error_status(rep) : REDIS_EX_TEMPFAIL;
-		(void)snprintf(w->r.err, sizeof(w->r.err), "XAUTOCLAIM: %.200s",
-		    rep->type == REDIS_REPLY_ERROR ? rep->str : "odd reply");
-		freeReplyObject(rep);
-		gone(w);
-	}
+	    rep->element[0]->len >= sizeof(w->cursor))
+		refused(w, rep, "XAUTOCLAIM");
 	(void)strlcpy(w->cursor, rep->element[0]->str, sizeof(w->cursor));
 	log_lost(w, rep->elements > 2 ? rep->element[2] : NULL);
 	n = run_list(w, rep->element[1], 0, NULL);
@@ -579,13 +647,8 @@ read_group(struct worker *w, const char *id, char *last)
 	int		 n = 0;
 
 	rep = command(w, 11, argv, NULL);
-	if (rep->type == REDIS_REPLY_ERROR) {
-		w->r.status = redis_error_status(rep);
-		(void)snprintf(w->r.err, sizeof(w->r.err), "XREADGROUP: %.200s",
-		    rep->str);
-		freeReplyObject(rep);
-		gone(w);
-	}
+	if (rep->type == REDIS_REPLY_ERROR)
+		refused(w, rep, "XREADGROUP");
 	/* [[stream, [entry, ...]]], or nil on timeout. */
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
 	    (s = rep->element[0])->type == REDIS_REPLY_ARRAY &&
@@ -657,37 +720,49 @@ signals(void)
 	(void)signal(SIGPIPE, SIG_IGN);
 }
 
+/*
+ * Arguments, settings, signals, then Redis: connected, the group made,
+ * and (with REDIS_DELETE_ACKED=1) ours the stream's only group.
+ */
+static void
+start(struct worker *w, int argc, char *argv[])
+{
+	char	*url;
+
+	url = arguments(w, argc, argv);
+	settings(w);
+	(void)strlcpy(w->cursor, "0-0", sizeof(w->cursor));
+	signals();
+	/* The worker's own SMTP_RELAY: where this host relays to. */
+	w->own_relay = getenv("SMTP_RELAY") != NULL;
+	env_init(&w->env, "SMTP_RELAY");
+	if (redis_open(&w->r, url != NULL ? url : REDIS_DEFAULT_URL,
+	    w->timeout) == -1)
+		gone(w);
+	if (url != NULL)
+		explicit_bzero(url, strlen(url));
+	free(url);
+	group_create(w);
+	if (w->delete_acked && groups(w) != 1) {
+		w->r.status = REDIS_EX_CONFIG;
+		(void)snprintf(w->r.err, sizeof(w->r.err), "REDIS_DELETE_ACKED=1 "
+		    "is for a stream read by one consumer group, and %s has "
+		    "others (or XINFO GROUPS failed): XDEL would take their "
+		    "entries", w->stream);
+		gone(w);
+	}
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct worker		 w;
-	char			*url, last[ID_MAX];
+	char			 last[ID_MAX];
 
 	memset(&w, 0, sizeof(w));
 	log_ident("redis-worker");
 	log_init(LOGTO_STDERR, 0);
-	url = arguments(&w, argc, argv);
-	settings(&w);
-	(void)strlcpy(w.cursor, "0-0", sizeof(w.cursor));
-	signals();
-	/* The worker's own SMTP_RELAY: where this host relays to. */
-	w.own_relay = getenv("SMTP_RELAY") != NULL;
-	env_init(&w.env, "SMTP_RELAY");
-	if (redis_open(&w.r, url != NULL ? url : REDIS_DEFAULT_URL,
-	    w.timeout) == -1)
-		gone(&w);
-	if (url != NULL)
-		explicit_bzero(url, strlen(url));
-	free(url);
-	group_create(&w);
-	if (w.delete_acked && groups(&w) != 1) {
-		w.r.status = REDIS_EX_CONFIG;
-		(void)snprintf(w.r.err, sizeof(w.r.err), "REDIS_DELETE_ACKED=1 "
-		    "is for a stream read by one consumer group, and %s has "
-		    "others (or XINFO GROUPS failed): XDEL would take their "
-		    "entries", w.stream);
-		gone(&w);
-	}
+	start(&w, argc, argv);
 	log_info("consumer %s of group %s on %s: ready", w.consumer, w.group,
 	    w.stream);
 

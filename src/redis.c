@@ -13,8 +13,6 @@
 #include "smtpd-stdio.h"
 #include "redis.h"
 
-static int	fail(struct redis *, int, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static int	parse_userinfo(struct redis *, const char *, const char *);
 static int	parse_hostport(struct redis *, const char *, const char *);
 static int	read_auth_file(struct redis *);
@@ -23,6 +21,9 @@ static int	handshake(struct redis *, redisContext *);
 static int	handshake_status(const redisReply *);
 static redisReply *on_node(struct redis *, redisContext *, int,
 		    const char **, const size_t *, int);
+
+static int	fail(struct redis *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
 
 /* Records why we failed, for the caller's log line; returns -1. */
 static int

@@ -48,6 +48,7 @@ static int	 by_name(const void *, const void *);
 static void	 xadd(struct redis *, const char *, const struct field *,
 		    size_t, const char *, size_t);
 static void	 wait_replicas(struct redis *, long long, long long);
+static const char *arguments(int, char *[], char **);
 
 static void
 usage(void)
@@ -222,6 +223,27 @@ wait_replicas(struct redis *r, long long want, long long timeout)
 	freeReplyObject(rep);
 }
 
+/*
+ * [URL] STREAM: the stream, and into *url our copy of the URL; the
+ * password leaves argv at once.
+ */
+static const char *
+arguments(int argc, char *argv[], char **url)
+{
+	const char	*stream;
+
+	if (argc != 2 && argc != 3)
+		usage();
+	if ((*url = strdup(argc == 3 ? argv[1] : REDIS_DEFAULT_URL)) == NULL)
+		fatalx("out of memory");
+	if (argc == 3)
+		redis_scrub_url(argv[1]);
+	stream = argv[argc - 1];
+	if (*stream == '\0')
+		usage();
+	return stream;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -233,16 +255,7 @@ main(int argc, char *argv[])
 	long long	 timeout, replicas;
 	size_t		 nfields, msglen;
 
-	if (argc != 2 && argc != 3)
-		usage();
-	/* Our copy of the URL; the password leaves argv at once. */
-	if ((url = strdup(argc == 3 ? argv[1] : REDIS_DEFAULT_URL)) == NULL)
-		fatalx("out of memory");
-	if (argc == 3)
-		redis_scrub_url(argv[1]);
-	stream = argv[argc - 1];
-	if (*stream == '\0')
-		usage();
+	stream = arguments(argc, argv, &url);
 	if (redis_env_number("REDIS_TIMEOUT", REDIS_DEFAULT_TIMEOUT, 1, 3600,
 	    &timeout) == -1 ||
 	    redis_env_number("REDIS_WAIT", 0, 0, WAIT_MAX, &replicas) == -1)
