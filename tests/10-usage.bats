@@ -221,11 +221,14 @@ man_option_items() {
 }
 
 @test "the man page describes every option that --help lists" {
-	local items idx missing=
+	local items idx name missing=
 	help_options
 	items=$(man_option_items)
 	for idx in "${!opt_names[@]}"; do
-		[[ $items == *"\\-${opt_names[idx]//-/\\-} "* ]] ||
+		# After "Fl " or "Fl v , ": "\-tls " alone is also the end of
+		# "\-require\-tls ", which must not stand for --tls.
+		name=${opt_names[idx]//-/\\-}
+		[[ $items == *"Fl \\-$name "* || $items == *" , \\-$name "* ]] ||
 			missing+=" --${opt_names[idx]}"
 		[ -z "${opt_shorts[idx]}" ] ||
 			[[ $items == *"Fl ${opt_shorts[idx]} , \\-${opt_names[idx]//-/\\-} "* ]] ||
