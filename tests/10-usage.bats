@@ -240,8 +240,9 @@ man_option_items() {
 @test "the man page's option list names no option that --help lacks" {
 	local name unknown=
 	help_options
-	for name in $(man_option_items | grep -o 'Fl \\-[a-z0-9\\-]*' |
-	    sed 's/^Fl \\-//; s/\\-/-/g'); do
+	# "Fl \-name" and the long name of "Fl v , \-verbose".
+	for name in $(man_option_items | grep -o '\(Fl\|,\) \\-[a-z0-9\\-]*' |
+	    sed 's/^\(Fl\|,\) \\-//; s/\\-/-/g'); do
 		[[ " ${opt_names[*]} " == *" $name "* ]] || unknown+=" --$name"
 	done
 	[ -z "$unknown" ] || fail "smtpd-stdio.8 describes unknown options:$unknown"
