@@ -866,7 +866,9 @@ auth_offered(const struct session *s)
 static int
 is_auth_line(const char *line, size_t len)
 {
-	return len >= 4 && strncasecmp(line, "AUTH", 4) == 0 &&
+	/* Per line, so the first byte decides most cases alone. */
+	return len >= 4 && (line[0] | 0x20) == 'a' &&
+	    strncasecmp(line, "AUTH", 4) == 0 &&
 	    (len == 4 || !isalnum((unsigned char)line[4]));
 }
 
