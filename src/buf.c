@@ -37,7 +37,8 @@ buf_append(struct buf *b, const void *p, size_t len)
 {
 	if (len == 0)
 		return;
-	buf_reserve(b, len);
+	if (b->cap - b->len < len)	/* b->len <= b->cap always */
+		buf_reserve(b, len);
 	memcpy(b->data + b->len, p, len);
 	b->len += len;
 }
@@ -48,7 +49,8 @@ buf_extend(struct buf *b, size_t n)
 {
 	char	*p;
 
-	buf_reserve(b, n);
+	if (b->cap - b->len < n)
+		buf_reserve(b, n);
 	p = b->data + b->len;
 	b->len += n;
 	return p;

@@ -26,6 +26,7 @@ static const char *const smtp_vars[] = {
 #define NSMTP_VARS	(sizeof(smtp_vars) / sizeof(smtp_vars[0]))
 
 static int	is_smtp_var(const char *, const char *);
+static char	*env_slot(struct env *, const char *, size_t, size_t);
 static void	env_put(struct env *, const char *, size_t, const char *,
 		    size_t);
 
@@ -75,10 +76,12 @@ env_clear(struct env *e)
 	e->nvars = 0;
 }
 
-/* NAME=VALUE\0 at the end of vars, its offset noted, in one copy each. */
-static void
-env_put(struct env *e, const char *name, size_t nlen, const char *value,
-    size_t vlen)
+/*
+ * A new variable at the end of vars, its offset noted: "NAME=", room for
+ * vlen bytes of value, which the caller fills, and the NUL after them.
+ */
+static char *
+env_slot(struct env *e, const char *name, size_t nlen, size_t vlen)
 {
 	char	*p;
 
@@ -92,11 +95,23 @@ env_put(struct env *e, const char *name, size_t nlen, const char *value,
 	e->offs[e->nvars++] = e->vars.len;
 	if (nlen > SIZE_MAX - 2 || vlen > SIZE_MAX - 2 - nlen)
 		fatalx("environment size overflow");
-	p = buf_extend(&e->vars, nlen + vlen + 2);
+	if (e->vars.cap - e->vars.len >= nlen + vlen + 2) {
+		p = e->vars.data + e->vars.len;	/* room already, as a rule */
+		e->vars.len += nlen + vlen + 2;
+	} else
+		p = buf_extend(&e->vars, nlen + vlen + 2);
 	memcpy(p, name, nlen);
 	p[nlen] = '=';
-	memcpy(p + nlen + 1, value, vlen);
 	p[nlen + 1 + vlen] = '\0';
+	return p + nlen + 1;
+}
+
+/* NAME=VALUE, in one copy of each. */
+static void
+env_put(struct env *e, const char *name, size_t nlen, const char *value,
+    size_t vlen)
+{
+	memcpy(env_slot(e, name, nlen, vlen), value, vlen);
 }
 
 /*
@@ -117,6 +132,32 @@ void
 env_setn(struct env *e, const char *name, size_t nlen, const char *value)
 {
 	env_put(e, name, nlen, value, strlen(value));
+}
+
+/*
+ * NAME=the strings joined with LF (no trailing LF), written in place:
+ * C strings hold no NUL.
+ */
+void
+env_set_joined(struct env *e, const char *name, char *const *v, size_t n)
+{
+	size_t	 total = 0, len, i;
+	char	*p;
+
+	for (i = 0; i < n; i++) {
+		len = strlen(v[i]) + (i > 0);
+		if (len > SIZE_MAX - total)
+			fatalx("environment size overflow");
+		total += len;
+	}
+	p = env_slot(e, name, strlen(name), total);
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			*p++ = '\n';
+		len = strlen(v[i]);
+		memcpy(p, v[i], len);
+		p += len;
+	}
 }
 
 /* The environment for execve: valid until the next env_* call. */

@@ -9,25 +9,8 @@
 
 #include "smtpd-stdio.h"
 
-static void	set_joined(struct env *, const char *, char *const *, size_t);
 static void	set_number(struct env *, const char *, unsigned long long);
 static void	set_envelope(struct env *, const struct handler_job *);
-
-/* NAME=the strings joined with LF (no trailing LF). */
-static void
-set_joined(struct env *e, const char *name, char *const *v, size_t n)
-{
-	static struct buf	 b;	/* kept: one allocation per session */
-	size_t			 i;
-
-	b.len = 0;
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			buf_append(&b, "\n", 1);
-		buf_append(&b, v[i], strlen(v[i]));
-	}
-	(void)env_add(e, name, b.len > 0 ? b.data : "", b.len);
-}
 
 static void
 set_number(struct env *e, const char *name, unsigned long long v)
@@ -37,7 +20,7 @@ set_number(struct env *e, const char *name, unsigned long long v)
 
 	fmt_init(&f, num, sizeof(num));
 	fmt_u(&f, v);
-	(void)env_add(e, name, num, f.len);
+	env_setn(e, name, strlen(name), fmt_end(&f));
 }
 
 /* The SMTP_* variables of SPEC 5.1 (and SPEC 10.2 for --rcpt-check). */
@@ -56,10 +39,10 @@ set_envelope(struct env *e, const struct handler_job *job)
 	env_set(e, "SMTP_HELO", s->helo);
 	env_set(e, "SMTP_PROTOCOL", session_protocol(s));
 	env_set(e, "SMTP_MAIL_FROM", t->mail_from);
-	set_joined(e, "SMTP_RCPT_TO", t->rcpt, t->nrcpt);
+	env_set_joined(e, "SMTP_RCPT_TO", t->rcpt, t->nrcpt);
 	set_number(e, "SMTP_RCPT_COUNT", t->nrcpt);
 	env_set(e, "SMTP_MAIL_OPTIONS", t->mail_options);
-	set_joined(e, "SMTP_RCPT_OPTIONS", t->rcpt_options, t->nrcpt);
+	env_set_joined(e, "SMTP_RCPT_OPTIONS", t->rcpt_options, t->nrcpt);
 	if (job->rcpt == NULL)
 		set_number(e, "SMTP_SIZE", job->spool_size);
 	else {

@@ -6,11 +6,14 @@
  * and fmt_end() ends it with a NUL.
  */
 #include <float.h>
-#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "smtpd-stdio.h"
+
+_Static_assert(sizeof(double) == 8 && DBL_MANT_DIG == 53 &&
+    DBL_MAX_EXP == 1024, "fmt_fixed3 reads an IEEE 754 binary64 double");
 
 static void	fixed3_printf(struct fmt *, double);
 
@@ -22,22 +25,13 @@ fmt_init(struct fmt *f, char *dst, size_t cap)
 	f->cap = cap;
 }
 
+/* fmt_mem() when it does not fit: what does, and the length asked for. */
 void
-fmt_mem(struct fmt *f, const char *s, size_t n)
+fmt_cut(struct fmt *f, const char *s, size_t n)
 {
-	size_t	 room;
-
-	if (f->len < f->cap) {
-		room = f->cap - f->len;
-		memcpy(f->p + f->len, s, n < room ? n : room);
-	}
+	if (f->len < f->cap)
+		memcpy(f->p + f->len, s, f->cap - f->len);
 	f->len = n > SIZE_MAX - f->len ? SIZE_MAX : f->len + n;
-}
-
-void
-fmt_str(struct fmt *f, const char *s)
-{
-	fmt_mem(f, s, strlen(s));
 }
 
 /* At most n bytes of s, as "%.*s" (stops at a NUL). */
@@ -74,10 +68,18 @@ fmt_num(struct fmt *f, unsigned long long v, unsigned int base, int width,
 	fmt_mem(f, tmp + i, sizeof(tmp) - i);
 }
 
+/* "%llu": the most common number, without fmt_num()'s choices. */
 void
 fmt_u(struct fmt *f, unsigned long long v)
 {
-	fmt_num(f, v, 10, 1, 0);
+	char	 tmp[FMT_NUM_MAX];
+	size_t	 i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	fmt_mem(f, tmp + i, sizeof(tmp) - i);
 }
 
 void
@@ -92,29 +94,41 @@ fmt_i(struct fmt *f, long long v)
 
 /*
  * A non-negative d as "%.3f" writes it: the exact binary value rounded to
- * the nearest thousandth, a tie to the even one.  With a long double of at
- * least 63 mantissa bits, d * 1000 (53 + 10 bits) is exact, and so is
- * the comparison of its fraction with one half; elsewhere, snprintf.
+ * the nearest thousandth, a tie to the even one.  d is m * 2^e exactly
+ * (IEEE 754 binary64), so d * 1000 is m * 1000 (under 2^63) shifted,
+ * and its integer part and the fraction's comparison with one half are
+ * exact in integers.  Negative, huge or not a number: snprintf.
  */
 void
 fmt_fixed3(struct fmt *f, double d)
 {
-#if LDBL_MANT_DIG >= 63
-	long double		 x = (long double)d * 1000.0L, frac;
-	unsigned long long	 k;
+	uint64_t	 bits, m, p, rem, half;
+	unsigned int	 shift, exp;
 
-	if (!signbit(d) && d < 1e15) {
-		k = (unsigned long long)x;
-		frac = x - (long double)k;
-		if (frac > 0.5L || (frac == 0.5L && (k & 1) != 0))
-			k++;
-		fmt_u(f, k / 1000);
-		fmt_mem(f, ".", 1);
-		fmt_num(f, k % 1000, 10, 3, 0);
+	memcpy(&bits, &d, sizeof(bits));
+	exp = (unsigned int)(bits >> 52) & 0x7ff;
+	if ((bits >> 63) != 0 || !(d < 1e15)) {
+		fixed3_printf(f, d);
 		return;
 	}
-#endif
-	fixed3_printf(f, d);
+	m = bits & ((UINT64_C(1) << 52) - 1);
+	if (exp != 0)
+		m |= UINT64_C(1) << 52;
+	p = m * 1000;
+	/* d = m * 2^-shift: d < 1e15 < 2^52 makes shift at least 1. */
+	shift = 1075 - (exp != 0 ? exp : 1);
+	if (shift >= 64)
+		p = 0;		/* under 2^63 / 2^64: below one half */
+	else {
+		rem = p & ((UINT64_C(1) << shift) - 1);
+		half = UINT64_C(1) << (shift - 1);
+		p >>= shift;
+		if (rem > half || (rem == half && (p & 1) != 0))
+			p++;
+	}
+	fmt_u(f, p / 1000);
+	fmt_lit(f, ".");
+	fmt_num(f, p % 1000, 10, 3, 0);
 }
 
 /* The general case of fmt_fixed3(): negative, huge, NaN. */

@@ -19,11 +19,13 @@ static enum log_target	log_to = LOGTO_STDERR;
 static const char	*log_name = "smtpd-stdio";
 static int		log_verbose;
 static int		log_journal;	/* stderr is a journald stream */
+static pid_t		log_prefix_pid;	/* whose log_prefix() is made */
 
 static int	stderr_is_journal(void);
 static void	log_emit(int, const char *, va_list)
 		    __attribute__((format(printf, 2, 0)));
 static void	log_write(int, const char *);
+static const char *log_prefix(void);
 
 /*
  * systemd sets JOURNAL_STREAM to the device and inode of the stream it
@@ -50,6 +52,32 @@ void
 log_ident(const char *name)
 {
 	log_name = name;
+	log_prefix_pid = 0;
+}
+
+/*
+ * "name[pid]: " of a stderr line, made again only when the pid or the
+ * name changes; NULL if it would not fit, and then log_write makes it.
+ */
+static const char *
+log_prefix(void)
+{
+	static char	 prefix[64];
+	struct fmt	 f;
+	pid_t		 pid = getpid();
+
+	if (pid == log_prefix_pid)
+		return prefix;
+	fmt_init(&f, prefix, sizeof(prefix));
+	fmt_str(&f, log_name);
+	fmt_lit(&f, "[");
+	fmt_i(&f, (long)pid);
+	fmt_lit(&f, "]: ");
+	(void)fmt_end(&f);
+	if (fmt_full(&f))
+		return NULL;
+	log_prefix_pid = pid;
+	return prefix;
 }
 
 void
@@ -76,6 +104,7 @@ static void
 log_write(int prio, const char *line)
 {
 	char		 out[LOG_LINE_MAX + 32];
+	const char	*prefix;
 	struct fmt	 f;
 
 	if (log_to == LOGTO_SYSLOG) {
@@ -87,11 +116,13 @@ log_write(int prio, const char *line)
 		fmt_mem(&f, "<", 1);
 		fmt_i(&f, prio);
 		fmt_mem(&f, ">", 1);
-	} else {
+	} else if ((prefix = log_prefix()) != NULL)
+		fmt_str(&f, prefix);
+	else {
 		fmt_str(&f, log_name);
-		fmt_mem(&f, "[", 1);
+		fmt_lit(&f, "[");
 		fmt_i(&f, (long)getpid());
-		fmt_str(&f, "]: ");
+		fmt_lit(&f, "]: ");
 	}
 	fmt_str(&f, line);
 	fmt_mem(&f, "\n", 1);

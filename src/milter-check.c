@@ -3,7 +3,8 @@
  * DATA and RCPT checks (SA_CHECK_MAIL, SA_CHECK_DATA, SA_CHECK_RCPT)
  * and the spooled message before its handler, through milter.c; the
  * verdicts and the filters' envelope changes go back to the engine.
- * main.c's loop calls these, as it calls policy.c for --policy.
+ * serve.c's loop, deliver.c and policy-check.c call these, as they call
+ * policy.c for --policy.
  */
 #include <errno.h>
 #include <string.h>

@@ -287,6 +287,9 @@ prepend_action(const char *rest, const char *aend, struct policy_reply *r)
 		p++;
 	if (p == rest || p == aend || *p != ':')
 		return r->verdict;
+	/* A name too long for the line would be cut before its colon. */
+	if ((size_t)(p - rest) + 1 >= SMTP_REPLYLINE_MAX - 2)
+		return r->verdict;
 	r->verdict = PV_PREPEND;
 	(void)clean_text(r->text, SMTP_REPLYLINE_MAX - 2, rest,
 	    (size_t)(aend - rest));

@@ -1,7 +1,7 @@
 /*
  * The action loop around the session engine.  session.c is fed the
  * client's bytes and asks for what it cannot do itself, one enum
- * session_action at a time; answers[] below says who answers each
+ * session_action at a time; answer() below says who answers each
  * request.  This is the only place that waits for the client.
  */
 #include <string.h>
@@ -29,17 +29,12 @@ struct served {
 #define GONE		(-1)	/* a write to the client failed */
 #define CLOSED		1	/* SA_CLOSE: the session is over */
 
+static int	 answer(struct served *, enum session_action);
 static int	 flush_replies(struct served *);
 static int	 answer_input(struct served *);
-static int	 answer_spool(struct served *);
 static int	 answer_deliver(struct served *);
-static int	 answer_rcpt(struct served *);
 static int	 answer_close(struct served *);
 static int	 answer_starttls(struct served *);
-static int	 answer_auth(struct served *);
-static int	 answer_auth_mechs(struct served *);
-static int	 answer_mail(struct served *);
-static int	 answer_data(struct served *);
 static void	 checks_new(struct served *);
 static void	 forget_input(struct served *);
 static void	 stop(struct session *);
@@ -48,22 +43,32 @@ static void	 session_open(struct served *, int, const struct handover *);
 static void	 session_close(struct served *, int);
 
 /*
- * The engine asks, a module answers: one row per enum session_action.
- * Each answer is a line or two into the module of its concern.
+ * The engine asks, a module answers: one line per enum session_action,
+ * calling the module of its concern (answer_* are this loop's own: they
+ * write our replies first).  GONE if a write to the client failed,
+ * CLOSED once the session is over, else GO_ON.
  */
-static int (*const answers[])(struct served *) = {
-	[SA_NEED_INPUT]	= answer_input,		/* conn.c, deadline.c */
-	[SA_FLUSH]	= flush_replies,	/* conn.c */
-	[SA_SPOOL]	= answer_spool,		/* message.c */
-	[SA_DELIVER]	= answer_deliver,	/* deliver.c */
-	[SA_CHECK_RCPT]	= answer_rcpt,		/* policy-check.c */
-	[SA_CLOSE]	= answer_close,		/* conn.c */
-	[SA_STARTTLS]	= answer_starttls,	/* starttls.c */
-	[SA_AUTH]	= answer_auth,		/* auth-check.c */
-	[SA_AUTH_MECHS]	= answer_auth_mechs,	/* auth-check.c */
-	[SA_CHECK_MAIL]	= answer_mail,		/* milter-check.c */
-	[SA_CHECK_DATA]	= answer_data,		/* milter-check.c */
-};
+static int
+answer(struct served *v, enum session_action act)
+{
+	struct session		*s = &v->s;
+	const struct peer	*p = v->peer;
+
+	switch (act) {
+	case SA_NEED_INPUT:	return answer_input(v);
+	case SA_FLUSH:		return flush_replies(v);
+	case SA_CLOSE:		return answer_close(v);
+	case SA_SPOOL:		message_spool(s, &v->sp, p); break;
+	case SA_DELIVER:	return answer_deliver(v);
+	case SA_CHECK_RCPT:	policy_check_rcpt(s, v->ps, v->ms, p); break;
+	case SA_CHECK_MAIL:	milter_check_mail(s, v->ms, p); break;
+	case SA_CHECK_DATA:	milter_check_data(s, v->ms, p); break;
+	case SA_STARTTLS:	return answer_starttls(v);
+	case SA_AUTH:		auth_answer(s, v->ab, p); break;
+	case SA_AUTH_MECHS:	auth_offer(s, v->ab); break;
+	}
+	return GO_ON;
+}
 
 /*
  * Write all queued replies in one go.  GONE if the client is gone.  A
@@ -118,13 +123,6 @@ answer_input(struct served *v)
 }
 
 static int
-answer_spool(struct served *v)
-{
-	message_spool(&v->s, &v->sp, v->peer);
-	return GO_ON;
-}
-
-static int
 answer_deliver(struct served *v)
 {
 	if (flush_replies(v) == GONE)
@@ -137,13 +135,6 @@ answer_deliver(struct served *v)
 		deliver_message(&v->s, &v->sp, v->ps, v->ms, v->peer);
 	if (conn_stop_requested())
 		stop(&v->s);
-	return GO_ON;
-}
-
-static int
-answer_rcpt(struct served *v)
-{
-	policy_check_rcpt(&v->s, v->ps, v->ms, v->peer);
 	return GO_ON;
 }
 
@@ -178,34 +169,6 @@ answer_starttls(struct served *v)
 		checks_new(v);
 	}
 	(void)starttls_run(&v->s, v->server, &v->dl, v->peer);
-	return GO_ON;
-}
-
-static int
-answer_auth(struct served *v)
-{
-	auth_answer(&v->s, v->ab, v->peer);
-	return GO_ON;
-}
-
-static int
-answer_auth_mechs(struct served *v)
-{
-	auth_offer(&v->s, v->ab);
-	return GO_ON;
-}
-
-static int
-answer_mail(struct served *v)
-{
-	milter_check_mail(&v->s, v->ms, v->peer);
-	return GO_ON;
-}
-
-static int
-answer_data(struct served *v)
-{
-	milter_check_data(&v->s, v->ms, v->peer);
 	return GO_ON;
 }
 
@@ -320,7 +283,7 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 	size_t			 used;
 	int			 r;
 
-	v.sp = (struct spool){ -1, 0, 0, 0, 0, "", 0 };
+	v.sp.fd = -1;		/* no spool file yet; the rest is zero */
 	v.peer = p;
 	v.server = server;
 	v.in = in;
@@ -336,7 +299,7 @@ serve(const struct config *c, const struct peer *p, int bad_proxy,
 		deadline_count(&v.s, &v.dl, used);
 		if (v.s.input_secret)
 			forget_input(&v);
-	} while ((r = answers[act](&v)) == GO_ON);
+	} while ((r = answer(&v, act)) == GO_ON);
 	/* SPEC 7: a failed write to the client is exit 1. */
 	session_close(&v, r == GONE ? EXIT_FAIL : v.status);
 	return r == GONE ? EXIT_FAIL : v.status;

@@ -141,19 +141,28 @@ static void	reply(struct session *, const char *, ...)
 static void
 reply(struct session *s, const char *fmt, ...)
 {
-	char	 line[SMTP_REPLYLINE_MAX - 2];
-	va_list	 ap;
-	int	 n;
+	char		 line[SMTP_REPLYLINE_MAX - 2];
+	const char	*text = line;
+	size_t		 len;
+	va_list		 ap;
+	int		 n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		fatalx("vsnprintf failed");
-	log_debug("> %s", line);
-	buf_append(&s->out, line, strlen(line));
+	if (strchr(fmt, '%') == NULL) {
+		/* Most replies are constants: nothing to format. */
+		text = fmt;
+		len = strnlen(fmt, sizeof(line) - 1);
+	} else {
+		va_start(ap, fmt);
+		n = vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			fatalx("vsnprintf failed");
+		len = strlen(line);
+	}
+	log_debug("> %.*s", (int)len, text);
+	buf_append(&s->out, text, len);
 	buf_append(&s->out, "\r\n", 2);
-	s->last_code = line[0];
+	s->last_code = text[0];
 }
 
 void
@@ -856,7 +865,9 @@ auth_offered(const struct session *s)
 static int
 is_auth_line(const char *line, size_t len)
 {
-	return len >= 4 && strncasecmp(line, "AUTH", 4) == 0 &&
+	/* Per line, so the first byte decides most cases alone. */
+	return len >= 4 && (line[0] | 0x20) == 'a' &&
+	    strncasecmp(line, "AUTH", 4) == 0 &&
 	    (len == 4 || !isalnum((unsigned char)line[4]));
 }
 
@@ -1091,6 +1102,8 @@ command_find(const char *verb, size_t len)
 
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strlen(commands[i].verb) == len &&
+		    /* ASCII: equal ignoring case only if equal with 0x20 set */
+		    (commands[i].verb[0] | 0x20) == (verb[0] | 0x20) &&
 		    strncasecmp(commands[i].verb, verb, len) == 0)
 			return &commands[i];
 	return NULL;
@@ -1102,6 +1115,8 @@ is_http(const char *line, size_t len)
 	size_t	 i, n;
 
 	for (i = 0; i < sizeof(http_methods) / sizeof(http_methods[0]); i++) {
+		if (len == 0 || line[0] != http_methods[i][0])
+			continue;	/* most lines: one comparison */
 		n = strlen(http_methods[i]);
 		if (len >= n && memcmp(line, http_methods[i], n) == 0)
 			return 1;

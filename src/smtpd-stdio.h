@@ -146,8 +146,22 @@ struct fmt {
 #define fmt_lit(f, lit)	fmt_mem((f), "" lit, sizeof(lit) - 1)
 
 void	 fmt_init(struct fmt *, char *, size_t);
-void	 fmt_mem(struct fmt *, const char *, size_t);
-void	 fmt_str(struct fmt *, const char *);
+void	 fmt_cut(struct fmt *, const char *, size_t);
+/* Inline: a literal's few bytes are then copied without a call. */
+static inline void
+fmt_mem(struct fmt *f, const char *s, size_t n)
+{
+	if (f->len < f->cap && n < f->cap - f->len) {
+		__builtin_memcpy(f->p + f->len, s, n);
+		f->len += n;
+	} else
+		fmt_cut(f, s, n);
+}
+static inline void
+fmt_str(struct fmt *f, const char *s)
+{
+	fmt_mem(f, s, __builtin_strlen(s));
+}
 void	 fmt_strn(struct fmt *, const char *, size_t);
 void	 fmt_num(struct fmt *, unsigned long long, unsigned int, int, int);
 void	 fmt_u(struct fmt *, unsigned long long);
@@ -461,6 +475,7 @@ void	 env_init(struct env *, const char *);
 void	 env_clear(struct env *);
 int	 env_add(struct env *, const char *, const char *, size_t);
 void	 env_setn(struct env *, const char *, size_t, const char *);
+void	 env_set_joined(struct env *, const char *, char *const *, size_t);
 /* Inline, so that the length of a literal name is known when compiling. */
 static inline void
 env_set(struct env *e, const char *name, const char *value)

@@ -28,11 +28,13 @@ static void		 received_by(struct fmt *, const struct received_info *,
 int
 spool_open(void)
 {
-	const char	*dir;
-	char		 path[PATH_MAX];
-	int		 fd;
+	/* Nothing here sets TMPDIR: looked up once, not per message. */
+	static const char	*dir;
+	char			 path[PATH_MAX];
+	int			 fd;
 
-	if ((dir = getenv("TMPDIR")) == NULL || dir[0] == '\0')
+	if (dir == NULL && ((dir = getenv("TMPDIR")) == NULL ||
+	    dir[0] == '\0'))
 		dir = "/tmp";
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd != -1 || (errno != EOPNOTSUPP && errno != EISDIR &&
@@ -135,7 +137,15 @@ received_for(struct fmt *f, const char *eol, const char *rcpt)
 {
 	char		 forpart[SMTP_PATH_MAX + 16];
 	struct fmt	 sub;
+	size_t		 len = strlen(rcpt);
 
+	if (len <= SMTP_PATH_MAX) {	/* fits in forpart: no cut to copy */
+		fmt_str(f, eol);
+		fmt_lit(f, "\tfor <");
+		fmt_mem(f, rcpt, len);
+		fmt_lit(f, ">");
+		return;
+	}
 	fmt_init(&sub, forpart, sizeof(forpart));
 	fmt_str(&sub, eol);
 	fmt_lit(&sub, "\tfor <");

@@ -31,6 +31,7 @@ struct tls_conn {
 	int			 err;		/* last GnuTLS error */
 };
 
+static int	 host_name_char(char);
 static void	 copy_clean(char *, size_t, const char *, int);
 static ssize_t	 raw_pull(gnutls_transport_ptr_t, void *, size_t);
 static ssize_t	 raw_push(gnutls_transport_ptr_t, const void *, size_t);
@@ -227,6 +228,14 @@ tlsio_error(const struct tls_conn *tc)
 	return gnutls_strerror(tc->err);
 }
 
+/* What a host name may hold: ASCII letters, digits, dots and hyphens. */
+static int
+host_name_char(char c)
+{
+	return c == '.' || c == '-' || (c >= '0' && c <= '9') ||
+	    ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
 /*
  * Printable ASCII of src into dst: what the client's certificate or SNI
  * says goes into the environment and the logs.  With name set, only what
@@ -238,16 +247,10 @@ copy_clean(char *dst, size_t len, const char *src, int name)
 	size_t	 i, k = 0;
 
 	for (i = 0; src != NULL && src[i] != '\0' && k + 1 < len; i++) {
-		if (src[i] < 0x20 || src[i] > 0x7e) {
-			if (name)
-				break;
-			continue;
-		}
-		if (name && !(src[i] == '.' || src[i] == '-' ||
-		    (src[i] >= '0' && src[i] <= '9') ||
-		    ((src[i] | 0x20) >= 'a' && (src[i] | 0x20) <= 'z')))
+		if (name && !host_name_char(src[i]))
 			break;
-		dst[k++] = src[i];
+		if (src[i] >= 0x20 && src[i] <= 0x7e)
+			dst[k++] = src[i];
 	}
 	if (name && src != NULL && src[i] != '\0')
 		k = 0;

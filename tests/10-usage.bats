@@ -221,11 +221,14 @@ man_option_items() {
 }
 
 @test "the man page describes every option that --help lists" {
-	local items idx missing=
+	local items idx name missing=
 	help_options
 	items=$(man_option_items)
 	for idx in "${!opt_names[@]}"; do
-		[[ $items == *"\\-${opt_names[idx]//-/\\-} "* ]] ||
+		# After "Fl " or "Fl v , ": "\-tls " alone is also the end of
+		# "\-require\-tls ", which must not stand for --tls.
+		name=${opt_names[idx]//-/\\-}
+		[[ $items == *"Fl \\-$name "* || $items == *" , \\-$name "* ]] ||
 			missing+=" --${opt_names[idx]}"
 		[ -z "${opt_shorts[idx]}" ] ||
 			[[ $items == *"Fl ${opt_shorts[idx]} , \\-${opt_names[idx]//-/\\-} "* ]] ||
@@ -237,8 +240,9 @@ man_option_items() {
 @test "the man page's option list names no option that --help lacks" {
 	local name unknown=
 	help_options
-	for name in $(man_option_items | grep -o 'Fl \\-[a-z0-9\\-]*' |
-	    sed 's/^Fl \\-//; s/\\-/-/g'); do
+	# "Fl \-name" and the long name of "Fl v , \-verbose".
+	for name in $(man_option_items | grep -o '\(Fl\|,\) \\-[a-z0-9\\-]*' |
+	    sed 's/^\(Fl\|,\) \\-//; s/\\-/-/g'); do
 		[[ " ${opt_names[*]} " == *" $name "* ]] || unknown+=" --$name"
 	done
 	[ -z "$unknown" ] || fail "smtpd-stdio.8 describes unknown options:$unknown"
@@ -286,5 +290,36 @@ man_option_items() {
 		[[ $synopsis == *"Fl $name "* ]] || missing+=" $name"
 	done
 	[ "$count" -ge 37 ] || fail "only $count options in the usage"
+	[ -z "$missing" ] || fail "the SYNOPSIS of smtpd-stdio.8 lacks:$missing"
+}
+
+# synopsis_items: the bracketed items of the usage lines in $output, one a
+# line, as "--name value" (brackets and a trailing " ..." taken off).
+synopsis_items() {
+	sed '/^$/q' <<<"$output" | awk '{
+		for (i = 1; i <= length($0); i++) {
+			c = substr($0, i, 1)
+			if (c == "[" && depth++ == 0) { item = ""; continue }
+			if (c == "]" && --depth == 0) { print item; continue }
+			if (depth > 0) item = item c
+		}
+	}' | sed 's/ \.\.\.$//'
+}
+
+@test "the man page's SYNOPSIS gives each option the value name --help's synopsis gives it" {
+	local synopsis item missing= count=0
+	run --separate-stderr timeout -k 5 60 "$SMTPD" --help </dev/null
+	assert_success
+	# As man shows it, on one line: "[--log syslog|stderr]".
+	synopsis=$(mandoc -Tascii -O width=1000 "$ROOT/smtpd-stdio.8" |
+	    sed 's/.\x08//g' |	# overstrike (bold, underline) off, as col -b
+	    awk '/^SYNOPSIS/ { on = 1; next } /^[A-Z]/ { on = 0 } on' |
+	    tr -s ' \n' '  ' | sed 's/ | /|/g')
+	while read -r item; do
+		count=$((count + 1))
+		# "--tls-key file" stands inside "[--tls-cert file --tls-key file ...]".
+		[[ $synopsis == *["[ "]"$item"["] "]* ]] || missing+=" [$item]"
+	done < <(synopsis_items)
+	[ "$count" -ge 38 ] || fail "only $count items in the usage"
 	[ -z "$missing" ] || fail "the SYNOPSIS of smtpd-stdio.8 lacks:$missing"
 }

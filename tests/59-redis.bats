@@ -570,12 +570,19 @@ $BATS_TEST_TMPDIR/server.log:0"
 
 @test "a Redis full of clients refusing AUTH is 75, not 78: the worker comes back once there is room" {
 	port=$(free_port)
-	start_redis --port "$port" --bind 127.0.0.1 --requirepass s3cret --maxclients 1
+	start_redis --port "$port" --bind 127.0.0.1 --requirepass s3cret
 	echo s3cret >"$BATS_TEST_TMPDIR/pw"
-	# One client holds the only place; the next one is told so.
+	# One client holds the only place; the next one is told so.  The
+	# place is made the only one once that client is in: with one place
+	# from the start, a probe could take it first and turn the holder
+	# away (it did, under load).
 	timeout 30 redis-cli -s "$SOCK" -a s3cret --no-auth-warning BLPOP never 0 \
 		</dev/null >/dev/null 2>&1 3>&- &
 	WORKER_PIDS+=($!)	# killed in teardown
+	arcli() { rcli -a s3cret --no-auth-warning "$@"; }
+	holding() { arcli CLIENT LIST | grep -q 'cmd=blpop'; }
+	wait_for 10 holding
+	arcli CONFIG SET maxclients 1 >/dev/null
 	full() { rcli PING 2>&1 | grep -q 'max number of clients'; }
 	wait_for 10 full
 	run --separate-stderr timeout 20 env REDIS_AUTH_FILE="$BATS_TEST_TMPDIR/pw" \

@@ -701,3 +701,15 @@ print(r["client_name"], r["reverse_client_name"])' "$POLICY_LOG"
 	run grep -c '"recipient": "close@x.test"' "$POLICY_LOG"
 	assert_output 1
 }
+
+@test "--policy: a PREPEND whose header name does not fit a line is garbled (451 4.3.5), never a header without its colon" {
+	start_policy
+	rcpt_session longname@x.test ok@x.test
+	run smtp_session --policy "unix:$SOCK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_reply RCPT '^451 4\.3\.5 ' 1
+	assert_reply_after RCPT 250 2
+	assert_reply_after . 250
+	run grep -c '^X-NNNN' "$DUMP/1/message"
+	assert_output 0
+}

@@ -2,7 +2,8 @@
 # The shape of the code (issue 18), checked on every build the suite runs:
 # - no import circle among the objects linked into each program: the
 #   file-level graph "a.o takes a symbol b.o defines" (nm) has no cycle;
-# - pmccabe src/*.c: no function over 60 lines, the median at most 15;
+# - pmccabe src/*.c: no function over 60 lines, the median at most 15
+#   (each side of an #if ... #else read, as pmccabe alone reads one);
 # - a function whose complexity (pmccabe's first column) is over 15 is a
 #   flat switch over a table that reads best so, and says so and why in a
 #   comment that starts with the marker
@@ -156,4 +157,23 @@ branchy() {
 	branchy.c:53: parted has complexity 18 (at most 15, or a switch marked /* flat switch: why */)
 	branchy.c:78: ifs has complexity 17 (at most 15, or a switch marked /* flat switch: why */)
 	EOF
+}
+
+@test "the size check reads both sides of an #ifdef ... #else, at their own line numbers" {
+	cd "$BATS_TEST_TMPDIR"
+	# pmccabe alone sees only the #ifdef side: the stub.
+	{
+		printf '#ifdef STUB\n'
+		lines_fn half 5
+		printf '#else\n'
+		lines_fn half 61
+		printf '#endif\n'
+		lines_fn small 5
+	} >sides.c
+	run pmccabe sides.c
+	assert_output "$(printf '1\t1\t1\t%b\n' '2\t5\tsides.c(3): half' \
+	    '72\t5\tsides.c(73): small')"
+	run python3 "$SHAPE" sizes sides.c
+	assert_failure 1
+	assert_output 'sides.c:10: half is 61 lines (at most 60)'
 }

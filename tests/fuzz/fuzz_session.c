@@ -153,7 +153,7 @@ drive(const struct config *c, unsigned int mechs, const char *in,
 			buf_appendf(&seen->spool, "\n[%s from=<%s> rcpts=%zu]\n",
 			    refusal != NULL ? "refused" : "handler",
 			    s.txn.mail_from, s.txn.nrcpt);
-			/* LMTP: one reply per recipient, as main.c sends. */
+			/* LMTP: one reply per recipient, as deliver.c sends. */
 			text.len = 0;
 			for (i = 0; i < (c->lmtp ? s.txn.nrcpt : 1); i++)
 				buf_appendf(&text, "%s", refusal != NULL ?

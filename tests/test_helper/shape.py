@@ -10,10 +10,12 @@ Each prints exactly what is wrong, one finding a line, and exits 1 if
 anything is; it exits 0 silently otherwise.  Programs run without a shell.
 """
 
+import os
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 
 MAX_LINES = 60          # issue 18: no function over 60 lines
 MEDIAN_LINES = 15       # issue 18: median function length
@@ -120,16 +122,76 @@ def check_imports(program, objs):
     return bad
 
 
+DIRECTIVE = re.compile(r"\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b")
+
+
+def conditionals(text):
+    """Each line of text, the directive it is (or None), and the open
+    #if's as [line index of the #if, branch: 0, then 1 after an #else]."""
+    stack = []
+    for i, ln in enumerate(text):
+        d = DIRECTIVE.match(ln)
+        kw = d.group(1) if d is not None else None
+        if kw is not None and kw.startswith("if"):
+            stack.append([i, 0])
+        elif kw in ("elif", "else") and stack:
+            stack[-1][1] += 1
+        elif kw == "endif" and stack:
+            stack.pop()
+        yield ln, kw, stack
+
+
+def branches(text):
+    """{line index of an #if: how many branches it has}."""
+    count = {}
+    for _, _, stack in conditionals(text):
+        for i, b in stack:
+            count[i] = max(count.get(i, 0), b + 1)
+    return count
+
+
+def sides(text):
+    """The text once per branch of its conditionals, the other branches
+    and the directives blanked (so lines keep their numbers): variant k
+    keeps branch k of every #if, or its last.  pmccabe reads only one
+    side of an #if ... #else (conn.c's NO_TLS stubs hid its TLS half)."""
+    count = branches(text)
+    for k in range(max(count.values(), default=1)):
+        yield "\n".join(
+            ln if kw is None and
+            all(b == min(k, count[i] - 1) for i, b in stack) else ""
+            for ln, kw, stack in conditionals(text))
+
+
+def pmccabe_rows(path):
+    """pmccabe's rows for the file at path, each side of its #if's."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read().split("\n")
+    if not branches(text):
+        return [(path, ln) for ln in run(["pmccabe", path]).splitlines()]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        side = os.path.join(tmp, os.path.basename(path))
+        for variant in sides(text):
+            with open(side, "w", encoding="utf-8") as f:
+                f.write(variant)
+            rows += [(path, ln) for ln in run(["pmccabe", side]).splitlines()]
+    return rows
+
+
 def functions(files):
     """pmccabe's rows: (complexity, first line, lines, file, name, line of
-    the name); the first line is the return type's."""
-    rows = []
-    for line in run(["pmccabe"] + files).splitlines():
+    the name); the first line is the return type's.  A function seen in
+    several sides of an #if counts once, as its largest."""
+    rows = {}
+    for path, line in (r for f in files for r in pmccabe_rows(f)):
         cols = line.split("\t")
         where = re.match(r"(.*)\((\d+)\): (.*)", cols[5])
-        rows.append((int(cols[0]), int(cols[3]), int(cols[4]),
-                     where.group(1), where.group(3), int(where.group(2))))
-    return rows
+        row = (int(cols[0]), int(cols[3]), int(cols[4]), path,
+               where.group(3), int(where.group(2)))
+        key = (path, row[4], row[5])
+        rows[key] = max(rows.get(key, row), row, key=lambda r: (r[2], r[0]))
+    return list(rows.values())
 
 
 def check_sizes(files):
