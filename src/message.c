@@ -71,6 +71,35 @@ message_start(struct session *s, struct spool *sp, const struct peer *p)
 	else
 		spool_prepend(s, sp);
 	sp->header_end = sp->size;
+	sp->hscan = SPOOL_HS_LINE;
+}
+
+/*
+ * Only a line of the client's header section that starts with 'A' or
+ * 'a' can start an Authentication-Results header, so without one
+ * milter_strip_forged need not read the spool back.  Lines as its
+ * reader splits them (at LF); the section ends at the latest at a line
+ * that starts with CR or LF (empty, or no header and no continuation).
+ */
+static void
+scan_header_section(struct spool *sp, const char *p, size_t len)
+{
+	const char	*end = p + len, *nl;
+
+	while (p < end && (sp->hscan == SPOOL_HS_LINE ||
+	    sp->hscan == SPOOL_HS_MID)) {
+		if (sp->hscan == SPOOL_HS_MID) {
+			if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+				return;
+			p = nl + 1;
+			sp->hscan = SPOOL_HS_LINE;
+		} else if (*p == 'A' || *p == 'a')
+			sp->hscan = SPOOL_HS_MAYBE;
+		else if (*p == '\r' || *p == '\n')
+			sp->hscan = SPOOL_HS_BODY;
+		else
+			sp->hscan = SPOOL_HS_MID;
+	}
 }
 
 /* SA_SPOOL: the session's decoded data bytes into the spool. */
@@ -80,6 +109,7 @@ message_spool(struct session *s, struct spool *sp, const struct peer *p)
 	int	 ok;
 
 	message_start(s, sp, p);
+	scan_header_section(sp, s->data, s->datalen);
 	ok = spool_write(sp, s->data, s->datalen) == 0;
 	if (!ok && sp->failed == 1) {
 		log_warn("%s: spool write: %s", sp->id, strerror(errno));

@@ -168,6 +168,8 @@ milter_strip_forged(const struct session *s, struct spool *sp)
 {
 	int	 n;
 
+	if (sp->hscan != SPOOL_HS_MAYBE)
+		return 0;	/* no such header: see scan_header_section */
 	n = milter_strip_results(sp, s->conf->authserv_id,
 	    session_crlf(s));
 	if (n > 0)

@@ -386,6 +386,19 @@ struct spool {
 	uint64_t	 size;		/* bytes in the file */
 	char		 id[64];
 	uint64_t	 header_end;	/* after Received and RCPT's PREPENDs */
+	int		 hscan;		/* SPOOL_HS_*: the client's headers */
+};
+
+/*
+ * How far message_spool's scan of the client's header section got.
+ * SPOOL_HS_MAYBE (0, also a spool never scanned): a line there may
+ * start an Authentication-Results header; any other: none can.
+ */
+enum {
+	SPOOL_HS_MAYBE = 0,
+	SPOOL_HS_LINE,		/* at a line's start */
+	SPOOL_HS_MID,		/* inside a line */
+	SPOOL_HS_BODY		/* past the header section: done */
 };
 
 struct received_info {

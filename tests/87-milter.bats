@@ -676,3 +676,29 @@ forged_results() {
 	assert_reply RCPT '^451 4\.7\.1 '
 	assert_no_message
 }
+
+# Where the spool's chunks end (one per BDAT here) must not hide a forged
+# header from --authserv-id: the scan that lets the spool's read-back be
+# skipped when no header can be one goes on across them.
+@test "--authserv-id: a forged header right after a chunk's end is removed too" {
+	local a='Authentication-Results: mx.test; a=1\r\n'
+	{
+		printf 'EHLO c.example\r\n'
+		for c in "Subject: t\r|\n$a\r\nbody\r\n" "Subject: t\r\n|$a\r\nbody\r\n" "|$a\r\nbody\r\n" "Subject: t\r\n\r|\n$a"; do
+			printf 'MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n'
+			printf "BDAT %d\r\n${c%|*}" "$(printf "${c%|*}" | wc -c)"
+			printf "BDAT %d LAST\r\n${c#*|}" "$(printf "${c#*|}" | wc -c)"
+		done
+		printf 'QUIT\r\n'
+	} >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr smtpd --no-received "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(reply_codes | tr '\n' ' ')" "220 250 250 250 250 250 250 250 250 250 250 250 250 250 250 250 250 250 221 "
+	run cat "$DUMP/1/message" "$DUMP/2/message"
+	assert_output "$(printf 'Subject: t\n\nbody\nSubject: t\n\nbody')"
+	run cat "$DUMP/3/message"
+	assert_output "$(printf '\nbody')"
+	run cat "$DUMP/4/message"
+	assert_output "$(printf 'Subject: t\n\nAuthentication-Results: mx.test; a=1')"
+	run printf '%s\n' "${stderr_lines[@]}"
+	assert_equal "$(grep -c 'removed 1 Authentication-Results header claiming mx.test$' <<<"$output")" 3
+}
