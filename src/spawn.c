@@ -13,6 +13,51 @@
 #include "smtpd-stdio.h"
 
 /*
+ * The file actions of the last spawn, kept: glibc's adddup2, addopen
+ * and addclosefrom_np each ask sysconf(_SC_OPEN_MAX) (getrlimit, which
+ * we never change), and a session's handlers get the same fds message
+ * after message.  Made as they always were, so the same fds give the
+ * same actions.
+ */
+static struct {
+	int				 made, in, out, err, fd3;
+	posix_spawn_file_actions_t	 fa;
+} last;
+
+static const posix_spawn_file_actions_t *
+file_actions(int in, int out, int err, int fd3)
+{
+	posix_spawn_file_actions_t	*fa = &last.fa;
+
+	if (last.made && last.in == in && last.out == out &&
+	    last.err == err && last.fd3 == fd3)
+		return fa;
+	if (last.made)
+		posix_spawn_file_actions_destroy(fa);
+	last.made = 0;
+	if (posix_spawn_file_actions_init(fa) != 0)
+		fatalx("posix_spawn setup failed");
+	if (in != -1)
+		(void)posix_spawn_file_actions_adddup2(fa, in, 0);
+	else
+		(void)posix_spawn_file_actions_addopen(fa, 0, "/dev/null",
+		    O_RDONLY, 0);
+	(void)posix_spawn_file_actions_adddup2(fa, out, 1);
+	if (err != -1)
+		(void)posix_spawn_file_actions_adddup2(fa, err, 2);
+	/* Same fd: glibc clears its close-on-exec flag. */
+	if (fd3 != -1)
+		(void)posix_spawn_file_actions_adddup2(fa, fd3, 3);
+	(void)posix_spawn_file_actions_addclosefrom_np(fa, fd3 != -1 ? 4 : 3);
+	last.made = 1;
+	last.in = in;
+	last.out = out;
+	last.err = err;
+	last.fd3 = fd3;
+	return fa;
+}
+
+/*
  * posix_spawnp argv with in, out and err (-1: /dev/null for in, ours
  * for err) on fds 0-2, fd3 (unless -1) on fd 3 and nothing else open,
  * default signal dispositions, no signal blocked, a process group of
@@ -23,35 +68,22 @@ int
 handler_spawn_fd3(pid_t *pid, int in, int out, int err, int fd3,
     char *const *argv, char *const *envp)
 {
-	posix_spawn_file_actions_t	 fa;
-	posix_spawnattr_t		 attr;
-	sigset_t			 none, all;
-	int				 rc;
+	const posix_spawn_file_actions_t	*fa;
+	posix_spawnattr_t			 attr;
+	sigset_t				 none, all;
+	int					 rc;
 
 	sigemptyset(&none);
 	sigfillset(&all);
-	if (posix_spawn_file_actions_init(&fa) != 0 ||
-	    posix_spawnattr_init(&attr) != 0)
+	fa = file_actions(in, out, err, fd3);
+	if (posix_spawnattr_init(&attr) != 0)
 		fatalx("posix_spawn setup failed");
-	if (in != -1)
-		(void)posix_spawn_file_actions_adddup2(&fa, in, 0);
-	else
-		(void)posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
-		    O_RDONLY, 0);
-	(void)posix_spawn_file_actions_adddup2(&fa, out, 1);
-	if (err != -1)
-		(void)posix_spawn_file_actions_adddup2(&fa, err, 2);
-	/* Same fd: glibc clears its close-on-exec flag. */
-	if (fd3 != -1)
-		(void)posix_spawn_file_actions_adddup2(&fa, fd3, 3);
-	(void)posix_spawn_file_actions_addclosefrom_np(&fa, fd3 != -1 ? 4 : 3);
 	(void)posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
 	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	(void)posix_spawnattr_setpgroup(&attr, 0);
 	(void)posix_spawnattr_setsigmask(&attr, &none);
 	(void)posix_spawnattr_setsigdefault(&attr, &all);
-	rc = posix_spawnp(pid, argv[0], &fa, &attr, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
+	rc = posix_spawnp(pid, argv[0], fa, &attr, argv, envp);
 	posix_spawnattr_destroy(&attr);
 	return rc;
 }

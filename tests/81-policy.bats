@@ -713,3 +713,27 @@ print(r["client_name"], r["reverse_client_name"])' "$POLICY_LOG"
 	run grep -c '^X-NNNN' "$DUMP/1/message"
 	assert_output 0
 }
+
+# The spawn's file actions are kept from one program to the next (see
+# spawn.c): the check and the handler must still each get their own fds.
+@test "--rcpt-check then the handler, message after message: the check reads /dev/null, the handler its message" {
+	{
+		printf 'EHLO client.example\n'
+		for i in 1 2; do
+			printf 'MAIL FROM:<a@example.org>\nRCPT TO:<r%s@example.net>\n' "$i"
+			printf 'DATA\nSubject: %s\n\nbody %s\n.\n' "$i" "$i"
+		done
+		printf 'QUIT\n'
+	} >"$BATS_TEST_TMPDIR/in"
+	run smtp_session --no-received --rcpt-check "$CHECK" "$HANDLERS/dump" <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_equal "$(reply_codes | tr '\n' ' ')" "220 250 250 250 354 250 250 250 354 250 221 "
+	run cat "$DUMP/1/message"
+	assert_output "$(printf 'Subject: 1\n\nbody 1')"
+	run cat "$DUMP/2/message"
+	assert_output "$(printf 'Subject: 2\n\nbody 2')"
+	run cat "$CHECKS/1/stdin" "$CHECKS/2/stdin"
+	assert_output ''
+	run cat "$CHECKS/2/env"
+	assert_line 'SMTP_RCPT=r2@example.net'
+}
