@@ -4,10 +4,20 @@
 # What changes between the messages of one session must be current in
 # each handler, set once, and inherited stale copies must stay out.
 
+setup_file() {
+	load test_helper/common
+	load test_helper/tls
+	mkdir -p "$BATS_FILE_TMPDIR/pki"
+	pki_self_signed "$BATS_FILE_TMPDIR/pki" ec mx mx.example.test \
+		DNS:mx.example.test
+}
+
 setup() {
 	load test_helper/common
+	load test_helper/tls
 	common_setup
 	unset_peer_env
+	tls_setup mx
 }
 
 # var N NAME: the value of NAME the handler of message N saw.
@@ -132,4 +142,39 @@ once() {
 	assert_line SMTP_AUTH_USER=alice
 	assert_equal "$(var 2 SMTP_PROTOCOL)" ESMTPA
 	once 2 SMTP_AUTH_USER
+}
+
+@test "STARTTLS between two messages of one session: TLS variables empty and ESMTP before, set once and ESMTPS after" {
+	run drive "${SERVER[@]}" "$SMTPD" --hostname mx.example.test \
+	    --log stderr "${TLS[@]}" "${RAWDUMP[@]}" "$HANDLERS/dump" <<'EOF'
+c = Client.pipe(sys.argv[1:])
+c.reply()
+c.cmd("EHLO client.example")
+for line in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA"):
+    c.cmd(line)
+print(c.code("before\r\n."))
+print(c.code("STARTTLS"))
+c.starttls(client_context(), server_hostname="mx.example.test")
+c.cmd("EHLO client.example")
+for line in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA"):
+    c.cmd(line)
+print(c.code("after\r\n."))
+print(c.code("QUIT"))
+print("exit", c.wait())
+EOF
+	assert_success
+	assert_output $'250\n220\n250\n221\nexit 0'
+	run raw 1
+	assert_line SMTP_PROTOCOL=ESMTP
+	assert_line SMTP_TLS_PROTOCOL=
+	assert_line SMTP_TLS_SNI=
+	run raw 2
+	assert_line SMTP_PROTOCOL=ESMTPS
+	assert_line SMTP_TLS_PROTOCOL=TLSv1.3
+	assert_line SMTP_TLS_SNI=mx.example.test
+	assert_line SMTP_TLS_RESUMED=0
+	for v in SMTP_PROTOCOL SMTP_TLS_PROTOCOL SMTP_TLS_CIPHER SMTP_TLS_SNI \
+	    SMTP_TLS_RESUMED SMTP_ID; do
+		once 2 "$v"
+	done
 }
