@@ -2,7 +2,8 @@
 # Issue 18 review: the handler's environment is filtered once per session
 # (env.c) and the message's variables are set again for each message.
 # What changes between the messages of one session must be current in
-# each handler, set once, and inherited stale copies must stay out.
+# each handler, set once, and inherited stale copies must stay out; the
+# same for the entries one redis-worker runs.
 
 setup_file() {
 	load test_helper/common
@@ -15,9 +16,15 @@ setup_file() {
 setup() {
 	load test_helper/common
 	load test_helper/tls
-	common_setup
+	load test_helper/tcp
+	load test_helper/redis
+	redis_setup
 	unset_peer_env
 	tls_setup mx
+}
+
+teardown() {
+	redis_teardown
 }
 
 # var N NAME: the value of NAME the handler of message N saw.
@@ -177,4 +184,31 @@ EOF
 	    SMTP_TLS_RESUMED SMTP_ID; do
 		once 2 "$v"
 	done
+}
+
+@test "redis-worker: the variables of one entry's fields do not reach the next entry's handler; each is set once" {
+	start_redis
+	rcli XADD mail '*' id m1 mail_from a@example.org rcpt_to b@example.net \
+		quarantine spam auth_user alice foo bar message one >/dev/null
+	rcli XADD mail '*' id m2 mail_from c@example.org rcpt_to d@example.net \
+		message two >/dev/null
+	SMTP_QUARANTINE=stale SMTP_AUTH_USER=stale start_worker w1 \
+		"${RAWDUMP[@]}" "$HANDLERS/dump"
+	wait_for 10 is 0 pending
+	wait_for 10 test -e "$DUMP/raw.m2"
+	run cat "$DUMP/raw.m1"
+	assert_line SMTP_QUARANTINE=spam
+	assert_line SMTP_AUTH_USER=alice
+	assert_line SMTP_FOO=bar
+	run grep -c -e '^SMTP_QUARANTINE=' -e '^SMTP_AUTH_USER=' -e '^SMTP_FOO=' \
+		"$DUMP/raw.m2"
+	assert_output 0
+	run cat "$DUMP/raw.m2"
+	assert_line SMTP_MAIL_FROM=c@example.org
+	assert_line SMTP_RCPT_TO=d@example.net
+	for v in SMTP_ID SMTP_MAIL_FROM SMTP_RCPT_TO; do
+		run grep -c "^$v=" "$DUMP/raw.m2"
+		assert_output 1
+	done
+	assert_equal "$(cat "$DUMP/2/message")" two
 }
